@@ -1,0 +1,382 @@
+//! `DynamoMessageStore`: the `MessageStore` port on one DynamoDB table (layout in `keys`).
+//!
+//! Every write is a single conditional PutItem, so the adapter gives the same compare-and-set
+//! semantics as `SqliteStore`; the contract suite (`testing::store_contract`) proves both.
+//! Reads of single items are strongly consistent; the recipient listing reads `gsi1`, which is
+//! eventually consistent (docs/dynamodb.md). Nothing here scans the table.
+
+use super::items::{self, Item, MessageItem, ProviderSidTarget};
+use super::keys;
+use crate::domain::{Message, MessageId, MessageStatus, PhoneNumber, ProviderSid};
+use crate::ports::message_store::Page;
+use crate::ports::{MessageStore, StoreError, WebhookRecord};
+use async_trait::async_trait;
+use aws_sdk_dynamodb::client::Waiters as _;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
+    ScalarAttributeType, TimeToLiveSpecification,
+};
+use aws_sdk_dynamodb::Client;
+use std::time::Duration;
+
+/// The error code DynamoDB gives a conditional write that lost.
+const CONDITION_FAILED: &str = "ConditionalCheckFailedException";
+/// Error codes that mean "slow down": safe to retry later.
+const THROTTLED: [&str; 3] = [
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+];
+/// How long `create_table` waits for a new table to become ACTIVE (real DynamoDB takes seconds).
+const TABLE_ACTIVE_TIMEOUT: Duration = Duration::from_secs(300);
+/// Items read per Query page when a status filter may discard most of them.
+const FILTERED_PAGE_SIZE: usize = 100;
+
+/// The `MessageStore` on a DynamoDB single table.
+#[derive(Debug, Clone)]
+pub struct DynamoMessageStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoMessageStore {
+    /// A store on `table` (created by template.yaml, or by [`Self::create_table`] in tests).
+    pub fn new(client: Client, table: String) -> Self {
+        Self { client, table }
+    }
+
+    /// The table name.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// The SDK client (for the other store ports implemented on this type).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Create `table` as template.yaml declares `MessagesTable`, wait until it is ACTIVE, and
+    /// enable TTL on `expires_at`: keys `pk` (HASH) + `sk` (RANGE); GSIs `gsi1`, `gsi2`, `gsi3`
+    /// on `gsiNpk` (HASH) + `gsiNsk` (RANGE), each projecting ALL; on-demand billing. For tests
+    /// and local runs against DynamoDB Local; deployed tables come from template.yaml.
+    ///
+    /// # Errors
+    /// `Unexpected` if the table cannot be created (it exists already, say) or TTL cannot be
+    /// enabled; `Throttled` if DynamoDB throttled a call.
+    pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError> {
+        let attribute = |name: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .map_err(build_failed)
+        };
+        let key = |name: &str, key_type: KeyType| {
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(key_type)
+                .build()
+                .map_err(build_failed)
+        };
+        let index = |name: &str, pk: &str, sk: &str| {
+            GlobalSecondaryIndex::builder()
+                .index_name(name)
+                .key_schema(key(pk, KeyType::Hash)?)
+                .key_schema(key(sk, KeyType::Range)?)
+                .projection(Projection::builder().projection_type(ProjectionType::All).build())
+                .build()
+                .map_err(build_failed)
+        };
+        let mut create = client
+            .create_table()
+            .table_name(table)
+            .key_schema(key(keys::PK, KeyType::Hash)?)
+            .key_schema(key(keys::SK, KeyType::Range)?)
+            .global_secondary_indexes(index(keys::GSI1, keys::GSI1PK, keys::GSI1SK)?)
+            .global_secondary_indexes(index(keys::GSI2, keys::GSI2PK, keys::GSI2SK)?)
+            .global_secondary_indexes(index(keys::GSI3, keys::GSI3PK, keys::GSI3SK)?)
+            .billing_mode(BillingMode::PayPerRequest);
+        for name in [
+            keys::PK,
+            keys::SK,
+            keys::GSI1PK,
+            keys::GSI1SK,
+            keys::GSI2PK,
+            keys::GSI2SK,
+            keys::GSI3PK,
+            keys::GSI3SK,
+        ] {
+            create = create.attribute_definitions(attribute(name)?);
+        }
+        create.send().await.map_err(|e| classify(e, "CreateTable"))?;
+        client
+            .wait_until_table_exists()
+            .table_name(table)
+            .wait(TABLE_ACTIVE_TIMEOUT)
+            .await
+            .map_err(|e| StoreError::Unexpected(anyhow::Error::new(e).context("wait for the new table")))?;
+        let ttl = TimeToLiveSpecification::builder()
+            .enabled(true)
+            .attribute_name(keys::EXPIRES_AT)
+            .build()
+            .map_err(build_failed)?;
+        client
+            .update_time_to_live()
+            .table_name(table)
+            .time_to_live_specification(ttl)
+            .send()
+            .await
+            .map_err(|e| classify(e, "UpdateTimeToLive"))?;
+        Ok(())
+    }
+
+    /// PutItem `item` if `condition` holds.
+    async fn put_if(
+        &self,
+        item: Item,
+        condition: &str,
+        names: &[(&str, &str)],
+        values: Vec<(&str, AttributeValue)>,
+    ) -> Result<(), StoreError> {
+        let mut put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(condition);
+        for (placeholder, name) in names {
+            put = put.expression_attribute_names(*placeholder, *name);
+        }
+        for (placeholder, value) in values {
+            put = put.expression_attribute_values(placeholder, value);
+        }
+        put.send().await.map(|_| ()).map_err(|e| classify(e, "PutItem"))
+    }
+}
+
+/// Map an SDK error onto the port's error: lost conditions and throttling by their error code,
+/// everything else kept whole as the source of `Unexpected` (never stringified).
+fn classify<E, R>(err: SdkError<E, R>, operation: &'static str) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    match err.code() {
+        Some(CONDITION_FAILED) => StoreError::ConditionFailed,
+        Some(code) if THROTTLED.contains(&code) => StoreError::Throttled,
+        _ => StoreError::Unexpected(anyhow::Error::new(err).context(operation)),
+    }
+}
+
+fn build_failed(err: aws_sdk_dynamodb::error::BuildError) -> StoreError {
+    StoreError::Unexpected(anyhow::Error::new(err).context("build CreateTable request"))
+}
+
+#[async_trait]
+impl MessageStore for DynamoMessageStore {
+    /// PutItem with `attribute_not_exists(pk)`.
+    async fn create_message(&self, message: &Message) -> Result<(), StoreError> {
+        let condition = "attribute_not_exists(#pk)";
+        self.put_if(
+            items::message_item(message)?,
+            condition,
+            &[("#pk", keys::PK)],
+            Vec::new(),
+        )
+        .await
+    }
+
+    /// GetItem with ConsistentRead.
+    async fn get_message(&self, id: &MessageId) -> Result<Option<Message>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(keys::message_key(id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify(e, "GetItem"))?;
+        out.item
+            .map(|item| MessageItem::try_from(item).map(MessageItem::into_message))
+            .transpose()
+    }
+
+    /// PutItem with `version = :expected` (the caller's version minus one); a missing item has
+    /// no version, so the condition fails for it too.
+    async fn update_message(&self, message: &Message) -> Result<(), StoreError> {
+        let expected = message.version.checked_sub(1).ok_or(StoreError::ConditionFailed)?;
+        self.put_if(
+            items::message_item(message)?,
+            "#version = :expected",
+            &[("#version", keys::VERSION)],
+            vec![(":expected", AttributeValue::N(expected.to_string()))],
+        )
+        .await
+    }
+
+    /// PutItem with `attribute_not_exists(pk) OR message_id = :id`, so relinking the same pair
+    /// succeeds and pointing the sid elsewhere fails.
+    async fn link_provider_sid(&self, sid: &ProviderSid, id: &MessageId) -> Result<(), StoreError> {
+        self.put_if(
+            items::provider_sid_item(sid, id)?,
+            "attribute_not_exists(#pk) OR #message_id = :id",
+            &[("#pk", keys::PK), ("#message_id", keys::MESSAGE_ID)],
+            vec![(":id", AttributeValue::S(id.as_str().to_owned()))],
+        )
+        .await
+    }
+
+    /// GetItem of `PROV#<sid>` with ConsistentRead.
+    async fn message_id_for_sid(&self, sid: &ProviderSid) -> Result<Option<MessageId>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(keys::provider_sid_key(sid)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify(e, "GetItem"))?;
+        out.item
+            .map(|item| ProviderSidTarget::try_from(item).map(ProviderSidTarget::into_message_id))
+            .transpose()
+    }
+
+    /// PutItem with `attribute_not_exists(pk)`: written means first, a lost condition a duplicate.
+    async fn record_webhook(&self, record: &WebhookRecord) -> Result<bool, StoreError> {
+        let put = self.put_if(
+            items::webhook_item(record)?,
+            "attribute_not_exists(#pk)",
+            &[("#pk", keys::PK)],
+            Vec::new(),
+        );
+        match put.await {
+            Ok(()) => Ok(true),
+            Err(StoreError::ConditionFailed) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Query `gsi1` for `TO#<to>`, newest first, the status as a FilterExpression. A filter
+    /// discards items after DynamoDB's page limit, so pages are read until `limit + 1` items
+    /// (one more tells whether there is a next page) or the end.
+    async fn list_messages_to(
+        &self,
+        to: &PhoneNumber,
+        status: Option<MessageStatus>,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<Message>, StoreError> {
+        let mut start = cursor.map(|c| keys::decode_cursor(c, to)).transpose()?;
+        if limit == 0 {
+            return Ok(Page {
+                items: Vec::new(),
+                next_cursor: None,
+            });
+        }
+        let wanted = limit.saturating_add(1);
+        let mut found: Vec<Message> = Vec::new();
+        loop {
+            let missing = wanted - found.len();
+            let page_size = if status.is_some() {
+                missing.max(FILTERED_PAGE_SIZE)
+            } else {
+                missing
+            };
+            let mut query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(keys::GSI1)
+                .key_condition_expression("#gsi1pk = :gsi1pk")
+                .expression_attribute_names("#gsi1pk", keys::GSI1PK)
+                .expression_attribute_values(":gsi1pk", AttributeValue::S(keys::recipient_gsi1pk(to)))
+                .scan_index_forward(false)
+                .limit(i32::try_from(page_size).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start.take());
+            if let Some(status) = status {
+                query = query
+                    .filter_expression("#status = :status")
+                    .expression_attribute_names("#status", keys::STATUS)
+                    .expression_attribute_values(":status", AttributeValue::S(status.as_str().to_owned()));
+            }
+            let out = query.send().await.map_err(|e| classify(e, "Query"))?;
+            for item in out.items.unwrap_or_default() {
+                if found.len() == wanted {
+                    break;
+                }
+                found.push(MessageItem::try_from(item)?.into_message());
+            }
+            match out.last_evaluated_key {
+                Some(last) if found.len() < wanted => start = Some(last),
+                _ => break,
+            }
+        }
+        let next_cursor = if found.len() > limit {
+            found.truncate(limit);
+            found.last().map(|last| keys::encode_cursor(to, &last.id)).transpose()?
+        } else {
+            None
+        };
+        Ok(Page {
+            items: found,
+            next_cursor,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_dynamodb::error::ErrorMetadata;
+    use aws_sdk_dynamodb::operation::put_item::PutItemError;
+    use aws_sdk_dynamodb::types::error::ConditionalCheckFailedException;
+    use std::error::Error as _;
+
+    fn service_error(err: PutItemError) -> SdkError<PutItemError, ()> {
+        SdkError::service_error(err, ())
+    }
+
+    fn generic(code: &str) -> PutItemError {
+        PutItemError::generic(ErrorMetadata::builder().code(code).message("m").build())
+    }
+
+    #[test]
+    fn a_lost_condition_is_condition_failed() {
+        let err = PutItemError::ConditionalCheckFailedException(
+            ConditionalCheckFailedException::builder()
+                .meta(ErrorMetadata::builder().code(CONDITION_FAILED).build())
+                .build(),
+        );
+        assert!(matches!(
+            classify(service_error(err), "PutItem"),
+            StoreError::ConditionFailed
+        ));
+    }
+
+    #[test]
+    fn throttling_codes_are_throttled() {
+        for code in THROTTLED {
+            assert!(
+                matches!(classify(service_error(generic(code)), "PutItem"), StoreError::Throttled),
+                "{code}"
+            );
+        }
+    }
+
+    #[test]
+    fn other_errors_keep_the_sdk_error_as_their_source() {
+        let err = classify(service_error(generic("ValidationException")), "PutItem");
+        let StoreError::Unexpected(inner) = &err else {
+            panic!("expected Unexpected, got {err:?}")
+        };
+        assert!(inner
+            .chain()
+            .any(|e| e.downcast_ref::<SdkError<PutItemError, ()>>().is_some()));
+        assert!(err.source().is_some());
+        assert!(err.is_retryable());
+    }
+}

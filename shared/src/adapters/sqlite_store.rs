@@ -1,0 +1,476 @@
+//! `SqliteStore`: the embedded, persistent `MessageStore` behind `smsrelay-local`.
+//!
+//! One connection behind a mutex; every call runs on tokio's blocking pool so the async runtime
+//! never waits on disk. The conditional writes mirror `DynamoMessageStore` (primary-key inserts
+//! for "must not exist", `WHERE version = ?` for compare-and-set), and the contract suite
+//! (`testing::store_contract`) holds the two to the same behaviour. The whole `Message` is kept
+//! as JSON in `doc`; the other `messages` columns exist for conditions, the index and filters.
+//! This module must not create the database's parent directory: the caller owns the path.
+
+use crate::domain::{Message, MessageId, MessageStatus, PhoneNumber, ProviderSid};
+use crate::ports::message_store::Page;
+use crate::ports::{MessageStore, StoreError, WebhookRecord};
+use async_trait::async_trait;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use chrono::SecondsFormat;
+use rusqlite::{params, params_from_iter, Connection, ErrorCode, OptionalExtension};
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+/// How long a statement waits for another connection's lock before it is `Throttled`.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS messages (
+    id TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,
+    to_number TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    doc TEXT NOT NULL,
+    -- index columns derived from the document on every write (the due index and the failed list)
+    due_at TEXT,
+    failed_key TEXT
+);
+CREATE INDEX IF NOT EXISTS messages_by_recipient ON messages (to_number, id DESC);
+CREATE INDEX IF NOT EXISTS messages_due ON messages (due_at) WHERE due_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS messages_failed ON messages (failed_key) WHERE failed_key IS NOT NULL;
+CREATE TABLE IF NOT EXISTS provider_sids (
+    sid TEXT PRIMARY KEY,
+    message_id TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS webhooks (
+    key TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    message_id TEXT,
+    provider_sid TEXT,
+    status TEXT,
+    received_at TEXT NOT NULL
+);
+";
+
+/// The `MessageStore` in one SQLite database file.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl SqliteStore {
+    /// Open (or create) the database at `path`, in WAL mode, creating the tables if missing.
+    /// The parent directory must exist.
+    ///
+    /// # Errors
+    /// `Unexpected` if the file cannot be opened or the schema cannot be created; `Throttled` if
+    /// another process holds the database locked for longer than the busy timeout.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open(path).map_err(sql_error)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(sql_error)?;
+        let mode: String = conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+            .map_err(sql_error)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Unexpected(anyhow::anyhow!(
+                "SQLite refused WAL mode (journal_mode is {mode})"
+            )));
+        }
+        Self::with_schema(conn)
+    }
+
+    /// A private database that lives as long as the store (tests, throwaway runs).
+    ///
+    /// # Errors
+    /// `Unexpected` if SQLite cannot create it.
+    pub fn open_in_memory() -> Result<Self, StoreError> {
+        Self::with_schema(Connection::open_in_memory().map_err(sql_error)?)
+    }
+
+    fn with_schema(conn: Connection) -> Result<Self, StoreError> {
+        conn.execute_batch(SCHEMA).map_err(sql_error)?;
+        conn.execute_batch(super::sqlite_ports::SCHEMA).map_err(sql_error)?;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// Run `f` on the connection on tokio's blocking pool (also for the other store ports
+    /// implemented on this type).
+    pub(crate) async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let conn = Arc::clone(&self.conn);
+        tokio::task::spawn_blocking(move || {
+            // A panic elsewhere while holding the lock cannot leave a statement half-applied:
+            // each write is one statement, so the connection is still consistent.
+            let mut conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| StoreError::Unexpected(anyhow::Error::new(e).context("SQLite task did not finish")))?
+    }
+}
+
+/// Busy or locked is contention (retry later); anything else is unexpected.
+pub(crate) fn sql_error(err: rusqlite::Error) -> StoreError {
+    match err.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::Throttled,
+        _ => StoreError::Unexpected(anyhow::Error::new(err)),
+    }
+}
+
+/// Like [`sql_error`], but a primary-key violation is a lost condition.
+pub(crate) fn insert_error(err: rusqlite::Error) -> StoreError {
+    match err.sqlite_error() {
+        Some(e) if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY => StoreError::ConditionFailed,
+        _ => sql_error(err),
+    }
+}
+
+/// The column values of a message row.
+struct MessageRow {
+    id: String,
+    version: i64,
+    to_number: String,
+    status: &'static str,
+    created_at: String,
+    doc: String,
+    due_at: Option<String>,
+    failed_key: Option<String>,
+}
+
+impl TryFrom<&Message> for MessageRow {
+    type Error = StoreError;
+
+    fn try_from(m: &Message) -> Result<Self, Self::Error> {
+        Ok(Self {
+            id: m.id.as_str().to_owned(),
+            version: i64::try_from(m.version)
+                .map_err(|e| StoreError::Unexpected(anyhow::Error::new(e).context("message version out of range")))?,
+            to_number: m.to.as_str().to_owned(),
+            status: m.status.as_str(),
+            created_at: m.created_at.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+            doc: serde_json::to_string(m)
+                .map_err(|e| StoreError::Unexpected(anyhow::Error::new(e).context("encode message document")))?,
+            due_at: m.due_at.as_ref().map(super::sqlite_ports::sortable_time),
+            failed_key: m
+                .failed_listed
+                .then(|| format!("{}#{}", super::sqlite_ports::sortable_time(&m.updated_at), m.id)),
+        })
+    }
+}
+
+/// Read a message back from its `id`, `version` and `doc` columns.
+pub(crate) fn decode_message(id: &str, version: i64, doc: &str) -> Result<Message, StoreError> {
+    let message: Message =
+        serde_json::from_str(doc).map_err(|e| StoreError::Corrupt(format!("message row {id}: {e}")))?;
+    if message.id.as_str() != id || i64::try_from(message.version).ok() != Some(version) {
+        return Err(StoreError::Corrupt(format!(
+            "message row {id}: document does not match its columns"
+        )));
+    }
+    Ok(message)
+}
+
+fn encode_cursor(last: &MessageId) -> String {
+    URL_SAFE_NO_PAD.encode(last.as_str())
+}
+
+fn decode_cursor(cursor: &str) -> Result<MessageId, StoreError> {
+    let unreadable = || StoreError::Corrupt("listing cursor is not readable".to_owned());
+    let raw = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| unreadable())?;
+    let raw = String::from_utf8(raw).map_err(|_| unreadable())?;
+    MessageId::parse(&raw).map_err(|_| unreadable())
+}
+
+#[async_trait]
+impl MessageStore for SqliteStore {
+    /// INSERT; the primary key refuses an existing id.
+    async fn create_message(&self, message: &Message) -> Result<(), StoreError> {
+        let row = MessageRow::try_from(message)?;
+        self.run(move |conn| {
+            conn.execute(
+                "INSERT INTO messages (id, version, to_number, status, created_at, doc, due_at, failed_key) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    row.id,
+                    row.version,
+                    row.to_number,
+                    row.status,
+                    row.created_at,
+                    row.doc,
+                    row.due_at,
+                    row.failed_key
+                ],
+            )
+            .map_err(insert_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_message(&self, id: &MessageId) -> Result<Option<Message>, StoreError> {
+        let id = id.as_str().to_owned();
+        self.run(move |conn| {
+            let row: Option<(i64, String)> = conn
+                .query_row("SELECT version, doc FROM messages WHERE id = ?1", params![id], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()
+                .map_err(sql_error)?;
+            row.map(|(version, doc)| decode_message(&id, version, &doc)).transpose()
+        })
+        .await
+    }
+
+    /// `UPDATE … WHERE id = ? AND version = ?` (the caller's version minus one); no row changed
+    /// means someone else wrote first, or the message is gone.
+    async fn update_message(&self, message: &Message) -> Result<(), StoreError> {
+        let row = MessageRow::try_from(message)?;
+        let expected = row
+            .version
+            .checked_sub(1)
+            .filter(|v| *v >= 0)
+            .ok_or(StoreError::ConditionFailed)?;
+        self.run(move |conn| {
+            let changed = conn
+                .execute(
+                    "UPDATE messages SET version = ?2, to_number = ?3, status = ?4, created_at = ?5, doc = ?6, \
+                     due_at = ?8, failed_key = ?9 WHERE id = ?1 AND version = ?7",
+                    params![
+                        row.id,
+                        row.version,
+                        row.to_number,
+                        row.status,
+                        row.created_at,
+                        row.doc,
+                        expected,
+                        row.due_at,
+                        row.failed_key
+                    ],
+                )
+                .map_err(sql_error)?;
+            if changed == 1 {
+                Ok(())
+            } else {
+                Err(StoreError::ConditionFailed)
+            }
+        })
+        .await
+    }
+
+    /// INSERT unless the sid exists, then compare: the same message is fine, another is a lost
+    /// condition. Both statements run under the connection lock, and pointers are never deleted.
+    async fn link_provider_sid(&self, sid: &ProviderSid, id: &MessageId) -> Result<(), StoreError> {
+        let (sid, id) = (sid.as_str().to_owned(), id.as_str().to_owned());
+        self.run(move |conn| {
+            conn.execute(
+                "INSERT INTO provider_sids (sid, message_id) VALUES (?1, ?2) ON CONFLICT (sid) DO NOTHING",
+                params![sid, id],
+            )
+            .map_err(sql_error)?;
+            let current: String = conn
+                .query_row(
+                    "SELECT message_id FROM provider_sids WHERE sid = ?1",
+                    params![sid],
+                    |r| r.get(0),
+                )
+                .map_err(sql_error)?;
+            if current == id {
+                Ok(())
+            } else {
+                Err(StoreError::ConditionFailed)
+            }
+        })
+        .await
+    }
+
+    async fn message_id_for_sid(&self, sid: &ProviderSid) -> Result<Option<MessageId>, StoreError> {
+        let sid = sid.as_str().to_owned();
+        self.run(move |conn| {
+            let id: Option<String> = conn
+                .query_row(
+                    "SELECT message_id FROM provider_sids WHERE sid = ?1",
+                    params![sid],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(sql_error)?;
+            id.map(|id| MessageId::parse(&id).map_err(|e| StoreError::Corrupt(format!("provider sid row {sid}: {e}"))))
+                .transpose()
+        })
+        .await
+    }
+
+    /// INSERT OR IGNORE: one row changed means this key was new.
+    async fn record_webhook(&self, record: &WebhookRecord) -> Result<bool, StoreError> {
+        let record = record.clone();
+        self.run(move |conn| {
+            let inserted = conn
+                .execute(
+                    "INSERT OR IGNORE INTO webhooks (key, kind, message_id, provider_sid, status, received_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![
+                        record.key,
+                        record.kind,
+                        record.message_id.as_ref().map(MessageId::as_str),
+                        record.provider_sid.as_ref().map(ProviderSid::as_str),
+                        record.status,
+                        record.received_at.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+                    ],
+                )
+                .map_err(sql_error)?;
+            Ok(inserted == 1)
+        })
+        .await
+    }
+
+    /// Newest first by id (ULIDs sort by creation time) on the `(to_number, id DESC)` index;
+    /// reads `limit + 1` rows to know whether a next page exists.
+    async fn list_messages_to(
+        &self,
+        to: &PhoneNumber,
+        status: Option<MessageStatus>,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<Message>, StoreError> {
+        let after = cursor.map(decode_cursor).transpose()?;
+        if limit == 0 {
+            return Ok(Page {
+                items: Vec::new(),
+                next_cursor: None,
+            });
+        }
+        let mut sql = String::from("SELECT id, version, doc FROM messages WHERE to_number = ?");
+        let mut args = vec![to.as_str().to_owned()];
+        if let Some(after) = after {
+            sql.push_str(" AND id < ?");
+            args.push(after.as_str().to_owned());
+        }
+        if let Some(status) = status {
+            sql.push_str(" AND status = ?");
+            args.push(status.as_str().to_owned());
+        }
+        sql.push_str(" ORDER BY id DESC LIMIT ?");
+        let fetch = i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX);
+        let mut found = self
+            .run(move |conn| {
+                let mut stmt = conn.prepare_cached(&sql).map_err(sql_error)?;
+                let params = args
+                    .iter()
+                    .map(|a| a as &dyn rusqlite::ToSql)
+                    .chain(std::iter::once(&fetch as &dyn rusqlite::ToSql));
+                let rows = stmt
+                    .query_map(params_from_iter(params), |r| {
+                        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?))
+                    })
+                    .map_err(sql_error)?;
+                let mut found = Vec::new();
+                for row in rows {
+                    let (id, version, doc) = row.map_err(sql_error)?;
+                    found.push(decode_message(&id, version, &doc)?);
+                }
+                Ok(found)
+            })
+            .await?;
+        let next_cursor = if found.len() > limit {
+            found.truncate(limit);
+            found.last().map(|last| encode_cursor(&last.id))
+        } else {
+            None
+        };
+        Ok(Page {
+            items: found,
+            next_cursor,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::MessageBody;
+    use chrono::DateTime;
+
+    fn message() -> Message {
+        let at = DateTime::from_timestamp(1_767_225_600, 0).expect("time");
+        Message::new(
+            MessageId::generate(at),
+            PhoneNumber::parse_e164("+14155550100").expect("number"),
+            "+14155550111".to_owned(),
+            MessageBody::parse("hello").expect("body"),
+            MessageStatus::Sending,
+            None,
+            serde_json::Map::new(),
+            at,
+        )
+    }
+
+    fn corrupt_doc(store: &SqliteStore, id: &MessageId, doc: &str) {
+        let conn = store.conn.lock().expect("lock");
+        conn.execute("UPDATE messages SET doc = ?2 WHERE id = ?1", params![id.as_str(), doc])
+            .expect("update");
+    }
+
+    #[tokio::test]
+    async fn a_row_whose_document_does_not_parse_is_corrupt() {
+        let store = SqliteStore::open_in_memory().expect("store");
+        let m = message();
+        store.create_message(&m).await.expect("create");
+        corrupt_doc(&store, &m.id, "{not json");
+        assert!(matches!(store.get_message(&m.id).await, Err(StoreError::Corrupt(_))));
+        let listed = store.list_messages_to(&m.to, None, 10, None).await;
+        assert!(matches!(listed, Err(StoreError::Corrupt(_))));
+    }
+
+    #[tokio::test]
+    async fn a_row_whose_document_names_another_message_is_corrupt() {
+        let store = SqliteStore::open_in_memory().expect("store");
+        let m = message();
+        store.create_message(&m).await.expect("create");
+        let mut other = m.clone();
+        other.id = MessageId::generate(DateTime::from_timestamp(1_767_225_601, 0).expect("time"));
+        corrupt_doc(&store, &m.id, &serde_json::to_string(&other).expect("json"));
+        assert!(matches!(store.get_message(&m.id).await, Err(StoreError::Corrupt(_))));
+    }
+
+    #[tokio::test]
+    async fn a_file_store_uses_wal_and_keeps_its_data_across_reopening() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("store.db");
+        let m = message();
+        {
+            let store = SqliteStore::open(&path).expect("open");
+            store.create_message(&m).await.expect("create");
+            let mode: String = store
+                .conn
+                .lock()
+                .expect("lock")
+                .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+                .expect("pragma");
+            assert_eq!(mode, "wal");
+        }
+        let reopened = SqliteStore::open(&path).expect("reopen");
+        assert_eq!(reopened.get_message(&m.id).await.expect("get"), Some(m));
+    }
+
+    #[tokio::test]
+    async fn a_busy_database_is_throttled() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("store.db");
+        let store = SqliteStore::open(&path).expect("open");
+        store
+            .conn
+            .lock()
+            .expect("lock")
+            .busy_timeout(Duration::from_millis(10))
+            .expect("timeout");
+        let other = Connection::open(&path).expect("second connection");
+        other.execute_batch("BEGIN EXCLUSIVE").expect("lock the database");
+        let result = store.create_message(&message()).await;
+        assert!(matches!(result, Err(StoreError::Throttled)), "{result:?}");
+        other.execute_batch("ROLLBACK").expect("unlock");
+    }
+}

@@ -1,0 +1,315 @@
+//! One provider attempt for a message, and what happens after it: the shared core of the first
+//! send (API), queue retries, operator retries and the processor.
+//!
+//! Exactly one provider call per attempt: an attempt is *claimed* by a conditional write that
+//! moves the message to `sending` (only one of several racing consumers wins it), and an attempt
+//! whose outcome is unknown (timeout, 5xx, crash) stays `sending` until reconciliation has asked
+//! the provider, never resent blindly.
+
+use super::{modify_message, AppError, Ctx};
+use crate::domain::retry_policy::{backoff, means_opted_out};
+use crate::domain::{Message, MessageError, MessageId, MessageStatus};
+use crate::ports::{JobKind, JobPayload, OutboundSms, ProviderAccepted, ProviderError, Sender, StoreError, MAX_DELAY};
+use chrono::{DateTime, Utc};
+use std::time::Duration;
+
+/// What an attempt ended in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    /// The provider accepted it.
+    Sent,
+    /// A permanent error, or the last attempt failed: listed for an operator.
+    Failed,
+    /// A temporary error; another attempt follows after this delay.
+    Retrying(Duration),
+    /// The provider may or may not have it: left `sending` for reconciliation.
+    Unconfirmed,
+    /// Recipient opted out: not sent.
+    Suppressed,
+    /// Nothing to do (not queued any more, or another consumer claimed it).
+    Skipped,
+}
+
+/// What must happen after the record is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum After {
+    Nothing,
+    Enqueue(Duration),
+    OptOut,
+}
+
+/// The StatusCallback URL for a message: our id rides in the query string, so the first callback
+/// links the provider sid even if we never recorded it.
+pub fn status_callback_url(base: &str, id: &MessageId) -> String {
+    format!("{base}/webhooks/twilio/status?message_id={id}")
+}
+
+/// Start an attempt on `message`: count it, record `sending` with its start time and the
+/// reconciliation deadline as its due time.
+pub fn begin_attempt(message: &mut Message, now: DateTime<Utc>, reconcile_after: Duration) {
+    message.attempts += 1;
+    message.attempt_started_at = Some(now);
+    if let Some(old) = message.provider_sid.take() {
+        message.previous_sids.push(old);
+    }
+    message.due_at = Some(now + chrono::Duration::from_std(reconcile_after).unwrap_or(chrono::Duration::minutes(2)));
+    if message.status.transition(MessageStatus::Sending).is_ok() {
+        message.advance(MessageStatus::Sending, None, now);
+    } else {
+        message.reset_to(MessageStatus::Sending, now);
+    }
+}
+
+/// Claim the next attempt of a `queued` message. Returns the claimed record (now `sending`), or
+/// `None` when it is not queued any more or another consumer won the claim. An opted-out
+/// recipient ends the message `suppressed` instead.
+///
+/// # Errors
+/// Store failures.
+pub async fn claim_attempt(ctx: Ctx<'_>, id: &MessageId) -> Result<Claim, StoreError> {
+    let Some(current) = ctx.store.get_message(id).await? else {
+        return Ok(Claim::Skipped);
+    };
+    if current.status != MessageStatus::Queued {
+        return Ok(Claim::Skipped);
+    }
+    let now = ctx.clock.now();
+    if ctx.store.opt_out_of(&current.to).await?.is_some() {
+        modify_message(ctx.store, id, |m| {
+            if m.status != MessageStatus::Queued {
+                return false;
+            }
+            m.due_at = None;
+            m.failed_listed = false;
+            m.advance(MessageStatus::Suppressed, None, now)
+        })
+        .await?;
+        return Ok(Claim::Suppressed);
+    }
+    let mut won = false;
+    let claimed = modify_message(ctx.store, id, |m| {
+        won = m.status == MessageStatus::Queued;
+        if won {
+            begin_attempt(m, now, ctx.config.reconcile_after);
+        }
+        won
+    })
+    .await?;
+    Ok(match claimed {
+        Some(m) if won => Claim::Claimed(Box::new(m)),
+        _ => Claim::Skipped,
+    })
+}
+
+/// Result of [`claim_attempt`].
+#[derive(Debug)]
+pub enum Claim {
+    /// This caller owns the attempt.
+    Claimed(Box<Message>),
+    /// The recipient opted out; the message is now `suppressed`.
+    Suppressed,
+    /// Nothing to do.
+    Skipped,
+}
+
+/// Make the provider call for a claimed message (status `sending`, version as stored) and record
+/// its outcome. A failure to record after the provider answered is returned as a warning, not
+/// an error: the message is not lost (the callback or reconciliation completes it) and must not be
+/// resent.
+///
+/// # Errors
+/// None in practice; the signature leaves room for future checks.
+pub async fn run_attempt(
+    ctx: Ctx<'_>,
+    claimed: Message,
+) -> Result<(Message, AttemptOutcome, Option<String>), AppError> {
+    let id = claimed.id.clone();
+    let from = Sender::parse(&claimed.from).unwrap_or_else(|_| ctx.config.default_sender.clone());
+    let sms = OutboundSms {
+        to: claimed.to.clone(),
+        from,
+        body: claimed.body.clone(),
+        status_callback: claimed
+            .status_callback
+            .clone()
+            .unwrap_or_else(|| status_callback_url(ctx.callback_base, &id)),
+    };
+    let result = ctx.provider.send(&sms).await;
+    let now = ctx.clock.now();
+    if let Ok(accepted) = &result {
+        if let Err(e) = ctx.store.link_provider_sid(&accepted.sid, &id).await {
+            tracing::warn!(message_id = %id, error.message = %e, "could not index provider sid; the callback URL still carries the id");
+        }
+    }
+    let unit: f64 = rand::random();
+
+    let mut fast = claimed.clone();
+    let (mut outcome, mut after) = apply_result(&mut fast, &result, now, ctx, unit);
+    fast.version = claimed.version + 1;
+    let written = match ctx.store.update_message(&fast).await {
+        Ok(()) => Ok(Some(fast.clone())),
+        // A status callback raced us (it can arrive before the create response): merge onto it.
+        Err(StoreError::ConditionFailed) => {
+            modify_message(ctx.store, &id, |m| {
+                if m.attempts != claimed.attempts {
+                    return false; // a later attempt owns the record now
+                }
+                let before = m.clone();
+                (outcome, after) = apply_result(m, &result, now, ctx, unit);
+                *m != before
+            })
+            .await
+        }
+        Err(e) => Err(e),
+    };
+    let stored = match written {
+        Ok(Some(m)) => m,
+        Ok(None) | Err(_) => {
+            tracing::error!(message_id = %id, "provider answered but the outcome could not be recorded; left for the callback / reconciliation");
+            let warning = "the provider answered but the outcome is not recorded yet; it will not be resent".to_owned();
+            return Ok((fast, outcome, Some(warning)));
+        }
+    };
+    match after {
+        After::Nothing => {}
+        After::Enqueue(delay) => enqueue_attempt(ctx, &id, now, delay).await,
+        After::OptOut => {
+            if let Err(e) = ctx.store.opt_out(&stored.to, "provider_21610", now).await {
+                tracing::error!(message_id = %id, error.message = %e, "could not record provider opt-out");
+            }
+        }
+    }
+    log_outcome(&stored, outcome);
+    Ok((stored, outcome, None))
+}
+
+/// Put the next attempt of `id` on the retry queue. A failure is logged only: the message is
+/// `queued` with `due_at` set, so the processor's due sweep sends it anyway.
+pub async fn enqueue_attempt(ctx: Ctx<'_>, id: &MessageId, now: DateTime<Utc>, delay: Duration) {
+    let payload = JobPayload {
+        kind: JobKind::SendAttempt,
+        message_id: id.clone(),
+        not_before: now + chrono::Duration::from_std(delay).unwrap_or_default(),
+    };
+    if let Err(e) = ctx.queue.enqueue(&payload, delay.min(MAX_DELAY)).await {
+        tracing::warn!(message_id = %id, error.message = %e, error.cause_chain = ?e, "could not enqueue retry; the due sweep will pick it up");
+    }
+}
+
+fn log_outcome(m: &Message, outcome: AttemptOutcome) {
+    tracing::info!(message_id = %m.id, to = %m.to.masked(), attempt = m.attempts, ?outcome, status = %m.status, "attempt recorded");
+}
+
+/// Record the provider's answer on `message` and decide what follows.
+fn apply_result(
+    message: &mut Message,
+    result: &Result<ProviderAccepted, ProviderError>,
+    now: DateTime<Utc>,
+    ctx: Ctx<'_>,
+    unit: f64,
+) -> (AttemptOutcome, After) {
+    match result {
+        Ok(accepted) => {
+            if message.provider_sid.is_none() {
+                message.provider_sid = Some(accepted.sid.clone());
+            }
+            if message.provider_status.is_none() {
+                message.provider_status = Some(accepted.status.clone());
+            }
+            if let Some(n) = accepted.segments {
+                message.segments = n;
+            }
+            message.error = None;
+            if message.advance(MessageStatus::Sent, None, now) {
+                message.due_at =
+                    Some(now + chrono::Duration::from_std(ctx.config.status_poll_after).unwrap_or_default());
+            }
+            (AttemptOutcome::Sent, After::Nothing)
+        }
+        Err(ProviderError::Rejected { code, message: text }) => {
+            message.error = Some(MessageError {
+                code: *code,
+                message: text.clone(),
+            });
+            if message.advance(MessageStatus::Failed, Some(*code), now) {
+                message.failed_listed = true;
+                message.due_at = None;
+            }
+            let after = if means_opted_out(*code) {
+                After::OptOut
+            } else {
+                After::Nothing
+            };
+            (AttemptOutcome::Failed, after)
+        }
+        Err(
+            e @ ProviderError::Transient {
+                maybe_sent: true, code, ..
+            },
+        ) => {
+            // The provider may have it: stay `sending` until reconciliation asked (due_at is the deadline).
+            message.error = Some(MessageError {
+                code: code.unwrap_or(0),
+                message: e.to_string(),
+            });
+            (AttemptOutcome::Unconfirmed, After::Nothing)
+        }
+        Err(e) => {
+            let code = match e {
+                ProviderError::Transient { code, .. } => code.unwrap_or(0),
+                ProviderError::RateLimited { .. } => 20429,
+                _ => 0,
+            };
+            message.error = Some(MessageError {
+                code,
+                message: e.to_string(),
+            });
+            retry_or_fail(message, now, ctx, unit)
+        }
+    }
+}
+
+/// After a failed attempt: queue another if attempts remain, else fail and list it.
+fn retry_or_fail(message: &mut Message, now: DateTime<Utc>, ctx: Ctx<'_>, unit: f64) -> (AttemptOutcome, After) {
+    if let Some(old) = message.provider_sid.take() {
+        message.previous_sids.push(old); // its late callbacks must not move the next attempt
+    }
+    if message.attempts < ctx.config.max_attempts {
+        let delay = backoff(message.attempts, ctx.config.retry_base, ctx.config.retry_cap, unit);
+        message.reset_to(MessageStatus::Queued, now);
+        message.due_at = Some(now + chrono::Duration::from_std(delay).unwrap_or_default());
+        (AttemptOutcome::Retrying(delay), After::Enqueue(delay))
+    } else {
+        message.reset_to(MessageStatus::Failed, now);
+        message.failed_listed = true;
+        message.due_at = None;
+        (AttemptOutcome::Failed, After::Nothing)
+    }
+}
+
+/// Decide after a failed attempt outside `run_attempt` (reconciliation found nothing, a
+/// retryable delivery failure was reported) and enqueue if needed. Returns the outcome.
+pub(crate) async fn requeue_or_fail(
+    ctx: Ctx<'_>,
+    id: &MessageId,
+    expect: MessageStatus,
+) -> Result<Option<AttemptOutcome>, StoreError> {
+    let now = ctx.clock.now();
+    let unit: f64 = rand::random();
+    let mut decided = None;
+    modify_message(ctx.store, id, |m| {
+        if m.status != expect {
+            decided = None;
+            return false;
+        }
+        let (o, a) = retry_or_fail(m, now, ctx, unit);
+        decided = Some((o, a));
+        true
+    })
+    .await?;
+    if let Some((outcome, After::Enqueue(delay))) = decided {
+        enqueue_attempt(ctx, id, now, delay).await;
+        return Ok(Some(outcome));
+    }
+    Ok(decided.map(|(o, _)| o))
+}

@@ -1,0 +1,131 @@
+//! Use cases, one per file. They take only the ports they use and never touch AWS, HTTP or Lambda.
+
+pub mod attempt;
+pub mod operations;
+pub mod process_due;
+pub mod reconcile;
+pub mod record_status;
+pub mod retry;
+pub mod send;
+
+use crate::config::Config;
+use crate::domain::{Message, MessageId};
+use crate::ports::{Clock, JobQueue, MessageStore, SmsProvider, Store, StoreError};
+
+/// The ports and settings the use cases share, borrowed for one request or job.
+#[derive(Clone, Copy)]
+pub struct Ctx<'a> {
+    /// State (messages, indexes, consent, idempotency).
+    pub store: &'a dyn Store,
+    /// Retry queue.
+    pub queue: &'a dyn JobQueue,
+    /// SMS provider.
+    pub provider: &'a dyn SmsProvider,
+    /// Time.
+    pub clock: &'a dyn Clock,
+    /// Limits, retry policy, timings.
+    pub config: &'a Config,
+    /// Public base URL the provider calls back (no trailing slash).
+    pub callback_base: &'a str,
+}
+
+/// What a use case can fail with; `entrypoints::http` is the single mapping to HTTP.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// Invalid input (400), naming the field at fault.
+    #[error("{message}")]
+    Validation {
+        /// snake_case code, e.g. `invalid_phone`.
+        code: &'static str,
+        /// Human-readable text; never echoes a full phone number or body.
+        message: String,
+        /// The field at fault.
+        field: Option<&'static str>,
+    },
+    /// Missing or wrong API key (401).
+    #[error("missing or invalid API key")]
+    Unauthorized,
+    /// Missing or wrong webhook signature (403).
+    #[error("invalid or missing webhook signature")]
+    Forbidden,
+    /// Unknown resource (404).
+    #[error("not found")]
+    NotFound,
+    /// Conflict with the resource's state (409).
+    #[error("{message}")]
+    Conflict {
+        /// snake_case code.
+        code: &'static str,
+        /// Human-readable text.
+        message: String,
+    },
+    /// Valid but refused (422).
+    #[error("{message}")]
+    Refused {
+        /// snake_case code.
+        code: &'static str,
+        /// Human-readable text.
+        message: String,
+    },
+    /// Body over the limit (413).
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// A dependency is temporarily unavailable; nothing was accepted (503).
+    #[error("temporarily unavailable, try again")]
+    Transient(#[source] StoreError),
+    /// A bug or an unexpected failure (500, opaque to the caller).
+    #[error("internal error")]
+    Unexpected(#[source] anyhow::Error),
+}
+
+impl AppError {
+    /// A 400 naming `field`.
+    pub fn invalid(code: &'static str, field: &'static str, message: impl Into<String>) -> Self {
+        Self::Validation {
+            code,
+            message: message.into(),
+            field: Some(field),
+        }
+    }
+}
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Corrupt(_) => Self::Unexpected(anyhow::Error::new(e)),
+            other => Self::Transient(other),
+        }
+    }
+}
+
+/// How many times a read-modify-write is re-applied after losing a version race.
+const MODIFY_ATTEMPTS: usize = 8;
+
+/// Read a message, apply `change`, and write it back if `change` returned `true`, re-reading and
+/// re-applying when another writer got there first (optimistic concurrency on `version`).
+/// Returns the record as stored afterwards, or `None` if there is no such message.
+///
+/// # Errors
+/// The store's error, or `ConditionFailed` if the race was lost `MODIFY_ATTEMPTS` times.
+pub async fn modify_message(
+    store: &dyn MessageStore,
+    id: &MessageId,
+    mut change: impl FnMut(&mut Message) -> bool + Send,
+) -> Result<Option<Message>, StoreError> {
+    for _ in 0..MODIFY_ATTEMPTS {
+        let Some(current) = store.get_message(id).await? else {
+            return Ok(None);
+        };
+        let mut next = current.clone();
+        if !change(&mut next) {
+            return Ok(Some(current));
+        }
+        next.version = current.version + 1;
+        match store.update_message(&next).await {
+            Ok(()) => return Ok(Some(next)),
+            Err(StoreError::ConditionFailed) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(StoreError::ConditionFailed)
+}

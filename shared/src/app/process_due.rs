@@ -1,0 +1,163 @@
+//! The processor tick (EventBridge `rate(5 minutes)`, smsrelay-local's timer, `POST /v1/processor/run`):
+//! everything whose `due_at` has come — queued messages whose retry is due (a safety net under the
+//! queue), unconfirmed attempts to reconcile, sent messages to poll for a final status.
+//!
+//! It reads only the due index, in pages, to a time budget; what it does not reach stays due for
+//! the next tick. Overlapping ticks are safe: every action is a conditional write on the message.
+
+use super::attempt::{claim_attempt, run_attempt, AttemptOutcome, Claim};
+use super::reconcile::{reconcile_message, Reconciled};
+use super::{modify_message, AppError, Ctx};
+use crate::domain::{Message, MessageError, MessageStatus};
+use crate::ports::ProviderError;
+use serde::Serialize;
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+/// Items read per page of the due index.
+const PAGE: usize = 100;
+/// A `sent` message with no final status this long after it was sent is `unknown`: Twilio keeps
+/// a message in its queue at most 10 hours (ValidityPeriod default 36,000 s), so 24 h is past any
+/// legitimate delivery report.
+const GIVE_UP_POLLING_AFTER_HOURS: i64 = 24;
+
+/// What one tick did (the response of `POST /v1/processor/run`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TickReport {
+    /// Queued or scheduled messages sent.
+    pub due_sent: u32,
+    /// Messages moved to a later time (quiet hours, backoff).
+    pub rescheduled: u32,
+    /// Unconfirmed attempts reconciled with the provider.
+    pub reconciled: u32,
+    /// Sent messages whose status was fetched from the provider.
+    pub polled: u32,
+    /// Conversations ended for no response.
+    pub ended_no_response: u32,
+    /// Due items read.
+    pub items_read: u32,
+    /// Whether due work was left for the next tick (budget exhausted).
+    pub remaining: bool,
+    /// How long the tick took.
+    pub duration_ms: u64,
+}
+
+/// Run one tick within `budget`.
+///
+/// # Errors
+/// Store failures on reading the due index (a failure on one item is logged and left due).
+pub async fn process_due(ctx: Ctx<'_>, budget: Duration) -> Result<TickReport, AppError> {
+    let started = Instant::now();
+    let mut report = TickReport::default();
+    let mut seen = HashSet::new();
+    loop {
+        if started.elapsed() >= budget {
+            report.remaining = true;
+            break;
+        }
+        let now = ctx.clock.now();
+        let page = ctx.store.list_due(now, PAGE).await?;
+        let fresh: Vec<Message> = page.into_iter().filter(|m| seen.insert(m.id.clone())).collect();
+        if fresh.is_empty() {
+            break;
+        }
+        for m in fresh {
+            report.items_read += 1;
+            if started.elapsed() >= budget {
+                report.remaining = true;
+                break;
+            }
+            if let Err(e) = process_one(ctx, &m, &mut report).await {
+                tracing::warn!(message_id = %m.id, error.message = %e, error.cause_chain = ?e, "due item failed; stays due");
+            }
+        }
+    }
+    report.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    tracing::info!(?report, "processor tick");
+    Ok(report)
+}
+
+async fn process_one(ctx: Ctx<'_>, m: &Message, report: &mut TickReport) -> Result<(), AppError> {
+    match m.status {
+        MessageStatus::Queued => match claim_attempt(ctx, &m.id).await? {
+            Claim::Claimed(claimed) => {
+                let (_, outcome, _) = run_attempt(ctx, *claimed).await?;
+                match outcome {
+                    AttemptOutcome::Sent => report.due_sent += 1,
+                    AttemptOutcome::Retrying(_) => report.rescheduled += 1,
+                    _ => {}
+                }
+            }
+            Claim::Suppressed | Claim::Skipped => {}
+        },
+        MessageStatus::Sending => {
+            if reconcile_message(ctx, m).await? != Reconciled::Deferred {
+                report.reconciled += 1;
+            }
+        }
+        MessageStatus::Sent => {
+            poll_status(ctx, m).await?;
+            report.polled += 1;
+        }
+        _ => {
+            // Nothing is expected of it any more: drop it from the due index.
+            let id = m.id.clone();
+            modify_message(ctx.store, &id, |x| x.due_at.take().is_some()).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Ask the provider for the status of a `sent` message whose final status never came.
+async fn poll_status(ctx: Ctx<'_>, m: &Message) -> Result<(), AppError> {
+    let Some(sid) = m.provider_sid.clone() else {
+        return Ok(());
+    };
+    let now = ctx.clock.now();
+    let fetched = match ctx.provider.fetch(&sid).await {
+        Ok(f) => Some(f),
+        Err(ProviderError::NotFound) => None,
+        Err(e) => {
+            tracing::warn!(message_id = %m.id, error.message = %e, "status poll deferred");
+            return Ok(());
+        }
+    };
+    let poll_again = chrono::Duration::from_std(ctx.config.status_poll_after).unwrap_or_default() * 2;
+    let sent_at = m
+        .events
+        .iter()
+        .rev()
+        .find(|e| e.status == MessageStatus::Sent)
+        .map_or(m.updated_at, |e| e.at);
+    let give_up = now - sent_at >= chrono::Duration::hours(GIVE_UP_POLLING_AFTER_HOURS);
+    modify_message(ctx.store, &m.id, |x| {
+        if x.status != MessageStatus::Sent || x.provider_sid.as_ref() != Some(&sid) {
+            return false;
+        }
+        if let Some(f) = &fetched {
+            if let Some(next) = MessageStatus::from_twilio(&f.status) {
+                if x.advance(next, f.error_code, now) {
+                    x.provider_status = Some(f.status.clone());
+                    if let Some(code) = f.error_code {
+                        x.error = Some(MessageError {
+                            code,
+                            message: f.error_message.clone().unwrap_or_default(),
+                        });
+                    }
+                    x.failed_listed = next == MessageStatus::Failed;
+                    x.due_at = None;
+                    return true;
+                }
+            }
+        }
+        if give_up {
+            x.advance(MessageStatus::Unknown, None, now);
+            x.due_at = None;
+        } else {
+            x.due_at = Some(now + poll_again);
+        }
+        true
+    })
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,151 @@
+//! Apply a provider status callback (`POST /webhooks/twilio/status`), after its signature was checked.
+//!
+//! Callbacks arrive out of order and more than once. The rank rule in `MessageStatus` makes a
+//! repeated or late one change nothing; the receipt is recorded once per (sid, status) for audit,
+//! and a callback for a sid we do not know is recorded and acknowledged (never an error, or
+//! Twilio would log failures for a message we cannot act on).
+
+use super::attempt::{requeue_or_fail, AttemptOutcome};
+use super::{modify_message, Ctx};
+use crate::domain::retry_policy::delivery_error_is_retryable;
+use crate::domain::{MessageError, MessageId, MessageStatus, ProviderSid};
+use crate::ports::{StoreError, WebhookRecord};
+
+/// A parsed status callback.
+#[derive(Debug, Clone)]
+pub struct StatusCallback {
+    /// Our id, from the callback URL's query (set by us at send time).
+    pub message_id: Option<MessageId>,
+    /// `MessageSid`.
+    pub sid: ProviderSid,
+    /// Raw `MessageStatus`.
+    pub status: String,
+    /// `ErrorCode`, when failed/undelivered.
+    pub error_code: Option<u32>,
+    /// `ErrorMessage`, if sent.
+    pub error_message: Option<String>,
+}
+
+/// What a callback did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusOutcome {
+    /// The message moved to a new status.
+    Advanced(MessageStatus),
+    /// Duplicate, out of order, or for a superseded attempt: nothing changed.
+    Ignored,
+    /// No message has this sid (recorded, acknowledged).
+    UnknownMessage,
+    /// A delivery failure another attempt may fix: a fresh attempt was queued.
+    Resending,
+}
+
+/// Apply one callback.
+///
+/// # Errors
+/// Store failures (the caller answers 5xx so the provider may retry; nothing is half-applied:
+/// the status write is one conditional put).
+pub async fn record_status(ctx: Ctx<'_>, cb: StatusCallback) -> Result<StatusOutcome, StoreError> {
+    let store = ctx.store;
+    let now = ctx.clock.now();
+    let id = match &cb.message_id {
+        Some(id) => Some(id.clone()),
+        None => store.message_id_for_sid(&cb.sid).await?,
+    };
+    let mapped = MessageStatus::from_twilio(&cb.status);
+    let mut outcome = StatusOutcome::UnknownMessage;
+    let mut linked = false;
+    if let Some(id) = &id {
+        let updated = modify_message(store, id, |m| {
+            outcome = StatusOutcome::Ignored;
+            linked = false;
+            if m.previous_sids.contains(&cb.sid) {
+                return false; // an earlier attempt's late callback
+            }
+            match &m.provider_sid {
+                Some(current) if *current != cb.sid => return false, // not this attempt's sid
+                Some(_) => {}
+                None => {
+                    m.provider_sid = Some(cb.sid.clone());
+                    linked = true;
+                }
+            }
+            let Some(next) = mapped else { return linked };
+            if m.advance(next, cb.error_code, now) {
+                m.provider_status = Some(cb.status.clone());
+                if let (MessageStatus::Failed | MessageStatus::Undelivered, Some(code)) = (next, cb.error_code) {
+                    m.error = Some(MessageError {
+                        code,
+                        message: cb
+                            .error_message
+                            .clone()
+                            .unwrap_or_else(|| format!("provider reported error {code}")),
+                    });
+                }
+                match next {
+                    MessageStatus::Delivered | MessageStatus::Undelivered | MessageStatus::Canceled => m.due_at = None,
+                    MessageStatus::Failed => {
+                        m.due_at = None;
+                        m.failed_listed = true;
+                    }
+                    _ => {}
+                }
+                outcome = StatusOutcome::Advanced(next);
+                return true;
+            }
+            if next == m.status && provider_rank(&cb.status) > m.provider_status.as_deref().map_or(0, provider_rank) {
+                m.provider_status = Some(cb.status.clone());
+                return true;
+            }
+            linked
+        })
+        .await?;
+        if updated.is_none() {
+            outcome = StatusOutcome::UnknownMessage;
+        }
+        if let (StatusOutcome::Advanced(st @ (MessageStatus::Undelivered | MessageStatus::Failed)), Some(code)) =
+            (outcome, cb.error_code)
+        {
+            if delivery_error_is_retryable(code)
+                && matches!(requeue_or_fail(ctx, id, st).await?, Some(AttemptOutcome::Retrying(_)))
+            {
+                outcome = StatusOutcome::Resending;
+            }
+        }
+        if linked {
+            if let Err(e) = store.link_provider_sid(&cb.sid, id).await {
+                tracing::warn!(message_id = %id, error.message = %e, "could not index provider sid from callback");
+            }
+        }
+    }
+    let record = WebhookRecord {
+        key: format!("twilio_status:{}:{}", cb.sid, cb.status),
+        kind: "twilio_status".to_owned(),
+        message_id: if outcome == StatusOutcome::UnknownMessage {
+            None
+        } else {
+            id
+        },
+        provider_sid: Some(cb.sid.clone()),
+        status: Some(cb.status.clone()),
+        received_at: now,
+    };
+    if !store.record_webhook(&record).await? {
+        tracing::debug!(sid = %cb.sid, status = %cb.status, "duplicate status callback");
+    }
+    if outcome == StatusOutcome::UnknownMessage {
+        tracing::warn!(sid = %cb.sid, status = %cb.status, "status callback for an unknown message recorded");
+    }
+    Ok(outcome)
+}
+
+/// Twilio's own order of the statuses that all map to our `sent`, so `provider_status` never regresses.
+fn provider_rank(status: &str) -> u8 {
+    match status {
+        "scheduled" => 1,
+        "accepted" => 2,
+        "queued" => 3,
+        "sending" => 4,
+        "sent" => 5,
+        _ => 6,
+    }
+}

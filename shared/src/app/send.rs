@@ -1,0 +1,155 @@
+//! Accept one message and make its first provider attempt (`POST /v1/messages`).
+//!
+//! Order matters (design.md invariant 2): the record is written as `sending` BEFORE the provider
+//! is called, and the StatusCallback URL carries our message id. So a crash between the
+//! provider's answer and our write leaves a `sending` record that the first callback links (by
+//! id) or reconciliation resolves; it is never sent twice by this code path.
+
+use super::attempt::{begin_attempt, run_attempt, status_callback_url};
+use super::{AppError, Ctx};
+use crate::domain::{Message, MessageBody, MessageId, MessageStatus, PhoneNumber, Ref, Region};
+use crate::ports::Sender;
+use chrono::DateTime;
+use serde::Deserialize;
+
+/// The JSON body of `POST /v1/messages` (api.md). Unknown fields are ignored.
+#[derive(Debug, Deserialize)]
+pub struct SendRequest {
+    /// Recipient, E.164 or national format in the default region.
+    pub to: Option<String>,
+    /// Text.
+    pub body: Option<String>,
+    /// Sender override.
+    pub from: Option<String>,
+    /// When to send (RFC 3339).
+    pub send_at: Option<String>,
+    /// Link to the caller's entity.
+    #[serde(rename = "ref")]
+    pub reference: Option<Ref>,
+    /// Returned as given.
+    pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// A validated send.
+#[derive(Debug, Clone)]
+pub struct SendCommand {
+    /// Recipient.
+    pub to: PhoneNumber,
+    /// Text.
+    pub body: MessageBody,
+    /// Sender.
+    pub from: Sender,
+    /// Caller's entity link.
+    pub reference: Option<Ref>,
+    /// Caller's metadata.
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+}
+
+impl SendRequest {
+    /// Validate into a command; the error names the first field at fault.
+    ///
+    /// # Errors
+    /// `AppError::Validation` (400) naming the field.
+    pub fn validate(self, region: Region, default_sender: &Sender) -> Result<SendCommand, AppError> {
+        let to_raw = self
+            .to
+            .ok_or_else(|| AppError::invalid("missing_field", "to", "`to` is required"))?;
+        let to = PhoneNumber::parse(&to_raw, region)
+            .map_err(|e| AppError::invalid("invalid_phone", "to", format!("`to` is not a valid phone number: {e}")))?;
+        let body_raw = self
+            .body
+            .ok_or_else(|| AppError::invalid("missing_field", "body", "`body` is required"))?;
+        let body = MessageBody::parse(body_raw)
+            .map_err(|e| AppError::invalid("invalid_body", "body", format!("`body` {e}")))?;
+        let from = match self.from {
+            Some(f) => Sender::parse(&f).map_err(|e| {
+                AppError::invalid("invalid_phone", "from", format!("`from` is not a valid sender: {e}"))
+            })?,
+            None => default_sender.clone(),
+        };
+        if let Some(at) = self.send_at {
+            DateTime::parse_from_rfc3339(&at).map_err(|_| {
+                AppError::invalid(
+                    "invalid_send_at",
+                    "send_at",
+                    "`send_at` must be an RFC 3339 time such as 2026-11-22T15:00:00Z",
+                )
+            })?;
+            return Err(AppError::Refused {
+                code: "scheduling_unavailable",
+                message: "scheduled sending is not available yet".to_owned(),
+            });
+        }
+        if let Some(r) = &self.reference {
+            if r.kind.is_empty() || r.id.is_empty() || r.kind.len() > 64 || r.id.len() > 256 {
+                return Err(AppError::invalid(
+                    "invalid_ref",
+                    "ref",
+                    "`ref` needs a non-empty `type` (≤64) and `id` (≤256)",
+                ));
+            }
+        }
+        Ok(SendCommand {
+            to,
+            body,
+            from,
+            reference: self.reference,
+            metadata: self.metadata.unwrap_or_default(),
+        })
+    }
+}
+
+/// The accepted message and, if our last write failed, a warning (the message is not lost:
+/// its record says `sending` and the first callback or reconciliation completes it).
+#[derive(Debug, Clone)]
+pub struct SendOutcome {
+    /// The record as we know it.
+    pub message: Message,
+    /// Set when the outcome could not be recorded yet.
+    pub warning: Option<String>,
+}
+
+/// Accept a message: consent and the hourly limit first, then record it `sending`, call the
+/// provider once, record the outcome (a temporary failure goes to the retry queue).
+///
+/// # Errors
+/// `AppError::Transient` when the record cannot be written (nothing was sent);
+/// a failure *after* the provider answered is reported as a warning, never as an error.
+pub async fn send_message(ctx: Ctx<'_>, cmd: SendCommand) -> Result<SendOutcome, AppError> {
+    let now = ctx.clock.now();
+    let id = MessageId::generate(now);
+    let mut message = Message::new(
+        id.clone(),
+        cmd.to,
+        cmd.from.as_str().to_owned(),
+        cmd.body,
+        MessageStatus::Queued,
+        cmd.reference,
+        cmd.metadata,
+        now,
+    );
+    if ctx.store.opt_out_of(&message.to).await?.is_some() {
+        message.advance(MessageStatus::Suppressed, None, now);
+        ctx.store.create_message(&message).await?;
+        tracing::info!(message_id = %id, to = %message.to.masked(), "recipient opted out: suppressed");
+        return Ok(SendOutcome { message, warning: None });
+    }
+    let limit = ctx.config.rate_limit_per_hour;
+    if !ctx
+        .store
+        .take_send_slot(&message.to, now, chrono::Duration::hours(1), limit)
+        .await?
+    {
+        message.reset_to(MessageStatus::RateLimited, now);
+        message.failed_listed = true;
+        ctx.store.create_message(&message).await?;
+        tracing::warn!(message_id = %id, to = %message.to.masked(), limit, "hourly limit reached: held as rate_limited");
+        return Ok(SendOutcome { message, warning: None });
+    }
+    message.status_callback = Some(status_callback_url(ctx.callback_base, &id));
+    begin_attempt(&mut message, now, ctx.config.reconcile_after);
+    ctx.store.create_message(&message).await?;
+    tracing::info!(message_id = %id, to = %message.to.masked(), "message accepted");
+    let (message, _outcome, warning) = run_attempt(ctx, message).await?;
+    Ok(SendOutcome { message, warning })
+}

@@ -1,0 +1,223 @@
+//! Configuration, read once from the environment (api.md "smsrelay-local" table; the same names in Lambda).
+//!
+//! Every variable is read in one pass and *all* problems are reported together. Secret values are
+//! held as `SecretString` and never logged.
+
+use crate::domain::{parse_duration, PhoneNumberError, Region};
+use crate::ports::Sender;
+use secrecy::SecretString;
+use std::time::Duration;
+
+/// Auth token used by the simulator (and to check its callbacks) when no Twilio token is set.
+pub const SIMULATOR_AUTH_TOKEN: &str = "sim-auth-token";
+/// Default sender with the simulator: Twilio's magic "valid From" test number.
+pub const SIMULATOR_FROM: &str = "+15005550006";
+/// Largest request body any route accepts (api.md: 256 KiB).
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// Real Twilio credentials.
+#[derive(Clone)]
+pub struct TwilioSettings {
+    /// `AC…` account sid.
+    pub account_sid: String,
+    /// Primary auth token (signs webhooks, authenticates REST calls).
+    pub auth_token: SecretString,
+}
+
+/// Everything configurable.
+#[derive(Clone)]
+pub struct Config {
+    /// Bearer key for `/v1/...`.
+    pub api_key: SecretString,
+    /// Base URL the provider calls back (no trailing slash). `None` in Lambda means: derive it from the request.
+    pub public_url: Option<String>,
+    /// Twilio credentials; `None` means the built-in simulator.
+    pub twilio: Option<TwilioSettings>,
+    /// Twilio REST base URL.
+    pub twilio_api_base: String,
+    /// Default sender (number or Messaging Service).
+    pub default_sender: Sender,
+    /// Region used to read national-format numbers.
+    pub default_region: Region,
+    /// Sends per recipient per rolling hour.
+    pub rate_limit_per_hour: u32,
+    /// Sends per recipient per local day (campaign / scheduled traffic).
+    pub daily_limit: u32,
+    /// Provider attempts per message.
+    pub max_attempts: u32,
+    /// Backoff base delay.
+    pub retry_base: Duration,
+    /// Backoff cap.
+    pub retry_cap: Duration,
+    /// An attempt still `sending` after this is reconciled with the provider.
+    pub reconcile_after: Duration,
+    /// A `sent` message without a final status after this is polled.
+    pub status_poll_after: Duration,
+    /// Messages per second per sender.
+    pub sender_mps: u32,
+    /// DynamoDB table (Lambda).
+    pub table_name: Option<String>,
+    /// SQS retry queue URL (Lambda).
+    pub queue_url: Option<String>,
+    /// SQS dead-letter queue URL (Lambda; for health metrics).
+    pub dead_letter_queue_url: Option<String>,
+}
+
+/// One or more configuration problems, all listed.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {}", .problems.join("; "))]
+pub struct ConfigError {
+    /// One line per variable at fault (names only, never values).
+    pub problems: Vec<String>,
+}
+
+impl Config {
+    /// Read the process environment.
+    ///
+    /// # Errors
+    /// [`ConfigError`] listing every invalid variable.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+    }
+
+    /// Read configuration through `get` (tests pass a map).
+    ///
+    /// # Errors
+    /// [`ConfigError`] listing every invalid variable.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut problems = Vec::new();
+        let mut dur = |name: &str, default: &str| -> Duration {
+            let raw = get(name).unwrap_or_else(|| default.to_owned());
+            parse_duration(&raw).unwrap_or_else(|_| {
+                problems.push(format!("{name} must be a duration like 30s, 15m, 2h"));
+                Duration::ZERO
+            })
+        };
+        let retry_base = dur("SMSRELAY_RETRY_BASE", "1s");
+        let retry_cap = dur("SMSRELAY_RETRY_CAP", "15m");
+        let reconcile_after = dur("SMSRELAY_RECONCILE_AFTER", "2m");
+        let status_poll_after = dur("SMSRELAY_STATUS_POLL_AFTER", "5m");
+        let mut num = |name: &str, default: u32| -> u32 {
+            match get(name) {
+                None => default,
+                Some(v) => match v.trim().parse::<u32>() {
+                    Ok(n) if n > 0 => n,
+                    _ => {
+                        problems.push(format!("{name} must be a positive whole number"));
+                        default
+                    }
+                },
+            }
+        };
+        let rate_limit_per_hour = num("SMSRELAY_RATE_LIMIT_PER_HOUR", 5);
+        let daily_limit = num("SMSRELAY_DAILY_LIMIT", 10);
+        let max_attempts = num("SMSRELAY_MAX_ATTEMPTS", 3);
+        let sender_mps = num("SMSRELAY_SENDER_MPS", 10);
+
+        let twilio = match (get("TWILIO_ACCOUNT_SID"), get("TWILIO_AUTH_TOKEN")) {
+            (Some(account_sid), Some(token)) => {
+                if !(account_sid.len() == 34 && account_sid.starts_with("AC")) {
+                    problems.push("TWILIO_ACCOUNT_SID must be AC followed by 32 characters".to_owned());
+                }
+                Some(TwilioSettings {
+                    account_sid,
+                    auth_token: SecretString::from(token),
+                })
+            }
+            (None, None) => None,
+            _ => {
+                problems.push("set both TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN, or neither (simulator)".to_owned());
+                None
+            }
+        };
+        let sender_raw = get("TWILIO_MESSAGING_SERVICE_SID")
+            .or_else(|| get("TWILIO_FROM_NUMBER"))
+            .unwrap_or_else(|| SIMULATOR_FROM.to_owned());
+        let default_sender = Sender::parse(&sender_raw).unwrap_or_else(|_: PhoneNumberError| {
+            problems.push("TWILIO_FROM_NUMBER must be E.164 (or TWILIO_MESSAGING_SERVICE_SID an MG… sid)".to_owned());
+            Sender::MessagingService(String::new())
+        });
+        let default_region = Region::parse(&get("SMSRELAY_DEFAULT_REGION").unwrap_or_else(|| "US".to_owned()))
+            .unwrap_or_else(|_| {
+                problems.push("SMSRELAY_DEFAULT_REGION must be a supported two-letter region".to_owned());
+                Region::US
+            });
+        let public_url = get("SMSRELAY_PUBLIC_URL").map(|u| u.trim_end_matches('/').to_owned());
+        if let Some(u) = &public_url {
+            if url::Url::parse(u).is_err() {
+                problems.push("SMSRELAY_PUBLIC_URL must be an absolute URL".to_owned());
+            }
+        }
+        if !problems.is_empty() {
+            return Err(ConfigError { problems });
+        }
+        Ok(Self {
+            api_key: SecretString::from(get("SMSRELAY_API_KEY").unwrap_or_else(|| "dev-key".to_owned())),
+            public_url,
+            twilio,
+            twilio_api_base: get("TWILIO_API_BASE")
+                .unwrap_or_else(|| "https://api.twilio.com".to_owned())
+                .trim_end_matches('/')
+                .to_owned(),
+            default_sender,
+            default_region,
+            rate_limit_per_hour,
+            daily_limit,
+            max_attempts,
+            retry_base,
+            retry_cap,
+            reconcile_after,
+            status_poll_after,
+            sender_mps,
+            table_name: get("SMSRELAY_TABLE"),
+            queue_url: get("SMSRELAY_QUEUE_URL"),
+            dead_letter_queue_url: get("SMSRELAY_DLQ_URL"),
+        })
+    }
+
+    /// The token that signs provider webhooks: Twilio's auth token, or the simulator's.
+    pub fn webhook_auth_token(&self) -> SecretString {
+        match &self.twilio {
+            Some(t) => t.auth_token.clone(),
+            None => SecretString::from(SIMULATOR_AUTH_TOKEN),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let m: HashMap<String, String> = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        move |k| m.get(k).cloned()
+    }
+
+    #[test]
+    fn defaults_match_the_documented_table() {
+        let c = Config::from_lookup(lookup(&[])).expect("defaults are valid");
+        assert_eq!(c.rate_limit_per_hour, 5);
+        assert_eq!(c.max_attempts, 3);
+        assert_eq!(c.retry_base, Duration::from_secs(1));
+        assert_eq!(c.retry_cap, Duration::from_secs(900));
+        assert_eq!(c.reconcile_after, Duration::from_secs(120));
+        assert_eq!(c.daily_limit, 10);
+        assert_eq!(c.sender_mps, 10);
+        assert_eq!(c.default_sender.as_str(), SIMULATOR_FROM);
+        assert!(c.twilio.is_none());
+        assert_eq!(c.twilio_api_base, "https://api.twilio.com");
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let err = Config::from_lookup(lookup(&[
+            ("SMSRELAY_RETRY_BASE", "soon"),
+            ("SMSRELAY_MAX_ATTEMPTS", "zero"),
+            ("TWILIO_ACCOUNT_SID", "AC123"),
+        ]))
+        .err()
+        .expect("invalid");
+        assert_eq!(err.problems.len(), 3, "{err}");
+    }
+}

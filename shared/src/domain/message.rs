@@ -1,0 +1,311 @@
+//! The message record: one per message, from acceptance to handset delivery.
+//!
+//! Ids are ULIDs (`msg_` + 26 Crockford base-32 characters), so they sort by creation time.
+//! The record carries its own status history (`events`) and an optimistic-concurrency
+//! `version` that every store write checks, so two writers can never both win.
+
+use super::{Encoding, MessageBody, MessageStatus, PhoneNumber};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Our id of a message: `msg_<ULID>`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct MessageId(String);
+
+/// An id that is not `msg_` followed by a ULID.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a message id")]
+pub struct InvalidMessageId;
+
+impl MessageId {
+    /// A new id whose ULID encodes `now` (so ids sort by creation time).
+    pub fn generate(now: DateTime<Utc>) -> Self {
+        let ms = u64::try_from(now.timestamp_millis()).unwrap_or(0);
+        let ulid = ulid::Ulid::from_parts(ms, rand::random::<u128>());
+        Self(format!("msg_{ulid}"))
+    }
+
+    /// Parse an id given by a caller or a callback URL.
+    ///
+    /// # Errors
+    /// [`InvalidMessageId`] unless `msg_` + a valid ULID.
+    pub fn parse(raw: &str) -> Result<Self, InvalidMessageId> {
+        let ulid = raw.strip_prefix("msg_").ok_or(InvalidMessageId)?;
+        ulid::Ulid::from_string(ulid).map_err(|_| InvalidMessageId)?;
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for MessageId {
+    type Error = InvalidMessageId;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+impl From<MessageId> for String {
+    fn from(value: MessageId) -> Self {
+        value.0
+    }
+}
+impl fmt::Display for MessageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The provider's id of a message (Twilio `SM…`/`MM…`, 34 characters).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ProviderSid(String);
+
+/// A provider sid that is empty, too long, or has characters outside `[A-Za-z0-9_-]`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a provider message sid")]
+pub struct InvalidProviderSid;
+
+impl ProviderSid {
+    /// Parse a sid from a provider response or callback.
+    ///
+    /// # Errors
+    /// [`InvalidProviderSid`] for an empty, overlong (> 64) or non-alphanumeric value: it becomes
+    /// part of a store key, so nothing else is let through.
+    pub fn parse(raw: &str) -> Result<Self, InvalidProviderSid> {
+        if raw.is_empty() || raw.len() > 64 || !raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            return Err(InvalidProviderSid);
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// The sid as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+impl TryFrom<String> for ProviderSid {
+    type Error = InvalidProviderSid;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+impl From<ProviderSid> for String {
+    fn from(value: ProviderSid) -> Self {
+        value.0
+    }
+}
+impl fmt::Display for ProviderSid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A link to the caller's own entity (e.g. a calendar event), used for cancel-by-ref.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ref {
+    /// Entity type, e.g. `calendar_event`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Entity id.
+    pub id: String,
+}
+
+/// The provider's error for a failed attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageError {
+    /// Provider error code (Twilio's numeric code, e.g. 21211).
+    pub code: u32,
+    /// Human-readable text (never contains the full recipient number).
+    pub message: String,
+}
+
+/// One entry of a message's status history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusEvent {
+    /// The status reached.
+    pub status: MessageStatus,
+    /// When we recorded it.
+    pub at: DateTime<Utc>,
+    /// Provider error code that came with it, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<u32>,
+}
+
+/// The one record of a message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    /// Our id.
+    pub id: MessageId,
+    /// Recipient.
+    pub to: PhoneNumber,
+    /// Sender: an E.164 number or a Messaging Service SID (`MG…`).
+    pub from: String,
+    /// The text.
+    pub body: MessageBody,
+    /// Current status.
+    pub status: MessageStatus,
+    /// Provider's last reported raw status (e.g. `queued`, `sent`, `delivered`).
+    #[serde(default)]
+    pub provider_status: Option<String>,
+    /// Segments the body costs.
+    pub segments: u32,
+    /// Body encoding.
+    pub encoding: Encoding,
+    /// Provider id of the current attempt, once known.
+    #[serde(default)]
+    pub provider_sid: Option<ProviderSid>,
+    /// Provider attempts made (an attempt counts from the moment it is recorded `sending`).
+    pub attempts: u32,
+    /// Last provider error.
+    #[serde(default)]
+    pub error: Option<MessageError>,
+    /// When it is to be sent, if scheduled.
+    #[serde(default)]
+    pub send_at: Option<DateTime<Utc>>,
+    /// When the current attempt was started (recorded `sending`), for reconciliation.
+    #[serde(default)]
+    pub attempt_started_at: Option<DateTime<Utc>>,
+    /// When the processor should next look at it: the scheduled time, the next retry, the
+    /// reconciliation deadline of a `sending` attempt, or the status-poll time of a `sent` one.
+    /// `None` once nothing more is expected. Stores index it (the due index).
+    #[serde(default)]
+    pub due_at: Option<DateTime<Utc>>,
+    /// Whether it is on the failed list (failed or rate-limited, and not yet retried or removed
+    /// by an operator). Stores index it.
+    #[serde(default)]
+    pub failed_listed: bool,
+    /// Provider sids of earlier attempts: their late callbacks are recorded but change nothing.
+    #[serde(default)]
+    pub previous_sids: Vec<ProviderSid>,
+    /// The StatusCallback URL given to the provider (fixed at acceptance, reused by every attempt,
+    /// so queue consumers without an HTTP request still sign up the right public URL).
+    #[serde(default)]
+    pub status_callback: Option<String>,
+    /// Caller's entity link.
+    #[serde(default, rename = "ref")]
+    pub reference: Option<Ref>,
+    /// Caller's metadata, returned as given.
+    #[serde(default)]
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+    /// Status history, oldest first.
+    pub events: Vec<StatusEvent>,
+    /// Optimistic-concurrency version: every successful store write increments it by one.
+    pub version: u64,
+}
+
+impl Message {
+    /// A new record for a message accepted now, in `status` (usually `sending` or `scheduled`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        id: MessageId,
+        to: PhoneNumber,
+        from: String,
+        body: MessageBody,
+        status: MessageStatus,
+        reference: Option<Ref>,
+        metadata: serde_json::Map<String, serde_json::Value>,
+        now: DateTime<Utc>,
+    ) -> Self {
+        let (encoding, segments): (Encoding, u32) = (body.encoding(), body.segments());
+        Self {
+            id,
+            to,
+            from,
+            body,
+            status,
+            provider_status: None,
+            segments,
+            encoding,
+            provider_sid: None,
+            attempts: 0,
+            error: None,
+            send_at: None,
+            attempt_started_at: None,
+            due_at: None,
+            failed_listed: false,
+            previous_sids: Vec::new(),
+            status_callback: None,
+            reference,
+            metadata,
+            created_at: now,
+            updated_at: now,
+            events: vec![StatusEvent {
+                status,
+                at: now,
+                code: None,
+            }],
+            version: 0,
+        }
+    }
+
+    /// Move to `next` if the rank rule allows it, appending one history event.
+    /// Returns whether anything changed (a refused move is not an error: callbacks arrive out of order).
+    pub fn advance(&mut self, next: MessageStatus, code: Option<u32>, now: DateTime<Utc>) -> bool {
+        match self.status.transition(next) {
+            Ok(next) => {
+                self.status = next;
+                self.updated_at = now;
+                self.events.push(StatusEvent {
+                    status: next,
+                    at: now,
+                    code,
+                });
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Deliberately set a status outside the rank rule (a fresh attempt, an operator action),
+    /// appending one history event.
+    pub fn reset_to(&mut self, status: MessageStatus, now: DateTime<Utc>) {
+        self.status = status;
+        self.updated_at = now;
+        self.events.push(StatusEvent {
+            status,
+            at: now,
+            code: None,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_ids_parse_and_sort_by_time() {
+        let t1 = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+            .expect("t")
+            .with_timezone(&Utc);
+        let t2 = t1 + chrono::Duration::milliseconds(1);
+        let a = MessageId::generate(t1);
+        let b = MessageId::generate(t2);
+        assert!(a < b);
+        assert_eq!(MessageId::parse(a.as_str()), Ok(a));
+    }
+
+    #[test]
+    fn ids_without_the_prefix_or_with_junk_are_rejected() {
+        assert!(MessageId::parse("01ARZ3NDEKTSV4RRFFQ69G5FAV").is_err());
+        assert!(MessageId::parse("msg_not-a-ulid").is_err());
+        assert!(MessageId::parse("msg_").is_err());
+    }
+
+    #[test]
+    fn provider_sids_with_key_separators_are_rejected() {
+        assert!(ProviderSid::parse("SM1342fe1b2c904d1ab04f0fc7a58abca9").is_ok());
+        assert!(ProviderSid::parse("SM#1").is_err());
+        assert!(ProviderSid::parse("").is_err());
+    }
+}

@@ -1,0 +1,14 @@
+//! Pure domain types and rules: no I/O, no async, no AWS.
+
+pub mod duration;
+pub mod message;
+pub mod message_body;
+pub mod phone_number;
+pub mod retry_policy;
+pub mod status;
+
+pub use duration::{parse_duration, InvalidDuration};
+pub use message::{Message, MessageError, MessageId, ProviderSid, Ref, StatusEvent};
+pub use message_body::{Encoding, MessageBody, MessageBodyError};
+pub use phone_number::{PhoneNumber, PhoneNumberError, Region};
+pub use status::MessageStatus;

@@ -1,0 +1,53 @@
+//! Consent and limits: the opt-out registry and per-recipient send slots.
+
+use super::StoreError;
+use crate::domain::PhoneNumber;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+/// One opt-out: when and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OptOut {
+    /// The number.
+    pub phone: PhoneNumber,
+    /// Why (`provider_21610`, `keyword_stop`, …).
+    pub reason: String,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// Opt-outs and send slots.
+#[async_trait]
+pub trait ConsentStore: Send + Sync {
+    /// Record that `phone` opted out (idempotent: a later call keeps the first record).
+    ///
+    /// # Errors
+    /// Backend failures.
+    async fn opt_out(&self, phone: &PhoneNumber, reason: &str, at: DateTime<Utc>) -> Result<(), StoreError>;
+
+    /// Remove an opt-out (the recipient texted START).
+    ///
+    /// # Errors
+    /// Backend failures.
+    async fn opt_in(&self, phone: &PhoneNumber) -> Result<(), StoreError>;
+
+    /// The opt-out of `phone`, if any (strongly consistent).
+    ///
+    /// # Errors
+    /// Backend failures.
+    async fn opt_out_of(&self, phone: &PhoneNumber) -> Result<Option<OptOut>, StoreError>;
+
+    /// Atomically take one send slot for `phone` if fewer than `limit` were taken in the
+    /// `window` ending at `now` (a rolling window). Returns whether a slot was taken.
+    /// Concurrent callers can never take more than `limit` between them.
+    ///
+    /// # Errors
+    /// Backend failures.
+    async fn take_send_slot(
+        &self,
+        phone: &PhoneNumber,
+        now: DateTime<Utc>,
+        window: chrono::Duration,
+        limit: u32,
+    ) -> Result<bool, StoreError>;
+}

@@ -1,0 +1,93 @@
+//! The retry queue port: delayed jobs that survive crashes and restarts (SQS in AWS, a SQLite
+//! table locally). Delivery is at least once; every consumer must be idempotent.
+
+use crate::domain::MessageId;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// Longest delay one enqueue can carry (SQS `DelaySeconds` maximum). Longer waits are chained:
+/// the consumer re-enqueues a job whose `not_before` has not come yet.
+pub const MAX_DELAY: Duration = Duration::from_secs(900);
+
+/// What a job asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobKind {
+    /// Make the next provider attempt for a queued message.
+    SendAttempt,
+}
+
+/// A job's content (the SQS message body, JSON).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobPayload {
+    /// What to do.
+    pub kind: JobKind,
+    /// The message concerned.
+    pub message_id: MessageId,
+    /// Not to be acted on before this time (delays beyond [`MAX_DELAY`] are chained).
+    pub not_before: DateTime<Utc>,
+}
+
+/// A job handed to a consumer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedJob {
+    /// Handle to acknowledge it with (SQS receipt handle / row id).
+    pub receipt: String,
+    /// Queue's id of the message (SQS MessageId), used for partial batch failure reports.
+    pub message_id: String,
+    /// Its content.
+    pub payload: JobPayload,
+    /// How many times it has been received, this time included.
+    pub receive_count: u32,
+}
+
+/// Queue depth, for health metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct QueueStats {
+    /// Jobs waiting or in flight.
+    pub pending: u64,
+    /// Jobs moved to the dead-letter queue.
+    pub dead: u64,
+}
+
+/// Why a queue call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    /// A body that is not a valid [`JobPayload`] (it can never succeed; dead-letter it).
+    #[error("job payload is malformed")]
+    Malformed(#[source] serde_json::Error),
+    /// Anything else (network, SDK, I/O): retry.
+    #[error("queue failure")]
+    Unexpected(#[source] anyhow::Error),
+}
+
+/// Delayed, at-least-once jobs.
+#[async_trait]
+pub trait JobQueue: Send + Sync {
+    /// Enqueue `payload`, invisible for `delay` (capped at [`MAX_DELAY`]).
+    ///
+    /// # Errors
+    /// `Unexpected` when the queue cannot be reached.
+    async fn enqueue(&self, payload: &JobPayload, delay: Duration) -> Result<(), QueueError>;
+
+    /// Receive up to `max` visible jobs, hiding them for `visibility`. A job received more than
+    /// the queue's max-receive count goes to the dead-letter queue instead of being returned.
+    ///
+    /// # Errors
+    /// `Unexpected` when the queue cannot be reached.
+    async fn receive(&self, max: usize, visibility: Duration) -> Result<Vec<ReceivedJob>, QueueError>;
+
+    /// Delete a job that was handled.
+    ///
+    /// # Errors
+    /// `Unexpected` when the queue cannot be reached.
+    async fn ack(&self, receipt: &str) -> Result<(), QueueError>;
+
+    /// Pending and dead-letter counts.
+    ///
+    /// # Errors
+    /// `Unexpected` when the queue cannot be reached.
+    async fn stats(&self) -> Result<QueueStats, QueueError>;
+}

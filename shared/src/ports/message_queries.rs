@@ -1,0 +1,26 @@
+//! Index queries over messages used by the processor and the operations API: what is due, and
+//! what is listed as failed. Kept apart from `MessageStore` so each use case depends only on
+//! what it reads.
+
+use super::message_store::Page;
+use super::StoreError;
+use crate::domain::Message;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+/// Due-index and failed-list reads.
+#[async_trait]
+pub trait MessageQueries: Send + Sync {
+    /// Messages whose `due_at` is at or before `now`, oldest due first, at most `limit`.
+    /// Cost grows with the due items only, never with all stored messages (no scan).
+    ///
+    /// # Errors
+    /// Backend failures.
+    async fn list_due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Message>, StoreError>;
+
+    /// Messages listed as failed (`failed_listed`), most recently changed first.
+    ///
+    /// # Errors
+    /// Backend failures; an unreadable cursor is `Corrupt`.
+    async fn list_failed(&self, limit: usize, cursor: Option<&str>) -> Result<Page<Message>, StoreError>;
+}

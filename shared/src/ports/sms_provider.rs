@@ -1,0 +1,155 @@
+//! The SMS provider port: create a message, fetch its state. Twilio or the simulator stand behind it.
+
+use crate::domain::{MessageBody, PhoneNumber, ProviderSid};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::time::Duration;
+
+/// Who a message is sent from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sender {
+    /// A phone number (Twilio form field `From`).
+    Number(PhoneNumber),
+    /// A Messaging Service (`MG…`, Twilio form field `MessagingServiceSid`).
+    MessagingService(String),
+}
+
+impl Sender {
+    /// Parse a configured or requested sender: `MG…` is a Messaging Service, anything else must be E.164.
+    ///
+    /// # Errors
+    /// The phone-number error when it is neither.
+    pub fn parse(raw: &str) -> Result<Self, crate::domain::PhoneNumberError> {
+        if raw.starts_with("MG") && raw.len() == 34 && raw.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            Ok(Self::MessagingService(raw.to_owned()))
+        } else {
+            PhoneNumber::parse_e164(raw).map(Self::Number)
+        }
+    }
+
+    /// The sender as text.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Number(n) => n.as_str(),
+            Self::MessagingService(s) => s,
+        }
+    }
+}
+
+/// One create-message request.
+#[derive(Debug, Clone)]
+pub struct OutboundSms {
+    /// Recipient.
+    pub to: PhoneNumber,
+    /// Sender.
+    pub from: Sender,
+    /// Text.
+    pub body: MessageBody,
+    /// Where the provider posts status callbacks (carries our message id in its query).
+    pub status_callback: String,
+}
+
+/// The provider took the message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProviderAccepted {
+    /// Provider's id.
+    pub sid: ProviderSid,
+    /// Provider's raw initial status (`queued`, `accepted`, …).
+    pub status: String,
+    /// Segments reported by the provider, if any.
+    pub segments: Option<u32>,
+}
+
+/// The provider's view of one message (fetch or list).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProviderMessage {
+    /// Provider's id.
+    pub sid: ProviderSid,
+    /// Recipient as the provider reports it.
+    pub to: String,
+    /// Sender as the provider reports it.
+    pub from: String,
+    /// Text.
+    pub body: String,
+    /// Raw status.
+    pub status: String,
+    /// Error code for failed/undelivered.
+    pub error_code: Option<u32>,
+    /// Error text.
+    pub error_message: Option<String>,
+    /// Creation time at the provider.
+    pub date_created: Option<DateTime<Utc>>,
+}
+
+/// Why a provider call failed, classified for the retry policy.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    /// A permanent refusal (invalid number, opted out, not permitted …): never retried.
+    #[error("provider rejected the message (code {code})")]
+    Rejected {
+        /// Provider error code.
+        code: u32,
+        /// Provider's message.
+        message: String,
+    },
+    /// Too many requests (HTTP 429 / 20429): the request was not processed; safe to retry.
+    #[error("provider rate limited the request")]
+    RateLimited {
+        /// Delay the provider asked for, if it said.
+        retry_after: Option<Duration>,
+    },
+    /// A temporary failure (network, timeout, 5xx, queue overflow). `maybe_sent` is true when the
+    /// request may have reached the provider (timeout, 5xx): reconcile before resending.
+    #[error("temporary provider failure: {reason}")]
+    Transient {
+        /// Provider error code, if one came back.
+        code: Option<u32>,
+        /// What happened (no phone numbers).
+        reason: String,
+        /// Whether the provider may have processed the request anyway.
+        maybe_sent: bool,
+    },
+    /// The provider does not know the message (fetch of an unknown sid).
+    #[error("provider has no such message")]
+    NotFound,
+    /// Something we did not expect (unparseable response, bad credentials …).
+    #[error("unexpected provider failure")]
+    Unexpected(#[source] anyhow::Error),
+}
+
+impl ProviderError {
+    /// Whether another attempt may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::RateLimited { .. } | Self::Transient { .. })
+    }
+}
+
+/// Sends SMS and reports on them.
+#[async_trait]
+pub trait SmsProvider: Send + Sync {
+    /// Create (send) one message.
+    ///
+    /// # Errors
+    /// A classified [`ProviderError`].
+    async fn send(&self, sms: &OutboundSms) -> Result<ProviderAccepted, ProviderError>;
+
+    /// Fetch one message by sid.
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown sid, otherwise a classified [`ProviderError`].
+    async fn fetch(&self, sid: &ProviderSid) -> Result<ProviderMessage, ProviderError>;
+
+    /// Messages sent to `to` from `from` created no earlier than one minute before `since`
+    /// (messages without a readable creation date are kept), newest first, at most `limit`, for
+    /// reconciling an attempt whose outcome we never recorded.
+    ///
+    /// # Errors
+    /// A classified [`ProviderError`].
+    async fn list_sent(
+        &self,
+        to: &PhoneNumber,
+        from: &Sender,
+        since: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<ProviderMessage>, ProviderError>;
+}

@@ -1,0 +1,173 @@
+//! A `MessageStore` wrapper that counts calls and can fail chosen ones, for tests that must prove
+//! "nothing reached the store" or exercise a store fault at a precise point.
+
+use crate::domain::{Message, MessageId, MessageStatus, PhoneNumber, ProviderSid};
+use crate::ports::message_store::Page;
+use crate::ports::{
+    Begin, ConsentStore, IdempotencyStore, MessageQueries, MessageStore, OptOut, SavedResponse, Store, StoreError,
+    WebhookRecord,
+};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Counts every call by method name; `fail_next(method, n)` makes the next `n` calls of `method` fail.
+pub struct CountingStore {
+    inner: Arc<dyn Store>,
+    calls: Mutex<HashMap<&'static str, usize>>,
+    failures: Mutex<HashMap<&'static str, usize>>,
+    total: AtomicUsize,
+}
+
+impl CountingStore {
+    /// Wrap a store.
+    pub fn new(inner: Arc<dyn Store>) -> Self {
+        Self {
+            inner,
+            calls: Mutex::default(),
+            failures: Mutex::default(),
+            total: AtomicUsize::new(0),
+        }
+    }
+
+    /// Calls made to `method` so far.
+    pub fn calls(&self, method: &str) -> usize {
+        self.calls
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(method)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Calls made to any method so far.
+    pub fn total_calls(&self) -> usize {
+        self.total.load(Ordering::SeqCst)
+    }
+
+    /// Make the next `n` calls of `method` fail with `StoreError::Unexpected`.
+    pub fn fail_next(&self, method: &'static str, n: usize) {
+        self.failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(method, n);
+    }
+
+    fn enter(&self, method: &'static str) -> Result<(), StoreError> {
+        self.total.fetch_add(1, Ordering::SeqCst);
+        *self
+            .calls
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(method)
+            .or_default() += 1;
+        let mut f = self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match f.get_mut(method) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                Err(StoreError::Unexpected(anyhow::anyhow!("injected fault in {method}")))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+#[async_trait]
+impl MessageStore for CountingStore {
+    async fn create_message(&self, message: &Message) -> Result<(), StoreError> {
+        self.enter("create_message")?;
+        self.inner.create_message(message).await
+    }
+    async fn get_message(&self, id: &MessageId) -> Result<Option<Message>, StoreError> {
+        self.enter("get_message")?;
+        self.inner.get_message(id).await
+    }
+    async fn update_message(&self, message: &Message) -> Result<(), StoreError> {
+        self.enter("update_message")?;
+        self.inner.update_message(message).await
+    }
+    async fn link_provider_sid(&self, sid: &ProviderSid, id: &MessageId) -> Result<(), StoreError> {
+        self.enter("link_provider_sid")?;
+        self.inner.link_provider_sid(sid, id).await
+    }
+    async fn message_id_for_sid(&self, sid: &ProviderSid) -> Result<Option<MessageId>, StoreError> {
+        self.enter("message_id_for_sid")?;
+        self.inner.message_id_for_sid(sid).await
+    }
+    async fn record_webhook(&self, record: &WebhookRecord) -> Result<bool, StoreError> {
+        self.enter("record_webhook")?;
+        self.inner.record_webhook(record).await
+    }
+    async fn list_messages_to(
+        &self,
+        to: &PhoneNumber,
+        status: Option<MessageStatus>,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<Message>, StoreError> {
+        self.enter("list_messages_to")?;
+        self.inner.list_messages_to(to, status, limit, cursor).await
+    }
+}
+
+#[async_trait]
+impl MessageQueries for CountingStore {
+    async fn list_due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Message>, StoreError> {
+        self.enter("list_due")?;
+        self.inner.list_due(now, limit).await
+    }
+    async fn list_failed(&self, limit: usize, cursor: Option<&str>) -> Result<Page<Message>, StoreError> {
+        self.enter("list_failed")?;
+        self.inner.list_failed(limit, cursor).await
+    }
+}
+
+#[async_trait]
+impl ConsentStore for CountingStore {
+    async fn opt_out(&self, phone: &PhoneNumber, reason: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.enter("opt_out")?;
+        self.inner.opt_out(phone, reason, at).await
+    }
+    async fn opt_in(&self, phone: &PhoneNumber) -> Result<(), StoreError> {
+        self.enter("opt_in")?;
+        self.inner.opt_in(phone).await
+    }
+    async fn opt_out_of(&self, phone: &PhoneNumber) -> Result<Option<OptOut>, StoreError> {
+        self.enter("opt_out_of")?;
+        self.inner.opt_out_of(phone).await
+    }
+    async fn take_send_slot(
+        &self,
+        phone: &PhoneNumber,
+        now: DateTime<Utc>,
+        window: chrono::Duration,
+        limit: u32,
+    ) -> Result<bool, StoreError> {
+        self.enter("take_send_slot")?;
+        self.inner.take_send_slot(phone, now, window, limit).await
+    }
+}
+
+#[async_trait]
+impl IdempotencyStore for CountingStore {
+    async fn begin(&self, key: &str, request_hash: &str, now: DateTime<Utc>) -> Result<Begin, StoreError> {
+        self.enter("begin")?;
+        self.inner.begin(key, request_hash, now).await
+    }
+    async fn complete(
+        &self,
+        key: &str,
+        request_hash: &str,
+        response: &SavedResponse,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.enter("complete")?;
+        self.inner.complete(key, request_hash, response, now).await
+    }
+    async fn release(&self, key: &str) -> Result<(), StoreError> {
+        self.enter("release")?;
+        self.inner.release(key).await
+    }
+}

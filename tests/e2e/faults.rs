@@ -1,0 +1,400 @@
+//! Fault injection on both stacks (SQLite store + SQLite queue; DynamoDB Local + the SQS
+//! emulator), through the shared router and the same job/processor entrypoints the Lambdas use.
+//! Every test asserts the invariants: one provider create per attempt, nothing lost, no status
+//! regression, no send to an opted-out number, the hourly cap never exceeded.
+
+use crate::helpers::{config, TWILIO_SID, TWILIO_TOKEN};
+use crate::twilio_mock::{creates, error_json, message_json, on_create, on_list};
+use bytes::Bytes;
+use serde_json::{json, Value};
+use smsrelay::adapters::system_clock::SystemClock;
+use smsrelay::adapters::twilio::compute_signature;
+use smsrelay::entrypoints::jobs::{drain_queue_once, run_processor};
+use smsrelay::entrypoints::{handle, Routes};
+use smsrelay::ports::{JobQueue, Store};
+use smsrelay::testing::CountingStore;
+use smsrelay::wiring::{provider_for, Deps};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use wiremock::MockServer;
+
+pub const BASE: &str = "https://relay.example.com";
+
+pub struct Env {
+    pub deps: Deps,
+    pub store: Arc<CountingStore>,
+    pub queue: Arc<dyn JobQueue>,
+    pub twilio: MockServer,
+}
+
+pub async fn env(store: Arc<dyn Store>, queue: Arc<dyn JobQueue>) -> Env {
+    let twilio = MockServer::start().await;
+    let cfg = config(&[
+        ("SMSRELAY_API_KEY", "k"),
+        ("TWILIO_ACCOUNT_SID", TWILIO_SID),
+        ("TWILIO_AUTH_TOKEN", TWILIO_TOKEN),
+        ("TWILIO_API_BASE", &twilio.uri()),
+        ("SMSRELAY_PUBLIC_URL", BASE),
+        ("SMSRELAY_RECONCILE_AFTER", "0s"),
+        ("SMSRELAY_RETRY_BASE", "50ms"),
+        ("SMSRELAY_RETRY_CAP", "100ms"),
+    ]);
+    let provider = provider_for(&cfg).expect("provider");
+    let counting = Arc::new(CountingStore::new(store));
+    let deps = Deps::new(cfg, counting.clone(), queue.clone(), provider, Arc::new(SystemClock));
+    Env {
+        deps,
+        store: counting,
+        queue,
+        twilio,
+    }
+}
+
+impl Env {
+    pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let req = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("authorization", "Bearer k")
+            .header("content-type", "application/json")
+            .body(body.map_or_else(Bytes::new, |b| Bytes::from(b.to_string())))
+            .expect("request");
+        let resp = handle(&self.deps, Routes::All, req).await;
+        let status = resp.status().as_u16();
+        (status, serde_json::from_slice(resp.body()).unwrap_or(Value::Null))
+    }
+
+    pub async fn send(&self, to: &str, body: &str) -> (u16, Value) {
+        self.call("POST", "/v1/messages", Some(json!({"to": to, "body": body})))
+            .await
+    }
+
+    pub async fn message(&self, id: &str) -> Value {
+        let (status, m) = self.call("GET", &format!("/v1/messages/{id}"), None).await;
+        assert_eq!(status, 200);
+        m
+    }
+
+    pub async fn callback(&self, id: &str, sid: &str, status: &str) -> u16 {
+        let url = format!("{BASE}/webhooks/twilio/status?message_id={id}");
+        let params: Vec<(String, String)> = vec![
+            ("MessageSid".into(), sid.into()),
+            ("MessageStatus".into(), status.into()),
+            ("To".into(), "+14155550100".into()),
+        ];
+        let form = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(&params)
+            .finish();
+        let req = http::Request::builder()
+            .method("POST")
+            .uri(format!("/webhooks/twilio/status?message_id={id}"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("x-twilio-signature", compute_signature(TWILIO_TOKEN, &url, &params))
+            .body(Bytes::from(form))
+            .expect("request");
+        handle(&self.deps, Routes::All, req).await.status().as_u16()
+    }
+
+    /// Work the queue and the processor until `pred` holds (deadline 15 s).
+    pub async fn drive(&self, id: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let start = Instant::now();
+        loop {
+            let m = self.message(id).await;
+            if pred(&m) {
+                return m;
+            }
+            assert!(start.elapsed() < Duration::from_secs(15), "not reached: {m}");
+            drain_queue_once(&self.deps, self.queue.as_ref(), 10)
+                .await
+                .expect("drain");
+            run_processor(&self.deps, Duration::from_secs(5)).await.expect("tick");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+fn statuses(m: &Value) -> Vec<String> {
+    m["events"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|e| e["status"].as_str().unwrap_or("").to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Ranks as in `MessageStatus::rank`, to check the history never moves down outside a retry.
+fn never_regresses(m: &Value) {
+    let rank = |s: &str| match s {
+        "queued" | "rate_limited" => 10,
+        "sending" => 20,
+        "sent" => 30,
+        "undelivered" | "failed" => 40,
+        "delivered" => 50,
+        _ => 100,
+    };
+    let h = statuses(m);
+    for w in h.windows(2) {
+        let retry = w[1] == "queued" || w[1] == "sending";
+        assert!(retry || rank(&w[1]) > rank(&w[0]), "status regressed in {h:?}");
+    }
+}
+
+/// Expands the suite for one backend: `$make` is an async expression giving `(Arc<dyn Store>, Arc<dyn JobQueue>)`.
+macro_rules! fault_suite {
+    ($make:expr) => {
+        use super::*;
+
+        async fn setup() -> Env {
+            let (store, queue) = $make;
+            env(store, queue).await
+        }
+
+        #[tokio::test]
+        async fn a_store_fault_before_the_send_sends_nothing() {
+            let e = setup().await;
+            on_create(
+                &e.twilio,
+                201,
+                message_json(
+                    "SM10000000000000000000000000000001",
+                    "+14155550100",
+                    "hi",
+                    "queued",
+                ),
+                None,
+                1,
+            )
+            .await;
+            e.store.fail_next("create_message", 1);
+            let (status, body) = e.send("+14155550100", "hi").await;
+            assert_eq!(status, 503, "{body}");
+            assert_eq!(creates(&e.twilio).await, 0);
+        }
+
+        #[tokio::test]
+        async fn a_store_fault_after_the_provider_accepted_is_reconciled_without_a_second_send() {
+            let e = setup().await;
+            let sid = "SM10000000000000000000000000000002";
+            on_create(
+                &e.twilio,
+                201,
+                message_json(sid, "+14155550100", "hi", "queued"),
+                None,
+                1,
+            )
+            .await;
+            on_list(&e.twilio, vec![message_json(sid, "+14155550100", "hi", "sent")]).await;
+            e.store.fail_next("update_message", 1);
+            let (status, body) = e.send("+14155550100", "hi").await;
+            assert_eq!(status, 202);
+            assert!(body["warning"].is_string(), "{body}");
+            let id = body["id"].as_str().expect("id");
+            let m = e.drive(id, |m| m["status"] == "sent").await;
+            assert_eq!(m["provider_sid"], sid);
+            assert_eq!(creates(&e.twilio).await, 1, "never resent");
+            never_regresses(&m);
+        }
+
+        #[tokio::test]
+        async fn a_store_fault_on_the_status_write_is_retried_by_the_provider_and_applied_once() {
+            let e = setup().await;
+            let sid = "SM10000000000000000000000000000003";
+            on_create(
+                &e.twilio,
+                201,
+                message_json(sid, "+14155550100", "hi", "queued"),
+                None,
+                1,
+            )
+            .await;
+            let (_, body) = e.send("+14155550100", "hi").await;
+            let id = body["id"].as_str().expect("id");
+            e.store.fail_next("update_message", 1);
+            assert_eq!(
+                e.callback(id, sid, "delivered").await,
+                503,
+                "the provider is told to retry"
+            );
+            assert_eq!(e.callback(id, sid, "delivered").await, 200);
+            assert_eq!(
+                e.callback(id, sid, "delivered").await,
+                200,
+                "a duplicate is harmless"
+            );
+            let m = e.message(id).await;
+            assert_eq!(statuses(&m), ["queued", "sending", "sent", "delivered"]);
+        }
+
+        #[tokio::test]
+        async fn the_same_job_delivered_twice_and_two_racing_consumers_send_once() {
+            let e = setup().await;
+            on_create(
+                &e.twilio,
+                429,
+                error_json(20429, "Too Many Requests", 429),
+                Some(1),
+                1,
+            )
+            .await;
+            on_create(
+                &e.twilio,
+                201,
+                message_json(
+                    "SM10000000000000000000000000000004",
+                    "+14155550100",
+                    "hi",
+                    "queued",
+                ),
+                None,
+                2,
+            )
+            .await;
+            let (_, body) = e.send("+14155550100", "hi").await;
+            assert_eq!(body["status"], "queued");
+            let id = body["id"].as_str().expect("id").to_owned();
+            let job = smsrelay::ports::JobPayload {
+                kind: smsrelay::ports::JobKind::SendAttempt,
+                message_id: smsrelay::domain::MessageId::parse(&id).expect("id"),
+                not_before: chrono::Utc::now(),
+            };
+            let payload = serde_json::to_string(&job).expect("json");
+            // Two consumers race for the same job, and the same job arrives again afterwards.
+            let (a, b) = tokio::join!(
+                smsrelay::entrypoints::jobs::run_job(&e.deps, &payload),
+                smsrelay::entrypoints::jobs::run_job(&e.deps, &payload)
+            );
+            assert!(a.is_ok() && b.is_ok());
+            smsrelay::entrypoints::jobs::run_job(&e.deps, &payload)
+                .await
+                .expect("redelivery");
+            let m = e.drive(&id, |m| m["status"] == "sent").await;
+            assert_eq!(m["attempts"], 2);
+            assert_eq!(creates(&e.twilio).await, 2, "one create per attempt");
+        }
+
+        #[tokio::test]
+        async fn duplicated_and_reordered_callbacks_never_regress() {
+            let e = setup().await;
+            let sid = "SM10000000000000000000000000000005";
+            on_create(
+                &e.twilio,
+                201,
+                message_json(sid, "+14155550100", "hi", "queued"),
+                None,
+                1,
+            )
+            .await;
+            let (_, body) = e.send("+14155550100", "hi").await;
+            let id = body["id"].as_str().expect("id");
+            for st in [
+                "delivered",
+                "sent",
+                "queued",
+                "delivered",
+                "sending",
+                "undelivered",
+                "sent",
+            ] {
+                assert_eq!(e.callback(id, sid, st).await, 200, "{st}");
+            }
+            let m = e.message(id).await;
+            assert_eq!(m["status"], "delivered");
+            assert_eq!(statuses(&m), ["queued", "sending", "sent", "delivered"]);
+        }
+
+        #[tokio::test]
+        async fn concurrent_sends_to_one_number_never_exceed_the_hourly_cap() {
+            let e = setup().await;
+            on_create(
+                &e.twilio,
+                201,
+                message_json(
+                    "SM10000000000000000000000000000006",
+                    "+14155550177",
+                    "hi",
+                    "queued",
+                ),
+                None,
+                1,
+            )
+            .await;
+            let sends = (0..10).map(|i| e.send("+14155550177", if i % 2 == 0 { "a" } else { "b" }));
+            let results = futures_util::future::join_all(sends).await;
+            let sent = results.iter().filter(|(_, b)| b["status"] == "sent").count();
+            let held = results
+                .iter()
+                .filter(|(_, b)| b["status"] == "rate_limited")
+                .count();
+            assert_eq!((sent, held), (5, 5));
+            assert_eq!(creates(&e.twilio).await, 5);
+        }
+
+        #[tokio::test]
+        async fn an_opted_out_number_is_never_sent_to_even_by_a_queued_retry() {
+            let e = setup().await;
+            on_create(
+                &e.twilio,
+                429,
+                error_json(20429, "Too Many Requests", 429),
+                Some(1),
+                1,
+            )
+            .await;
+            on_create(
+                &e.twilio,
+                201,
+                message_json(
+                    "SM10000000000000000000000000000007",
+                    "+14155550188",
+                    "hi",
+                    "queued",
+                ),
+                None,
+                2,
+            )
+            .await;
+            let (_, queued) = e.send("+14155550188", "hi").await;
+            assert_eq!(queued["status"], "queued");
+            let phone = smsrelay::domain::PhoneNumber::parse_e164("+14155550188").expect("phone");
+            e.deps
+                .store
+                .opt_out(&phone, "keyword_stop", chrono::Utc::now())
+                .await
+                .expect("opt out");
+            let id = queued["id"].as_str().expect("id");
+            let m = e.drive(id, |m| m["status"] == "suppressed").await;
+            never_regresses(&m);
+            let (_, next) = e.send("+14155550188", "again").await;
+            assert_eq!(next["status"], "suppressed");
+            assert_eq!(
+                creates(&e.twilio).await,
+                1,
+                "only the 429'd first attempt reached Twilio"
+            );
+        }
+    };
+}
+
+mod sqlite {
+    fault_suite!({
+        let dir = Box::leak(Box::new(tempfile::tempdir().expect("dir")));
+        let path = dir.path().join("faults.db");
+        let store: Arc<dyn Store> =
+            Arc::new(smsrelay::adapters::sqlite_store::SqliteStore::open(&path).expect("store"));
+        let queue: Arc<dyn JobQueue> = Arc::new(
+            smsrelay::adapters::sqlite_queue::SqliteJobQueue::open(&path, 5, Arc::new(SystemClock)).expect("queue"),
+        );
+        (store, queue)
+    });
+}
+
+mod dynamodb_sqs {
+    fault_suite!({
+        let (client, table) = crate::helpers::dynamodb_table().await;
+        let store: Arc<dyn Store> = Arc::new(smsrelay::adapters::dynamodb::DynamoMessageStore::new(client, table));
+        let queue: Arc<dyn JobQueue> = Arc::new(crate::helpers::sqs_queue().await);
+        (store, queue)
+    });
+}

@@ -1,0 +1,269 @@
+//! Shared test helpers: a running smsrelay-local (`TestApp`), DynamoDB Local tables, signing.
+
+use secrecy::SecretString;
+use smsrelay::adapters::sqlite_queue::SqliteJobQueue;
+use smsrelay::adapters::sqlite_store::SqliteStore;
+use smsrelay::adapters::system_clock::SystemClock;
+use smsrelay::adapters::twilio::{compute_signature, TwilioSimulator};
+use smsrelay::config::Config;
+use smsrelay::ports::{Clock, SmsProvider};
+use smsrelay::testing::CountingStore;
+use smsrelay::wiring::{provider_for, Deps};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub const API_KEY: &str = "test-key";
+
+/// Configuration from explicit pairs (nothing read from the process environment).
+pub fn config(pairs: &[(&str, &str)]) -> Config {
+    let m: HashMap<String, String> = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    Config::from_lookup(move |k| m.get(k).cloned()).expect("valid test configuration")
+}
+
+/// Twilio test account used with a wiremock Twilio.
+pub const TWILIO_SID: &str = "AC00000000000000000000000000000000";
+/// Its auth token (Twilio's documentation token).
+pub const TWILIO_TOKEN: &str = "12345";
+
+/// How to start a [`TestApp`].
+#[derive(Default)]
+pub struct AppOptions {
+    /// Extra configuration variables.
+    pub env: Vec<(&'static str, String)>,
+    /// Base URL of a Twilio-shaped server; `None` uses the simulator.
+    pub twilio_base: Option<String>,
+    /// Processor timer; `None` (default) means tests call `/v1/processor/run` themselves.
+    pub tick: Option<Duration>,
+    /// Queue worker poll interval; `None` means no worker (tests drain by hand).
+    pub queue_poll: Option<Duration>,
+}
+
+/// smsrelay-local running in-process on an ephemeral port, SQLite in a temp dir.
+pub struct TestApp {
+    pub url: String,
+    pub store: Arc<CountingStore>,
+    pub simulator: Option<Arc<TwilioSimulator>>,
+    pub deps: Deps,
+    pub http: reqwest::Client,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<smsrelay_local::LocalServer>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestApp {
+    /// Simulator, queue worker on, no processor timer.
+    pub async fn new() -> Self {
+        Self::with(AppOptions {
+            queue_poll: Some(Duration::from_millis(20)),
+            ..AppOptions::default()
+        })
+        .await
+    }
+
+    pub async fn with(opts: AppOptions) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("local.db");
+        let mut app = Self::on(&path, opts).await;
+        app._dir = Some(dir);
+        app
+    }
+
+    /// Start on an existing database file (restart tests).
+    pub async fn on(db: &Path, opts: AppOptions) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let url = format!("http://{addr}");
+        let mut pairs: Vec<(&str, String)> = vec![("SMSRELAY_API_KEY", API_KEY.to_owned())];
+        if let Some(base) = &opts.twilio_base {
+            pairs.push(("TWILIO_ACCOUNT_SID", TWILIO_SID.to_owned()));
+            pairs.push(("TWILIO_AUTH_TOKEN", TWILIO_TOKEN.to_owned()));
+            pairs.push(("TWILIO_API_BASE", base.clone()));
+            pairs.push(("TWILIO_FROM_NUMBER", "+15005550006".to_owned()));
+        }
+        pairs.extend(opts.env.iter().cloned());
+        let borrowed: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let mut cfg = config(&borrowed);
+        cfg.public_url = Some(url.clone());
+        let http = reqwest::Client::new();
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let (simulator, provider): (Option<Arc<TwilioSimulator>>, Arc<dyn SmsProvider>) = if opts.twilio_base.is_some()
+        {
+            (None, provider_for(&cfg).expect("provider"))
+        } else {
+            let sim = Arc::new(
+                TwilioSimulator::new(SecretString::from(smsrelay::config::SIMULATOR_AUTH_TOKEN), http.clone())
+                    .with_callback_delays(Duration::from_millis(30), Duration::from_millis(60)),
+            );
+            (Some(sim.clone()), sim)
+        };
+        let store = Arc::new(CountingStore::new(Arc::new(SqliteStore::open(db).expect("sqlite"))));
+        let queue = Arc::new(SqliteJobQueue::open(db, smsrelay_local::MAX_RECEIVES, clock.clone()).expect("queue"));
+        let deps = Deps::new(cfg, store.clone(), queue, provider, clock);
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let workers = smsrelay_local::Workers {
+            tick: opts.tick,
+            queue_poll: opts.queue_poll,
+        };
+        let server = smsrelay_local::start(listener, deps.clone(), workers, async {
+            let _ignored = rx.await;
+        })
+        .expect("server starts");
+        Self {
+            url,
+            store,
+            simulator,
+            deps,
+            http,
+            shutdown: Some(tx),
+            server: Some(server),
+            _dir: None,
+        }
+    }
+
+    /// The simulator (panics when the app runs against a Twilio-shaped server).
+    pub fn sim(&self) -> &TwilioSimulator {
+        self.simulator.as_deref().expect("this app uses the simulator")
+    }
+
+    pub fn post_json(&self, path: &str, body: &serde_json::Value) -> reqwest::RequestBuilder {
+        self.http
+            .post(format!("{}{path}", self.url))
+            .bearer_auth(API_KEY)
+            .json(body)
+    }
+
+    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http.get(format!("{}{path}", self.url)).bearer_auth(API_KEY)
+    }
+
+    /// Send a message and return the response body (asserting 202).
+    pub async fn send(&self, to: &str, body: &str) -> serde_json::Value {
+        let resp = self
+            .post_json("/v1/messages", &serde_json::json!({"to": to, "body": body}))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(resp.status(), 202);
+        resp.json().await.expect("json")
+    }
+
+    pub async fn message(&self, id: &str) -> serde_json::Value {
+        let resp = self.get(&format!("/v1/messages/{id}")).send().await.expect("get");
+        assert_eq!(resp.status(), 200);
+        resp.json().await.expect("json")
+    }
+
+    /// Poll a message until `pred` holds, within `deadline`.
+    pub async fn wait_for(
+        &self,
+        id: &str,
+        deadline: Duration,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let start = Instant::now();
+        loop {
+            let m = self.message(id).await;
+            if pred(&m) {
+                return m;
+            }
+            assert!(
+                start.elapsed() < deadline,
+                "condition not reached within {deadline:?}: {m}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Post a status callback signed as Twilio (or the simulator) would.
+    /// `POST /v1/processor/run`, returning the report.
+    pub async fn run_processor(&self) -> serde_json::Value {
+        let resp = self
+            .http
+            .post(format!("{}/v1/processor/run", self.url))
+            .bearer_auth(API_KEY)
+            .send()
+            .await
+            .expect("run");
+        assert_eq!(resp.status(), 200);
+        resp.json().await.expect("json")
+    }
+
+    pub async fn post_status(
+        &self,
+        message_id: Option<&str>,
+        params: &[(&str, &str)],
+        token: &str,
+    ) -> reqwest::Response {
+        let url = match message_id {
+            Some(id) => format!("{}/webhooks/twilio/status?message_id={id}", self.url),
+            None => format!("{}/webhooks/twilio/status", self.url),
+        };
+        let owned: Vec<(String, String)> = params.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let sig = compute_signature(token, &url, &owned);
+        self.http
+            .post(url)
+            .header("X-Twilio-Signature", sig)
+            .form(&owned)
+            .send()
+            .await
+            .expect("post")
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ignored = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.wait().await.expect("clean shutdown");
+        }
+    }
+}
+
+/// A DynamoDB client for the DynamoDB Local the test script started, and a fresh table.
+/// Panics (never skips) when DynamoDB Local is not configured.
+pub async fn dynamodb_table() -> (aws_sdk_dynamodb::Client, String) {
+    let endpoint = std::env::var("SMSRELAY_TEST_DYNAMODB_URL")
+        .expect("SMSRELAY_TEST_DYNAMODB_URL is not set: run scripts/test.sh, which starts DynamoDB Local");
+    let conf = aws_sdk_dynamodb::config::Builder::new()
+        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "test", "test", None, None, "static",
+        ))
+        .build();
+    let client = aws_sdk_dynamodb::Client::from_conf(conf);
+    let table = format!("smsrelay-{}", ulid::Ulid::new().to_string().to_lowercase());
+    smsrelay::adapters::dynamodb::DynamoMessageStore::create_table(&client, &table)
+        .await
+        .expect("create table");
+    (client, table)
+}
+
+/// A fresh SQS queue pair (with a dead-letter queue after `max_receives`) on the emulator the
+/// test script started. Panics (never skips) when it is not configured.
+pub async fn sqs_queue_with(max_receives: u32) -> smsrelay::adapters::sqs_queue::SqsJobQueue {
+    let endpoint = std::env::var("SMSRELAY_TEST_SQS_URL")
+        .expect("SMSRELAY_TEST_SQS_URL is not set: run scripts/test.sh, which starts the SQS emulator");
+    let conf = aws_sdk_sqs::config::Builder::new()
+        .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+        .region(aws_sdk_sqs::config::Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+            "test", "test", None, None, "static",
+        ))
+        .build();
+    let client = aws_sdk_sqs::Client::from_conf(conf);
+    let name = format!("smsrelay-{}", ulid::Ulid::new().to_string().to_lowercase());
+    let (url, dlq) = smsrelay::adapters::sqs_queue::create_queue_pair(&client, &name, max_receives)
+        .await
+        .expect("queues");
+    smsrelay::adapters::sqs_queue::SqsJobQueue::new(client, url, Some(dlq))
+}
+
+/// [`sqs_queue_with`] five receives, as in template.yaml.
+pub async fn sqs_queue() -> smsrelay::adapters::sqs_queue::SqsJobQueue {
+    sqs_queue_with(5).await
+}
