@@ -45,7 +45,6 @@ pub struct TestApp {
     pub url: String,
     pub store: Arc<CountingStore>,
     pub simulator: Option<Arc<TwilioSimulator>>,
-    pub deps: Deps,
     pub http: reqwest::Client,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<smsrelay_local::LocalServer>,
@@ -106,7 +105,7 @@ impl TestApp {
             tick: opts.tick,
             queue_poll: opts.queue_poll,
         };
-        let server = smsrelay_local::start(listener, deps.clone(), workers, async {
+        let server = smsrelay_local::start(listener, deps, workers, async {
             let _ignored = rx.await;
         })
         .expect("server starts");
@@ -114,7 +113,6 @@ impl TestApp {
             url,
             store,
             simulator,
-            deps,
             http,
             shutdown: Some(tx),
             server: Some(server),

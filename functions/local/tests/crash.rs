@@ -43,12 +43,12 @@ fn spawn(port: u16, data: &std::path::Path, twilio: &str) -> Child {
 
 async fn wait_healthy(http: &reqwest::Client, base: &str) {
     let start = Instant::now();
-    while http
+    while !http
         .get(format!("{base}/health"))
         .send()
         .await
         .map(|r| r.status().is_success())
-        != Ok(true)
+        .unwrap_or(false)
     {
         assert!(
             start.elapsed() < Duration::from_secs(20),

@@ -176,14 +176,27 @@ fn authorize(deps: &Deps, headers: &HeaderMap) -> Result<(), AppError> {
 }
 
 fn parse_json<T: serde::de::DeserializeOwned>(req: &HttpRequest) -> Result<T, AppError> {
-    serde_json::from_slice(req.body()).map_err(|e| AppError::Validation {
-        code: "invalid_json",
-        message: if e.is_syntax() || e.is_eof() {
-            "request body is not valid JSON".to_owned()
-        } else {
-            format!("request body does not match the expected shape: {e}")
-        },
-        field: None,
+    let de = &mut serde_json::Deserializer::from_slice(req.body());
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let inner = e.inner();
+        if inner.is_syntax() || inner.is_eof() {
+            return AppError::Validation {
+                code: "invalid_json",
+                message: "request body is not valid JSON".to_owned(),
+                field: None,
+            };
+        }
+        // serde's own text quotes the offending value (possibly a phone number): name the field only.
+        let path = e.path().to_string();
+        AppError::Validation {
+            code: "invalid_json",
+            message: if path == "." {
+                "request body must be a JSON object".to_owned()
+            } else {
+                format!("`{path}` has the wrong type")
+            },
+            field: None,
+        }
     })
 }
 
