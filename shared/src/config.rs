@@ -57,6 +57,17 @@ pub struct Config {
     pub sender_mps: u32,
     /// DynamoDB table (Lambda).
     pub table_name: Option<String>,
+    /// Quiet hours applied to scheduled traffic that does not bring its own (`SMSRELAY_QUIET_HOURS`,
+    /// `HH:MM-HH:MM`, in `SMSRELAY_DEFAULT_TIMEZONE`). `None` when set to `off`.
+    pub default_quiet_hours: Option<crate::domain::QuietHours>,
+    /// Zone used for the daily limit and default quiet hours when a message names none.
+    pub default_timezone: chrono_tz::Tz,
+    /// How often the processor is expected to run (EventBridge rate, or `--tick` locally).
+    pub processor_interval: Duration,
+    /// Slack incoming-webhook URL for alerts (`SLACK_WEBHOOK_URL`, or a secret in AWS).
+    pub slack_webhook_url: Option<SecretString>,
+    /// EventBridge bus for domain events and alerts (Lambda).
+    pub event_bus: Option<String>,
     /// SQS retry queue URL (Lambda).
     pub queue_url: Option<String>,
     /// SQS dead-letter queue URL (Lambda; for health metrics).
@@ -114,7 +125,9 @@ impl Config {
         let max_attempts = num("SMSRELAY_MAX_ATTEMPTS", 3);
         let sender_mps = num("SMSRELAY_SENDER_MPS", 10);
 
-        let twilio = match (get("TWILIO_ACCOUNT_SID"), get("TWILIO_AUTH_TOKEN")) {
+        let token =
+            get("TWILIO_AUTH_TOKEN").or_else(|| get("TWILIO_AUTH_TOKEN_SECRET").map(|_| String::from("(from secret)")));
+        let twilio = match (get("TWILIO_ACCOUNT_SID"), token) {
             (Some(account_sid), Some(token)) => {
                 if !(account_sid.len() == 34 && account_sid.starts_with("AC")) {
                     problems.push("TWILIO_ACCOUNT_SID must be AC followed by 32 characters".to_owned());
@@ -142,6 +155,32 @@ impl Config {
                 problems.push("SMSRELAY_DEFAULT_REGION must be a supported two-letter region".to_owned());
                 Region::US
             });
+        let default_timezone: chrono_tz::Tz = get("SMSRELAY_DEFAULT_TIMEZONE")
+            .unwrap_or_else(|| "America/New_York".to_owned())
+            .parse()
+            .unwrap_or_else(|_| {
+                problems.push("SMSRELAY_DEFAULT_TIMEZONE must be an IANA zone such as America/New_York".to_owned());
+                chrono_tz::UTC
+            });
+        let quiet_raw = get("SMSRELAY_QUIET_HOURS").unwrap_or_else(|| "21:00-08:00".to_owned());
+        let default_quiet_hours = if quiet_raw.eq_ignore_ascii_case("off") {
+            None
+        } else {
+            let parsed = quiet_raw
+                .split_once('-')
+                .and_then(|(a, b)| crate::domain::QuietHours::parse(a, b, default_timezone.name()).ok());
+            if parsed.is_none() {
+                problems.push("SMSRELAY_QUIET_HOURS must look like 21:00-08:00 (or off)".to_owned());
+            }
+            parsed
+        };
+        let processor_interval = match get("SMSRELAY_PROCESSOR_INTERVAL") {
+            None => Duration::from_secs(300),
+            Some(raw) => parse_duration(&raw).unwrap_or_else(|_| {
+                problems.push("SMSRELAY_PROCESSOR_INTERVAL must be a duration like 5m".to_owned());
+                Duration::from_secs(300)
+            }),
+        };
         let public_url = get("SMSRELAY_PUBLIC_URL").map(|u| u.trim_end_matches('/').to_owned());
         if let Some(u) = &public_url {
             if url::Url::parse(u).is_err() {
@@ -170,6 +209,11 @@ impl Config {
             status_poll_after,
             sender_mps,
             table_name: get("SMSRELAY_TABLE"),
+            default_quiet_hours,
+            default_timezone,
+            processor_interval,
+            slack_webhook_url: get("SLACK_WEBHOOK_URL").map(SecretString::from),
+            event_bus: get("SMSRELAY_EVENT_BUS"),
             queue_url: get("SMSRELAY_QUEUE_URL"),
             dead_letter_queue_url: get("SMSRELAY_DLQ_URL"),
         })

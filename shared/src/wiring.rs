@@ -11,7 +11,7 @@ use crate::adapters::sqs_queue::SqsJobQueue;
 use crate::adapters::system_clock::SystemClock;
 use crate::adapters::twilio::{TwilioCredentials, TwilioSimulator, TwilioSmsProvider};
 use crate::config::{Config, ConfigError};
-use crate::ports::{Clock, JobQueue, SmsProvider, Store};
+use crate::ports::{Alerter, Clock, EventPublisher, JobQueue, SmsProvider, Store};
 use std::sync::Arc;
 
 /// Everything a handler needs, shared by reference across invocations.
@@ -27,6 +27,10 @@ pub struct Deps {
     pub provider: Arc<dyn SmsProvider>,
     /// Time.
     pub clock: Arc<dyn Clock>,
+    /// Operator alerts (Slack and EventBridge in AWS; the log locally).
+    pub alerter: Arc<dyn Alerter>,
+    /// Domain events (EventBridge in AWS; a table and the log locally).
+    pub events: Arc<dyn EventPublisher>,
 }
 
 /// Why the dependencies could not be built.
@@ -38,6 +42,22 @@ pub enum WiringError {
     /// An HTTP client could not be built.
     #[error("could not build the HTTP client")]
     Http(#[source] reqwest::Error),
+    /// A secret could not be read.
+    #[cfg(feature = "aws")]
+    #[error(transparent)]
+    Secret(#[from] crate::adapters::secrets::SecretError),
+}
+
+/// The HTTP client for webhooks and provider calls.
+///
+/// # Errors
+/// The TLS stack cannot be initialised.
+pub fn http_client() -> Result<reqwest::Client, WiringError> {
+    reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .timeout(std::time::Duration::from_secs(15))
+        .build()
+        .map_err(WiringError::Http)
 }
 
 impl Deps {
@@ -55,7 +75,23 @@ impl Deps {
             queue,
             provider,
             clock,
+            alerter: Arc::new(crate::adapters::log_alerter::LogAlerter),
+            events: Arc::new(crate::adapters::log_only::LogOnlyPublisher),
         }
+    }
+
+    /// Replace the alerter.
+    #[must_use]
+    pub fn with_alerter(mut self, alerter: Arc<dyn Alerter>) -> Self {
+        self.alerter = alerter;
+        self
+    }
+
+    /// Replace the domain-event publisher.
+    #[must_use]
+    pub fn with_events(mut self, events: Arc<dyn EventPublisher>) -> Self {
+        self.events = events;
+        self
     }
 
     #[cfg(feature = "aws")]
@@ -64,7 +100,8 @@ impl Deps {
     /// # Errors
     /// Invalid configuration (all problems listed) or a client that cannot be built.
     pub async fn from_env() -> Result<Self, WiringError> {
-        let config = Config::from_env()?;
+        let mut config = Config::from_env()?;
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         let mut problems = Vec::new();
         if config.table_name.is_none() {
             problems.push("SMSRELAY_TABLE must name the DynamoDB table".to_owned());
@@ -72,10 +109,18 @@ impl Deps {
         if config.queue_url.is_none() {
             problems.push("SMSRELAY_QUEUE_URL must name the SQS retry queue".to_owned());
         }
-        let (Some(table), Some(queue_url)) = (config.table_name.clone(), config.queue_url.clone()) else {
+        if env("SMSRELAY_API_KEY").is_none() && env("SMSRELAY_API_KEY_SECRET").is_none() {
+            problems
+                .push("set SMSRELAY_API_KEY_SECRET (a Secrets Manager reference): no default key in AWS".to_owned());
+        }
+        let (Some(table), Some(queue_url), true) =
+            (config.table_name.clone(), config.queue_url.clone(), problems.is_empty())
+        else {
             return Err(ConfigError { problems }.into());
         };
         let sdk = aws_config::load_from_env().await;
+        let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
+        crate::adapters::secrets::resolve_secrets(&mut config, &secrets, env).await?;
         let store = Arc::new(DynamoMessageStore::new(aws_sdk_dynamodb::Client::new(&sdk), table));
         let queue = Arc::new(SqsJobQueue::new(
             aws_sdk_sqs::Client::new(&sdk),
@@ -83,7 +128,29 @@ impl Deps {
             config.dead_letter_queue_url.clone(),
         ));
         let provider = provider_for(&config)?;
-        Ok(Self::new(config, store, queue, provider, Arc::new(SystemClock)))
+        let mut alerters: Vec<Arc<dyn Alerter>> = vec![Arc::new(crate::adapters::log_alerter::LogAlerter)];
+        if let Some(url) = &config.slack_webhook_url {
+            alerters.push(Arc::new(crate::adapters::slack::SlackAlerter::new(
+                url.clone(),
+                http_client()?,
+            )));
+        }
+        let events: Arc<dyn EventPublisher> = match &config.event_bus {
+            Some(bus) => {
+                let publisher = crate::adapters::eventbridge::EventBridgePublisher::new(
+                    aws_sdk_eventbridge::Client::new(&sdk),
+                    bus.clone(),
+                );
+                alerters.push(Arc::new(crate::adapters::eventbridge::EventBridgeAlerter::new(
+                    publisher.clone(),
+                )));
+                Arc::new(publisher)
+            }
+            None => Arc::new(crate::adapters::log_only::LogOnlyPublisher),
+        };
+        Ok(Self::new(config, store, queue, provider, Arc::new(SystemClock))
+            .with_alerter(Arc::new(crate::adapters::log_alerter::FanoutAlerter::new(alerters)))
+            .with_events(events))
     }
 }
 
@@ -92,11 +159,7 @@ impl Deps {
 /// # Errors
 /// The HTTP client cannot be built.
 pub fn provider_for(config: &Config) -> Result<Arc<dyn SmsProvider>, WiringError> {
-    let http = reqwest::Client::builder()
-        .connect_timeout(std::time::Duration::from_secs(5))
-        .timeout(std::time::Duration::from_secs(15))
-        .build()
-        .map_err(WiringError::Http)?;
+    let http = http_client()?;
     Ok(match &config.twilio {
         Some(t) => Arc::new(TwilioSmsProvider::new(
             TwilioCredentials {

@@ -43,6 +43,8 @@ pub struct AppOptions {
 /// smsrelay-local running in-process on an ephemeral port, SQLite in a temp dir.
 pub struct TestApp {
     pub url: String,
+    pub alerts: Arc<smsrelay::testing::RecordingAlerter>,
+    pub events: Arc<smsrelay::testing::RecordingPublisher>,
     pub store: Arc<CountingStore>,
     pub simulator: Option<Arc<TwilioSimulator>>,
     pub http: reqwest::Client,
@@ -74,7 +76,10 @@ impl TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let url = format!("http://{addr}");
-        let mut pairs: Vec<(&str, String)> = vec![("SMSRELAY_API_KEY", API_KEY.to_owned())];
+        let mut pairs: Vec<(&str, String)> = vec![
+            ("SMSRELAY_API_KEY", API_KEY.to_owned()),
+            ("SMSRELAY_QUIET_HOURS", "off".to_owned()),
+        ];
         if let Some(base) = &opts.twilio_base {
             pairs.push(("TWILIO_ACCOUNT_SID", TWILIO_SID.to_owned()));
             pairs.push(("TWILIO_AUTH_TOKEN", TWILIO_TOKEN.to_owned()));
@@ -99,7 +104,11 @@ impl TestApp {
         };
         let store = Arc::new(CountingStore::new(Arc::new(SqliteStore::open(db).expect("sqlite"))));
         let queue = Arc::new(SqliteJobQueue::open(db, smsrelay_local::MAX_RECEIVES, clock.clone()).expect("queue"));
-        let deps = Deps::new(cfg, store.clone(), queue, provider, clock);
+        let alerts = Arc::new(smsrelay::testing::RecordingAlerter::default());
+        let events = Arc::new(smsrelay::testing::RecordingPublisher::default());
+        let deps = Deps::new(cfg, store.clone(), queue, provider, clock)
+            .with_alerter(alerts.clone())
+            .with_events(events.clone());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let workers = smsrelay_local::Workers {
             tick: opts.tick,
@@ -111,6 +120,8 @@ impl TestApp {
         .expect("server starts");
         Self {
             url,
+            alerts,
+            events,
             store,
             simulator,
             http,

@@ -29,6 +29,15 @@ async fn a_message_reaches_delivered_in_the_simulator_within_a_second() {
     assert_eq!(statuses(&done), ["queued", "sending", "sent", "delivered"]);
     assert_eq!(done["attempts"], 1);
     assert_eq!(app.sim().sent_count(), 1);
+    let kinds: Vec<String> = app.events.events().iter().map(|e| e.detail_type.clone()).collect();
+    assert_eq!(kinds, ["message.sent", "message.delivered"], "domain events");
+    assert!(
+        app.events
+            .events()
+            .iter()
+            .all(|e| !e.detail.to_string().contains("14155550100")),
+        "no numbers in events"
+    );
     app.stop().await;
 }
 

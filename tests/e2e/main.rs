@@ -1,10 +1,13 @@
 //! End-to-end tests: smsrelay-local over real HTTP (SQLite + simulator), the Lambda handlers fed
 //! with `events/*.json` on DynamoDB Local with a Twilio-shaped server, and the SAM template.
 
+mod batches;
 mod faults;
 mod helpers;
 mod lambda_events;
 mod local_http;
 mod retries;
+mod scheduling;
+mod secrets;
 mod template;
 mod twilio_mock;

@@ -90,6 +90,7 @@ fn the_http_routes_match_the_functions_that_serve_them() {
             ],
         ),
         ("StatusCallbackFunction", vec!["POST /webhooks/twilio/status"]),
+        ("BatchFunction", vec!["POST /v1/batches", "GET /v1/batches/{id}"]),
         (
             "AdminFunction",
             vec![
@@ -97,6 +98,7 @@ fn the_http_routes_match_the_functions_that_serve_them() {
                 "DELETE /v1/failed-messages/{id}",
                 "POST /v1/failed-messages/{id}/retry",
                 "POST /v1/processor/run",
+                "GET /v1/health",
             ],
         ),
     ];

@@ -6,6 +6,9 @@ use anyhow::Context;
 use axum::body::Body;
 use axum::extract::State;
 use axum::Router;
+use smsrelay::adapters::event_log::LogEventPublisher;
+use smsrelay::adapters::log_alerter::{FanoutAlerter, LogAlerter};
+use smsrelay::adapters::slack::SlackAlerter;
 use smsrelay::adapters::sqlite_queue::SqliteJobQueue;
 use smsrelay::adapters::sqlite_store::SqliteStore;
 use smsrelay::adapters::system_clock::SystemClock;
@@ -14,8 +17,9 @@ use smsrelay::config::{Config, MAX_BODY_BYTES};
 use smsrelay::entrypoints::http::error_response;
 use smsrelay::entrypoints::jobs::{drain_queue_once, run_processor};
 use smsrelay::entrypoints::{handle, Routes};
+use smsrelay::ports::Alerter;
 use smsrelay::ports::{Clock, JobQueue, SmsProvider};
-use smsrelay::wiring::{provider_for, Deps};
+use smsrelay::wiring::{http_client, provider_for, Deps};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -71,7 +75,15 @@ pub fn local_deps(mut config: Config, addr: SocketAddr, data: &Path) -> anyhow::
         config.public_url = Some(format!("http://{addr}"));
     }
     let provider: Arc<dyn SmsProvider> = provider_for(&config)?;
-    Ok(Deps::new(config, Arc::new(store), Arc::new(queue), provider, clock))
+    let events =
+        LogEventPublisher::open(data).with_context(|| format!("cannot open the event log in {}", data.display()))?;
+    let mut alerters: Vec<Arc<dyn Alerter>> = vec![Arc::new(LogAlerter)];
+    if let Some(url) = &config.slack_webhook_url {
+        alerters.push(Arc::new(SlackAlerter::new(url.clone(), http_client()?)));
+    }
+    Ok(Deps::new(config, Arc::new(store), Arc::new(queue), provider, clock)
+        .with_alerter(Arc::new(FanoutAlerter::new(alerters)))
+        .with_events(Arc::new(events)))
 }
 
 /// Background work of the local process.

@@ -68,7 +68,8 @@ async fn shutdown_signal() {
 async fn main() -> anyhow::Result<()> {
     smsrelay::telemetry::init();
     let args = parse_args()?;
-    let config = Config::from_env()?;
+    let mut config = Config::from_env()?;
+    config.processor_interval = args.tick;
     let addr = SocketAddr::from(([127, 0, 0, 1], args.port));
     let listener = tokio::net::TcpListener::bind(addr)
         .await

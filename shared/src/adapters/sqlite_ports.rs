@@ -4,7 +4,7 @@
 //! one `BEGIN IMMEDIATE` transaction, which SQLite serialises across connections and processes.
 
 use super::sqlite_store::{decode_message, sql_error, SqliteStore};
-use crate::domain::{Message, PhoneNumber};
+use crate::domain::{Message, PhoneNumber, Ref};
 use crate::ports::idempotency_store::{IDEMPOTENCY_LEASE_SECS, IDEMPOTENCY_TTL_SECS};
 use crate::ports::message_store::Page;
 use crate::ports::{Begin, ConsentStore, IdempotencyStore, MessageQueries, OptOut, SavedResponse, StoreError};
@@ -40,6 +40,12 @@ CREATE TABLE IF NOT EXISTS idempotency (
 /// Fixed-width UTC time (`2026-11-21T19:50:32.123Z`) so text order is time order.
 pub(crate) fn sortable_time(t: &DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+/// The index value of a caller's entity link (`<type>\u{1f}<id>`; the unit separator cannot be
+/// confused with text in either part).
+pub(crate) fn ref_key(r: &Ref) -> String {
+    format!("{}\u{1f}{}", r.kind, r.id)
 }
 
 fn rows_to_messages(rows: Vec<(String, i64, String)>) -> Result<Vec<Message>, StoreError> {
@@ -112,6 +118,23 @@ impl MessageQueries for SqliteStore {
         };
         let items = rows_to_messages(page.into_iter().map(|(id, v, doc, _)| (id, v, doc)).collect())?;
         Ok(Page { items, next_cursor })
+    }
+
+    async fn list_by_ref(&self, reference: &Ref, limit: usize) -> Result<Vec<Message>, StoreError> {
+        let key = ref_key(reference);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.run(move |conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT id, version, doc FROM messages WHERE ref_key = ?1 ORDER BY id LIMIT ?2")
+                .map_err(sql_error)?;
+            let rows = stmt
+                .query_map(params![key, limit], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .map_err(sql_error)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(sql_error)?;
+            rows_to_messages(rows)
+        })
+        .await
     }
 }
 

@@ -32,11 +32,13 @@ CREATE TABLE IF NOT EXISTS messages (
     doc TEXT NOT NULL,
     -- index columns derived from the document on every write (the due index and the failed list)
     due_at TEXT,
-    failed_key TEXT
+    failed_key TEXT,
+    ref_key TEXT
 );
 CREATE INDEX IF NOT EXISTS messages_by_recipient ON messages (to_number, id DESC);
 CREATE INDEX IF NOT EXISTS messages_due ON messages (due_at) WHERE due_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS messages_failed ON messages (failed_key) WHERE failed_key IS NOT NULL;
+CREATE INDEX IF NOT EXISTS messages_by_ref ON messages (ref_key) WHERE ref_key IS NOT NULL;
 CREATE TABLE IF NOT EXISTS provider_sids (
     sid TEXT PRIMARY KEY,
     message_id TEXT NOT NULL
@@ -89,6 +91,7 @@ impl SqliteStore {
     fn with_schema(conn: Connection) -> Result<Self, StoreError> {
         conn.execute_batch(SCHEMA).map_err(sql_error)?;
         conn.execute_batch(super::sqlite_ports::SCHEMA).map_err(sql_error)?;
+        conn.execute_batch(super::sqlite_counters::SCHEMA).map_err(sql_error)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
         })
@@ -139,6 +142,7 @@ struct MessageRow {
     doc: String,
     due_at: Option<String>,
     failed_key: Option<String>,
+    ref_key: Option<String>,
 }
 
 impl TryFrom<&Message> for MessageRow {
@@ -158,6 +162,7 @@ impl TryFrom<&Message> for MessageRow {
             failed_key: m
                 .failed_listed
                 .then(|| format!("{}#{}", super::sqlite_ports::sortable_time(&m.updated_at), m.id)),
+            ref_key: m.reference.as_ref().map(super::sqlite_ports::ref_key),
         })
     }
 }
@@ -192,8 +197,8 @@ impl MessageStore for SqliteStore {
         let row = MessageRow::try_from(message)?;
         self.run(move |conn| {
             conn.execute(
-                "INSERT INTO messages (id, version, to_number, status, created_at, doc, due_at, failed_key) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                "INSERT INTO messages (id, version, to_number, status, created_at, doc, due_at, failed_key, ref_key) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 params![
                     row.id,
                     row.version,
@@ -202,7 +207,8 @@ impl MessageStore for SqliteStore {
                     row.created_at,
                     row.doc,
                     row.due_at,
-                    row.failed_key
+                    row.failed_key,
+                    row.ref_key
                 ],
             )
             .map_err(insert_error)?;

@@ -6,9 +6,12 @@
 //! whose outcome is unknown (timeout, 5xx, crash) stays `sending` until reconciliation has asked
 //! the provider, never resent blindly.
 
+use super::alerts::{publish, raise_once};
+use super::metrics::{count, Metric};
 use super::{modify_message, AppError, Ctx};
 use crate::domain::retry_policy::{backoff, means_opted_out};
 use crate::domain::{Message, MessageError, MessageId, MessageStatus};
+use crate::ports::{AlertKind, DomainEvent};
 use crate::ports::{JobKind, JobPayload, OutboundSms, ProviderAccepted, ProviderError, Sender, StoreError, MAX_DELAY};
 use chrono::{DateTime, Utc};
 use std::time::Duration;
@@ -84,6 +87,7 @@ pub async fn claim_attempt(ctx: Ctx<'_>, id: &MessageId) -> Result<Claim, StoreE
             m.advance(MessageStatus::Suppressed, None, now)
         })
         .await?;
+        super::send_batch::batch_item_outcome(ctx, &current, AttemptOutcome::Suppressed).await;
         return Ok(Claim::Suppressed);
     }
     let mut won = false;
@@ -180,7 +184,85 @@ pub async fn run_attempt(
         }
     }
     log_outcome(&stored, outcome);
+    after_outcome(ctx, &stored, outcome).await;
     Ok((stored, outcome, None))
+}
+
+/// Consecutive failed attempts for one sender that raise an alert.
+pub const CONSECUTIVE_FAILURES_ALERT: i64 = 5;
+
+/// Metrics, domain events and alerts that follow an attempt (never fail the attempt).
+async fn after_outcome(ctx: Ctx<'_>, m: &Message, outcome: AttemptOutcome) {
+    super::send_batch::batch_item_outcome(ctx, m, outcome).await;
+    let streak_key = format!("consecutive_failures\u{1f}{}", m.from);
+    match outcome {
+        AttemptOutcome::Sent => {
+            count(ctx, Metric::Sent).await;
+            publish(ctx, vec![message_event("message.sent", m, ctx.clock.now())]).await;
+            // A success ends the sender's failure streak.
+            if let Ok(current) = ctx.store.add(&streak_key, 0, None).await {
+                if current != 0 {
+                    if let Err(e) = ctx.store.add(&streak_key, -current, None).await {
+                        tracing::debug!(error.message = %e, "failure streak not reset");
+                    }
+                }
+            }
+        }
+        AttemptOutcome::Failed | AttemptOutcome::Retrying(_) | AttemptOutcome::Unconfirmed => {
+            count(ctx, Metric::AttemptFailed).await;
+            if outcome == AttemptOutcome::Failed {
+                message_failed(ctx, m).await;
+            }
+            match ctx.store.add(&streak_key, 1, None).await {
+                Ok(streak) if streak >= CONSECUTIVE_FAILURES_ALERT => {
+                    let mut counts = serde_json::Map::new();
+                    counts.insert("consecutive_failures".to_owned(), serde_json::json!(streak));
+                    let summary = format!("{streak} sends in a row failed for one sender");
+                    raise_once(ctx, AlertKind::ConsecutiveSendFailures, &m.from, summary, counts).await;
+                }
+                Ok(_) => {}
+                Err(e) => tracing::debug!(error.message = %e, "failure streak not counted"),
+            }
+        }
+        AttemptOutcome::Suppressed | AttemptOutcome::Skipped => {}
+    }
+}
+
+/// A message ended `failed` and is listed for an operator: count it, publish it, alert once
+/// per cooldown (not once per message).
+pub(crate) async fn message_failed(ctx: Ctx<'_>, m: &Message) {
+    super::send_batch::batch_item_outcome(ctx, m, AttemptOutcome::Failed).await;
+    count(ctx, Metric::Failed).await;
+    publish(ctx, vec![message_event("message.failed", m, ctx.clock.now())]).await;
+    let mut counts = serde_json::Map::new();
+    counts.insert("attempts".to_owned(), serde_json::json!(m.attempts));
+    if let Some(e) = &m.error {
+        counts.insert("last_error_code".to_owned(), serde_json::json!(e.code));
+    }
+    raise_once(
+        ctx,
+        AlertKind::DeadLetter,
+        "failed_messages",
+        "Messages ended failed and wait in the failed list".to_owned(),
+        counts,
+    )
+    .await;
+}
+
+/// A domain event about a message: ids, status and codes only (no number, no body).
+pub fn message_event(detail_type: &str, m: &Message, at: DateTime<Utc>) -> DomainEvent {
+    DomainEvent {
+        detail_type: detail_type.to_owned(),
+        detail: serde_json::json!({
+            "message_id": m.id.as_str(),
+            "status": m.status.as_str(),
+            "provider_sid": m.provider_sid.as_ref().map(|s| s.as_str()),
+            "attempts": m.attempts,
+            "error_code": m.error.as_ref().map(|e| e.code),
+            "ref": m.reference,
+        }),
+        at,
+    }
 }
 
 /// Put the next attempt of `id` on the retry queue. A failure is logged only: the message is
@@ -297,7 +379,7 @@ pub(crate) async fn requeue_or_fail(
     let now = ctx.clock.now();
     let unit: f64 = rand::random();
     let mut decided = None;
-    modify_message(ctx.store, id, |m| {
+    let stored = modify_message(ctx.store, id, |m| {
         if m.status != expect {
             decided = None;
             return false;
@@ -310,6 +392,9 @@ pub(crate) async fn requeue_or_fail(
     if let Some((outcome, After::Enqueue(delay))) = decided {
         enqueue_attempt(ctx, id, now, delay).await;
         return Ok(Some(outcome));
+    }
+    if let (Some((AttemptOutcome::Failed, _)), Some(m)) = (decided, stored) {
+        message_failed(ctx, &m).await;
     }
     Ok(decided.map(|(o, _)| o))
 }

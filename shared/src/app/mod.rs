@@ -1,16 +1,21 @@
 //! Use cases, one per file. They take only the ports they use and never touch AWS, HTTP or Lambda.
 
+pub mod alerts;
 pub mod attempt;
+pub mod fire_scheduled;
+pub mod health;
+pub mod metrics;
 pub mod operations;
 pub mod process_due;
 pub mod reconcile;
 pub mod record_status;
 pub mod retry;
 pub mod send;
+pub mod send_batch;
 
 use crate::config::Config;
 use crate::domain::{Message, MessageId};
-use crate::ports::{Clock, JobQueue, MessageStore, SmsProvider, Store, StoreError};
+use crate::ports::{Alerter, Clock, EventPublisher, JobQueue, MessageStore, SmsProvider, Store, StoreError};
 
 /// The ports and settings the use cases share, borrowed for one request or job.
 #[derive(Clone, Copy)]
@@ -23,6 +28,10 @@ pub struct Ctx<'a> {
     pub provider: &'a dyn SmsProvider,
     /// Time.
     pub clock: &'a dyn Clock,
+    /// Operator alerts.
+    pub alerter: &'a dyn Alerter,
+    /// Domain events.
+    pub events: &'a dyn EventPublisher,
     /// Limits, retry policy, timings.
     pub config: &'a Config,
     /// Public base URL the provider calls back (no trailing slash).

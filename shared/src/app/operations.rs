@@ -1,8 +1,9 @@
 //! Operator actions (api.md "Operations" and message cancel): the failed list, retry, removal, cancel.
 
 use super::attempt::enqueue_attempt;
+use super::fire_scheduled::canceled_ref_key;
 use super::{modify_message, AppError, Ctx};
-use crate::domain::{Message, MessageId, MessageStatus};
+use crate::domain::{Message, MessageId, MessageStatus, Ref};
 use std::time::Duration;
 
 /// Send a failed or rate-limited message again with a fresh attempt budget. An operator retry
@@ -95,4 +96,37 @@ pub async fn cancel_message(ctx: Ctx<'_>, id: &MessageId) -> Result<Message, App
             message: format!("the message is {} and can no longer be canceled", m.status),
         })
     }
+}
+
+/// How many messages one cancel-by-ref looks at.
+const CANCEL_BY_REF_LIMIT: usize = 1000;
+
+/// Cancel every not-yet-sent message linked to the caller's entity (e.g. a deleted calendar
+/// event), and mark the entity canceled for 30 days so a linked scheduled message that fires
+/// later (one the index did not show yet) is skipped too. Returns how many were canceled.
+///
+/// # Errors
+/// Store failures.
+pub async fn cancel_by_ref(ctx: Ctx<'_>, reference: &Ref) -> Result<usize, AppError> {
+    let now = ctx.clock.now();
+    let marker = serde_json::json!({"at": now.to_rfc3339()});
+    ctx.store
+        .put_doc(
+            &canceled_ref_key(reference),
+            &marker,
+            Some(now + chrono::Duration::days(30)),
+        )
+        .await?;
+    let mut canceled = 0;
+    for m in ctx.store.list_by_ref(reference, CANCEL_BY_REF_LIMIT).await? {
+        if m.status.is_cancelable()
+            && cancel_message(ctx, &m.id)
+                .await
+                .is_ok_and(|x| x.status == MessageStatus::Canceled)
+        {
+            canceled += 1;
+        }
+    }
+    tracing::info!(kind = %reference.kind, canceled, "canceled by ref");
+    Ok(canceled)
 }

@@ -5,11 +5,14 @@
 //! It reads only the due index, in pages, to a time budget; what it does not reach stays due for
 //! the next tick. Overlapping ticks are safe: every action is a conditional write on the message.
 
+use super::alerts::raise_once;
 use super::attempt::{claim_attempt, run_attempt, AttemptOutcome, Claim};
+use super::fire_scheduled::{fire_scheduled, Fired};
+use super::health::{check_processor, record_heartbeat};
 use super::reconcile::{reconcile_message, Reconciled};
 use super::{modify_message, AppError, Ctx};
 use crate::domain::{Message, MessageError, MessageStatus};
-use crate::ports::ProviderError;
+use crate::ports::{AlertKind, ProviderError};
 use serde::Serialize;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -50,6 +53,10 @@ pub async fn process_due(ctx: Ctx<'_>, budget: Duration) -> Result<TickReport, A
     let started = Instant::now();
     let mut report = TickReport::default();
     let mut seen = HashSet::new();
+    // A tick that finds the previous one too old says so (once per cooldown).
+    if let Err(e) = check_processor(ctx).await {
+        tracing::warn!(error.message = %e, "heartbeat unreadable");
+    }
     loop {
         if started.elapsed() >= budget {
             report.remaining = true;
@@ -73,12 +80,18 @@ pub async fn process_due(ctx: Ctx<'_>, budget: Duration) -> Result<TickReport, A
         }
     }
     report.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    record_heartbeat(ctx, &report).await?;
     tracing::info!(?report, "processor tick");
     Ok(report)
 }
 
 async fn process_one(ctx: Ctx<'_>, m: &Message, report: &mut TickReport) -> Result<(), AppError> {
     match m.status {
+        MessageStatus::Scheduled => match fire_scheduled(ctx, m).await? {
+            Fired::Attempted(AttemptOutcome::Sent) => report.due_sent += 1,
+            Fired::Attempted(AttemptOutcome::Retrying(_)) | Fired::Rescheduled => report.rescheduled += 1,
+            _ => {}
+        },
         MessageStatus::Queued => match claim_attempt(ctx, &m.id).await? {
             Claim::Claimed(claimed) => {
                 let (_, outcome, _) = run_attempt(ctx, *claimed).await?;
@@ -130,6 +143,7 @@ async fn poll_status(ctx: Ctx<'_>, m: &Message) -> Result<(), AppError> {
         .find(|e| e.status == MessageStatus::Sent)
         .map_or(m.updated_at, |e| e.at);
     let give_up = now - sent_at >= chrono::Duration::hours(GIVE_UP_POLLING_AFTER_HOURS);
+    let mut gave_up = false;
     modify_message(ctx.store, &m.id, |x| {
         if x.status != MessageStatus::Sent || x.provider_sid.as_ref() != Some(&sid) {
             return false;
@@ -151,7 +165,7 @@ async fn poll_status(ctx: Ctx<'_>, m: &Message) -> Result<(), AppError> {
             }
         }
         if give_up {
-            x.advance(MessageStatus::Unknown, None, now);
+            gave_up = x.advance(MessageStatus::Unknown, None, now);
             x.due_at = None;
         } else {
             x.due_at = Some(now + poll_again);
@@ -159,5 +173,14 @@ async fn poll_status(ctx: Ctx<'_>, m: &Message) -> Result<(), AppError> {
         true
     })
     .await?;
+    if gave_up {
+        let mut counts = serde_json::Map::new();
+        counts.insert(
+            "hours_without_final_status".to_owned(),
+            serde_json::json!(GIVE_UP_POLLING_AFTER_HOURS),
+        );
+        let summary = "Sent messages never got a final status from the provider (now `unknown`)".to_owned();
+        raise_once(ctx, AlertKind::CallbacksMissing, "provider", summary, counts).await;
+    }
     Ok(())
 }

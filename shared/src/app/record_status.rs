@@ -5,7 +5,9 @@
 //! and a callback for a sid we do not know is recorded and acknowledged (never an error, or
 //! Twilio would log failures for a message we cannot act on).
 
-use super::attempt::{requeue_or_fail, AttemptOutcome};
+use super::alerts::publish;
+use super::attempt::{message_event, requeue_or_fail, AttemptOutcome};
+use super::metrics::{count, Metric};
 use super::{modify_message, Ctx};
 use crate::domain::retry_policy::delivery_error_is_retryable;
 use crate::domain::{MessageError, MessageId, MessageStatus, ProviderSid};
@@ -131,6 +133,20 @@ pub async fn record_status(ctx: Ctx<'_>, cb: StatusCallback) -> Result<StatusOut
     };
     if !store.record_webhook(&record).await? {
         tracing::debug!(sid = %cb.sid, status = %cb.status, "duplicate status callback");
+    }
+    if let (StatusOutcome::Advanced(st), Some(id)) = (outcome, &record.message_id) {
+        let metric = match st {
+            MessageStatus::Delivered => Some((Metric::Delivered, "message.delivered")),
+            MessageStatus::Undelivered => Some((Metric::Undelivered, "message.undelivered")),
+            MessageStatus::Failed => Some((Metric::Failed, "message.failed")),
+            _ => None,
+        };
+        if let Some((metric, detail_type)) = metric {
+            count(ctx, metric).await;
+            if let Ok(Some(m)) = store.get_message(id).await {
+                publish(ctx, vec![message_event(detail_type, &m, now)]).await;
+            }
+        }
     }
     if outcome == StatusOutcome::UnknownMessage {
         tracing::warn!(sid = %cb.sid, status = %cb.status, "status callback for an unknown message recorded");

@@ -7,9 +7,9 @@
 
 use super::attempt::{begin_attempt, run_attempt, status_callback_url};
 use super::{AppError, Ctx};
-use crate::domain::{Message, MessageBody, MessageId, MessageStatus, PhoneNumber, Ref, Region};
+use crate::domain::{Message, MessageBody, MessageId, MessageStatus, PhoneNumber, QuietHours, Ref, Region};
 use crate::ports::Sender;
-use chrono::DateTime;
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 /// The JSON body of `POST /v1/messages` (api.md). Unknown fields are ignored.
@@ -23,6 +23,8 @@ pub struct SendRequest {
     pub from: Option<String>,
     /// When to send (RFC 3339).
     pub send_at: Option<String>,
+    /// Local-time window in which it must not be sent.
+    pub quiet_hours: Option<crate::domain::schedule::QuietHoursWire>,
     /// Link to the caller's entity.
     #[serde(rename = "ref")]
     pub reference: Option<Ref>,
@@ -43,14 +45,26 @@ pub struct SendCommand {
     pub reference: Option<Ref>,
     /// Caller's metadata.
     pub metadata: serde_json::Map<String, serde_json::Value>,
+    /// When to send; `None` sends now.
+    pub send_at: Option<DateTime<Utc>>,
+    /// Quiet hours given with the message.
+    pub quiet_hours: Option<QuietHours>,
 }
+
+/// How far ahead a message may be scheduled.
+const MAX_SCHEDULE_AHEAD_DAYS: i64 = 366;
 
 impl SendRequest {
     /// Validate into a command; the error names the first field at fault.
     ///
     /// # Errors
     /// `AppError::Validation` (400) naming the field.
-    pub fn validate(self, region: Region, default_sender: &Sender) -> Result<SendCommand, AppError> {
+    pub fn validate(
+        self,
+        region: Region,
+        default_sender: &Sender,
+        now: DateTime<Utc>,
+    ) -> Result<SendCommand, AppError> {
         let to_raw = self
             .to
             .ok_or_else(|| AppError::invalid("missing_field", "to", "`to` is required"))?;
@@ -67,19 +81,34 @@ impl SendRequest {
             })?,
             None => default_sender.clone(),
         };
-        if let Some(at) = self.send_at {
-            DateTime::parse_from_rfc3339(&at).map_err(|_| {
-                AppError::invalid(
-                    "invalid_send_at",
-                    "send_at",
-                    "`send_at` must be an RFC 3339 time such as 2026-11-22T15:00:00Z",
-                )
-            })?;
-            return Err(AppError::Refused {
-                code: "scheduling_unavailable",
-                message: "scheduled sending is not available yet".to_owned(),
-            });
-        }
+        let send_at = match self.send_at {
+            None => None,
+            Some(raw) => {
+                let at = DateTime::parse_from_rfc3339(&raw)
+                    .map_err(|_| {
+                        AppError::invalid(
+                            "invalid_send_at",
+                            "send_at",
+                            "`send_at` must be an RFC 3339 time such as 2026-11-22T15:00:00Z",
+                        )
+                    })?
+                    .with_timezone(&Utc);
+                if at > now + chrono::Duration::days(MAX_SCHEDULE_AHEAD_DAYS) {
+                    return Err(AppError::invalid(
+                        "invalid_send_at",
+                        "send_at",
+                        "`send_at` is more than a year ahead",
+                    ));
+                }
+                // A time in the past (or now) means: send now.
+                (at > now).then_some(at)
+            }
+        };
+        let quiet_hours = self
+            .quiet_hours
+            .map(QuietHours::try_from)
+            .transpose()
+            .map_err(|e| AppError::invalid("invalid_quiet_hours", "quiet_hours", format!("`quiet_hours`: {e}")))?;
         if let Some(r) = &self.reference {
             if r.kind.is_empty() || r.id.is_empty() || r.kind.len() > 64 || r.id.len() > 256 {
                 return Err(AppError::invalid(
@@ -95,6 +124,8 @@ impl SendRequest {
             from,
             reference: self.reference,
             metadata: self.metadata.unwrap_or_default(),
+            send_at,
+            quiet_hours,
         })
     }
 }
@@ -118,16 +149,36 @@ pub struct SendOutcome {
 pub async fn send_message(ctx: Ctx<'_>, cmd: SendCommand) -> Result<SendOutcome, AppError> {
     let now = ctx.clock.now();
     let id = MessageId::generate(now);
+    // Quiet hours given with an immediate send also hold it until the window ends.
+    let fire_at = match (cmd.send_at, &cmd.quiet_hours) {
+        (Some(at), _) => Some(at),
+        (None, Some(q)) if q.contains(now) => Some(q.next_allowed(now)),
+        _ => None,
+    };
+    let initial = if fire_at.is_some() {
+        MessageStatus::Scheduled
+    } else {
+        MessageStatus::Queued
+    };
     let mut message = Message::new(
         id.clone(),
         cmd.to,
         cmd.from.as_str().to_owned(),
         cmd.body,
-        MessageStatus::Queued,
+        initial,
         cmd.reference,
         cmd.metadata,
         now,
     );
+    message.status_callback = Some(status_callback_url(ctx.callback_base, &id));
+    message.quiet_hours = cmd.quiet_hours;
+    if let Some(at) = fire_at {
+        message.send_at = Some(at);
+        message.due_at = Some(at);
+        ctx.store.create_message(&message).await?;
+        tracing::info!(message_id = %id, to = %message.to.masked(), send_at = %at, "message scheduled");
+        return Ok(SendOutcome { message, warning: None });
+    }
     if ctx.store.opt_out_of(&message.to).await?.is_some() {
         message.advance(MessageStatus::Suppressed, None, now);
         ctx.store.create_message(&message).await?;
@@ -146,7 +197,6 @@ pub async fn send_message(ctx: Ctx<'_>, cmd: SendCommand) -> Result<SendOutcome,
         tracing::warn!(message_id = %id, to = %message.to.masked(), limit, "hourly limit reached: held as rate_limited");
         return Ok(SendOutcome { message, warning: None });
     }
-    message.status_callback = Some(status_callback_url(ctx.callback_base, &id));
     begin_attempt(&mut message, now, ctx.config.reconcile_after);
     ctx.store.create_message(&message).await?;
     tracing::info!(message_id = %id, to = %message.to.masked(), "message accepted");

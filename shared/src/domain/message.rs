@@ -183,6 +183,12 @@ pub struct Message {
     /// Provider sids of earlier attempts: their late callbacks are recorded but change nothing.
     #[serde(default)]
     pub previous_sids: Vec<ProviderSid>,
+    /// The batch it was accepted in, if any (batch counters are updated as it finishes).
+    #[serde(default)]
+    pub batch_id: Option<String>,
+    /// Quiet hours that apply to this message when it fires (scheduled traffic).
+    #[serde(default)]
+    pub quiet_hours: Option<super::QuietHours>,
     /// The StatusCallback URL given to the provider (fixed at acceptance, reused by every attempt,
     /// so queue consumers without an HTTP request still sign up the right public URL).
     #[serde(default)]
@@ -235,6 +241,8 @@ impl Message {
             failed_listed: false,
             previous_sids: Vec::new(),
             status_callback: None,
+            quiet_hours: None,
+            batch_id: None,
             reference,
             metadata,
             created_at: now,

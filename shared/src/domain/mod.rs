@@ -5,10 +5,12 @@ pub mod message;
 pub mod message_body;
 pub mod phone_number;
 pub mod retry_policy;
+pub mod schedule;
 pub mod status;
 
 pub use duration::{parse_duration, InvalidDuration};
 pub use message::{Message, MessageError, MessageId, ProviderSid, Ref, StatusEvent};
 pub use message_body::{Encoding, MessageBody, MessageBodyError};
 pub use phone_number::{PhoneNumber, PhoneNumberError, Region};
+pub use schedule::{QuietHours, QuietHoursError};
 pub use status::MessageStatus;

@@ -7,10 +7,12 @@
 
 use super::resources::message_resource;
 use crate::adapters::twilio::validate_signature;
-use crate::app::operations::{cancel_message, remove_failed, retry_failed};
+use crate::app::health::health;
+use crate::app::operations::{cancel_by_ref, cancel_message, remove_failed, retry_failed};
 use crate::app::process_due::process_due;
 use crate::app::record_status::{record_status, StatusCallback};
 use crate::app::send::{send_message, SendRequest};
+use crate::app::send_batch::{batch_summary, send_batch, BatchRequest};
 use crate::app::{AppError, Ctx};
 use crate::config::MAX_BODY_BYTES;
 use crate::domain::{MessageId, MessageStatus, PhoneNumber, ProviderSid};
@@ -37,8 +39,10 @@ pub enum Routes {
     Send,
     /// `POST /webhooks/twilio/status`.
     StatusCallback,
-    /// `/v1/failed-messages…`, `POST /v1/processor/run`.
+    /// `/v1/failed-messages…`, `POST /v1/processor/run`, `GET /v1/health`.
     Admin,
+    /// `POST /v1/batches`, `GET /v1/batches/{id}`.
+    Batch,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +50,7 @@ enum Group {
     Send,
     StatusCallback,
     Admin,
+    Batch,
     Public,
 }
 
@@ -56,6 +61,7 @@ impl Routes {
             Self::Send => matches!(group, Group::Send | Group::Public),
             Self::StatusCallback => matches!(group, Group::StatusCallback),
             Self::Admin => matches!(group, Group::Admin),
+            Self::Batch => matches!(group, Group::Batch),
         }
     }
 }
@@ -91,10 +97,13 @@ async fn route(deps: &Deps, routes: Routes, req: HttpRequest) -> Result<HttpResp
     let method = req.method().clone();
     let (group, allowed): (Group, &[Method]) = match seg.as_slice() {
         ["health"] => (Group::Public, &[Method::GET]),
+        ["v1", "health"] => (Group::Admin, &[Method::GET]),
         ["v1", "messages"] => (Group::Send, &[Method::GET, Method::POST]),
         ["v1", "messages", "cancel"] => (Group::Send, &[Method::POST]),
         ["v1", "messages", _] => (Group::Send, &[Method::GET]),
         ["v1", "messages", _, "cancel"] => (Group::Send, &[Method::POST]),
+        ["v1", "batches"] => (Group::Batch, &[Method::POST]),
+        ["v1", "batches", _] => (Group::Batch, &[Method::GET]),
         ["v1", "failed-messages"] => (Group::Admin, &[Method::GET]),
         ["v1", "failed-messages", _] => (Group::Admin, &[Method::DELETE]),
         ["v1", "failed-messages", _, "retry"] => (Group::Admin, &[Method::POST]),
@@ -115,18 +124,56 @@ async fn route(deps: &Deps, routes: Routes, req: HttpRequest) -> Result<HttpResp
         authorize(deps, req.headers())?;
     }
     match (seg.as_slice(), method) {
-        (["health"], _) => Ok(json_response(StatusCode::OK, &health_body(deps))),
+        (["health"], _) => {
+            let status = match health(ctx(deps, "")).await {
+                Ok(h) => h.status,
+                Err(e) => {
+                    tracing::warn!(error.message = %e, "health check could not read its figures");
+                    "degraded"
+                }
+            };
+            Ok(json_response(StatusCode::OK, &health_body(deps, status, None)))
+        }
+        (["v1", "health"], _) => {
+            let h = health(ctx(deps, "")).await?;
+            let extra = json!({"metrics": h.metrics, "alerts": h.alerts});
+            Ok(json_response(StatusCode::OK, &health_body(deps, h.status, Some(extra))))
+        }
         (["v1", "messages"], Method::POST) => post_message(deps, &req).await,
         (["v1", "messages"], _) => list_messages(deps, &req).await,
-        (["v1", "messages", "cancel"], _) => Err(AppError::Refused {
-            code: "not_available",
-            message: "cancel by ref is not available yet".to_owned(),
-        }),
+        (["v1", "messages", "cancel"], _) => {
+            #[derive(serde::Deserialize)]
+            struct CancelByRef {
+                #[serde(rename = "ref")]
+                reference: Option<crate::domain::Ref>,
+            }
+            let body: CancelByRef = parse_json(&req)?;
+            let reference = body
+                .reference
+                .filter(|r| !r.kind.is_empty() && !r.id.is_empty())
+                .ok_or_else(|| AppError::invalid("missing_field", "ref", "`ref` with `type` and `id` is required"))?;
+            let n = cancel_by_ref(ctx(deps, ""), &reference).await?;
+            Ok(json_response(StatusCode::OK, &json!({ "canceled": n })))
+        }
         (["v1", "messages", id], _) => get_message(deps, id).await,
         (["v1", "messages", id, "cancel"], _) => {
             let id = MessageId::parse(id).map_err(|_| AppError::NotFound)?;
             let m = cancel_message(ctx(deps, &public_base(deps, req.headers())), &id).await?;
             Ok(json_response(StatusCode::OK, &message_resource(&m)))
+        }
+        (["v1", "batches"], _) => {
+            let request: BatchRequest = parse_json(&req)?;
+            let base = public_base(deps, req.headers());
+            let ctx = ctx(deps, &base);
+            idempotent(deps, &req, "batches", || async {
+                let body = send_batch(ctx, request, BATCH_BUDGET).await?;
+                Ok(json_response(StatusCode::OK, &body))
+            })
+            .await
+        }
+        (["v1", "batches", id], _) => {
+            let summary = batch_summary(ctx(deps, ""), id).await?.ok_or(AppError::NotFound)?;
+            Ok(json_response(StatusCode::OK, &summary))
         }
         (["v1", "failed-messages"], _) => list_failed(deps, &req).await,
         (["v1", "failed-messages", id], _) => {
@@ -155,8 +202,12 @@ async fn route(deps: &Deps, routes: Routes, req: HttpRequest) -> Result<HttpResp
     }
 }
 
-fn health_body(deps: &Deps) -> Value {
-    json!({"status": "ok", "version": env!("CARGO_PKG_VERSION"), "time": super::resources::timestamp(&deps.clock.now())})
+fn health_body(deps: &Deps, status: &str, extra: Option<Value>) -> Value {
+    let mut body = json!({"status": status, "version": env!("CARGO_PKG_VERSION"), "time": super::resources::timestamp(&deps.clock.now())});
+    if let (Some(Value::Object(more)), Some(obj)) = (extra, body.as_object_mut()) {
+        obj.extend(more);
+    }
+    body
 }
 
 /// Bearer key check, constant time (both sides hashed first so length leaks nothing either).
@@ -202,7 +253,11 @@ fn parse_json<T: serde::de::DeserializeOwned>(req: &HttpRequest) -> Result<T, Ap
 
 async fn post_message(deps: &Deps, req: &HttpRequest) -> Result<HttpResponse, AppError> {
     let request: SendRequest = parse_json(req)?;
-    let cmd = request.validate(deps.config.default_region, &deps.config.default_sender)?;
+    let cmd = request.validate(
+        deps.config.default_region,
+        &deps.config.default_sender,
+        deps.clock.now(),
+    )?;
     let base = public_base(deps, req.headers());
     let ctx = ctx(deps, &base);
     idempotent(deps, req, "messages", || async {
@@ -285,6 +340,10 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// How long `POST /v1/batches` sends before leaving the rest to the retry queue (API Gateway
+/// answers within 29 s).
+const BATCH_BUDGET: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// How long `POST /v1/processor/run` may work before leaving the rest for the next tick.
 const PROCESSOR_BUDGET: std::time::Duration = std::time::Duration::from_secs(20);
 
@@ -295,6 +354,8 @@ pub fn ctx<'a>(deps: &'a Deps, base: &'a str) -> Ctx<'a> {
         queue: deps.queue.as_ref(),
         provider: deps.provider.as_ref(),
         clock: deps.clock.as_ref(),
+        alerter: deps.alerter.as_ref(),
+        events: deps.events.as_ref(),
         config: &deps.config,
         callback_base: base,
     }

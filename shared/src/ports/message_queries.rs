@@ -4,7 +4,7 @@
 
 use super::message_store::Page;
 use super::StoreError;
-use crate::domain::Message;
+use crate::domain::{Message, Ref};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
@@ -23,4 +23,10 @@ pub trait MessageQueries: Send + Sync {
     /// # Errors
     /// Backend failures; an unreadable cursor is `Corrupt`.
     async fn list_failed(&self, limit: usize, cursor: Option<&str>) -> Result<Page<Message>, StoreError>;
+
+    /// Messages linked to the caller's entity `reference` (any status), at most `limit`.
+    ///
+    /// # Errors
+    /// Backend failures.
+    async fn list_by_ref(&self, reference: &Ref, limit: usize) -> Result<Vec<Message>, StoreError>;
 }

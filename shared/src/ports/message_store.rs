@@ -66,6 +66,19 @@ pub trait MessageStore: Send + Sync {
     /// `ConditionFailed` if a message with that id exists.
     async fn create_message(&self, message: &Message) -> Result<(), StoreError>;
 
+    /// Insert many new message records (bulk; each like [`MessageStore::create_message`]).
+    /// Returns one result per message, in order.
+    ///
+    /// # Errors
+    /// A failure of the whole call; per-message failures are in the returned list.
+    async fn create_messages(&self, messages: &[Message]) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+        let mut out = Vec::with_capacity(messages.len());
+        for m in messages {
+            out.push(self.create_message(m).await);
+        }
+        Ok(out)
+    }
+
     /// Read a message (strongly consistent).
     ///
     /// # Errors

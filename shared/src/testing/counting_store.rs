@@ -122,6 +122,39 @@ impl MessageQueries for CountingStore {
         self.enter("list_failed")?;
         self.inner.list_failed(limit, cursor).await
     }
+    async fn list_by_ref(&self, reference: &crate::domain::Ref, limit: usize) -> Result<Vec<Message>, StoreError> {
+        self.enter("list_by_ref")?;
+        self.inner.list_by_ref(reference, limit).await
+    }
+}
+
+#[async_trait]
+impl crate::ports::CounterStore for CountingStore {
+    async fn add(&self, key: &str, by: i64, expires_at: Option<DateTime<Utc>>) -> Result<i64, StoreError> {
+        self.enter("add")?;
+        self.inner.add(key, by, expires_at).await
+    }
+    async fn values(&self, keys: &[String]) -> Result<Vec<i64>, StoreError> {
+        self.enter("values")?;
+        self.inner.values(keys).await
+    }
+    async fn claim(&self, key: &str, now: DateTime<Utc>, until: DateTime<Utc>) -> Result<bool, StoreError> {
+        self.enter("claim")?;
+        self.inner.claim(key, now, until).await
+    }
+    async fn put_doc(
+        &self,
+        key: &str,
+        doc: &serde_json::Value,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        self.enter("put_doc")?;
+        self.inner.put_doc(key, doc, expires_at).await
+    }
+    async fn get_doc(&self, key: &str) -> Result<Option<serde_json::Value>, StoreError> {
+        self.enter("get_doc")?;
+        self.inner.get_doc(key).await
+    }
 }
 
 #[async_trait]

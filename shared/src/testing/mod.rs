@@ -1,6 +1,7 @@
 //! Test support (feature `testing`): a clock tests control, and the store contract suite that
 //! every `MessageStore` adapter must pass.
 
+pub mod counter_contract;
 pub mod counting_store;
 pub mod queue_contract;
 pub mod store_contract;
@@ -31,5 +32,49 @@ impl ManualClock {
 impl Clock for ManualClock {
     fn now(&self) -> DateTime<Utc> {
         *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// An alerter that keeps what it was given, for assertions.
+#[derive(Debug, Default)]
+pub struct RecordingAlerter(Mutex<Vec<crate::ports::Alert>>);
+
+impl RecordingAlerter {
+    /// Alerts raised so far.
+    pub fn alerts(&self) -> Vec<crate::ports::Alert> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::ports::Alerter for RecordingAlerter {
+    async fn raise(&self, alert: &crate::ports::Alert) -> Result<(), crate::ports::AlertError> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(alert.clone());
+        Ok(())
+    }
+}
+
+/// A publisher that keeps the events, for assertions.
+#[derive(Debug, Default)]
+pub struct RecordingPublisher(Mutex<Vec<crate::ports::DomainEvent>>);
+
+impl RecordingPublisher {
+    /// Events published so far.
+    pub fn events(&self) -> Vec<crate::ports::DomainEvent> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::ports::EventPublisher for RecordingPublisher {
+    async fn publish(&self, events: &[crate::ports::DomainEvent]) -> Result<(), crate::ports::PublishError> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend_from_slice(events);
+        Ok(())
     }
 }

@@ -1,4 +1,5 @@
-//! The `MessageStore` contract: behaviour every adapter must show, run against each of them.
+//! The store contract: behaviour every store adapter must show on every store port
+//! (`MessageStore`, `MessageQueries`, `ConsentStore`, `IdempotencyStore`), run against each of them.
 //!
 //! [`store_contract!`](crate::store_contract) expands one `#[tokio::test]` per behaviour; each test
 //! builds a fresh store with the expression it is given (a new table, a new database file), so
@@ -20,15 +21,17 @@ use crate::domain::{
     Message, MessageBody, MessageError, MessageId, MessageStatus, PhoneNumber, ProviderSid, Ref, StatusEvent,
 };
 use crate::ports::message_store::Page;
-use crate::ports::{MessageStore, StoreError, WebhookRecord};
+use crate::ports::{Begin, OptOut, SavedResponse, Store, StoreError, WebhookRecord};
 use chrono::{DateTime, Duration, Utc};
+use futures_util::future::join_all;
+use std::collections::HashSet;
 use std::sync::Arc;
 
 /// Expand the store contract suite: one `#[tokio::test]` per behaviour.
 ///
 /// `$make` is an async expression (a future) evaluated afresh in every test; its output is
 /// anything that implements [`ContractStore`]: a `SqliteStore` or `DynamoMessageStore`, an
-/// `Arc` of a store, an `Arc<dyn MessageStore>` or `Box<dyn MessageStore>`, or a `(store, guard)`
+/// `Arc` of a store, an `Arc<dyn Store>` or `Box<dyn Store>`, or a `(store, guard)`
 /// pair whose guard (a `TempDir`, say) lives as long as the test. The calling crate needs `tokio` (with `macros` and `rt`) as a dependency.
 #[macro_export]
 macro_rules! store_contract {
@@ -52,6 +55,31 @@ macro_rules! store_contract {
             listing_follows_status_updates,
             listing_excludes_other_recipients,
             an_unreadable_cursor_is_corrupt,
+            a_message_is_listed_due_only_once_its_due_time_has_come,
+            a_message_due_exactly_now_is_listed,
+            changing_or_clearing_due_at_moves_a_message_in_the_due_index,
+            due_messages_are_listed_oldest_first,
+            due_messages_spread_over_shards_are_all_found,
+            the_failed_list_holds_exactly_the_listed_messages,
+            the_failed_list_is_newest_change_first_and_pages_without_duplicates_or_gaps,
+            the_failed_list_has_no_next_cursor_when_the_last_page_is_full,
+            the_failed_list_follows_updates_and_clearing,
+            an_unreadable_failed_list_cursor_is_corrupt,
+            messages_are_listed_by_ref_oldest_first,
+            an_opt_out_is_read_back_with_its_reason,
+            a_second_opt_out_keeps_the_first_record,
+            opting_in_removes_the_opt_out,
+            send_slots_run_out_at_the_limit,
+            concurrent_send_slot_takers_never_exceed_the_limit,
+            send_slots_free_up_as_the_window_rolls_on,
+            a_first_begin_is_started_and_a_repeat_is_in_progress,
+            a_completed_key_replays_its_response,
+            a_key_reused_with_another_request_is_a_mismatch,
+            completing_with_another_request_hash_saves_nothing,
+            an_in_progress_claim_can_be_taken_over_once_its_lease_runs_out,
+            a_completed_record_expires_after_a_day,
+            a_released_key_can_be_started_again_but_a_completed_one_is_kept,
+            of_ten_concurrent_begins_exactly_one_is_started,
         );
     };
     (@tests $make:expr; $($name:ident),+ $(,)?) => {
@@ -68,46 +96,46 @@ macro_rules! store_contract {
     };
 }
 
-/// What a `store_contract!` maker may produce: something that lends a `&dyn MessageStore`.
+/// What a `store_contract!` maker may produce: something that lends a `&dyn Store`.
 pub trait ContractStore {
     /// The store under test.
-    fn store(&self) -> &dyn MessageStore;
+    fn store(&self) -> &dyn Store;
 }
 
-impl<S: MessageStore> ContractStore for Arc<S> {
-    fn store(&self) -> &dyn MessageStore {
+impl<S: Store> ContractStore for Arc<S> {
+    fn store(&self) -> &dyn Store {
         &**self
     }
 }
 
-impl ContractStore for Arc<dyn MessageStore> {
-    fn store(&self) -> &dyn MessageStore {
+impl ContractStore for Arc<dyn Store> {
+    fn store(&self) -> &dyn Store {
         &**self
     }
 }
 
-impl ContractStore for Box<dyn MessageStore> {
-    fn store(&self) -> &dyn MessageStore {
+impl ContractStore for Box<dyn Store> {
+    fn store(&self) -> &dyn Store {
         &**self
     }
 }
 
 impl ContractStore for SqliteStore {
-    fn store(&self) -> &dyn MessageStore {
+    fn store(&self) -> &dyn Store {
         self
     }
 }
 
 #[cfg(feature = "aws")]
 impl ContractStore for DynamoMessageStore {
-    fn store(&self) -> &dyn MessageStore {
+    fn store(&self) -> &dyn Store {
         self
     }
 }
 
 /// A store plus a guard that must outlive it (a temporary directory); the store drops first.
 impl<S: ContractStore, G> ContractStore for (S, G) {
-    fn store(&self) -> &dyn MessageStore {
+    fn store(&self) -> &dyn Store {
         self.0.store()
     }
 }
@@ -194,11 +222,11 @@ fn next_version(message: &Message, status: MessageStatus) -> Message {
     next
 }
 
-async fn create(store: &dyn MessageStore, message: &Message) {
+async fn create(store: &dyn Store, message: &Message) {
     store.create_message(message).await.expect("create_message");
 }
 
-async fn get(store: &dyn MessageStore, id: &MessageId) -> Option<Message> {
+async fn get(store: &dyn Store, id: &MessageId) -> Option<Message> {
     store.get_message(id).await.expect("get_message")
 }
 
@@ -208,7 +236,7 @@ fn ids(messages: &[Message]) -> Vec<MessageId> {
 
 /// Read every page of a listing with page size `limit`.
 async fn all_pages(
-    store: &dyn MessageStore,
+    store: &dyn Store,
     to: &PhoneNumber,
     status: Option<MessageStatus>,
     limit: usize,
@@ -231,14 +259,14 @@ async fn all_pages(
 }
 
 /// A created message reads back equal, every field included.
-pub async fn create_then_get_returns_the_same_record(store: &dyn MessageStore) {
+pub async fn create_then_get_returns_the_same_record(store: &dyn Store) {
     let m = full_message();
     create(store, &m).await;
     assert_eq!(get(store, &m.id).await, Some(m));
 }
 
 /// Creating an id that exists loses, and keeps the first record.
-pub async fn creating_the_same_message_twice_is_condition_failed(store: &dyn MessageStore) {
+pub async fn creating_the_same_message_twice_is_condition_failed(store: &dyn Store) {
     let m = message_to(&recipient(1), 0, MessageStatus::Queued);
     create(store, &m).await;
     let mut again = m.clone();
@@ -251,14 +279,14 @@ pub async fn creating_the_same_message_twice_is_condition_failed(store: &dyn Mes
 }
 
 /// An id never written reads as absent.
-pub async fn getting_an_unknown_id_is_none(store: &dyn MessageStore) {
+pub async fn getting_an_unknown_id_is_none(store: &dyn Store) {
     create(store, &message_to(&recipient(1), 0, MessageStatus::Queued)).await;
     let unknown = MessageId::generate(epoch() + Duration::seconds(5));
     assert_eq!(get(store, &unknown).await, None);
 }
 
 /// An update carrying version + 1 wins and is read back.
-pub async fn an_update_with_the_next_version_is_visible_to_the_next_get(store: &dyn MessageStore) {
+pub async fn an_update_with_the_next_version_is_visible_to_the_next_get(store: &dyn Store) {
     let m = message_to(&recipient(1), 0, MessageStatus::Sending);
     create(store, &m).await;
     let v1 = next_version(&m, MessageStatus::Sent);
@@ -270,7 +298,7 @@ pub async fn an_update_with_the_next_version_is_visible_to_the_next_get(store: &
 }
 
 /// An update built on an old read loses and leaves the stored record as it was.
-pub async fn an_update_with_a_stale_version_is_condition_failed_and_changes_nothing(store: &dyn MessageStore) {
+pub async fn an_update_with_a_stale_version_is_condition_failed_and_changes_nothing(store: &dyn Store) {
     let m = message_to(&recipient(1), 0, MessageStatus::Sending);
     create(store, &m).await;
     let v1 = next_version(&m, MessageStatus::Sent);
@@ -292,7 +320,7 @@ pub async fn an_update_with_a_stale_version_is_condition_failed_and_changes_noth
 }
 
 /// Version 0 is only ever created, never an update's result.
-pub async fn an_update_with_version_zero_is_condition_failed(store: &dyn MessageStore) {
+pub async fn an_update_with_version_zero_is_condition_failed(store: &dyn Store) {
     let m = message_to(&recipient(1), 0, MessageStatus::Sending);
     create(store, &m).await;
     let mut same = m.clone();
@@ -305,7 +333,7 @@ pub async fn an_update_with_version_zero_is_condition_failed(store: &dyn Message
 }
 
 /// Updating a message that was never created loses and does not create it.
-pub async fn updating_a_missing_message_is_condition_failed(store: &dyn MessageStore) {
+pub async fn updating_a_missing_message_is_condition_failed(store: &dyn Store) {
     let m = message_to(&recipient(1), 0, MessageStatus::Sending);
     let v1 = next_version(&m, MessageStatus::Sent);
     assert!(matches!(
@@ -316,7 +344,7 @@ pub async fn updating_a_missing_message_is_condition_failed(store: &dyn MessageS
 }
 
 /// Two writers that read the same version race; exactly one wins and its record is stored.
-pub async fn of_two_concurrent_updates_from_the_same_read_exactly_one_wins(store: &dyn MessageStore) {
+pub async fn of_two_concurrent_updates_from_the_same_read_exactly_one_wins(store: &dyn Store) {
     let m = message_to(&recipient(1), 0, MessageStatus::Sending);
     create(store, &m).await;
     let read = get(store, &m.id).await.expect("created message");
@@ -332,7 +360,7 @@ pub async fn of_two_concurrent_updates_from_the_same_read_exactly_one_wins(store
 }
 
 /// A linked sid resolves to its message; an unlinked one to nothing.
-pub async fn a_linked_sid_resolves_to_its_message(store: &dyn MessageStore) {
+pub async fn a_linked_sid_resolves_to_its_message(store: &dyn Store) {
     let m = message_to(&recipient(1), 0, MessageStatus::Sending);
     create(store, &m).await;
     store.link_provider_sid(&sid(1), &m.id).await.expect("link");
@@ -341,7 +369,7 @@ pub async fn a_linked_sid_resolves_to_its_message(store: &dyn MessageStore) {
 }
 
 /// Linking is idempotent for the same pair (a retried send records the same sid again).
-pub async fn linking_the_same_pair_twice_is_ok(store: &dyn MessageStore) {
+pub async fn linking_the_same_pair_twice_is_ok(store: &dyn Store) {
     let m = message_to(&recipient(1), 0, MessageStatus::Sending);
     create(store, &m).await;
     store.link_provider_sid(&sid(1), &m.id).await.expect("first link");
@@ -353,7 +381,7 @@ pub async fn linking_the_same_pair_twice_is_ok(store: &dyn MessageStore) {
 }
 
 /// A sid never moves to another message.
-pub async fn linking_a_sid_to_another_message_is_condition_failed(store: &dyn MessageStore) {
+pub async fn linking_a_sid_to_another_message_is_condition_failed(store: &dyn Store) {
     let m = message_to(&recipient(1), 0, MessageStatus::Sending);
     let other = message_to(&recipient(1), 1, MessageStatus::Sending);
     create(store, &m).await;
@@ -367,7 +395,7 @@ pub async fn linking_a_sid_to_another_message_is_condition_failed(store: &dyn Me
 }
 
 /// The first receipt of a key is new, a repeat is a duplicate, another key is new again.
-pub async fn a_webhook_is_recorded_once_per_key(store: &dyn MessageStore) {
+pub async fn a_webhook_is_recorded_once_per_key(store: &dyn Store) {
     let record = WebhookRecord {
         key: format!("{}:delivered", sid(1)),
         kind: "twilio_status".to_owned(),
@@ -395,7 +423,7 @@ pub async fn a_webhook_is_recorded_once_per_key(store: &dyn MessageStore) {
 
 /// Seven messages read three at a time: pages of 3, 3 and 1, newest first, each exactly once,
 /// and only the last page lacks a cursor.
-pub async fn listing_is_newest_first_and_pages_without_duplicates_or_gaps(store: &dyn MessageStore) {
+pub async fn listing_is_newest_first_and_pages_without_duplicates_or_gaps(store: &dyn Store) {
     let to = recipient(1);
     let mut created = Vec::new();
     for i in 0..7 {
@@ -412,7 +440,7 @@ pub async fn listing_is_newest_first_and_pages_without_duplicates_or_gaps(store:
 }
 
 /// When the messages fill the last page exactly, that page says there is no next one.
-pub async fn listing_has_no_next_cursor_when_the_last_page_is_full(store: &dyn MessageStore) {
+pub async fn listing_has_no_next_cursor_when_the_last_page_is_full(store: &dyn Store) {
     let to = recipient(1);
     for i in 0..6 {
         create(store, &message_to(&to, i, MessageStatus::Sent)).await;
@@ -426,7 +454,7 @@ pub async fn listing_has_no_next_cursor_when_the_last_page_is_full(store: &dyn M
 
 /// A status filter returns only matching messages, newest first, across pages, even when the
 /// matches are sparse among other messages.
-pub async fn listing_filters_by_status_across_pages(store: &dyn MessageStore) {
+pub async fn listing_filters_by_status_across_pages(store: &dyn Store) {
     let to = recipient(1);
     let mut failed = Vec::new();
     for i in 0..12 {
@@ -461,7 +489,7 @@ pub async fn listing_filters_by_status_across_pages(store: &dyn MessageStore) {
 }
 
 /// The filter sees a message's current status, not the one it was created with.
-pub async fn listing_follows_status_updates(store: &dyn MessageStore) {
+pub async fn listing_follows_status_updates(store: &dyn Store) {
     let to = recipient(1);
     let m = message_to(&to, 0, MessageStatus::Sending);
     create(store, &m).await;
@@ -480,7 +508,7 @@ pub async fn listing_follows_status_updates(store: &dyn MessageStore) {
 }
 
 /// A listing holds only the recipient's messages, interleaved writes to others included.
-pub async fn listing_excludes_other_recipients(store: &dyn MessageStore) {
+pub async fn listing_excludes_other_recipients(store: &dyn Store) {
     let (to, other) = (recipient(1), recipient(2));
     let mut mine = Vec::new();
     for i in 0..6 {
@@ -511,7 +539,7 @@ pub async fn listing_excludes_other_recipients(store: &dyn MessageStore) {
 }
 
 /// A cursor the store did not hand out is `Corrupt`, not a silent restart.
-pub async fn an_unreadable_cursor_is_corrupt(store: &dyn MessageStore) {
+pub async fn an_unreadable_cursor_is_corrupt(store: &dyn Store) {
     let to = recipient(1);
     create(store, &message_to(&to, 0, MessageStatus::Sent)).await;
     for cursor in ["not a cursor!", "bXNnX25vdC1hLXVsaWQ"] {
@@ -521,4 +549,527 @@ pub async fn an_unreadable_cursor_is_corrupt(store: &dyn MessageStore) {
             "cursor {cursor:?} gave {result:?}"
         );
     }
+}
+
+// ---- MessageQueries: the due index ----
+
+/// A `list_due` limit well above the due messages of a test. A store may read the due index in
+/// shards with a per-shard share of the limit (`DynamoMessageStore`: 16 shards, `ceil(limit/16)`
+/// each), so only a limit of 16 × the due count is sure to return all of them at once.
+const ROOMY: usize = 100;
+
+/// `message` created with `due_at` set, `seconds` after [`epoch`].
+fn due_message(n: u16, seconds: i64, due_at: Option<DateTime<Utc>>) -> Message {
+    let mut m = message_to(&recipient(n), seconds, MessageStatus::Queued);
+    m.due_at = due_at;
+    m
+}
+
+async fn due(store: &dyn Store, now: DateTime<Utc>, limit: usize) -> Vec<Message> {
+    store.list_due(now, limit).await.expect("list_due")
+}
+
+/// A message due in the past is listed; one due later, or never, is not.
+pub async fn a_message_is_listed_due_only_once_its_due_time_has_come(store: &dyn Store) {
+    let now = epoch() + Duration::hours(1);
+    let past = due_message(1, 0, Some(now - Duration::minutes(5)));
+    let future = due_message(2, 1, Some(now + Duration::minutes(5)));
+    let never = due_message(3, 2, None);
+    for m in [&past, &future, &never] {
+        create(store, m).await;
+    }
+    assert_eq!(due(store, now, ROOMY).await, vec![past.clone()]);
+    assert_eq!(
+        ids(&due(store, now + Duration::minutes(10), ROOMY).await),
+        vec![past.id, future.id]
+    );
+}
+
+/// The bound is inclusive: due at exactly `now` is due.
+pub async fn a_message_due_exactly_now_is_listed(store: &dyn Store) {
+    let now = epoch() + Duration::hours(1);
+    let m = due_message(1, 0, Some(now));
+    create(store, &m).await;
+    assert_eq!(due(store, now, ROOMY).await, vec![m]);
+    assert!(due(store, now - Duration::milliseconds(1), ROOMY).await.is_empty());
+}
+
+/// An update that moves `due_at` later hides the message until then; one that clears it removes
+/// it for good.
+pub async fn changing_or_clearing_due_at_moves_a_message_in_the_due_index(store: &dyn Store) {
+    let now = epoch() + Duration::hours(1);
+    let m = due_message(1, 0, Some(now - Duration::minutes(1)));
+    create(store, &m).await;
+    let mut later = next_version(&m, MessageStatus::Sending);
+    later.due_at = Some(now + Duration::minutes(10));
+    store.update_message(&later).await.expect("update");
+    assert!(due(store, now, ROOMY).await.is_empty());
+    assert_eq!(
+        due(store, now + Duration::minutes(10), ROOMY).await,
+        vec![later.clone()]
+    );
+    let mut done = next_version(&later, MessageStatus::Sent);
+    done.due_at = None;
+    store.update_message(&done).await.expect("update");
+    assert!(due(store, now + Duration::days(365), ROOMY).await.is_empty());
+}
+
+/// Oldest due first, whatever the creation order; equal due times by id.
+pub async fn due_messages_are_listed_oldest_first(store: &dyn Store) {
+    let now = epoch() + Duration::hours(1);
+    let a = due_message(1, 0, Some(now - Duration::minutes(1)));
+    let b = due_message(2, 1, Some(now - Duration::minutes(30)));
+    let c = due_message(3, 2, Some(now - Duration::minutes(10)));
+    let d = due_message(4, 3, Some(now - Duration::minutes(10)));
+    for m in [&a, &b, &c, &d] {
+        create(store, m).await;
+    }
+    assert_eq!(ids(&due(store, now, ROOMY).await), vec![b.id, c.id, d.id, a.id]);
+}
+
+/// The `n`th of a fixed series of message ids, made `n` seconds after [`epoch`] with fixed
+/// random bits, so a test using them behaves the same on every run. The multiplier is chosen so
+/// that the first [`SPREAD_DUE_COUNT`] ids fall into every one of `DynamoMessageStore`'s 16
+/// due-index shards, at most 5 in one (a test in adapters/dynamodb/keys.rs checks it).
+pub fn fixed_id(n: u32) -> MessageId {
+    let at = epoch() + Duration::seconds(i64::from(n));
+    let ms = u64::try_from(at.timestamp_millis()).unwrap_or(0);
+    let bits = u128::from(n).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c83a);
+    MessageId::parse(&format!("msg_{}", ulid::Ulid::from_parts(ms, bits))).expect("fixture id")
+}
+
+/// How many messages [`due_messages_spread_over_shards_are_all_found`] makes due.
+pub const SPREAD_DUE_COUNT: u32 = 40;
+
+/// Forty due messages with [`fixed_id`]s (which `DynamoMessageStore` spreads over all 16 of its
+/// due-index shards, at most 5 in one) are all found with a limit of 100; a limit of 5 still
+/// returns at least 5, each of them due and listed once.
+pub async fn due_messages_spread_over_shards_are_all_found(store: &dyn Store) {
+    let now = epoch() + Duration::hours(2);
+    let messages: Vec<Message> = (0..SPREAD_DUE_COUNT)
+        .map(|n| {
+            let i = i64::from(n);
+            let mut m = due_message(u16::try_from(n).unwrap_or(0), i, Some(epoch() + Duration::minutes(i)));
+            m.id = fixed_id(n);
+            m
+        })
+        .collect();
+    let later = due_message(99, 50, Some(now + Duration::seconds(1)));
+    for result in join_all(messages.iter().chain([&later]).map(|m| store.create_message(m))).await {
+        result.expect("create_message");
+    }
+    let all = due(store, now, ROOMY).await;
+    assert_eq!(ids(&all), ids(&messages), "every due message, oldest first");
+
+    let some = due(store, now, 5).await;
+    assert!(some.len() >= 5, "a limit of 5 gave {} messages", some.len());
+    let created: HashSet<MessageId> = ids(&messages).into_iter().collect();
+    let listed: HashSet<MessageId> = ids(&some).into_iter().collect();
+    assert_eq!(listed.len(), some.len(), "no message twice");
+    assert!(listed.is_subset(&created), "only due messages");
+    assert!(some.windows(2).all(|w| w[0].due_at <= w[1].due_at), "oldest first");
+}
+
+// ---- MessageQueries: the failed list ----
+
+/// A failed message on the failed list, last changed `changed` seconds after [`epoch`].
+fn failed_message(n: u16, seconds: i64, changed: i64) -> Message {
+    let mut m = message_to(&recipient(n), seconds, MessageStatus::Failed);
+    m.failed_listed = true;
+    m.updated_at = epoch() + Duration::seconds(changed);
+    m
+}
+
+/// Read every page of the failed list with page size `limit`.
+async fn all_failed_pages(store: &dyn Store, limit: usize) -> Vec<Page<Message>> {
+    let mut pages: Vec<Page<Message>> = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = store.list_failed(limit, cursor.as_deref()).await.expect("list_failed");
+        assert!(page.items.len() <= limit, "a page holds at most `limit` items");
+        cursor = page.next_cursor.clone();
+        pages.push(page);
+        if cursor.is_none() {
+            return pages;
+        }
+        assert!(pages.len() <= 50, "listing does not end");
+    }
+}
+
+/// Only messages with `failed_listed` are on the list, whatever their status.
+pub async fn the_failed_list_holds_exactly_the_listed_messages(store: &dyn Store) {
+    let listed = failed_message(1, 0, 10);
+    let mut failed_but_removed = failed_message(2, 1, 11);
+    failed_but_removed.failed_listed = false;
+    let delivered = message_to(&recipient(3), 2, MessageStatus::Delivered);
+    for m in [&listed, &failed_but_removed, &delivered] {
+        create(store, m).await;
+    }
+    let page = store.list_failed(10, None).await.expect("list_failed");
+    assert_eq!(
+        page,
+        Page {
+            items: vec![listed],
+            next_cursor: None
+        }
+    );
+}
+
+/// Seven listed messages read three at a time: 3, 3 and 1, most recently changed first (not in
+/// creation order), each exactly once, and only the last page lacks a cursor.
+pub async fn the_failed_list_is_newest_change_first_and_pages_without_duplicates_or_gaps(store: &dyn Store) {
+    let mut created = Vec::new();
+    for i in 0..7 {
+        // Last changed 0, 3, 6, 2, 5, 1, 4 seconds after the first change: not creation order.
+        let m = failed_message(1, i, 100 + (i * 3) % 7);
+        create(store, &m).await;
+        created.push(m);
+    }
+    let pages = all_failed_pages(store, 3).await;
+    assert_eq!(pages.iter().map(|p| p.items.len()).collect::<Vec<_>>(), vec![3, 3, 1]);
+    assert!(pages[..2].iter().all(|p| p.next_cursor.is_some()));
+    let listed: Vec<Message> = pages.into_iter().flat_map(|p| p.items).collect();
+    created.sort_by_key(|m| std::cmp::Reverse(m.updated_at));
+    assert_eq!(
+        listed, created,
+        "every listed message once, newest change first, as stored"
+    );
+}
+
+/// When the listed messages fill the last page exactly, that page says there is no next one.
+pub async fn the_failed_list_has_no_next_cursor_when_the_last_page_is_full(store: &dyn Store) {
+    for i in 0..6 {
+        create(store, &failed_message(1, i, 100 + i)).await;
+    }
+    let pages = all_failed_pages(store, 3).await;
+    assert_eq!(pages.iter().map(|p| p.items.len()).collect::<Vec<_>>(), vec![3, 3]);
+    let everything = store.list_failed(6, None).await.expect("list_failed");
+    assert_eq!(everything.items.len(), 6);
+    assert_eq!(everything.next_cursor, None);
+}
+
+/// A change moves a listed message to the front; clearing `failed_listed` takes it off.
+pub async fn the_failed_list_follows_updates_and_clearing(store: &dyn Store) {
+    let a = failed_message(1, 0, 10);
+    let b = failed_message(2, 1, 20);
+    create(store, &a).await;
+    create(store, &b).await;
+    let a2 = next_version(&a, MessageStatus::Failed);
+    let a2 = Message {
+        updated_at: epoch() + Duration::seconds(30),
+        ..a2
+    };
+    store.update_message(&a2).await.expect("update");
+    let page = store.list_failed(10, None).await.expect("list_failed");
+    assert_eq!(ids(&page.items), vec![a.id.clone(), b.id.clone()]);
+    assert_eq!(page.items[0], a2);
+
+    let mut removed = next_version(&a2, MessageStatus::Queued);
+    removed.failed_listed = false;
+    store.update_message(&removed).await.expect("update");
+    let page = store.list_failed(10, None).await.expect("list_failed");
+    assert_eq!(ids(&page.items), vec![b.id]);
+}
+
+/// A failed-list cursor the store did not hand out is `Corrupt`.
+pub async fn an_unreadable_failed_list_cursor_is_corrupt(store: &dyn Store) {
+    create(store, &failed_message(1, 0, 10)).await;
+    for cursor in ["not a cursor!", "bXNnX25vdC1hLXVsaWQ"] {
+        let result = store.list_failed(5, Some(cursor)).await;
+        assert!(
+            matches!(result, Err(StoreError::Corrupt(_))),
+            "cursor {cursor:?} gave {result:?}"
+        );
+    }
+}
+
+// ---- MessageQueries: by the caller's entity link ----
+
+fn entity(kind: &str, id: &str) -> Ref {
+    Ref {
+        kind: kind.to_owned(),
+        id: id.to_owned(),
+    }
+}
+
+/// A ref's messages, whatever their status, oldest first and at most `limit`; other refs (even
+/// ones that would read the same if their parts were joined with `#`) and messages without a
+/// ref are not among them.
+pub async fn messages_are_listed_by_ref_oldest_first(store: &dyn Store) {
+    let event = entity("calendar_event", "evt_1");
+    let (joined_a, joined_b) = (entity("a#b", "c"), entity("a", "b#c"));
+    let refs = [
+        Some(event.clone()),
+        Some(entity("calendar_event", "evt_2")),
+        Some(event.clone()),
+        None,
+        Some(event.clone()),
+        Some(joined_a.clone()),
+        Some(joined_b.clone()),
+    ];
+    let mut created = Vec::new();
+    for (i, reference) in (0_i64..).zip(refs) {
+        let mut m = message_to(&recipient(1), i, MessageStatus::Queued);
+        m.reference = reference;
+        create(store, &m).await;
+        created.push(m);
+    }
+    let canceled = next_version(&created[2], MessageStatus::Canceled);
+    store.update_message(&canceled).await.expect("update");
+
+    let listed = store.list_by_ref(&event, 10).await.expect("list_by_ref");
+    assert_eq!(listed, vec![created[0].clone(), canceled, created[4].clone()]);
+    let first_two = store.list_by_ref(&event, 2).await.expect("list_by_ref");
+    assert_eq!(ids(&first_two), vec![created[0].id.clone(), created[2].id.clone()]);
+    assert_eq!(
+        ids(&store.list_by_ref(&joined_a, 10).await.expect("list_by_ref")),
+        vec![created[5].id.clone()]
+    );
+    assert_eq!(
+        ids(&store.list_by_ref(&joined_b, 10).await.expect("list_by_ref")),
+        vec![created[6].id.clone()]
+    );
+    let unknown = entity("calendar_event", "evt_9");
+    assert!(store.list_by_ref(&unknown, 10).await.expect("list_by_ref").is_empty());
+}
+
+// ---- ConsentStore ----
+
+/// An opt-out reads back with its reason and time; other numbers have none.
+pub async fn an_opt_out_is_read_back_with_its_reason(store: &dyn Store) {
+    let at = epoch() + Duration::seconds(5);
+    store.opt_out(&recipient(1), "keyword_stop", at).await.expect("opt_out");
+    assert_eq!(
+        store.opt_out_of(&recipient(1)).await.expect("opt_out_of"),
+        Some(OptOut {
+            phone: recipient(1),
+            reason: "keyword_stop".to_owned(),
+            at
+        })
+    );
+    assert_eq!(store.opt_out_of(&recipient(2)).await.expect("opt_out_of"), None);
+}
+
+/// Opting out again is fine and keeps the first reason and time.
+pub async fn a_second_opt_out_keeps_the_first_record(store: &dyn Store) {
+    let at = epoch() + Duration::seconds(5);
+    store.opt_out(&recipient(1), "keyword_stop", at).await.expect("opt_out");
+    store
+        .opt_out(&recipient(1), "provider_21610", at + Duration::hours(1))
+        .await
+        .expect("second opt_out");
+    let kept = store
+        .opt_out_of(&recipient(1))
+        .await
+        .expect("opt_out_of")
+        .expect("an opt-out");
+    assert_eq!((kept.reason.as_str(), kept.at), ("keyword_stop", at));
+}
+
+/// Opting in removes the opt-out (and is fine when there is none); a later opt-out is new.
+pub async fn opting_in_removes_the_opt_out(store: &dyn Store) {
+    store.opt_in(&recipient(1)).await.expect("opt_in without an opt-out");
+    store
+        .opt_out(&recipient(1), "keyword_stop", epoch())
+        .await
+        .expect("opt_out");
+    store.opt_in(&recipient(1)).await.expect("opt_in");
+    assert_eq!(store.opt_out_of(&recipient(1)).await.expect("opt_out_of"), None);
+    let again = epoch() + Duration::days(1);
+    store
+        .opt_out(&recipient(1), "provider_21610", again)
+        .await
+        .expect("opt_out");
+    let fresh = store
+        .opt_out_of(&recipient(1))
+        .await
+        .expect("opt_out_of")
+        .expect("an opt-out");
+    assert_eq!((fresh.reason.as_str(), fresh.at), ("provider_21610", again));
+}
+
+/// The send-slot window the tests use.
+fn slot_window() -> Duration {
+    Duration::hours(1)
+}
+
+async fn take(store: &dyn Store, n: u16, at: DateTime<Utc>, limit: u32) -> bool {
+    store
+        .take_send_slot(&recipient(n), at, slot_window(), limit)
+        .await
+        .expect("take_send_slot")
+}
+
+/// With a limit of 5, five slots are granted and the sixth is not; other numbers are unaffected.
+pub async fn send_slots_run_out_at_the_limit(store: &dyn Store) {
+    for i in 0..5 {
+        assert!(take(store, 1, epoch() + Duration::seconds(i), 5).await, "slot {i}");
+    }
+    assert!(!take(store, 1, epoch() + Duration::seconds(5), 5).await);
+    assert!(!take(store, 1, epoch() + Duration::seconds(6), 5).await);
+    assert!(take(store, 2, epoch() + Duration::seconds(6), 5).await);
+}
+
+/// Twenty concurrent takers with a limit of 5: exactly five win.
+pub async fn concurrent_send_slot_takers_never_exceed_the_limit(store: &dyn Store) {
+    let (phone, at) = (recipient(1), epoch());
+    let results = join_all((0..20).map(|_| store.take_send_slot(&phone, at, slot_window(), 5))).await;
+    let granted = results
+        .into_iter()
+        .map(|r| r.expect("take_send_slot"))
+        .filter(|granted| *granted)
+        .count();
+    assert_eq!(granted, 5);
+    assert!(!take(store, 1, at + Duration::seconds(1), 5).await);
+}
+
+/// The window rolls: a send stops counting once it is a full window old.
+pub async fn send_slots_free_up_as_the_window_rolls_on(store: &dyn Store) {
+    let t0 = epoch();
+    let t1 = t0 + Duration::minutes(30);
+    for _ in 0..3 {
+        assert!(take(store, 1, t0, 5).await);
+    }
+    for _ in 0..2 {
+        assert!(take(store, 1, t1, 5).await);
+    }
+    assert!(!take(store, 1, t0 + slot_window() - Duration::seconds(1), 5).await);
+    // The three sends at t0 have aged out; the two at t1 still count.
+    let later = t0 + slot_window() + Duration::seconds(1);
+    for i in 0..3 {
+        assert!(take(store, 1, later, 5).await, "freed slot {i}");
+    }
+    assert!(!take(store, 1, later, 5).await);
+}
+
+// ---- IdempotencyStore ----
+
+const KEY: &str = "send:key-1";
+
+fn response() -> SavedResponse {
+    SavedResponse {
+        status: 202,
+        body: r#"{"id":"msg_01ARZ3NDEKTSV4RRFFQ69G5FAV","status":"queued"}"#.to_owned(),
+    }
+}
+
+async fn begin(store: &dyn Store, hash: &str, at: DateTime<Utc>) -> Begin {
+    store.begin(KEY, hash, at).await.expect("begin")
+}
+
+/// The first claim starts; a repeat while it runs is told it is in progress.
+pub async fn a_first_begin_is_started_and_a_repeat_is_in_progress(store: &dyn Store) {
+    assert_eq!(begin(store, "h1", epoch()).await, Begin::Started);
+    assert_eq!(
+        begin(store, "h1", epoch() + Duration::seconds(1)).await,
+        Begin::InProgress
+    );
+    assert_eq!(
+        store.begin("send:key-2", "h1", epoch()).await.expect("begin"),
+        Begin::Started,
+        "keys are independent"
+    );
+}
+
+/// After `complete`, the same request replays the saved status and body.
+pub async fn a_completed_key_replays_its_response(store: &dyn Store) {
+    assert_eq!(begin(store, "h1", epoch()).await, Begin::Started);
+    store.complete(KEY, "h1", &response(), epoch()).await.expect("complete");
+    assert_eq!(
+        begin(store, "h1", epoch() + Duration::seconds(5)).await,
+        Begin::Replay(response())
+    );
+}
+
+/// The same key with another request body is a mismatch, running or completed.
+pub async fn a_key_reused_with_another_request_is_a_mismatch(store: &dyn Store) {
+    assert_eq!(begin(store, "h1", epoch()).await, Begin::Started);
+    assert_eq!(
+        begin(store, "h2", epoch() + Duration::seconds(1)).await,
+        Begin::Mismatch
+    );
+    store.complete(KEY, "h1", &response(), epoch()).await.expect("complete");
+    assert_eq!(
+        begin(store, "h2", epoch() + Duration::seconds(2)).await,
+        Begin::Mismatch
+    );
+}
+
+/// A `complete` under another request hash saves nothing and is not an error.
+pub async fn completing_with_another_request_hash_saves_nothing(store: &dyn Store) {
+    assert_eq!(begin(store, "h1", epoch()).await, Begin::Started);
+    store.complete(KEY, "h2", &response(), epoch()).await.expect("complete");
+    assert_eq!(
+        begin(store, "h1", epoch() + Duration::seconds(1)).await,
+        Begin::InProgress
+    );
+    store
+        .complete("send:never-begun", "h1", &response(), epoch())
+        .await
+        .expect("complete of an unknown key");
+    assert_eq!(
+        store.begin("send:never-begun", "h1", epoch()).await.expect("begin"),
+        Begin::Started
+    );
+}
+
+/// The 60-second lease holds through its last second and is free after it (a crashed request).
+pub async fn an_in_progress_claim_can_be_taken_over_once_its_lease_runs_out(store: &dyn Store) {
+    assert_eq!(begin(store, "h1", epoch()).await, Begin::Started);
+    assert_eq!(
+        begin(store, "h1", epoch() + Duration::seconds(60)).await,
+        Begin::InProgress
+    );
+    assert_eq!(
+        begin(store, "h1", epoch() + Duration::seconds(61)).await,
+        Begin::Started
+    );
+    assert_eq!(
+        begin(store, "h1", epoch() + Duration::seconds(62)).await,
+        Begin::InProgress
+    );
+}
+
+/// A completed record replays for 24 hours after completion, then the key is free again.
+pub async fn a_completed_record_expires_after_a_day(store: &dyn Store) {
+    assert_eq!(begin(store, "h1", epoch()).await, Begin::Started);
+    store.complete(KEY, "h1", &response(), epoch()).await.expect("complete");
+    assert_eq!(
+        begin(store, "h1", epoch() + Duration::hours(24)).await,
+        Begin::Replay(response())
+    );
+    let expired = epoch() + Duration::hours(24) + Duration::seconds(1);
+    assert_eq!(begin(store, "h2", expired).await, Begin::Started);
+}
+
+/// Releasing an in-progress claim frees the key; releasing a completed one keeps its response.
+pub async fn a_released_key_can_be_started_again_but_a_completed_one_is_kept(store: &dyn Store) {
+    assert_eq!(begin(store, "h1", epoch()).await, Begin::Started);
+    store.release(KEY).await.expect("release");
+    assert_eq!(begin(store, "h1", epoch() + Duration::seconds(1)).await, Begin::Started);
+    store.complete(KEY, "h1", &response(), epoch()).await.expect("complete");
+    store.release(KEY).await.expect("release of a completed key");
+    assert_eq!(
+        begin(store, "h1", epoch() + Duration::seconds(2)).await,
+        Begin::Replay(response())
+    );
+    store
+        .release("send:never-begun")
+        .await
+        .expect("release of an unknown key");
+}
+
+/// Ten concurrent claims of one key: exactly one starts, the others see it in progress.
+pub async fn of_ten_concurrent_begins_exactly_one_is_started(store: &dyn Store) {
+    let results = join_all((0..10).map(|_| store.begin(KEY, "h1", epoch()))).await;
+    let outcomes: Vec<Begin> = results.into_iter().map(|r| r.expect("begin")).collect();
+    assert_eq!(
+        outcomes.iter().filter(|b| **b == Begin::Started).count(),
+        1,
+        "{outcomes:?}"
+    );
+    assert!(
+        outcomes.iter().all(|b| matches!(b, Begin::Started | Begin::InProgress)),
+        "{outcomes:?}"
+    );
 }

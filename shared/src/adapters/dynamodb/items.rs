@@ -7,7 +7,7 @@
 //! (a unit test below holds them together).
 
 use super::keys;
-use crate::domain::{Message, MessageId, ProviderSid};
+use crate::domain::{Message, MessageId, ProviderSid, Ref};
 use crate::ports::{StoreError, WebhookRecord};
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
@@ -18,18 +18,20 @@ use std::collections::HashMap;
 /// An item as the SDK carries it.
 pub type Item = HashMap<String, AttributeValue>;
 
-fn encode_failed(what: &'static str) -> impl FnOnce(serde_dynamo::Error) -> StoreError {
+pub(super) fn encode_failed(what: &'static str) -> impl FnOnce(serde_dynamo::Error) -> StoreError {
     move |e| StoreError::Unexpected(anyhow::Error::new(e).context(what))
 }
 
 /// The item of a message: every `Message` field as a top-level attribute (so `version` is a
-/// Number and `status` a String the listing can filter on), plus the table and `gsi1` keys.
+/// Number and `status` a String the listing can filter on), plus the table and `gsi1` keys, the
+/// `gsi2` keys while it has a `due_at` and the `gsi3` keys while it is `failed_listed`
+/// ([`keys::message_item_keys`]).
 ///
 /// # Errors
 /// `Unexpected` if the message cannot be serialized.
 pub fn message_item(message: &Message) -> Result<Item, StoreError> {
     let mut item: Item = to_item(message).map_err(encode_failed("encode message item"))?;
-    item.extend(keys::message_index_key(&message.id, &message.to));
+    item.extend(keys::message_item_keys(message));
     Ok(item)
 }
 
@@ -113,6 +115,48 @@ impl TryFrom<Item> for ProviderSidTarget {
             from_item(item).map_err(|e| StoreError::Corrupt(format!("provider sid item: {e}")))?;
         let id = MessageId::parse(&item.message_id)
             .map_err(|e| StoreError::Corrupt(format!("provider sid item {}: {e}", item.pk)))?;
+        Ok(Self(id))
+    }
+}
+
+/// A ref pointer: `REF#<type length>#<type>#<id>` / `<message id>`.
+#[derive(Serialize, Deserialize)]
+struct RefPointerItem {
+    pk: String,
+    sk: String,
+}
+
+/// The item pointing the caller's entity `reference` at message `id`.
+///
+/// # Errors
+/// `Unexpected` if it cannot be serialized.
+pub fn ref_pointer_item(reference: &Ref, id: &MessageId) -> Result<Item, StoreError> {
+    to_item(RefPointerItem {
+        pk: keys::ref_pk(reference),
+        sk: keys::ref_pointer_sk(id),
+    })
+    .map_err(encode_failed("encode ref pointer item"))
+}
+
+/// The message a ref pointer names.
+#[derive(Debug)]
+pub struct RefPointerTarget(MessageId);
+
+impl RefPointerTarget {
+    /// The message id.
+    pub fn into_message_id(self) -> MessageId {
+        self.0
+    }
+}
+
+impl TryFrom<Item> for RefPointerTarget {
+    type Error = StoreError;
+
+    fn try_from(item: Item) -> Result<Self, Self::Error> {
+        let item: RefPointerItem =
+            from_item(item).map_err(|e| StoreError::Corrupt(format!("ref pointer item: {e}")))?;
+        let id = MessageId::parse(&item.sk)
+            .map_err(|e| StoreError::Corrupt(format!("ref pointer item {}: {e}", item.pk)))?;
         Ok(Self(id))
     }
 }
@@ -203,6 +247,43 @@ mod tests {
     }
 
     #[test]
+    fn a_message_item_has_due_and_failed_index_keys_only_while_they_apply() {
+        let m = message();
+        let item = message_item(&m).expect("item");
+        for name in [keys::GSI2PK, keys::GSI2SK, keys::GSI3PK, keys::GSI3SK] {
+            assert!(
+                !item.contains_key(name),
+                "{name} on a message that is neither due nor failed"
+            );
+        }
+
+        let mut listed = m.clone();
+        listed.due_at = Some(m.created_at + chrono::Duration::minutes(5));
+        listed.failed_listed = true;
+        let item = message_item(&listed).expect("item");
+        assert_eq!(
+            item.get(keys::GSI2PK),
+            Some(&AttributeValue::S(keys::due_gsi2pk(keys::due_shard(&m.id))))
+        );
+        assert_eq!(
+            item.get(keys::GSI2SK),
+            Some(&AttributeValue::S(keys::due_gsi2sk(
+                &(m.created_at + chrono::Duration::minutes(5)),
+                &m.id
+            )))
+        );
+        assert_eq!(
+            item.get(keys::GSI3PK),
+            Some(&AttributeValue::S(keys::FAILED_GSI3PK.to_owned()))
+        );
+        assert_eq!(
+            item.get(keys::GSI3SK),
+            Some(&AttributeValue::S(keys::failed_gsi3sk(&m.updated_at, &m.id)))
+        );
+        assert_eq!(MessageItem::try_from(item).expect("read back").into_message(), listed);
+    }
+
+    #[test]
     fn a_message_item_with_a_bad_field_is_corrupt() {
         let mut item = message_item(&message()).expect("item");
         item.insert("to".to_owned(), AttributeValue::S("not a number".to_owned()));
@@ -250,6 +331,27 @@ mod tests {
         let mut bad = item;
         bad.insert(keys::MESSAGE_ID.to_owned(), AttributeValue::S("nope".to_owned()));
         assert!(matches!(ProviderSidTarget::try_from(bad), Err(StoreError::Corrupt(_))));
+    }
+
+    #[test]
+    fn a_ref_pointer_item_reads_back_and_rejects_a_bad_id() {
+        let reference = Ref {
+            kind: "calendar_event".to_owned(),
+            id: "evt_1".to_owned(),
+        };
+        let id = message().id;
+        let item = ref_pointer_item(&reference, &id).expect("item");
+        assert_eq!(item.get(keys::PK), Some(&AttributeValue::S(keys::ref_pk(&reference))));
+        assert_eq!(item.get(keys::SK), Some(&AttributeValue::S(id.as_str().to_owned())));
+        assert_eq!(
+            RefPointerTarget::try_from(item.clone())
+                .expect("target")
+                .into_message_id(),
+            id
+        );
+        let mut bad = item;
+        bad.insert(keys::SK.to_owned(), AttributeValue::S("nope".to_owned()));
+        assert!(matches!(RefPointerTarget::try_from(bad), Err(StoreError::Corrupt(_))));
     }
 
     #[test]

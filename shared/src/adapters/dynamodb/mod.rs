@@ -1,14 +1,25 @@
-//! The DynamoDB single-table store (`DynamoMessageStore`), used by the Lambda functions.
+//! The DynamoDB single-table store (`DynamoMessageStore`), used by the Lambda functions. It
+//! implements every store port, so it is a `ports::Store`.
 //!
 //! - [`keys`]: attribute names and the only code that builds key strings (layout table there).
-//! - `items`: item shapes and the item ↔ domain mapping (failures become `StoreError::Corrupt`).
-//! - `store`: the `MessageStore` implementation, and `DynamoMessageStore::create_table` for tests.
+//! - `items`: the message, sid-pointer and webhook item shapes and the item ↔ domain mapping
+//!   (failures become `StoreError::Corrupt`).
+//! - `store`: the `MessageStore` implementation, the shared request helpers and error mapping,
+//!   and `DynamoMessageStore::create_table` for tests.
+//! - `queries`: `MessageQueries`, the due index (`gsi2`) and the failed list (`gsi3`).
+//! - `consent`: `ConsentStore`, opt-outs and per-recipient send slots, with their item shapes.
+//! - `idempotency`: `IdempotencyStore`, idempotency records, with their item shape.
+//! - `counters`: `CounterStore`, counters, one-time claims and small documents.
 //!
 //! Key schema and every access pattern are described in docs/dynamodb.md. This module must not
 //! Scan, and must not build key strings anywhere but `keys`.
 
+mod consent;
+mod counters;
+mod idempotency;
 mod items;
 pub mod keys;
+mod queries;
 mod store;
 
 pub use store::DynamoMessageStore;

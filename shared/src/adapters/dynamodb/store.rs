@@ -1,8 +1,10 @@
-//! `DynamoMessageStore`: the `MessageStore` port on one DynamoDB table (layout in `keys`).
+//! `DynamoMessageStore`: the `MessageStore` port on one DynamoDB table (layout in `keys`), and
+//! the request helpers and error mapping the other ports' files (`queries`, `consent`,
+//! `idempotency`) share.
 //!
-//! Every write is a single conditional PutItem, so the adapter gives the same compare-and-set
-//! semantics as `SqliteStore`; the contract suite (`testing::store_contract`) proves both.
-//! Reads of single items are strongly consistent; the recipient listing reads `gsi1`, which is
+//! Every write is a single conditional PutItem (or DeleteItem), so the adapter gives the same
+//! compare-and-set semantics as `SqliteStore`; the contract suite (`testing::store_contract`)
+//! proves both. Reads of single items are strongly consistent; the listings read GSIs, which are
 //! eventually consistent (docs/dynamodb.md). Nothing here scans the table.
 
 use super::items::{self, Item, MessageItem, ProviderSidTarget};
@@ -34,7 +36,8 @@ const TABLE_ACTIVE_TIMEOUT: Duration = Duration::from_secs(300);
 /// Items read per Query page when a status filter may discard most of them.
 const FILTERED_PAGE_SIZE: usize = 100;
 
-/// The `MessageStore` on a DynamoDB single table.
+/// The store ports (`MessageStore`, `MessageQueries`, `ConsentStore`, `IdempotencyStore`) on a
+/// DynamoDB single table.
 #[derive(Debug, Clone)]
 pub struct DynamoMessageStore {
     client: Client,
@@ -52,7 +55,7 @@ impl DynamoMessageStore {
         &self.table
     }
 
-    /// The SDK client (for the other store ports implemented on this type).
+    /// The SDK client.
     pub fn client(&self) -> &Client {
         &self.client
     }
@@ -132,8 +135,20 @@ impl DynamoMessageStore {
         Ok(())
     }
 
-    /// PutItem `item` if `condition` holds.
-    async fn put_if(
+    /// PutItem `item` unconditionally (for items whose rewrite is harmless).
+    pub(super) async fn put(&self, item: Item) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(e, "PutItem"))
+    }
+
+    /// PutItem `item` if `condition` holds (`ConditionFailed` otherwise).
+    pub(super) async fn put_if(
         &self,
         item: Item,
         condition: &str,
@@ -154,11 +169,49 @@ impl DynamoMessageStore {
         }
         put.send().await.map(|_| ()).map_err(|e| classify(e, "PutItem"))
     }
+
+    /// GetItem `key` with ConsistentRead.
+    pub(super) async fn get_consistent(&self, key: Item) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify(e, "GetItem"))?;
+        Ok(out.item)
+    }
+
+    /// DeleteItem `key`, if `condition` holds when one is given (`ConditionFailed` otherwise).
+    /// Deleting an absent item without a condition succeeds.
+    pub(super) async fn delete_if(
+        &self,
+        key: Item,
+        condition: Option<&str>,
+        names: &[(&str, &str)],
+        values: Vec<(&str, AttributeValue)>,
+    ) -> Result<(), StoreError> {
+        let mut delete = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .set_condition_expression(condition.map(str::to_owned));
+        for (placeholder, name) in names {
+            delete = delete.expression_attribute_names(*placeholder, *name);
+        }
+        for (placeholder, value) in values {
+            delete = delete.expression_attribute_values(placeholder, value);
+        }
+        delete.send().await.map(|_| ()).map_err(|e| classify(e, "DeleteItem"))
+    }
 }
 
 /// Map an SDK error onto the port's error: lost conditions and throttling by their error code,
 /// everything else kept whole as the source of `Unexpected` (never stringified).
-fn classify<E, R>(err: SdkError<E, R>, operation: &'static str) -> StoreError
+pub(super) fn classify<E, R>(err: SdkError<E, R>, operation: &'static str) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
@@ -176,8 +229,15 @@ fn build_failed(err: aws_sdk_dynamodb::error::BuildError) -> StoreError {
 
 #[async_trait]
 impl MessageStore for DynamoMessageStore {
-    /// PutItem with `attribute_not_exists(pk)`.
+    /// PutItem with `attribute_not_exists(pk)`. A message with a `reference` first gets its ref
+    /// pointer (an unconditional PutItem, harmless to repeat), so every stored message with a
+    /// ref is reachable by `list_by_ref`; a pointer left by a create that failed afterwards
+    /// names no message and is skipped by the reader. The reference is fixed at creation: an
+    /// update does not rewrite the pointer.
     async fn create_message(&self, message: &Message) -> Result<(), StoreError> {
+        if let Some(reference) = &message.reference {
+            self.put(items::ref_pointer_item(reference, &message.id)?).await?;
+        }
         let condition = "attribute_not_exists(#pk)";
         self.put_if(
             items::message_item(message)?,
@@ -190,16 +250,8 @@ impl MessageStore for DynamoMessageStore {
 
     /// GetItem with ConsistentRead.
     async fn get_message(&self, id: &MessageId) -> Result<Option<Message>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(keys::message_key(id)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| classify(e, "GetItem"))?;
-        out.item
+        self.get_consistent(keys::message_key(id))
+            .await?
             .map(|item| MessageItem::try_from(item).map(MessageItem::into_message))
             .transpose()
     }
@@ -231,16 +283,8 @@ impl MessageStore for DynamoMessageStore {
 
     /// GetItem of `PROV#<sid>` with ConsistentRead.
     async fn message_id_for_sid(&self, sid: &ProviderSid) -> Result<Option<MessageId>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(keys::provider_sid_key(sid)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| classify(e, "GetItem"))?;
-        out.item
+        self.get_consistent(keys::provider_sid_key(sid))
+            .await?
             .map(|item| ProviderSidTarget::try_from(item).map(ProviderSidTarget::into_message_id))
             .transpose()
     }

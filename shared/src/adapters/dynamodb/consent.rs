@@ -1,0 +1,267 @@
+//! `ConsentStore` on `DynamoMessageStore`: opt-outs (`OPTOUT#<e164>`) and per-recipient send
+//! slots (`SLOTS#<e164>`), with their item shapes.
+//!
+//! An opt-out is written once (`attribute_not_exists(pk)`), so the first record stays. Send slots
+//! are one item per recipient holding the send times still inside the window; taking a slot is an
+//! optimistic read-modify-write guarded by the item's `version`, retried on a lost race, so
+//! concurrent Lambdas can never take more than the limit between them.
+
+use super::items::{encode_failed, Item};
+use super::keys;
+use super::store::DynamoMessageStore;
+use crate::domain::PhoneNumber;
+use crate::ports::{ConsentStore, OptOut, StoreError};
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, SecondsFormat, Utc};
+use rand::Rng as _;
+use serde::{Deserialize, Serialize};
+use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_item};
+use std::time::Duration;
+
+/// Read-modify-write rounds `take_send_slot` tries before it gives up as `Throttled`.
+const SLOT_ATTEMPTS: u32 = 20;
+/// Bounds of the random pause between two rounds, in milliseconds: spreads competing writers out.
+const SLOT_BACKOFF_MS: std::ops::RangeInclusive<u64> = 5..=30;
+
+/// An opt-out: why and when a number asked not to be texted.
+#[derive(Serialize, Deserialize)]
+struct OptOutItem {
+    pk: String,
+    sk: String,
+    reason: String,
+    /// RFC 3339.
+    at: String,
+}
+
+fn opt_out_item(phone: &PhoneNumber, reason: &str, at: DateTime<Utc>) -> Result<Item, StoreError> {
+    to_item(OptOutItem {
+        pk: keys::opt_out_pk(phone),
+        sk: keys::OPT_OUT_SK.to_owned(),
+        reason: reason.to_owned(),
+        at: at.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+    })
+    .map_err(encode_failed("encode opt-out item"))
+}
+
+fn read_opt_out(phone: &PhoneNumber, item: Item) -> Result<OptOut, StoreError> {
+    let item: OptOutItem = from_item(item).map_err(|e| StoreError::Corrupt(format!("opt-out item: {e}")))?;
+    if item.pk != keys::opt_out_pk(phone) || item.sk != keys::OPT_OUT_SK {
+        return Err(StoreError::Corrupt(format!(
+            "opt-out item {} read for another key",
+            item.pk
+        )));
+    }
+    let at = DateTime::parse_from_rfc3339(&item.at)
+        .map_err(|e| StoreError::Corrupt(format!("opt-out item {}: {e}", item.pk)))?
+        .with_timezone(&Utc);
+    Ok(OptOut {
+        phone: phone.clone(),
+        reason: item.reason,
+        at,
+    })
+}
+
+/// A recipient's recent sends: epoch milliseconds, the compare-and-set `version`, and the TTL.
+#[derive(Serialize, Deserialize)]
+struct SendSlotsItem {
+    pk: String,
+    sk: String,
+    sends: Vec<i64>,
+    version: u64,
+    expires_at: i64,
+}
+
+fn read_send_slots(item: Item) -> Result<SendSlotsItem, StoreError> {
+    from_item(item).map_err(|e| StoreError::Corrupt(format!("send-slot item: {e}")))
+}
+
+/// Sleep a random 5–30 ms before the next round of a lost race.
+async fn backoff() {
+    let pause = rand::thread_rng().gen_range(SLOT_BACKOFF_MS);
+    tokio::time::sleep(Duration::from_millis(pause)).await;
+}
+
+impl DynamoMessageStore {
+    /// One round of `take_send_slot`: `Some(granted)`, or `None` when another writer changed the
+    /// item between the read and the conditional write.
+    async fn try_take_send_slot(
+        &self,
+        phone: &PhoneNumber,
+        now: DateTime<Utc>,
+        window: chrono::Duration,
+        limit: u32,
+    ) -> Result<Option<bool>, StoreError> {
+        let stored = self
+            .get_consistent(keys::send_slots_key(phone))
+            .await?
+            .map(read_send_slots)
+            .transpose()?;
+        let (mut sends, version) = stored.map_or((Vec::new(), 0), |s| (s.sends, s.version));
+        let now_ms = now.timestamp_millis();
+        let since = now_ms.saturating_sub(window.num_milliseconds());
+        sends.retain(|at| *at > since);
+        if u32::try_from(sends.len()).unwrap_or(u32::MAX) >= limit {
+            return Ok(Some(false));
+        }
+        sends.push(now_ms);
+        let item = to_item(SendSlotsItem {
+            pk: keys::send_slots_pk(phone),
+            sk: keys::SEND_SLOTS_SK.to_owned(),
+            sends,
+            version: version.saturating_add(1),
+            expires_at: keys::send_slots_expires_at(now, window),
+        })
+        .map_err(encode_failed("encode send-slot item"))?;
+        let written = self
+            .put_if(
+                item,
+                "attribute_not_exists(#pk) OR #version = :read",
+                &[("#pk", keys::PK), ("#version", keys::VERSION)],
+                vec![(":read", AttributeValue::N(version.to_string()))],
+            )
+            .await;
+        match written {
+            Ok(()) => Ok(Some(true)),
+            Err(StoreError::ConditionFailed) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+#[async_trait]
+impl ConsentStore for DynamoMessageStore {
+    /// PutItem with `attribute_not_exists(pk)`; a lost condition means an opt-out exists, which
+    /// is kept as it is.
+    async fn opt_out(&self, phone: &PhoneNumber, reason: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+        let put = self.put_if(
+            opt_out_item(phone, reason, at)?,
+            "attribute_not_exists(#pk)",
+            &[("#pk", keys::PK)],
+            Vec::new(),
+        );
+        match put.await {
+            Ok(()) | Err(StoreError::ConditionFailed) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// DeleteItem of `OPTOUT#<e164>`, unconditionally (removing nothing is fine).
+    async fn opt_in(&self, phone: &PhoneNumber) -> Result<(), StoreError> {
+        self.delete_if(keys::opt_out_key(phone), None, &[], Vec::new()).await
+    }
+
+    /// GetItem of `OPTOUT#<e164>` with ConsistentRead.
+    async fn opt_out_of(&self, phone: &PhoneNumber) -> Result<Option<OptOut>, StoreError> {
+        self.get_consistent(keys::opt_out_key(phone))
+            .await?
+            .map(|item| read_opt_out(phone, item))
+            .transpose()
+    }
+
+    /// Consistent GetItem of `SLOTS#<e164>`; sends at or before `now - window` are dropped; if
+    /// `limit` remain the answer is `false` and nothing is written; otherwise `now` is appended
+    /// and the item put back with `version + 1` and `expires_at` = end of the window, on
+    /// condition `attribute_not_exists(pk) OR version = :read`. A lost condition (someone took a
+    /// slot meanwhile) repeats the whole round after 5–30 ms, up to 20 rounds, then `Throttled`.
+    async fn take_send_slot(
+        &self,
+        phone: &PhoneNumber,
+        now: DateTime<Utc>,
+        window: chrono::Duration,
+        limit: u32,
+    ) -> Result<bool, StoreError> {
+        for round in 0..SLOT_ATTEMPTS {
+            if round > 0 {
+                backoff().await;
+            }
+            if let Some(granted) = self.try_take_send_slot(phone, now, window, limit).await? {
+                return Ok(granted);
+            }
+        }
+        tracing::warn!(
+            rounds = SLOT_ATTEMPTS,
+            "send slot still contended; giving up as throttled"
+        );
+        Err(StoreError::Throttled)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn phone() -> PhoneNumber {
+        PhoneNumber::parse_e164("+14155550100").expect("number")
+    }
+
+    fn at() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-03-01T12:00:00.5Z")
+            .expect("time")
+            .with_timezone(&Utc)
+    }
+
+    #[test]
+    fn an_opt_out_item_uses_the_attribute_constants_and_reads_back() {
+        let item = opt_out_item(&phone(), "keyword_stop", at()).expect("item");
+        assert_eq!(
+            item.get(keys::PK),
+            Some(&AttributeValue::S("OPTOUT#+14155550100".to_owned()))
+        );
+        assert_eq!(
+            item.get(keys::SK),
+            Some(&AttributeValue::S(keys::OPT_OUT_SK.to_owned()))
+        );
+        assert_eq!(
+            item.get(keys::REASON),
+            Some(&AttributeValue::S("keyword_stop".to_owned()))
+        );
+        assert_eq!(
+            item.get(keys::AT),
+            Some(&AttributeValue::S("2026-03-01T12:00:00.500Z".to_owned()))
+        );
+        let back = read_opt_out(&phone(), item).expect("read back");
+        assert_eq!(
+            back,
+            OptOut {
+                phone: phone(),
+                reason: "keyword_stop".to_owned(),
+                at: at()
+            }
+        );
+    }
+
+    #[test]
+    fn an_opt_out_item_with_a_bad_time_or_key_is_corrupt() {
+        let mut item = opt_out_item(&phone(), "keyword_stop", at()).expect("item");
+        item.insert(keys::AT.to_owned(), AttributeValue::S("yesterday".to_owned()));
+        assert!(matches!(read_opt_out(&phone(), item), Err(StoreError::Corrupt(_))));
+
+        let item = opt_out_item(&phone(), "keyword_stop", at()).expect("item");
+        let other = PhoneNumber::parse_e164("+14155550199").expect("number");
+        assert!(matches!(read_opt_out(&other, item), Err(StoreError::Corrupt(_))));
+    }
+
+    #[test]
+    fn a_send_slot_item_holds_numbers_and_a_numeric_version_and_ttl() {
+        let item = to_item(SendSlotsItem {
+            pk: keys::send_slots_pk(&phone()),
+            sk: keys::SEND_SLOTS_SK.to_owned(),
+            sends: vec![1, 2],
+            version: 3,
+            expires_at: 4,
+        })
+        .expect("item");
+        assert_eq!(
+            item.get(keys::SENDS),
+            Some(&AttributeValue::L(vec![
+                AttributeValue::N("1".to_owned()),
+                AttributeValue::N("2".to_owned())
+            ]))
+        );
+        assert_eq!(item.get(keys::VERSION), Some(&AttributeValue::N("3".to_owned())));
+        assert_eq!(item.get(keys::EXPIRES_AT), Some(&AttributeValue::N("4".to_owned())));
+        let back = read_send_slots(item).expect("read back");
+        assert_eq!((back.sends, back.version), (vec![1, 2], 3));
+    }
+}

@@ -1,0 +1,479 @@
+//! `CounterStore` on `DynamoMessageStore`: counters, one-time claims and small JSON documents as
+//! items of the single table.
+//!
+//! | item | `pk` | `sk` | other |
+//! |---|---|---|---|
+//! | counter | `CNT#<key>` | `CNT` | `value` (Number), `expires_at` (TTL, epoch seconds, optional) |
+//! | claim | `CLAIM#<key>` | `CLAIM` | `until` (Number, epoch millis), `expires_at` (TTL, `until` rounded up to the second) |
+//! | document | `DOC#<key>` | `DOC` | `doc` (String, the JSON), `expires_at` (TTL, optional) |
+//!
+//! DynamoDB deletes expired items only eventually (typically within two days), so every read
+//! filters them: an item whose `expires_at` is before the current second is treated as absent,
+//! exactly like `SqliteStore`. Counter adds honour expiry atomically with conditional writes (an
+//! add to an expired counter restarts it from 0); claims compare `until` with the caller's `now`
+//! in the condition.
+//! Nothing here scans the table. Error mapping is store.rs's: a lost condition is
+//! `ConditionFailed` (handled here where it is an answer), throttling codes are `Throttled`,
+//! anything else `Unexpected` with the SDK error kept whole as its source.
+
+use super::keys::{EXPIRES_AT, PK, SK};
+use super::DynamoMessageStore;
+use crate::ports::{CounterStore, StoreError};
+use async_trait::async_trait;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnValue};
+use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+use std::time::Duration;
+
+// ---- keys of this port's items (to move into keys.rs) ----------------------------------------
+
+/// Counter value (a Number). A DynamoDB reserved word: always use a placeholder.
+const VALUE: &str = "value";
+/// Until when a claim is held (a Number, epoch millis). A reserved word too.
+const UNTIL: &str = "until";
+/// A document's JSON text (a String).
+const DOC: &str = "doc";
+/// Sort key of a counter item.
+const COUNTER_SK: &str = "CNT";
+/// Sort key of a claim item.
+const CLAIM_SK: &str = "CLAIM";
+/// Sort key of a document item.
+const DOC_SK: &str = "DOC";
+
+/// `pk` of a counter item.
+fn counter_pk(key: &str) -> String {
+    format!("CNT#{key}")
+}
+
+/// `pk` of a claim item.
+fn claim_pk(key: &str) -> String {
+    format!("CLAIM#{key}")
+}
+
+/// `pk` of a document item.
+fn doc_pk(key: &str) -> String {
+    format!("DOC#{key}")
+}
+
+fn s(value: String) -> AttributeValue {
+    AttributeValue::S(value)
+}
+
+/// The primary key of a counter item.
+fn counter_key(key: &str) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        (PK.to_owned(), s(counter_pk(key))),
+        (SK.to_owned(), s(COUNTER_SK.to_owned())),
+    ])
+}
+
+/// The primary key of a claim item.
+fn claim_key(key: &str) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        (PK.to_owned(), s(claim_pk(key))),
+        (SK.to_owned(), s(CLAIM_SK.to_owned())),
+    ])
+}
+
+/// The primary key of a document item.
+fn doc_key(key: &str) -> HashMap<String, AttributeValue> {
+    HashMap::from([(PK.to_owned(), s(doc_pk(key))), (SK.to_owned(), s(DOC_SK.to_owned()))])
+}
+
+/// `expires_at` of a claim item: `until` rounded up to the whole second, so TTL never deletes a
+/// claim that is still held.
+fn claim_expires_at(until: DateTime<Utc>) -> i64 {
+    until.timestamp_millis().div_euclid(1000) + i64::from(until.timestamp_millis().rem_euclid(1000) > 0)
+}
+
+// ---- the port -----------------------------------------------------------------------------------
+
+/// The error code DynamoDB gives a conditional write that lost.
+const CONDITION_FAILED: &str = "ConditionalCheckFailedException";
+/// Error codes that mean "slow down": safe to retry later (the same list as store.rs).
+const THROTTLED: [&str; 3] = [
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+];
+/// Rounds of "update lost because the counter had expired, restart lost to another writer"
+/// before `add` gives up. Each lost round means another writer succeeded, so two are typical.
+const ADD_ATTEMPTS: usize = 8;
+/// Most keys one BatchGetItem may ask for.
+const BATCH_GET_LIMIT: usize = 100;
+/// BatchGetItem calls per chunk (the first plus retries of `UnprocessedKeys`).
+const BATCH_GET_ATTEMPTS: u32 = 8;
+/// First pause before retrying `UnprocessedKeys`; doubled each time up to [`BACKOFF_MAX`].
+const BACKOFF_START: Duration = Duration::from_millis(50);
+/// Longest pause between BatchGetItem retries.
+const BACKOFF_MAX: Duration = Duration::from_secs(2);
+
+/// Map an SDK error onto the port's error, as store.rs does.
+fn classify<E, R>(err: SdkError<E, R>, operation: &'static str) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    match err.code() {
+        Some(CONDITION_FAILED) => StoreError::ConditionFailed,
+        Some(code) if THROTTLED.contains(&code) => StoreError::Throttled,
+        _ => StoreError::Unexpected(anyhow::Error::new(err).context(operation)),
+    }
+}
+
+/// A Number attribute as an `i64`; missing is `None`, anything unreadable `Corrupt`.
+fn number(item: &HashMap<String, AttributeValue>, name: &str, what: &str) -> Result<Option<i64>, StoreError> {
+    match item.get(name) {
+        None => Ok(None),
+        Some(AttributeValue::N(n)) => n
+            .parse()
+            .map(Some)
+            .map_err(|_| StoreError::Corrupt(format!("{what}: {name} is not a 64-bit integer"))),
+        Some(_) => Err(StoreError::Corrupt(format!("{what}: {name} is not a Number"))),
+    }
+}
+
+/// Whether an item has expired at `now_s` (epoch seconds): its `expires_at` is before that second.
+fn expired(item: &HashMap<String, AttributeValue>, now_s: i64, what: &str) -> Result<bool, StoreError> {
+    Ok(number(item, EXPIRES_AT, what)?.is_some_and(|at| at < now_s))
+}
+
+/// The value of a counter item read at `now_s`: expired counts as absent, so 0.
+fn counter_value(item: &HashMap<String, AttributeValue>, now_s: i64, what: &str) -> Result<i64, StoreError> {
+    if expired(item, now_s, what)? {
+        return Ok(0);
+    }
+    number(item, VALUE, what)?.ok_or_else(|| StoreError::Corrupt(format!("{what}: no {VALUE}")))
+}
+
+/// The document of a document item read at `now_s`: expired is `None`.
+fn decode_doc(
+    item: &HashMap<String, AttributeValue>,
+    now_s: i64,
+    what: &str,
+) -> Result<Option<serde_json::Value>, StoreError> {
+    if expired(item, now_s, what)? {
+        return Ok(None);
+    }
+    match item.get(DOC) {
+        Some(AttributeValue::S(json)) => serde_json::from_str(json)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt(format!("{what}: {e}"))),
+        _ => Err(StoreError::Corrupt(format!("{what}: {DOC} is missing or not a String"))),
+    }
+}
+
+fn n(value: i64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+impl DynamoMessageStore {
+    /// UpdateItem `ADD value :by` (and `SET expires_at`) if the counter is absent, has no expiry
+    /// or has not expired; returns the new value.
+    async fn add_to_live(&self, key: &str, by: i64, expires_at: Option<i64>, now_s: i64) -> Result<i64, StoreError> {
+        let mut update = self
+            .client()
+            .update_item()
+            .table_name(self.table())
+            .set_key(Some(counter_key(key)))
+            .update_expression(if expires_at.is_some() {
+                "ADD #value :by SET #expires_at = :expires_at"
+            } else {
+                "ADD #value :by"
+            })
+            .condition_expression(
+                "attribute_not_exists(#pk) OR attribute_not_exists(#expires_at) OR #expires_at >= :now",
+            )
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#value", VALUE)
+            .expression_attribute_names("#expires_at", EXPIRES_AT)
+            .expression_attribute_values(":by", n(by))
+            .expression_attribute_values(":now", n(now_s))
+            .return_values(ReturnValue::UpdatedNew);
+        if let Some(at) = expires_at {
+            update = update.expression_attribute_values(":expires_at", n(at));
+        }
+        let out = update.send().await.map_err(|e| classify(e, "UpdateItem"))?;
+        let what = format!("counter {key}");
+        number(&out.attributes.unwrap_or_default(), VALUE, &what)?
+            .ok_or_else(|| StoreError::Corrupt(format!("{what}: UpdateItem returned no {VALUE}")))
+    }
+
+    /// PutItem a counter restarted at `by`, only over an expired one (an item whose
+    /// `expires_at` is before `now_s`; a missing item or attribute fails the condition).
+    async fn restart_expired(&self, key: &str, by: i64, expires_at: Option<i64>, now_s: i64) -> Result<(), StoreError> {
+        let mut item = counter_key(key);
+        item.insert(VALUE.to_owned(), n(by));
+        if let Some(at) = expires_at {
+            item.insert(EXPIRES_AT.to_owned(), n(at));
+        }
+        self.client()
+            .put_item()
+            .table_name(self.table())
+            .set_item(Some(item))
+            .condition_expression("#expires_at < :now")
+            .expression_attribute_names("#expires_at", EXPIRES_AT)
+            .expression_attribute_values(":now", n(now_s))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(e, "PutItem"))
+    }
+
+    /// One BatchGetItem of up to 100 distinct keys (ConsistentRead), retrying `UnprocessedKeys`
+    /// with exponential backoff; returns the items found.
+    async fn batch_get(
+        &self,
+        keys: Vec<HashMap<String, AttributeValue>>,
+    ) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
+        let mut request = KeysAndAttributes::builder()
+            .set_keys(Some(keys))
+            .consistent_read(true)
+            .projection_expression("#pk, #value, #expires_at")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#value", VALUE)
+            .expression_attribute_names("#expires_at", EXPIRES_AT)
+            .build()
+            .map_err(|e| StoreError::Unexpected(anyhow::Error::new(e).context("build BatchGetItem request")))?;
+        let mut found = Vec::new();
+        let mut pause = BACKOFF_START;
+        for attempt in 1..=BATCH_GET_ATTEMPTS {
+            let out = self
+                .client()
+                .batch_get_item()
+                .request_items(self.table(), request)
+                .send()
+                .await
+                .map_err(|e| classify(e, "BatchGetItem"))?;
+            if let Some(mut responses) = out.responses {
+                found.extend(responses.remove(self.table()).unwrap_or_default());
+            }
+            match out.unprocessed_keys.and_then(|mut u| u.remove(self.table())) {
+                Some(rest) if !rest.keys().is_empty() => request = rest,
+                _ => return Ok(found),
+            }
+            if attempt < BATCH_GET_ATTEMPTS {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(BACKOFF_MAX);
+            }
+        }
+        // DynamoDB leaves keys unprocessed when it throttles or a response would be too large.
+        Err(StoreError::Throttled)
+    }
+}
+
+#[async_trait]
+impl CounterStore for DynamoMessageStore {
+    /// UpdateItem `ADD` conditioned on the counter being live (or absent). If that condition
+    /// fails, the counter has expired but TTL has not deleted it yet: PutItem `value = :by`
+    /// conditioned on it still being expired. If that fails too, another writer restarted it (or
+    /// TTL removed it) in between, so try again from the top, a bounded number of times.
+    async fn add(&self, key: &str, by: i64, expires_at: Option<DateTime<Utc>>) -> Result<i64, StoreError> {
+        let expires_at = expires_at.map(|t| t.timestamp());
+        let now_s = Utc::now().timestamp();
+        for _ in 0..ADD_ATTEMPTS {
+            match self.add_to_live(key, by, expires_at, now_s).await {
+                Err(StoreError::ConditionFailed) => {}
+                done => return done,
+            }
+            match self.restart_expired(key, by, expires_at, now_s).await {
+                Ok(()) => return Ok(by),
+                Err(StoreError::ConditionFailed) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Err(StoreError::Unexpected(anyhow::anyhow!(
+            "counter {key} changed under every one of {ADD_ATTEMPTS} attempts to add to it"
+        )))
+    }
+
+    /// BatchGetItem (ConsistentRead) of the distinct keys in chunks of 100; expired items read 0.
+    async fn values(&self, keys: &[String]) -> Result<Vec<i64>, StoreError> {
+        let now_s = Utc::now().timestamp();
+        let mut distinct: Vec<&str> = keys.iter().map(String::as_str).collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        let mut by_pk: HashMap<String, i64> = HashMap::with_capacity(distinct.len());
+        for chunk in distinct.chunks(BATCH_GET_LIMIT) {
+            let items = self.batch_get(chunk.iter().map(|k| counter_key(k)).collect()).await?;
+            for item in items {
+                let Some(AttributeValue::S(pk)) = item.get(PK) else {
+                    return Err(StoreError::Corrupt("counter item without a string pk".to_owned()));
+                };
+                let value = counter_value(&item, now_s, &format!("counter item {pk}"))?;
+                by_pk.insert(pk.clone(), value);
+            }
+        }
+        Ok(keys
+            .iter()
+            .map(|key| by_pk.get(&counter_pk(key)).copied().unwrap_or(0))
+            .collect())
+    }
+
+    /// PutItem with `attribute_not_exists(pk) OR until < :now`: written means taken, a lost
+    /// condition means someone holds it.
+    async fn claim(&self, key: &str, now: DateTime<Utc>, until: DateTime<Utc>) -> Result<bool, StoreError> {
+        let mut item = claim_key(key);
+        item.insert(UNTIL.to_owned(), n(until.timestamp_millis()));
+        item.insert(EXPIRES_AT.to_owned(), n(claim_expires_at(until)));
+        let put = self
+            .client()
+            .put_item()
+            .table_name(self.table())
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(#pk) OR #until < :now")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#until", UNTIL)
+            .expression_attribute_values(":now", n(now.timestamp_millis()))
+            .send()
+            .await;
+        match put.map_err(|e| classify(e, "PutItem")) {
+            Ok(_) => Ok(true),
+            Err(StoreError::ConditionFailed) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// PutItem of the whole item (replacing any previous document and its expiry).
+    async fn put_doc(
+        &self,
+        key: &str,
+        doc: &serde_json::Value,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        let json = serde_json::to_string(doc)
+            .map_err(|e| StoreError::Unexpected(anyhow::Error::new(e).context("encode document")))?;
+        let mut item = doc_key(key);
+        item.insert(DOC.to_owned(), s(json));
+        if let Some(at) = expires_at {
+            item.insert(EXPIRES_AT.to_owned(), n(at.timestamp()));
+        }
+        self.client()
+            .put_item()
+            .table_name(self.table())
+            .set_item(Some(item))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(e, "PutItem"))
+    }
+
+    /// GetItem with ConsistentRead; an expired item is `None`, an unreadable one `Corrupt`.
+    async fn get_doc(&self, key: &str) -> Result<Option<serde_json::Value>, StoreError> {
+        let now_s = Utc::now().timestamp();
+        let out = self
+            .client()
+            .get_item()
+            .table_name(self.table())
+            .set_key(Some(doc_key(key)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify(e, "GetItem"))?;
+        match out.item {
+            Some(item) => decode_doc(&item, now_s, &format!("document {key}")),
+            None => Ok(None),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_dynamodb::error::ErrorMetadata;
+    use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+
+    fn item(pairs: &[(&str, AttributeValue)]) -> HashMap<String, AttributeValue> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect()
+    }
+
+    #[test]
+    fn keys_have_the_documented_shapes() {
+        assert_eq!(counter_pk("metrics#2026-03-01T10"), "CNT#metrics#2026-03-01T10");
+        assert_eq!(claim_pk("alert:queue"), "CLAIM#alert:queue");
+        assert_eq!(doc_pk("heartbeat"), "DOC#heartbeat");
+        assert_eq!(counter_key("k")[SK], AttributeValue::S("CNT".to_owned()));
+        assert_eq!(claim_key("k")[SK], AttributeValue::S("CLAIM".to_owned()));
+        assert_eq!(doc_key("k")[SK], AttributeValue::S("DOC".to_owned()));
+    }
+
+    #[test]
+    fn a_claim_expires_no_earlier_than_its_until() {
+        let at = |ms| DateTime::from_timestamp_millis(ms).expect("time");
+        assert_eq!(claim_expires_at(at(10_000)), 10);
+        assert_eq!(claim_expires_at(at(10_001)), 11);
+        assert_eq!(claim_expires_at(at(10_999)), 11);
+        assert_eq!(claim_expires_at(at(-1)), 0);
+    }
+
+    #[test]
+    fn an_expired_counter_reads_zero_and_a_live_one_its_value() {
+        let live = item(&[(VALUE, n(7)), (EXPIRES_AT, n(100))]);
+        assert_eq!(counter_value(&live, 100, "c").expect("value"), 7);
+        assert_eq!(counter_value(&live, 101, "c").expect("value"), 0);
+        let forever = item(&[(VALUE, n(-3))]);
+        assert_eq!(counter_value(&forever, i64::MAX, "c").expect("value"), -3);
+    }
+
+    #[test]
+    fn unreadable_counters_are_corrupt() {
+        for bad in [
+            item(&[]),
+            item(&[(VALUE, AttributeValue::S("7".to_owned()))]),
+            item(&[(VALUE, AttributeValue::N("1e100".to_owned()))]),
+            item(&[(VALUE, n(1)), (EXPIRES_AT, AttributeValue::S("soon".to_owned()))]),
+        ] {
+            assert!(
+                matches!(counter_value(&bad, 0, "c"), Err(StoreError::Corrupt(_))),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn documents_decode_unless_expired_or_unreadable() {
+        let doc = item(&[
+            (DOC, AttributeValue::S(r#"{"a":[1,2]}"#.to_owned())),
+            (EXPIRES_AT, n(50)),
+        ]);
+        assert_eq!(
+            decode_doc(&doc, 50, "d").expect("doc"),
+            Some(serde_json::json!({"a": [1, 2]}))
+        );
+        assert_eq!(decode_doc(&doc, 51, "d").expect("doc"), None);
+        for bad in [
+            item(&[(DOC, AttributeValue::S("{not json".to_owned()))]),
+            item(&[(DOC, n(1))]),
+            item(&[]),
+        ] {
+            assert!(
+                matches!(decode_doc(&bad, 0, "d"), Err(StoreError::Corrupt(_))),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn errors_are_classified_like_the_message_store() {
+        let err = |code: &str| {
+            SdkError::<UpdateItemError, ()>::service_error(
+                UpdateItemError::generic(ErrorMetadata::builder().code(code).build()),
+                (),
+            )
+        };
+        assert!(matches!(
+            classify(err(CONDITION_FAILED), "UpdateItem"),
+            StoreError::ConditionFailed
+        ));
+        for code in THROTTLED {
+            assert!(matches!(classify(err(code), "UpdateItem"), StoreError::Throttled));
+        }
+        let StoreError::Unexpected(inner) = classify(err("ValidationException"), "UpdateItem") else {
+            panic!("expected Unexpected")
+        };
+        assert!(inner
+            .chain()
+            .any(|e| e.downcast_ref::<SdkError<UpdateItemError, ()>>().is_some()));
+    }
+}

@@ -1,0 +1,158 @@
+//! Health (`GET /health`, `GET /v1/health`) and the processor heartbeat. Every figure comes from
+//! counters kept on write, the queue's own attributes, the heartbeat document, or a bounded read
+//! of the due index — never from a scan of messages.
+
+use super::alerts::raise_once;
+use super::metrics::{over_last_hours, Metric};
+use super::process_due::TickReport;
+use super::{AppError, Ctx};
+use crate::domain::MessageStatus;
+use crate::ports::AlertKind;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+
+/// Document key of the processor heartbeat.
+pub const HEARTBEAT_KEY: &str = "processor_heartbeat";
+/// Failure rate (failed attempts / attempts, last hour) above which health is degraded.
+pub const FAILURE_RATE_THRESHOLD: f64 = 0.5;
+/// Sent messages still without a final status are "unconfirmed" after this long.
+const UNCONFIRMED_AFTER_MINUTES: i64 = 5;
+/// At most this many due items are read to count unconfirmed messages.
+const UNCONFIRMED_SCAN_LIMIT: usize = 1000;
+
+/// What `/v1/health` reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct Health {
+    /// `ok` or `degraded`.
+    pub status: &'static str,
+    /// Figures.
+    pub metrics: Map<String, Value>,
+    /// Conditions currently raised (snake_case kinds).
+    pub alerts: Vec<&'static str>,
+}
+
+/// Record that a processor tick ran (called at the end of every tick).
+///
+/// # Errors
+/// Store failures.
+pub async fn record_heartbeat(ctx: Ctx<'_>, report: &TickReport) -> Result<(), AppError> {
+    let now = ctx.clock.now();
+    let doc = json!({"at": now.to_rfc3339(), "report": report});
+    ctx.store.put_doc(HEARTBEAT_KEY, &doc, None).await?;
+    Ok(())
+}
+
+/// When the processor last ran, if ever.
+///
+/// # Errors
+/// Store failures.
+pub async fn last_run(ctx: Ctx<'_>) -> Result<Option<DateTime<Utc>>, AppError> {
+    let doc = ctx.store.get_doc(HEARTBEAT_KEY).await?;
+    Ok(doc
+        .and_then(|d| d.get("at").and_then(Value::as_str).map(str::to_owned))
+        .and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
+        .map(|t| t.with_timezone(&Utc)))
+}
+
+/// Whether the processor is late (last run more than two intervals ago); raises the alert once.
+///
+/// # Errors
+/// Store failures.
+pub async fn check_processor(ctx: Ctx<'_>) -> Result<(Option<DateTime<Utc>>, bool), AppError> {
+    let now = ctx.clock.now();
+    let last = last_run(ctx).await?;
+    let allowed =
+        chrono::Duration::from_std(ctx.config.processor_interval * 2).unwrap_or(chrono::Duration::minutes(10));
+    let late = last.is_some_and(|t| now - t > allowed);
+    if late {
+        let lag = last.map_or(0, |t| (now - t).num_seconds());
+        let mut counts = Map::new();
+        counts.insert("lag_seconds".to_owned(), json!(lag));
+        counts.insert(
+            "interval_seconds".to_owned(),
+            json!(ctx.config.processor_interval.as_secs()),
+        );
+        raise_once(
+            ctx,
+            AlertKind::ProcessorNotRunning,
+            "processor",
+            format!("The processor has not run for {lag} s"),
+            counts,
+        )
+        .await;
+    }
+    Ok((last, late))
+}
+
+/// Compute `/v1/health`.
+///
+/// # Errors
+/// Store or queue failures.
+pub async fn health(ctx: Ctx<'_>) -> Result<Health, AppError> {
+    let now = ctx.clock.now();
+    let queue = ctx
+        .queue
+        .stats()
+        .await
+        .map_err(|e| AppError::Unexpected(anyhow::Error::new(e)))?;
+    let (last, late) = check_processor(ctx).await?;
+    let sent_1h = over_last_hours(ctx, Metric::Sent, 1).await?;
+    let attempts_failed_1h = over_last_hours(ctx, Metric::AttemptFailed, 1).await?;
+    let failed_24h = over_last_hours(ctx, Metric::Failed, 24).await?;
+    let delivered_24h = over_last_hours(ctx, Metric::Delivered, 24).await?;
+    let undelivered_24h = over_last_hours(ctx, Metric::Undelivered, 24).await?;
+    let finals = delivered_24h + undelivered_24h + failed_24h;
+    let delivery_rate = if finals > 0.0 {
+        Some(delivered_24h / finals)
+    } else {
+        None
+    };
+    let attempts_1h = sent_1h + attempts_failed_1h;
+    let failure_rate_1h = if attempts_1h > 0.0 {
+        attempts_failed_1h / attempts_1h
+    } else {
+        0.0
+    };
+    let cutoff = now - chrono::Duration::minutes(UNCONFIRMED_AFTER_MINUTES);
+    let unconfirmed = ctx
+        .store
+        .list_due(now + chrono::Duration::days(1), UNCONFIRMED_SCAN_LIMIT)
+        .await?
+        .iter()
+        .filter(|m| m.status == MessageStatus::Sent && m.events.last().is_some_and(|e| e.at < cutoff))
+        .count();
+
+    let mut alerts = Vec::new();
+    if queue.dead > 0 {
+        alerts.push(AlertKind::DeadLetter.as_str());
+    }
+    if late {
+        alerts.push(AlertKind::ProcessorNotRunning.as_str());
+    }
+    if failure_rate_1h > FAILURE_RATE_THRESHOLD && attempts_1h >= 5.0 {
+        alerts.push("failure_rate_high");
+    }
+    let rounded = |x: f64| (x * 1000.0).round() / 1000.0;
+    let mut metrics = Map::new();
+    metrics.insert("pending_retries".into(), json!(queue.pending));
+    metrics.insert("dead_letters".into(), json!(queue.dead));
+    metrics.insert("failed_last_24h".into(), json!(failed_24h.round()));
+    metrics.insert("sent_last_hour".into(), json!(sent_1h.round()));
+    metrics.insert("failure_rate_last_hour".into(), json!(rounded(failure_rate_1h)));
+    metrics.insert("delivery_rate_24h".into(), json!(delivery_rate.map(rounded)));
+    metrics.insert(
+        "processor_last_run_at".into(),
+        json!(last.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))),
+    );
+    metrics.insert(
+        "processor_lag_seconds".into(),
+        json!(last.map(|t| (now - t).num_seconds())),
+    );
+    metrics.insert("unconfirmed_over_5m".into(), json!(unconfirmed));
+    Ok(Health {
+        status: if alerts.is_empty() { "ok" } else { "degraded" },
+        metrics,
+        alerts,
+    })
+}

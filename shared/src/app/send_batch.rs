@@ -1,0 +1,453 @@
+//! `POST /v1/batches` and `GET /v1/batches/{id}`: up to 1,000 messages in one call, a result
+//! per item, bounded concurrency under the sender's messages-per-second limit, a time budget
+//! (what does not start in time is `queued` and finishes through the retry queue), batch
+//! counters updated atomically as items finish, completion detected exactly once (a store
+//! claim), and one alert when the failure rate is above the threshold.
+
+use super::alerts::{publish, raise_once};
+use super::attempt::{begin_attempt, enqueue_attempt, run_attempt, status_callback_url, AttemptOutcome};
+use super::send::SendRequest;
+use super::{AppError, Ctx};
+use crate::domain::{Message, MessageId, MessageStatus};
+use crate::ports::{AlertKind, DomainEvent, Sender};
+use chrono::{DateTime, Utc};
+use futures_util::stream::{self, StreamExt};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Mutex;
+
+/// Most messages in one batch (more → 413).
+pub const MAX_BATCH: usize = 1000;
+/// Batches whose failure rate is above this raise an alert.
+pub const BATCH_ALERT_RATE: f64 = 0.5;
+/// Sends in flight at once within one batch.
+const CONCURRENCY: usize = 16;
+/// How long batch documents and counters are kept.
+const BATCH_TTL_DAYS: i64 = 30;
+
+/// The body of `POST /v1/batches`.
+#[derive(Debug, Deserialize)]
+pub struct BatchRequest {
+    /// The messages.
+    pub messages: Option<Vec<Value>>,
+    /// Sender for every message that names none.
+    pub from: Option<String>,
+}
+
+/// Per-item outcome counters of a batch, as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tally {
+    Sent,
+    Failed,
+    Suppressed,
+    RateLimited,
+    Finished,
+}
+
+impl Tally {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Sent => "sent",
+            Self::Failed => "failed",
+            Self::Suppressed => "suppressed",
+            Self::RateLimited => "rate_limited",
+            Self::Finished => "finished",
+        }
+    }
+}
+
+fn counter_key(batch: &str, t: Tally) -> String {
+    format!("batch\u{1f}{batch}\u{1f}{}", t.name())
+}
+
+fn doc_key(batch: &str) -> String {
+    format!("batch\u{1f}{batch}")
+}
+
+/// A new batch id: `bat_` + ULID.
+fn batch_id(now: DateTime<Utc>) -> String {
+    let ms = u64::try_from(now.timestamp_millis()).unwrap_or(0);
+    format!("bat_{}", ulid::Ulid::from_parts(ms, rand::random::<u128>()))
+}
+
+/// Spaces sends of one sender `1/mps` apart (a shared "next free slot" instant), instead of
+/// sleeping a fixed delay after each message.
+struct Pacer {
+    next: Mutex<Instant>,
+    gap: Duration,
+}
+
+impl Pacer {
+    fn new(mps: u32) -> Self {
+        Self {
+            next: Mutex::new(Instant::now()),
+            gap: Duration::from_secs(1) / mps.max(1),
+        }
+    }
+
+    /// Wait for the next slot; `false` if it lies beyond `deadline`.
+    async fn wait(&self, deadline: Instant) -> bool {
+        let slot = {
+            let mut next = self.next.lock().await;
+            let now = Instant::now();
+            let slot = (*next).max(now);
+            if slot >= deadline {
+                return false;
+            }
+            *next = slot + self.gap;
+            slot
+        };
+        tokio::time::sleep_until(slot.into()).await;
+        true
+    }
+}
+
+/// Accept a batch. Returns the response body (api.md).
+///
+/// # Errors
+/// `PayloadTooLarge` over 1,000 messages; `Validation` when `messages` is missing; store failures
+/// before anything was accepted.
+pub async fn send_batch(ctx: Ctx<'_>, req: BatchRequest, budget: Duration) -> Result<Value, AppError> {
+    let started = Instant::now();
+    let deadline = started + budget;
+    let items = req
+        .messages
+        .ok_or_else(|| AppError::invalid("missing_field", "messages", "`messages` is required"))?;
+    if items.len() > MAX_BATCH {
+        return Err(AppError::PayloadTooLarge(format!(
+            "a batch holds at most {MAX_BATCH} messages"
+        )));
+    }
+    if items.is_empty() {
+        return Err(AppError::invalid(
+            "invalid_batch",
+            "messages",
+            "`messages` must not be empty",
+        ));
+    }
+    let default_sender = match &req.from {
+        Some(f) => Sender::parse(f)
+            .map_err(|e| AppError::invalid("invalid_phone", "from", format!("`from` is not a valid sender: {e}")))?,
+        None => ctx.config.default_sender.clone(),
+    };
+    let now = ctx.clock.now();
+    let id = batch_id(now);
+    let mut results: Vec<Value> = vec![Value::Null; items.len()];
+    let mut accepted: Vec<(usize, Message)> = Vec::new();
+    for (index, raw) in items.into_iter().enumerate() {
+        let parsed = serde_json::from_value::<SendRequest>(raw).map_err(|_| AppError::Validation {
+            code: "invalid_json",
+            message: "item does not match the message shape".to_owned(),
+            field: None,
+        });
+        match parsed.and_then(|r| r.validate(ctx.config.default_region, &default_sender, now)) {
+            Ok(cmd) => {
+                let mid = MessageId::generate(now);
+                let mut m = Message::new(
+                    mid.clone(),
+                    cmd.to,
+                    cmd.from.as_str().to_owned(),
+                    cmd.body,
+                    MessageStatus::Queued,
+                    cmd.reference,
+                    cmd.metadata,
+                    now,
+                );
+                m.status_callback = Some(status_callback_url(ctx.callback_base, &mid));
+                m.batch_id = Some(id.clone());
+                m.due_at = Some(now + chrono::Duration::minutes(1)); // safety net if the process dies mid-batch
+                accepted.push((index, m));
+            }
+            Err(AppError::Validation { code, message, field }) => {
+                let mut err = json!({"code": code, "message": message});
+                if let (Some(f), Some(o)) = (field, err.as_object_mut()) {
+                    o.insert("field".into(), json!(f));
+                }
+                results[index] = json!({"index": index, "status": "rejected", "error": err});
+            }
+            Err(other) => return Err(other),
+        }
+    }
+    let total = results.len();
+    let rejected = total - accepted.len();
+    let expires = now + chrono::Duration::days(BATCH_TTL_DAYS);
+    let doc = json!({"batch_id": id, "total": total, "accepted": accepted.len(), "rejected": rejected, "created_at": now.to_rfc3339()});
+    ctx.store.put_doc(&doc_key(&id), &doc, Some(expires)).await?;
+    // Records in bulk, before any send (a send never happens without its record).
+    let created = ctx
+        .store
+        .create_messages(&accepted.iter().map(|(_, m)| m.clone()).collect::<Vec<_>>())
+        .await?;
+    let mut to_send = Vec::new();
+    for ((index, m), r) in accepted.into_iter().zip(created) {
+        match r {
+            Ok(()) => to_send.push((index, m)),
+            Err(e) => {
+                tracing::warn!(error.message = %e, "batch item record not written");
+                results[index] = json!({"index": index, "status": "rejected", "error": {"code": "temporarily_unavailable", "message": "the record could not be written; nothing was sent"}});
+            }
+        }
+    }
+    let pacers: Arc<Mutex<std::collections::HashMap<String, Arc<Pacer>>>> = Arc::default();
+    let outcomes: Vec<(usize, Value)> = stream::iter(to_send)
+        .map(|(index, m)| {
+            let pacers = pacers.clone();
+            async move {
+                let pacer = pacers
+                    .lock()
+                    .await
+                    .entry(m.from.clone())
+                    .or_insert_with(|| Arc::new(Pacer::new(ctx.config.sender_mps)))
+                    .clone();
+                (index, send_item(ctx, m, &pacer, deadline).await)
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    for (index, mut v) in outcomes {
+        if let Some(o) = v.as_object_mut() {
+            o.insert("index".into(), json!(index));
+        }
+        results[index] = v;
+    }
+    let count = |s: &str| results.iter().filter(|r| r["status"] == s).count();
+    let (sent, queued, failed) = (count("sent"), count("queued") + count("sending"), count("failed"));
+    let rejected = count("rejected");
+    if rejected > 0 {
+        add_tally(ctx, &id, Tally::Finished, i64::try_from(rejected).unwrap_or(0)).await;
+    }
+    check_completion(ctx, &id).await;
+    Ok(json!({
+        "batch_id": id, "total": total, "sent": sent, "queued": queued, "failed": failed, "rejected": rejected,
+        "suppressed": count("suppressed"), "rate_limited": count("rate_limited"),
+        "duration_ms": u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        "results": results,
+    }))
+}
+
+async fn send_item(ctx: Ctx<'_>, mut m: Message, pacer: &Pacer, deadline: Instant) -> Value {
+    let index_view = |m: &Message, warning: Option<String>| {
+        let mut v = json!({"message_id": m.id.as_str(), "status": m.status.as_str()});
+        if let Some(o) = v.as_object_mut() {
+            if let Some(sid) = &m.provider_sid {
+                o.insert("provider_sid".into(), json!(sid.as_str()));
+            }
+            if let Some(e) = &m.error {
+                o.insert("error".into(), json!({"code": e.code, "message": e.message}));
+            }
+            if let Some(w) = warning {
+                o.insert("warning".into(), json!(w));
+            }
+        }
+        v
+    };
+    let now = ctx.clock.now();
+    let outcome: Result<(Message, Option<String>), AppError> = async {
+        if ctx.store.opt_out_of(&m.to).await?.is_some() {
+            return finish_without_send(ctx, &m, MessageStatus::Suppressed)
+                .await
+                .map(|m| (m, None));
+        }
+        if !ctx
+            .store
+            .take_send_slot(&m.to, now, chrono::Duration::hours(1), ctx.config.rate_limit_per_hour)
+            .await?
+        {
+            return finish_without_send(ctx, &m, MessageStatus::RateLimited)
+                .await
+                .map(|m| (m, None));
+        }
+        if !pacer.wait(deadline).await {
+            // Out of time: the retry queue finishes it.
+            enqueue_attempt(ctx, &m.id, ctx.clock.now(), Duration::ZERO).await;
+            return Ok((m.clone(), None));
+        }
+        let started = ctx.clock.now();
+        let mut claimed = m.clone();
+        begin_attempt(&mut claimed, started, ctx.config.reconcile_after);
+        claimed.version = m.version + 1;
+        ctx.store.update_message(&claimed).await?;
+        let (stored, _outcome, warning) = run_attempt(ctx, claimed).await?;
+        Ok((stored, warning))
+    }
+    .await;
+    match outcome {
+        Ok((stored, warning)) => {
+            m = stored;
+            index_view(&m, warning)
+        }
+        Err(e) => {
+            // The record exists as `queued` with a due time: the processor sends it later.
+            tracing::warn!(message_id = %m.id, error.message = %e, "batch item left queued");
+            enqueue_attempt(ctx, &m.id, ctx.clock.now(), Duration::ZERO).await;
+            index_view(&m, None)
+        }
+    }
+}
+
+async fn finish_without_send(ctx: Ctx<'_>, m: &Message, status: MessageStatus) -> Result<Message, AppError> {
+    let now = ctx.clock.now();
+    let mut next = m.clone();
+    next.reset_to(status, now);
+    next.due_at = None;
+    next.failed_listed = status == MessageStatus::RateLimited;
+    next.version = m.version + 1;
+    ctx.store.update_message(&next).await?;
+    batch_item_finished(
+        ctx,
+        &next,
+        if status == MessageStatus::Suppressed {
+            Tally::Suppressed
+        } else {
+            Tally::RateLimited
+        },
+    )
+    .await;
+    Ok(next)
+}
+
+async fn add_tally(ctx: Ctx<'_>, batch: &str, t: Tally, by: i64) {
+    let expires = ctx.clock.now() + chrono::Duration::days(BATCH_TTL_DAYS);
+    if let Err(e) = ctx.store.add(&counter_key(batch, t), by, Some(expires)).await {
+        tracing::warn!(batch, error.message = %e, "batch counter not updated");
+    }
+}
+
+/// Called when an item of a batch reaches its outcome (from the batch call, the retry consumer
+/// or the processor): counted once per message (a claim), then completion is checked.
+pub(crate) async fn batch_item_outcome(ctx: Ctx<'_>, m: &Message, outcome: AttemptOutcome) {
+    let tally = match outcome {
+        AttemptOutcome::Sent => Tally::Sent,
+        AttemptOutcome::Failed => Tally::Failed,
+        AttemptOutcome::Suppressed => Tally::Suppressed,
+        _ => return,
+    };
+    batch_item_finished(ctx, m, tally).await;
+}
+
+async fn batch_item_finished(ctx: Ctx<'_>, m: &Message, tally: Tally) {
+    let Some(batch) = &m.batch_id else { return };
+    let now = ctx.clock.now();
+    let key = format!("batch_item\u{1f}{}", m.id);
+    match ctx
+        .store
+        .claim(&key, now, now + chrono::Duration::days(BATCH_TTL_DAYS))
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => return,
+        Err(e) => {
+            tracing::warn!(batch = %batch, error.message = %e, "batch item not counted");
+            return;
+        }
+    }
+    add_tally(ctx, batch, tally, 1).await;
+    add_tally(ctx, batch, Tally::Finished, 1).await;
+    check_completion(ctx, batch).await;
+}
+
+/// Counts of a batch, or `None` if unknown.
+///
+/// # Errors
+/// Store failures.
+pub async fn batch_summary(ctx: Ctx<'_>, batch: &str) -> Result<Option<Value>, AppError> {
+    let Some(doc) = ctx.store.get_doc(&doc_key(batch)).await? else {
+        return Ok(None);
+    };
+    let tallies = [
+        Tally::Sent,
+        Tally::Failed,
+        Tally::Suppressed,
+        Tally::RateLimited,
+        Tally::Finished,
+    ];
+    let keys: Vec<String> = tallies.iter().map(|t| counter_key(batch, *t)).collect();
+    let v = ctx.store.values(&keys).await?;
+    let (sent, failed, suppressed, rate_limited, finished) = (v[0], v[1], v[2], v[3], v[4]);
+    let total = doc["total"].as_i64().unwrap_or(0);
+    let rejected = doc["rejected"].as_i64().unwrap_or(0);
+    let queued = (total - finished).max(0);
+    #[allow(clippy::cast_precision_loss)]
+    let failure_rate = if total > 0 {
+        (failed + rejected) as f64 / total as f64
+    } else {
+        0.0
+    };
+    let alerted = ctx
+        .store
+        .get_doc(&format!("batch_alerted\u{1f}{batch}"))
+        .await?
+        .is_some();
+    Ok(Some(json!({
+        "batch_id": batch, "total": total, "sent": sent, "queued": queued, "failed": failed, "rejected": rejected,
+        "suppressed": suppressed, "rate_limited": rate_limited,
+        "state": if finished >= total { "completed" } else { "in_progress" },
+        "failure_rate": (failure_rate * 1000.0).round() / 1000.0,
+        "alerted": alerted,
+        "created_at": doc["created_at"],
+    })))
+}
+
+/// When every item finished: publish `batch.completed` and alert on a high failure rate, exactly
+/// once (the first caller to see the batch complete takes a claim).
+async fn check_completion(ctx: Ctx<'_>, batch: &str) {
+    let summary = match batch_summary(ctx, batch).await {
+        Ok(Some(s)) => s,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::warn!(batch, error.message = %e, "batch completion not checked");
+            return;
+        }
+    };
+    if summary["state"] != "completed" {
+        return;
+    }
+    let now = ctx.clock.now();
+    match ctx
+        .store
+        .claim(
+            &format!("batch_completed\u{1f}{batch}"),
+            now,
+            now + chrono::Duration::days(BATCH_TTL_DAYS),
+        )
+        .await
+    {
+        Ok(true) => {}
+        _ => return,
+    }
+    publish(
+        ctx,
+        vec![DomainEvent {
+            detail_type: "batch.completed".into(),
+            detail: summary.clone(),
+            at: now,
+        }],
+    )
+    .await;
+    let rate = summary["failure_rate"].as_f64().unwrap_or(0.0);
+    if rate > BATCH_ALERT_RATE {
+        let mut counts = Map::new();
+        for k in ["total", "sent", "failed", "rejected", "failure_rate"] {
+            counts.insert(k.to_owned(), summary[k].clone());
+        }
+        let pct = (rate * 100.0).round();
+        let summary_text = format!("Batch {batch} completed with {pct}% of its messages failed");
+        if raise_once(ctx, AlertKind::BatchFailureRate, batch, summary_text, counts).await {
+            let marker = json!({"at": now.to_rfc3339()});
+            if let Err(e) = ctx
+                .store
+                .put_doc(
+                    &format!("batch_alerted\u{1f}{batch}"),
+                    &marker,
+                    Some(now + chrono::Duration::days(BATCH_TTL_DAYS)),
+                )
+                .await
+            {
+                tracing::warn!(batch, error.message = %e, "batch alert marker not stored");
+            }
+        }
+    }
+}

@@ -1,0 +1,66 @@
+//! Alerts an operator must act on (design.md invariant 8): Slack and EventBridge in AWS, the log
+//! locally. Raised once per kind and subject per cooldown (the caller dedupes via
+//! `CounterStore::claim`); they carry counts, never phone numbers or bodies.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+/// What went wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertKind {
+    /// A batch completed with a failure rate above the threshold.
+    BatchFailureRate,
+    /// Several sends in a row failed for one sender.
+    ConsecutiveSendFailures,
+    /// A message exhausted its attempts (failed list) or a job reached the dead-letter queue.
+    DeadLetter,
+    /// The processor has not run for two intervals.
+    ProcessorNotRunning,
+    /// Messages sent long ago never got a final status from the provider.
+    CallbacksMissing,
+}
+
+impl AlertKind {
+    /// snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BatchFailureRate => "batch_failure_rate",
+            Self::ConsecutiveSendFailures => "consecutive_send_failures",
+            Self::DeadLetter => "dead_letter",
+            Self::ProcessorNotRunning => "processor_not_running",
+            Self::CallbacksMissing => "callbacks_missing",
+        }
+    }
+}
+
+/// One alert.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Alert {
+    /// Kind.
+    pub kind: AlertKind,
+    /// What it is about: a batch id, a sender, a message id, `processor` — never a phone number.
+    pub subject: String,
+    /// One-line summary for a person.
+    pub summary: String,
+    /// Figures (counts, rates, ages) as name → value.
+    pub counts: serde_json::Map<String, serde_json::Value>,
+    /// When it was raised.
+    pub raised_at: DateTime<Utc>,
+}
+
+/// Why an alert could not be delivered (logged by the caller; never fails a request).
+#[derive(Debug, thiserror::Error)]
+#[error("alert could not be delivered")]
+pub struct AlertError(#[source] pub anyhow::Error);
+
+/// Delivers alerts.
+#[async_trait]
+pub trait Alerter: Send + Sync {
+    /// Deliver one alert.
+    ///
+    /// # Errors
+    /// [`AlertError`] when the channel did not accept it.
+    async fn raise(&self, alert: &Alert) -> Result<(), AlertError>;
+}

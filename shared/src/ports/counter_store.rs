@@ -1,0 +1,48 @@
+//! Counters, claims and small documents: hourly metric buckets, batch progress, alert
+//! cooldowns, completion-exactly-once, the processor heartbeat. Everything health reports is
+//! read from here (and the queue's attributes), never from a scan of messages.
+
+use super::StoreError;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+/// Atomic counters, one-time claims and small JSON documents, each under a string key.
+#[async_trait]
+pub trait CounterStore: Send + Sync {
+    /// Atomically add `by` to the counter `key` (absent counts as 0) and return the new value.
+    /// `expires_at` (if given) sets the item's expiry (TTL); expired counters read as absent.
+    ///
+    /// # Errors
+    /// Backend failures.
+    async fn add(&self, key: &str, by: i64, expires_at: Option<DateTime<Utc>>) -> Result<i64, StoreError>;
+
+    /// Current values of `keys`, in order (absent or expired → 0).
+    ///
+    /// # Errors
+    /// Backend failures.
+    async fn values(&self, keys: &[String]) -> Result<Vec<i64>, StoreError>;
+
+    /// Take the flag `key` until `until` if nobody holds it at `now` (absent, or held until a time
+    /// before `now`). Returns whether this caller took it. Concurrent callers: exactly one wins.
+    ///
+    /// # Errors
+    /// Backend failures.
+    async fn claim(&self, key: &str, now: DateTime<Utc>, until: DateTime<Utc>) -> Result<bool, StoreError>;
+
+    /// Store a small JSON document under `key` (replacing it).
+    ///
+    /// # Errors
+    /// Backend failures.
+    async fn put_doc(
+        &self,
+        key: &str,
+        doc: &serde_json::Value,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError>;
+
+    /// The document under `key`, if any (and not expired).
+    ///
+    /// # Errors
+    /// Backend failures; an unreadable document is `Corrupt`.
+    async fn get_doc(&self, key: &str) -> Result<Option<serde_json::Value>, StoreError>;
+}

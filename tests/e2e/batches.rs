@@ -1,0 +1,196 @@
+//! Batches, alerts and health through smsrelay-local over HTTP (SQLite, simulator).
+
+use crate::helpers::TestApp;
+use serde_json::{json, Value};
+use smsrelay::ports::AlertKind;
+use std::time::Duration;
+
+async fn post_batch(app: &TestApp, body: &Value) -> (u16, Value) {
+    let resp = app.post_json("/v1/batches", body).send().await.expect("batch");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn a_batch_reports_a_result_per_item_in_one_call() {
+    let app = TestApp::new().await;
+    let (status, b) = post_batch(
+        &app,
+        &json!({"messages": [
+            {"to": "+14155550501", "body": "one", "ref": {"type": "job", "id": "j1"}},
+            {"to": "+14155550502", "body": "two"},
+            {"to": "12345", "body": "bad number"},
+            {"to": "+15005550001", "body": "permanently failing"},
+            {"to": "+14155550503", "body": "three", "metadata": {"k": "v"}}
+        ]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{b}");
+    assert_eq!(
+        (
+            b["total"].as_u64(),
+            b["sent"].as_u64(),
+            b["failed"].as_u64(),
+            b["rejected"].as_u64(),
+            b["queued"].as_u64()
+        ),
+        (Some(5), Some(3), Some(1), Some(1), Some(0))
+    );
+    let r = b["results"].as_array().expect("results");
+    assert_eq!(r.len(), 5);
+    for (i, item) in r.iter().enumerate() {
+        assert_eq!(item["index"], i, "{item}");
+    }
+    for i in [0, 1, 4] {
+        assert_eq!(r[i]["status"], "sent");
+        assert!(r[i]["provider_sid"].as_str().is_some_and(|s| s.starts_with("SM")));
+        assert!(r[i]["message_id"].as_str().is_some_and(|s| s.starts_with("msg_")));
+    }
+    assert_eq!(r[2]["status"], "rejected");
+    assert_eq!(r[2]["error"]["code"], "invalid_phone");
+    assert_eq!(r[2]["error"]["field"], "to");
+    assert!(r[2].get("message_id").is_none(), "a rejected item is not recorded");
+    assert_eq!(r[3]["status"], "failed");
+    assert_eq!(r[3]["error"]["code"], 21211);
+    assert_eq!(
+        app.sim().request_count(),
+        4,
+        "the rejected item never reached the provider"
+    );
+
+    let id = b["batch_id"].as_str().expect("batch id");
+    let summary: Value = app
+        .get(&format!("/v1/batches/{id}"))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(summary["state"], "completed", "{summary}");
+    assert_eq!(summary["sent"], 3);
+    assert_eq!(summary["failure_rate"], 0.4);
+    assert_eq!(summary["alerted"], false);
+    let msg = app.message(r[4]["message_id"].as_str().expect("id")).await;
+    assert_eq!(msg["metadata"], json!({"k": "v"}));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_batch_where_most_sends_fail_raises_exactly_one_alert() {
+    let app = TestApp::new().await;
+    let mut messages: Vec<Value> = (0..4).map(|_| json!({"to": "+15005550001", "body": "x"})).collect();
+    messages.push(json!({"to": "+14155550600", "body": "ok"}));
+    let (status, b) = post_batch(&app, &json!({ "messages": messages })).await;
+    assert_eq!(status, 200);
+    assert_eq!(b["failed"], 4);
+    let id = b["batch_id"].as_str().expect("id");
+    let batch_alerts: Vec<_> = app
+        .alerts
+        .alerts()
+        .into_iter()
+        .filter(|a| a.kind == AlertKind::BatchFailureRate)
+        .collect();
+    assert_eq!(batch_alerts.len(), 1, "one alert for the batch, not one per message");
+    assert_eq!(batch_alerts[0].subject, id);
+    assert_eq!(batch_alerts[0].counts["failed"], 4);
+    assert!(
+        !serde_json::to_string(&batch_alerts[0])
+            .expect("json")
+            .contains("15005550001"),
+        "counts, not numbers"
+    );
+    let summary: Value = app
+        .get(&format!("/v1/batches/{id}"))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(summary["alerted"], true);
+    assert!(app.events.events().iter().any(|e| e.detail_type == "batch.completed"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn oversized_batches_and_bad_shapes_are_refused_before_anything_is_stored() {
+    let app = TestApp::new().await;
+    let many: Vec<Value> = (0..1001)
+        .map(|i| json!({"to": format!("+1415555{:04}", i % 10000), "body": "x"}))
+        .collect();
+    let (status, body) = post_batch(&app, &json!({ "messages": many })).await;
+    assert_eq!(status, 413, "{body}");
+    let (status, _) = post_batch(&app, &json!({"messages": []})).await;
+    assert_eq!(status, 400);
+    let (status, _) = post_batch(&app, &json!({"nothing": true})).await;
+    assert_eq!(status, 400);
+    assert_eq!(app.store.total_calls(), 0);
+    assert_eq!(app.sim().request_count(), 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_repeated_batch_with_the_same_key_is_a_replay() {
+    let app = TestApp::new().await;
+    let body = json!({"messages": [{"to": "+14155550700", "body": "once"}]});
+    let send = || {
+        app.post_json("/v1/batches", &body)
+            .header("Idempotency-Key", "batch-1")
+            .send()
+    };
+    let first = send().await.expect("first");
+    let first_body = first.text().await.expect("body");
+    let again = send().await.expect("again");
+    assert_eq!(
+        again.headers().get("idempotent-replayed").map(|v| v.as_bytes()),
+        Some(&b"true"[..])
+    );
+    assert_eq!(again.text().await.expect("body"), first_body);
+    assert_eq!(app.sim().request_count(), 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn health_reports_what_happened() {
+    let app = TestApp::new().await;
+    let ids: Vec<String> = {
+        let mut v = Vec::new();
+        for i in 0..3 {
+            v.push(
+                app.send(&format!("+1415555080{i}"), "hi").await["id"]
+                    .as_str()
+                    .expect("id")
+                    .to_owned(),
+            );
+        }
+        v
+    };
+    app.send("+15005550001", "fails").await;
+    for id in &ids {
+        app.wait_for(id, Duration::from_secs(2), |m| m["status"] == "delivered")
+            .await;
+    }
+    let h: Value = app
+        .get("/v1/health")
+        .send()
+        .await
+        .expect("health")
+        .json()
+        .await
+        .expect("json");
+    let m = &h["metrics"];
+    assert_eq!(m["sent_last_hour"], 3.0, "{h}");
+    assert_eq!(m["failed_last_24h"], 1.0);
+    assert_eq!(m["delivery_rate_24h"], 0.75, "3 delivered of 4 finished");
+    assert_eq!(m["pending_retries"], 0);
+    assert_eq!(m["dead_letters"], 0);
+    let resp = app
+        .http
+        .get(format!("{}/v1/health", app.url))
+        .send()
+        .await
+        .expect("no key");
+    assert_eq!(resp.status(), 401, "the detailed health needs the API key");
+    app.stop().await;
+}
