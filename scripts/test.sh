@@ -80,7 +80,7 @@ if [ "${SMSRELAY_SKIP_LINT:-0}" != 1 ]; then
   log "cargo clippy (warnings are errors)"
   cargo clippy --workspace --all-targets --all-features -- -D warnings
   log "cargo clippy without the AWS feature (what smsrelay-local builds)"
-  cargo clippy -p smsrelay -p smsrelay-local --no-default-features --all-targets -- -D warnings
+  cargo clippy -p smsrelay -p smsrelay-local --no-default-features --features smsrelay/testing --all-targets -- -D warnings
 fi
 log "cargo test (unit, contract on SQLite + DynamoDB Local + SQS emulator, handlers, end to end)"
 cargo test --workspace --all-features --no-fail-fast -- "$@"

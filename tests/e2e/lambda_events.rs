@@ -165,6 +165,15 @@ async fn a_permanent_twilio_error_ends_failed_through_the_lambda_handler() {
     assert_eq!(sent["error"]["code"], 21211);
 }
 
+/// What one event file is fed to, and the answer it must get.
+enum Expect {
+    Http(Routes, u16),
+    /// SQS batch: the SQS message ids that must be reported as failed.
+    Sqs(&'static [&'static str]),
+    /// Scheduled event: the processor tick succeeds.
+    Schedule,
+}
+
 /// Every event file, fed as-is through its function's handler, gets the documented answer.
 #[tokio::test]
 async fn every_event_file_gets_its_documented_answer() {
@@ -173,12 +182,27 @@ async fn every_event_file_gets_its_documented_answer() {
         .respond_with(ResponseTemplate::new(201).set_body_json(twilio_created("+14155550100")))
         .mount(&env.twilio)
         .await;
-    let expected: &[(&str, Routes, u16)] = &[
-        ("send-post-message.json", Routes::Send, 202),
-        ("send-get-message.json", Routes::Send, 404),
-        ("send-invalid-phone.json", Routes::Send, 400),
-        ("status-callback-delivered.json", Routes::StatusCallback, 200),
-        ("status-callback-bad-signature.json", Routes::StatusCallback, 403),
+    let expected: Vec<(&str, Expect)> = vec![
+        ("send-post-message.json", Expect::Http(Routes::Send, 202)),
+        ("send-get-message.json", Expect::Http(Routes::Send, 404)),
+        ("send-invalid-phone.json", Expect::Http(Routes::Send, 400)),
+        (
+            "status-callback-delivered.json",
+            Expect::Http(Routes::StatusCallback, 200),
+        ),
+        (
+            "status-callback-bad-signature.json",
+            Expect::Http(Routes::StatusCallback, 403),
+        ),
+        ("batch-post-batch.json", Expect::Http(Routes::Batch, 200)),
+        ("admin-list-failed.json", Expect::Http(Routes::Admin, 200)),
+        ("admin-health.json", Expect::Http(Routes::Admin, 200)),
+        ("retry-consumer-job.json", Expect::Sqs(&[])),
+        (
+            "retry-consumer-malformed.json",
+            Expect::Sqs(&["c80e8021-a70a-42c7-a470-796e1186f753"]),
+        ),
+        ("processor-schedule.json", Expect::Schedule),
     ];
     let dir = format!("{}/../events", env!("CARGO_MANIFEST_DIR"));
     let mut files: Vec<String> = std::fs::read_dir(&dir)
@@ -188,18 +212,50 @@ async fn every_event_file_gets_its_documented_answer() {
         .filter(|n| n.ends_with(".json"))
         .collect();
     files.sort();
-    let mut listed: Vec<String> = expected.iter().map(|(n, _, _)| (*n).to_owned()).collect();
+    let mut listed: Vec<String> = expected.iter().map(|(n, _)| (*n).to_owned()).collect();
     listed.sort();
     assert_eq!(files, listed, "every events/*.json needs an expectation here");
-    for (name, routes, want) in expected {
+    for (name, expect) in &expected {
         let event = load(name);
-        let (got, body) = invoke(&env.deps, *routes, &event).await;
-        assert_eq!(got, *want, "{name}: {body}");
-        // Round trip: the file is a valid API Gateway v2 event and re-serialises to the same JSON.
-        let typed: lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequest =
-            serde_json::from_value(event.clone()).expect("typed event");
-        let back = serde_json::to_value(&typed).expect("serialise");
-        assert_eq!(back["rawPath"], event["rawPath"], "{name}");
-        assert_eq!(back["body"], event["body"], "{name}");
+        match expect {
+            Expect::Http(routes, want) => {
+                let (got, body) = invoke(&env.deps, *routes, &event).await;
+                assert_eq!(got, *want, "{name}: {body}");
+                // Round trip: a valid API Gateway v2 event that re-serialises to the same JSON.
+                let typed: lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequest =
+                    serde_json::from_value(event.clone()).expect("typed event");
+                let back = serde_json::to_value(&typed).expect("serialise");
+                assert_eq!(back["rawPath"], event["rawPath"], "{name}");
+                assert_eq!(back["body"], event["body"], "{name}");
+            }
+            Expect::Sqs(failed) => {
+                let typed: aws_lambda_events::event::sqs::SqsEvent =
+                    serde_json::from_value(event.clone()).expect("SQS event");
+                assert_eq!(
+                    serde_json::to_value(&typed).expect("serialise")["Records"][0]["body"],
+                    event["Records"][0]["body"]
+                );
+                let resp = smsrelay::entrypoints::jobs::lambda::handle_sqs(&env.deps, typed).await;
+                let got: Vec<String> = resp
+                    .batch_item_failures
+                    .iter()
+                    .map(|f| f.item_identifier.clone())
+                    .collect();
+                assert_eq!(
+                    got,
+                    failed.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>(),
+                    "{name}"
+                );
+            }
+            Expect::Schedule => {
+                let typed: aws_lambda_events::event::eventbridge::EventBridgeEvent<Value> =
+                    serde_json::from_value(event.clone()).expect("schedule event");
+                assert_eq!(typed.detail_type, "Scheduled Event");
+                let report = smsrelay::entrypoints::jobs::lambda::handle_schedule(&env.deps)
+                    .await
+                    .expect("tick");
+                assert!(report["duration_ms"].is_u64(), "{name}: {report}");
+            }
+        }
     }
 }

@@ -11,8 +11,11 @@ use chrono::{DateTime, Utc};
 /// Due-index and failed-list reads.
 #[async_trait]
 pub trait MessageQueries: Send + Sync {
-    /// Messages whose `due_at` is at or before `now`, oldest due first, at most `limit`.
-    /// Cost grows with the due items only, never with all stored messages (no scan).
+    /// Messages whose `due_at` is at or before `now`, oldest due first: about `limit` of them
+    /// (a sharded adapter reads `limit` split across its shards, rounded up, so it may return a
+    /// few more, or fewer when the due items sit in few shards; callers page until nothing new
+    /// comes back). Every returned message is due. Cost grows with the due items only, never
+    /// with all stored messages (no scan).
     ///
     /// # Errors
     /// Backend failures.

@@ -6,7 +6,8 @@
 //!   (failures become `StoreError::Corrupt`).
 //! - `store`: the `MessageStore` implementation, the shared request helpers and error mapping,
 //!   and `DynamoMessageStore::create_table` for tests.
-//! - `queries`: `MessageQueries`, the due index (`gsi2`) and the failed list (`gsi3`).
+//! - `queries`: `MessageQueries`, the due index (`gsi2`), the failed list (`gsi3`) and the
+//!   messages of a ref (ref pointer items).
 //! - `consent`: `ConsentStore`, opt-outs and per-recipient send slots, with their item shapes.
 //! - `idempotency`: `IdempotencyStore`, idempotency records, with their item shape.
 //! - `counters`: `CounterStore`, counters, one-time claims and small documents.
