@@ -75,6 +75,11 @@ export SMSRELAY_TEST_SQS_URL="http://127.0.0.1:$SQS_PORT"
 # unless SMSRELAY_SKIP_LINT=1 (never set in CI).
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 if [ "${SMSRELAY_SKIP_LINT:-0}" != 1 ]; then
+  log "dependencies point inward: domain/ and app/ use no AWS, Lambda, HTTP client or SQLite crate"
+  if grep -rnE '\b(aws_[a-z_]+|lambda_(http|runtime)|reqwest|rusqlite|axum)::' shared/src/domain shared/src/app; then
+    echo "domain/ or app/ imports an adapter crate (see the lines above)" >&2
+    exit 1
+  fi
   log "cargo fmt --check"
   cargo fmt --all -- --check
   log "cargo clippy (warnings are errors)"

@@ -194,3 +194,78 @@ async fn health_reports_what_happened() {
     assert_eq!(resp.status(), 401, "the detailed health needs the API key");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn health_counts_pending_retries_and_dead_letters_and_the_dead_letter_alert_is_raised_once() {
+    use smsrelay::ports::{JobKind, JobPayload, JobQueue};
+    let dir = tempfile::tempdir().expect("dir");
+    let db = dir.path().join("local.db");
+    let twilio = wiremock::MockServer::start().await;
+    crate::twilio_mock::on_create(
+        &twilio,
+        429,
+        crate::twilio_mock::error_json(20429, "Too Many Requests", 429),
+        None,
+        1,
+    )
+    .await;
+    let app = TestApp::on(
+        &db,
+        crate::helpers::AppOptions {
+            twilio_base: Some(twilio.uri()),
+            env: vec![
+                ("SMSRELAY_RETRY_BASE", "1h".to_owned()),
+                ("SMSRELAY_RETRY_CAP", "1h".to_owned()),
+            ],
+            ..crate::helpers::AppOptions::default()
+        },
+    )
+    .await;
+    let m = app.send("+14155550990", "later").await;
+    assert_eq!(m["status"], "queued");
+    let h: Value = app
+        .get("/v1/health")
+        .send()
+        .await
+        .expect("health")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(h["metrics"]["pending_retries"], 1, "{h}");
+    assert_eq!(h["metrics"]["dead_letters"], 0);
+
+    // A job that keeps failing ends in the dead-letter state after the queue's max receives.
+    let clock: std::sync::Arc<dyn smsrelay::ports::Clock> =
+        std::sync::Arc::new(smsrelay::adapters::system_clock::SystemClock);
+    let queue = smsrelay::adapters::sqlite_queue::SqliteJobQueue::open(&db, smsrelay_local::MAX_RECEIVES, clock)
+        .expect("queue");
+    let job = JobPayload {
+        kind: JobKind::SendAttempt,
+        message_id: smsrelay::domain::MessageId::parse(m["id"].as_str().expect("id")).expect("id"),
+        not_before: chrono::Utc::now(),
+    };
+    queue.enqueue(&job, Duration::ZERO).await.expect("enqueue");
+    for _ in 0..=smsrelay_local::MAX_RECEIVES {
+        queue.receive(10, Duration::ZERO).await.expect("receive");
+    }
+    let h: Value = app
+        .get("/v1/health")
+        .send()
+        .await
+        .expect("health")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(h["metrics"]["dead_letters"], 1, "{h}");
+    assert_eq!(h["status"], "degraded");
+    app.run_processor().await;
+    app.run_processor().await;
+    let raised = app
+        .alerts
+        .alerts()
+        .iter()
+        .filter(|a| a.kind == AlertKind::DeadLetter && a.subject == "retry_dlq")
+        .count();
+    assert_eq!(raised, 1, "one dead-letter alert, however many ticks see it");
+    app.stop().await;
+}

@@ -57,6 +57,17 @@ pub async fn process_due(ctx: Ctx<'_>, budget: Duration) -> Result<TickReport, A
     if let Err(e) = check_processor(ctx).await {
         tracing::warn!(error.message = %e, "heartbeat unreadable");
     }
+    // Jobs in the dead-letter queue need an operator: say so once per cooldown.
+    match ctx.queue.stats().await {
+        Ok(stats) if stats.dead > 0 => {
+            let mut counts = serde_json::Map::new();
+            counts.insert("dead_letters".to_owned(), serde_json::json!(stats.dead));
+            let summary = format!("{} retry jobs are in the dead-letter queue", stats.dead);
+            raise_once(ctx, AlertKind::DeadLetter, "retry_dlq", summary, counts).await;
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error.message = %e, "queue attributes unreadable"),
+    }
     loop {
         if started.elapsed() >= budget {
             report.remaining = true;
@@ -81,7 +92,11 @@ pub async fn process_due(ctx: Ctx<'_>, budget: Duration) -> Result<TickReport, A
     }
     report.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     record_heartbeat(ctx, &report).await?;
-    tracing::info!(?report, "processor tick");
+    if report.items_read > 0 {
+        tracing::info!(?report, "processor tick");
+    } else {
+        tracing::debug!(?report, "processor tick: nothing due");
+    }
     Ok(report)
 }
 

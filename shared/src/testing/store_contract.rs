@@ -38,6 +38,7 @@ macro_rules! store_contract {
     ($make:expr) => {
         $crate::store_contract!(@tests $make;
             create_then_get_returns_the_same_record,
+            a_bulk_create_writes_every_message_and_its_indexes,
             creating_the_same_message_twice_is_condition_failed,
             getting_an_unknown_id_is_none,
             an_update_with_the_next_version_is_visible_to_the_next_get,
@@ -263,6 +264,43 @@ pub async fn create_then_get_returns_the_same_record(store: &dyn Store) {
     let m = full_message();
     create(store, &m).await;
     assert_eq!(get(store, &m.id).await, Some(m));
+}
+
+/// Bulk create (batches): 60 messages (several BatchWriteItem chunks), every one readable, on the
+/// due index and findable by its ref afterwards.
+pub async fn a_bulk_create_writes_every_message_and_its_indexes(store: &dyn Store) {
+    let to = recipient(700);
+    let reference = Ref {
+        kind: "batch_test".to_owned(),
+        id: "b1".to_owned(),
+    };
+    let messages: Vec<Message> = (0..60)
+        .map(|i| {
+            let mut m = message_to(&to, i, MessageStatus::Queued);
+            m.reference = Some(reference.clone());
+            m.due_at = Some(epoch());
+            m
+        })
+        .collect();
+    let results = store.create_messages(&messages).await.expect("bulk create");
+    assert_eq!(results.len(), 60);
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    for m in &messages {
+        assert_eq!(store.get_message(&m.id).await.expect("get").as_ref(), Some(m));
+    }
+    let by_ref = store.list_by_ref(&reference, 100).await.expect("by ref");
+    assert_eq!(by_ref.len(), 60);
+    let due: HashSet<MessageId> = store
+        .list_due(epoch() + Duration::seconds(1), 200)
+        .await
+        .expect("due")
+        .into_iter()
+        .map(|m| m.id)
+        .collect();
+    assert!(
+        messages.iter().all(|m| due.contains(&m.id)),
+        "every bulk-created message is on the due index"
+    );
 }
 
 /// Creating an id that exists loses, and keeps the first record.

@@ -18,7 +18,7 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
-    ScalarAttributeType, TimeToLiveSpecification,
+    PutRequest, ScalarAttributeType, TimeToLiveSpecification, WriteRequest,
 };
 use aws_sdk_dynamodb::Client;
 use std::time::Duration;
@@ -248,6 +248,57 @@ impl MessageStore for DynamoMessageStore {
         .await
     }
 
+    /// BatchWriteItem in chunks of 25, retrying unprocessed items with backoff. Unlike
+    /// `create_message` it is unconditional (BatchWriteItem takes no conditions): callers pass
+    /// freshly generated ULID ids, which cannot collide. A message whose items stay unprocessed
+    /// after the retries is reported `Throttled` (its send never happens).
+    async fn create_messages(&self, messages: &[Message]) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+        const CHUNK: usize = 25;
+        const ROUNDS: u32 = 8;
+        let mut requests: Vec<(usize, WriteRequest)> = Vec::new();
+        for (i, m) in messages.iter().enumerate() {
+            if let Some(reference) = &m.reference {
+                requests.push((i, put_request(items::ref_pointer_item(reference, &m.id)?)?));
+            }
+            requests.push((i, put_request(items::message_item(m)?)?));
+        }
+        let mut failed = vec![false; messages.len()];
+        for chunk in requests.chunks(CHUNK) {
+            let mut pending: Vec<(usize, WriteRequest)> = chunk.to_vec();
+            let mut round = 0;
+            while !pending.is_empty() {
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, pending.iter().map(|(_, r)| r.clone()).collect())
+                    .send()
+                    .await
+                    .map_err(|e| classify(e, "BatchWriteItem"))?;
+                let unprocessed: Vec<WriteRequest> = out
+                    .unprocessed_items
+                    .and_then(|mut m| m.remove(&self.table))
+                    .unwrap_or_default();
+                pending.retain(|(_, r)| unprocessed.contains(r));
+                round += 1;
+                if pending.is_empty() {
+                    break;
+                }
+                if round >= ROUNDS {
+                    for (i, _) in &pending {
+                        failed[*i] = true;
+                    }
+                    break;
+                }
+                let backoff = 25u64 << round.min(6);
+                tokio::time::sleep(Duration::from_millis(backoff)).await;
+            }
+        }
+        Ok(failed
+            .into_iter()
+            .map(|f| if f { Err(StoreError::Throttled) } else { Ok(()) })
+            .collect())
+    }
+
     /// GetItem with ConsistentRead.
     async fn get_message(&self, id: &MessageId) -> Result<Option<Message>, StoreError> {
         self.get_consistent(keys::message_key(id))
@@ -423,4 +474,12 @@ mod tests {
         assert!(err.source().is_some());
         assert!(err.is_retryable());
     }
+}
+
+fn put_request(item: Item) -> Result<WriteRequest, StoreError> {
+    let put = PutRequest::builder()
+        .set_item(Some(item))
+        .build()
+        .map_err(|e| StoreError::Unexpected(anyhow::Error::new(e).context("build PutRequest")))?;
+    Ok(WriteRequest::builder().put_request(put).build())
 }
