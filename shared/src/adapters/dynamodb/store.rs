@@ -423,6 +423,14 @@ impl MessageStore for DynamoMessageStore {
     }
 }
 
+/// A BatchWriteItem put of one item.fn put_request(item: Item) -> Result<WriteRequest, StoreError> {
+    let put = PutRequest::builder()
+        .set_item(Some(item))
+        .build()
+        .map_err(|e| StoreError::Unexpected(anyhow::Error::new(e).context("build PutRequest")))?;
+    Ok(WriteRequest::builder().put_request(put).build())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -474,12 +482,4 @@ mod tests {
         assert!(err.source().is_some());
         assert!(err.is_retryable());
     }
-}
-
-fn put_request(item: Item) -> Result<WriteRequest, StoreError> {
-    let put = PutRequest::builder()
-        .set_item(Some(item))
-        .build()
-        .map_err(|e| StoreError::Unexpected(anyhow::Error::new(e).context("build PutRequest")))?;
-    Ok(WriteRequest::builder().put_request(put).build())
 }
