@@ -423,7 +423,8 @@ impl MessageStore for DynamoMessageStore {
     }
 }
 
-/// A BatchWriteItem put of one item.fn put_request(item: Item) -> Result<WriteRequest, StoreError> {
+/// A BatchWriteItem put of one item.
+fn put_request(item: Item) -> Result<WriteRequest, StoreError> {
     let put = PutRequest::builder()
         .set_item(Some(item))
         .build()
