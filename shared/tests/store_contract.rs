@@ -16,35 +16,5 @@ mod sqlite {
 
 #[cfg(feature = "aws")]
 mod dynamodb {
-    use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
-    use smsrelay::adapters::dynamodb::DynamoMessageStore;
-
-    const URL_VAR: &str = "SMSRELAY_TEST_DYNAMODB_URL";
-
-    /// A store on a new, uniquely named table in DynamoDB Local.
-    async fn fresh_store() -> DynamoMessageStore {
-        let Ok(url) = std::env::var(URL_VAR) else {
-            panic!("{URL_VAR} is not set: start DynamoDB Local with scripts/test.sh or set {URL_VAR}");
-        };
-        let config = aws_sdk_dynamodb::config::Builder::new()
-            .behavior_version(BehaviorVersion::latest())
-            .endpoint_url(url)
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new(
-                "local",
-                "local",
-                None,
-                None,
-                "smsrelay-contract-tests",
-            ))
-            .build();
-        let client = aws_sdk_dynamodb::Client::from_conf(config);
-        let table = format!("smsrelay-contract-{}", ulid::Ulid::new().to_string().to_lowercase());
-        DynamoMessageStore::create_table(&client, &table)
-            .await
-            .expect("create a fresh table in DynamoDB Local");
-        DynamoMessageStore::new(client, table)
-    }
-
-    smsrelay::store_contract!(fresh_store());
+    smsrelay::store_contract!(smsrelay::testing::dynamodb_local_store());
 }

@@ -233,22 +233,8 @@ impl TestApp {
 /// A DynamoDB client for the DynamoDB Local the test script started, and a fresh table.
 /// Panics (never skips) when DynamoDB Local is not configured.
 pub async fn dynamodb_table() -> (aws_sdk_dynamodb::Client, String) {
-    let endpoint = std::env::var("SMSRELAY_TEST_DYNAMODB_URL")
-        .expect("SMSRELAY_TEST_DYNAMODB_URL is not set: run scripts/test.sh, which starts DynamoDB Local");
-    let conf = aws_sdk_dynamodb::config::Builder::new()
-        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
-        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "test", "test", None, None, "static",
-        ))
-        .build();
-    let client = aws_sdk_dynamodb::Client::from_conf(conf);
-    let table = format!("smsrelay-{}", ulid::Ulid::new().to_string().to_lowercase());
-    smsrelay::adapters::dynamodb::DynamoMessageStore::create_table(&client, &table)
-        .await
-        .expect("create table");
-    (client, table)
+    let store = smsrelay::testing::dynamodb_local_store().await;
+    (store.client().clone(), store.table().to_owned())
 }
 
 /// A fresh SQS queue pair (with a dead-letter queue after `max_receives`) on the emulator the

@@ -78,3 +78,40 @@ impl crate::ports::EventPublisher for RecordingPublisher {
         Ok(())
     }
 }
+
+/// A client for the DynamoDB Local that scripts/test.sh started (`SMSRELAY_TEST_DYNAMODB_URL`).
+/// Panics when it is not set: a DynamoDB test never silently skips.
+#[cfg(feature = "aws")]
+pub fn dynamodb_local_client() -> aws_sdk_dynamodb::Client {
+    const URL_VAR: &str = "SMSRELAY_TEST_DYNAMODB_URL";
+    let Ok(url) = std::env::var(URL_VAR) else {
+        panic!("{URL_VAR} is not set: start DynamoDB Local with scripts/test.sh or set {URL_VAR}");
+    };
+    let config = aws_sdk_dynamodb::config::Builder::new()
+        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+        .endpoint_url(url)
+        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "local",
+            "local",
+            None,
+            None,
+            "smsrelay-tests",
+        ))
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(config)
+}
+
+/// A store on a new, uniquely named table (created as template.yaml defines it) in DynamoDB Local.
+///
+/// # Panics
+/// When DynamoDB Local is not configured or the table cannot be created.
+#[cfg(feature = "aws")]
+pub async fn dynamodb_local_store() -> crate::adapters::dynamodb::DynamoMessageStore {
+    let client = dynamodb_local_client();
+    let table = format!("smsrelay-{}", ulid::Ulid::new().to_string().to_lowercase());
+    crate::adapters::dynamodb::DynamoMessageStore::create_table(&client, &table)
+        .await
+        .unwrap_or_else(|e| panic!("cannot create a table in DynamoDB Local: {e}"));
+    crate::adapters::dynamodb::DynamoMessageStore::new(client, table)
+}
