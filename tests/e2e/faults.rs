@@ -275,6 +275,50 @@ macro_rules! fault_suite {
         }
 
         #[tokio::test]
+        async fn a_job_due_beyond_one_queue_delay_is_chained_not_sent_early() {
+            let e = setup().await;
+            on_create(
+                &e.twilio,
+                429,
+                error_json(20429, "Too Many Requests", 429),
+                Some(1),
+                1,
+            )
+            .await;
+            on_create(
+                &e.twilio,
+                201,
+                message_json(
+                    "SM10000000000000000000000000000008",
+                    "+14155550100",
+                    "hi",
+                    "queued",
+                ),
+                None,
+                2,
+            )
+            .await;
+            let (_, body) = e.send("+14155550100", "hi").await;
+            let id = body["id"].as_str().expect("id").to_owned();
+            let pending_before = e.queue.stats().await.expect("stats").pending;
+            let job = smsrelay::ports::JobPayload {
+                kind: smsrelay::ports::JobKind::SendAttempt,
+                message_id: smsrelay::domain::MessageId::parse(&id).expect("id"),
+                not_before: chrono::Utc::now() + chrono::Duration::hours(2),
+            };
+            smsrelay::entrypoints::jobs::run_job(&e.deps, &serde_json::to_string(&job).expect("json"))
+                .await
+                .expect("job");
+            assert_eq!(creates(&e.twilio).await, 1, "not sent before its time");
+            assert_eq!(e.message(&id).await["status"], "queued");
+            assert_eq!(
+                e.queue.stats().await.expect("stats").pending,
+                pending_before + 1,
+                "re-enqueued for the rest of the wait"
+            );
+        }
+
+        #[tokio::test]
         async fn duplicated_and_reordered_callbacks_never_regress() {
             let e = setup().await;
             let sid = "SM10000000000000000000000000000005";
