@@ -72,8 +72,14 @@ fn batch_id(now: DateTime<Utc>) -> String {
     format!("bat_{}", ulid::Ulid::from_parts(ms, rand::random::<u128>()))
 }
 
-/// Spaces sends of one sender `1/mps` apart (a shared "next free slot" instant), instead of
-/// sleeping a fixed delay after each message.
+/// Share of the sender's messages-per-second limit the pacer uses: a request leaves at its slot
+/// but reaches the provider after a store write and a connection's jitter, so pacing exactly
+/// at the limit lets an occasional 101st request into a one-second window (measured: 93 429s in
+/// 10,000 at 100 MPS); 3 % headroom absorbs that.
+const PACE_SHARE: f64 = 0.97;
+
+/// Spaces sends of one sender `1/(mps × PACE_SHARE)` apart (a shared "next free slot" instant),
+/// instead of sleeping a fixed delay after each message.
 struct Pacer {
     next: Mutex<Instant>,
     gap: Duration,
@@ -83,7 +89,7 @@ impl Pacer {
     fn new(mps: u32) -> Self {
         Self {
             next: Mutex::new(Instant::now()),
-            gap: Duration::from_secs(1) / mps.max(1),
+            gap: Duration::from_secs_f64(1.0 / (f64::from(mps.max(1)) * PACE_SHARE)),
         }
     }
 
