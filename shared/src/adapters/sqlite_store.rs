@@ -19,6 +19,11 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+/// Insert one message row (create fails on an existing id: the primary key).
+const INSERT_MESSAGE: &str =
+    "INSERT INTO messages (id, version, to_number, status, created_at, doc, due_at, failed_key, ref_key) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+
 /// How long a statement waits for another connection's lock before it is `Throttled`.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -197,8 +202,7 @@ impl MessageStore for SqliteStore {
         let row = MessageRow::try_from(message)?;
         self.run(move |conn| {
             conn.execute(
-                "INSERT INTO messages (id, version, to_number, status, created_at, doc, due_at, failed_key, ref_key) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                INSERT_MESSAGE,
                 params![
                     row.id,
                     row.version,
@@ -213,6 +217,42 @@ impl MessageStore for SqliteStore {
             )
             .map_err(insert_error)?;
             Ok(())
+        })
+        .await
+    }
+
+    /// All rows in one transaction (one commit instead of one per message); each INSERT keeps its
+    /// own outcome, so an existing id fails alone.
+    async fn create_messages(&self, messages: &[Message]) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+        let rows = messages
+            .iter()
+            .map(MessageRow::try_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        self.run(move |conn| {
+            let tx = conn.transaction().map_err(sql_error)?;
+            let mut out = Vec::with_capacity(rows.len());
+            {
+                let mut stmt = tx.prepare_cached(INSERT_MESSAGE).map_err(sql_error)?;
+                for row in rows {
+                    let r = stmt
+                        .execute(params![
+                            row.id,
+                            row.version,
+                            row.to_number,
+                            row.status,
+                            row.created_at,
+                            row.doc,
+                            row.due_at,
+                            row.failed_key,
+                            row.ref_key
+                        ])
+                        .map(|_| ())
+                        .map_err(insert_error);
+                    out.push(r);
+                }
+            }
+            tx.commit().map_err(sql_error)?;
+            Ok(out)
         })
         .await
     }

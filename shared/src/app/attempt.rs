@@ -127,6 +127,20 @@ pub async fn run_attempt(
     ctx: Ctx<'_>,
     claimed: Message,
 ) -> Result<(Message, AttemptOutcome, Option<String>), AppError> {
+    run_attempt_at(ctx, claimed, None).await
+}
+
+/// [`run_attempt`], but the provider call leaves no earlier than `send_at` (a batch's pacing
+/// slot): waiting here, after the claim was written, keeps store latency out of the spacing the
+/// provider sees.
+///
+/// # Errors
+/// As [`run_attempt`].
+pub async fn run_attempt_at(
+    ctx: Ctx<'_>,
+    claimed: Message,
+    send_at: Option<std::time::Instant>,
+) -> Result<(Message, AttemptOutcome, Option<String>), AppError> {
     let id = claimed.id.clone();
     let from = Sender::parse(&claimed.from).unwrap_or_else(|_| ctx.config.default_sender.clone());
     let sms = OutboundSms {
@@ -138,6 +152,9 @@ pub async fn run_attempt(
             .clone()
             .unwrap_or_else(|| status_callback_url(ctx.callback_base, &id)),
     };
+    if let Some(at) = send_at {
+        tokio::time::sleep_until(at.into()).await;
+    }
     let result = ctx.provider.send(&sms).await;
     let now = ctx.clock.now();
     if let Ok(accepted) = &result {
