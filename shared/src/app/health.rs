@@ -85,6 +85,24 @@ pub async fn check_processor(ctx: Ctx<'_>) -> Result<(Option<DateTime<Utc>>, boo
     Ok((last, late))
 }
 
+/// The cheap status behind the unauthenticated `GET /health`: dead letters and the processor's
+/// heartbeat only (two reads), so anonymous callers cannot make it expensive.
+///
+/// # Errors
+/// Store or queue failures.
+pub async fn quick_status(ctx: Ctx<'_>) -> Result<&'static str, AppError> {
+    let queue = ctx
+        .queue
+        .stats()
+        .await
+        .map_err(|e| AppError::Unexpected(anyhow::Error::new(e)))?;
+    let now = ctx.clock.now();
+    let allowed =
+        chrono::Duration::from_std(ctx.config.processor_interval * 2).unwrap_or(chrono::Duration::minutes(10));
+    let late = last_run(ctx).await?.is_some_and(|t| now - t > allowed);
+    Ok(if queue.dead > 0 || late { "degraded" } else { "ok" })
+}
+
 /// Compute `/v1/health`.
 ///
 /// # Errors

@@ -7,7 +7,7 @@
 
 use super::resources::message_resource;
 use crate::adapters::twilio::validate_signature;
-use crate::app::health::health;
+use crate::app::health::{health, quick_status};
 use crate::app::operations::{cancel_by_ref, cancel_message, remove_failed, retry_failed};
 use crate::app::process_due::process_due;
 use crate::app::record_status::{record_status, StatusCallback};
@@ -125,8 +125,8 @@ async fn route(deps: &Deps, routes: Routes, req: HttpRequest) -> Result<HttpResp
     }
     match (seg.as_slice(), method) {
         (["health"], _) => {
-            let status = match health(ctx(deps, "")).await {
-                Ok(h) => h.status,
+            let status = match quick_status(ctx(deps, "")).await {
+                Ok(s) => s,
                 Err(e) => {
                     tracing::warn!(error.message = %e, "health check could not read its figures");
                     "degraded"
