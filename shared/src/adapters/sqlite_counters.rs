@@ -147,6 +147,40 @@ impl CounterStore for SqliteStore {
         })
         .await
     }
+
+    /// Expired counters, documents and claims, webhook receipts older than 30 days and
+    /// idempotency records past their expiry: SQLite has no TTL, so the processor calls this.
+    async fn purge_expired(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let epoch = now.timestamp();
+        let until = crate::adapters::sqlite_ports::sortable_time(&now);
+        let receipts = crate::adapters::sqlite_ports::sortable_time(&(now - chrono::Duration::days(30)));
+        self.run(move |conn| {
+            let mut n = 0;
+            n += conn
+                .execute(
+                    "DELETE FROM counters WHERE expires_at IS NOT NULL AND expires_at < ?1",
+                    params![epoch],
+                )
+                .map_err(sql_error)?;
+            n += conn
+                .execute(
+                    "DELETE FROM docs WHERE expires_at IS NOT NULL AND expires_at < ?1",
+                    params![epoch],
+                )
+                .map_err(sql_error)?;
+            n += conn
+                .execute("DELETE FROM claims WHERE until < ?1", params![until])
+                .map_err(sql_error)?;
+            n += conn
+                .execute("DELETE FROM idempotency WHERE expires_at < ?1", params![epoch])
+                .map_err(sql_error)?;
+            n += conn
+                .execute("DELETE FROM webhooks WHERE received_at < ?1", params![receipts])
+                .map_err(sql_error)?;
+            Ok(u64::try_from(n).unwrap_or(u64::MAX))
+        })
+        .await
+    }
 }
 
 #[cfg(test)]
@@ -209,5 +243,43 @@ mod tests {
             .claim("c", until + Duration::milliseconds(1), until + Duration::minutes(5))
             .await
             .expect("claim"));
+    }
+
+    #[tokio::test]
+    async fn purging_removes_only_what_has_expired() {
+        let store = SqliteStore::open_in_memory().expect("store");
+        let now = chrono::Utc::now();
+        store
+            .add("old", 1, Some(now - chrono::Duration::hours(1)))
+            .await
+            .expect("add");
+        store
+            .add("live", 1, Some(now + chrono::Duration::hours(1)))
+            .await
+            .expect("add");
+        store.add("forever", 1, None).await.expect("add");
+        assert!(store
+            .claim("held", now, now + chrono::Duration::minutes(5))
+            .await
+            .expect("claim"));
+        assert!(store
+            .claim(
+                "done",
+                now - chrono::Duration::hours(2),
+                now - chrono::Duration::hours(1)
+            )
+            .await
+            .expect("claim"));
+        let purged = store.purge_expired(now).await.expect("purge");
+        assert_eq!(purged, 2, "the expired counter and the released claim");
+        let keys = ["old".to_owned(), "live".to_owned(), "forever".to_owned()];
+        assert_eq!(store.values(&keys).await.expect("values"), vec![0, 1, 1]);
+        assert!(
+            !store
+                .claim("held", now, now + chrono::Duration::minutes(5))
+                .await
+                .expect("claim"),
+            "a held claim survives"
+        );
     }
 }

@@ -90,6 +90,11 @@ pub async fn process_due(ctx: Ctx<'_>, budget: Duration) -> Result<TickReport, A
             }
         }
     }
+    match ctx.store.purge_expired(ctx.clock.now()).await {
+        Ok(0) => {}
+        Ok(n) => tracing::debug!(purged = n, "expired records removed"),
+        Err(e) => tracing::warn!(error.message = %e, "expired records not purged"),
+    }
     report.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     record_heartbeat(ctx, &report).await?;
     if report.items_read > 0 {

@@ -45,4 +45,14 @@ pub trait CounterStore: Send + Sync {
     /// # Errors
     /// Backend failures; an unreadable document is `Corrupt`.
     async fn get_doc(&self, key: &str) -> Result<Option<serde_json::Value>, StoreError>;
+
+    /// Delete what has expired before `now` (counters, claims, documents and other records with
+    /// a time to live). Stores with native expiry (DynamoDB TTL) have nothing to do. Returns how
+    /// many records were removed.
+    ///
+    /// # Errors
+    /// Backend failures.
+    async fn purge_expired(&self, _now: DateTime<Utc>) -> Result<u64, StoreError> {
+        Ok(0)
+    }
 }

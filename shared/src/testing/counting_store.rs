@@ -155,6 +155,10 @@ impl crate::ports::CounterStore for CountingStore {
         self.enter("get_doc")?;
         self.inner.get_doc(key).await
     }
+    async fn purge_expired(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.enter("purge_expired")?;
+        self.inner.purge_expired(now).await
+    }
 }
 
 #[async_trait]
