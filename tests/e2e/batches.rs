@@ -171,14 +171,22 @@ async fn health_reports_what_happened() {
         app.wait_for(id, Duration::from_secs(2), |m| m["status"] == "delivered")
             .await;
     }
-    let h: Value = app
-        .get("/v1/health")
-        .send()
-        .await
-        .expect("health")
-        .json()
-        .await
-        .expect("json");
+    // Counters are written right after each status change: poll briefly instead of racing them.
+    let start = std::time::Instant::now();
+    let h: Value = loop {
+        let h: Value = app
+            .get("/v1/health")
+            .send()
+            .await
+            .expect("health")
+            .json()
+            .await
+            .expect("json");
+        if h["metrics"]["delivery_rate_24h"] == 0.75 || start.elapsed() > Duration::from_secs(3) {
+            break h;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     let m = &h["metrics"];
     assert_eq!(m["sent_last_hour"], 3.0, "{h}");
     assert_eq!(m["failed_last_24h"], 1.0);

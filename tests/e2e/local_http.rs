@@ -29,6 +29,11 @@ async fn a_message_reaches_delivered_in_the_simulator_within_a_second() {
     assert_eq!(statuses(&done), ["queued", "sending", "sent", "delivered"]);
     assert_eq!(done["attempts"], 1);
     assert_eq!(app.sim().sent_count(), 1);
+    // Events are published right after the status write: give the last one a moment.
+    let start = std::time::Instant::now();
+    while app.events.events().len() < 2 && start.elapsed() < Duration::from_secs(2) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let kinds: Vec<String> = app.events.events().iter().map(|e| e.detail_type.clone()).collect();
     assert_eq!(kinds, ["message.sent", "message.delivered"], "domain events");
     assert!(
