@@ -68,32 +68,6 @@ const CREATE_LATENCY: Duration = Duration::from_millis(100);
 const CALL_BUDGET: Duration = Duration::from_secs(30);
 /// Goal: at least this share of the provider's limit.
 const GOAL_SHARE: f64 = 0.95;
-/// Every store method `CountingStore` counts (its `calls` takes a name).
-const STORE_METHODS: &[&str] = &[
-    "create_message",
-    "get_message",
-    "update_message",
-    "link_provider_sid",
-    "message_id_for_sid",
-    "record_webhook",
-    "list_messages_to",
-    "list_due",
-    "list_failed",
-    "list_by_ref",
-    "add",
-    "values",
-    "claim",
-    "put_doc",
-    "get_doc",
-    "opt_out",
-    "opt_in",
-    "opt_out_of",
-    "take_send_slot",
-    "begin",
-    "complete",
-    "release",
-];
-
 /// The server's rate limit.
 enum Limiter {
     /// Arrival times of the requests admitted within the last second.
@@ -280,10 +254,6 @@ fn ratio(a: usize, b: usize) -> f64 {
     a as f64 / b.max(1) as f64
 }
 
-fn store_calls(store: &CountingStore) -> Vec<(&'static str, usize)> {
-    STORE_METHODS.iter().map(|m| (*m, store.calls(m))).collect()
-}
-
 #[tokio::main]
 async fn main() {
     let messages = env_usize("BENCH_MESSAGES", 10_000);
@@ -389,7 +359,7 @@ async fn main() {
         }
     }
     let wall = started.elapsed();
-    let batch_calls = store_calls(&store);
+    let batch_calls = store.calls_by_method();
     let batch_total = store.total_calls();
     let sent = usize::try_from(totals["sent"]).unwrap_or(usize::MAX);
     let mps = per_second(sent, wall);

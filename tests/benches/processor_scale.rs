@@ -80,32 +80,6 @@ const TICK_BUDGET: Duration = Duration::from_secs(240);
 const SEED_CHUNK: usize = 1000;
 /// Messages per `create_messages` call when seeding DynamoDB (many such calls run at once).
 const DYNAMO_SEED_CHUNK: usize = 50;
-/// Every store method `CountingStore` counts (its `calls` takes a name).
-const STORE_METHODS: &[&str] = &[
-    "create_message",
-    "get_message",
-    "update_message",
-    "link_provider_sid",
-    "message_id_for_sid",
-    "record_webhook",
-    "list_messages_to",
-    "list_due",
-    "list_failed",
-    "list_by_ref",
-    "add",
-    "values",
-    "claim",
-    "put_doc",
-    "get_doc",
-    "opt_out",
-    "opt_in",
-    "opt_out_of",
-    "take_send_slot",
-    "begin",
-    "complete",
-    "release",
-];
-
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
@@ -471,11 +445,7 @@ fn finish_run(
         report,
         list_due_calls: counting.calls("list_due"),
         store_calls: counting.total_calls(),
-        per_method: STORE_METHODS
-            .iter()
-            .map(|m| (*m, counting.calls(m)))
-            .filter(|(_, n)| *n > 0)
-            .collect(),
+        per_method: counting.calls_by_method(),
         accepted,
         dynamo,
     }

@@ -42,6 +42,19 @@ impl CountingStore {
             .unwrap_or(0)
     }
 
+    /// Every method called so far with its count, in name order.
+    pub fn calls_by_method(&self) -> Vec<(&'static str, usize)> {
+        let mut all: Vec<(&'static str, usize)> = self
+            .calls
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .map(|(k, v)| (*k, *v))
+            .collect();
+        all.sort_unstable();
+        all
+    }
+
     /// Calls made to any method so far.
     pub fn total_calls(&self) -> usize {
         self.total.load(Ordering::SeqCst)
@@ -79,6 +92,11 @@ impl MessageStore for CountingStore {
     async fn create_message(&self, message: &Message) -> Result<(), StoreError> {
         self.enter("create_message")?;
         self.inner.create_message(message).await
+    }
+    /// Delegated, so the wrapped store's own bulk path runs (not the trait's one-by-one default).
+    async fn create_messages(&self, messages: &[Message]) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+        self.enter("create_messages")?;
+        self.inner.create_messages(messages).await
     }
     async fn get_message(&self, id: &MessageId) -> Result<Option<Message>, StoreError> {
         self.enter("get_message")?;

@@ -6,9 +6,9 @@
 //! with the table. Nothing here scans. GSI reads are eventually consistent (docs/dynamodb.md);
 //! the ref pointers live in the table itself, so their Query is strongly consistent.
 
-use super::items::{Item, MessageItem, RefPointerTarget};
+use super::items::{Item, RefPointerTarget};
 use super::keys;
-use super::store::{classify, DynamoMessageStore};
+use super::store::{classify, query_messages, DynamoMessageStore};
 use crate::domain::{Message, MessageId, Ref};
 use crate::ports::message_store::Page;
 use crate::ports::{MessageQueries, MessageStore as _, StoreError};
@@ -27,35 +27,17 @@ impl DynamoMessageStore {
     /// oldest due first. Reads further pages only while a page came back short of `wanted`
     /// (DynamoDB cuts a page at 1 MB), so at most `wanted` items are read.
     async fn due_in_shard(&self, shard: u32, upper: &str, wanted: usize) -> Result<Vec<Message>, StoreError> {
-        let mut found: Vec<Message> = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .client()
-                .query()
-                .table_name(self.table())
-                .index_name(keys::GSI2)
-                .key_condition_expression("#gsi2pk = :shard AND #gsi2sk <= :upper")
-                .expression_attribute_names("#gsi2pk", keys::GSI2PK)
-                .expression_attribute_names("#gsi2sk", keys::GSI2SK)
-                .expression_attribute_values(":shard", AttributeValue::S(keys::due_gsi2pk(shard)))
-                .expression_attribute_values(":upper", AttributeValue::S(upper.to_owned()))
-                .limit(i32::try_from(wanted - found.len()).unwrap_or(i32::MAX))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| classify(e, "Query"))?;
-            for item in out.items.unwrap_or_default() {
-                if found.len() == wanted {
-                    break;
-                }
-                found.push(MessageItem::try_from(item)?.into_message());
-            }
-            match out.last_evaluated_key {
-                Some(last) if found.len() < wanted => start = Some(last),
-                _ => return Ok(found),
-            }
-        }
+        let query = self
+            .client()
+            .query()
+            .table_name(self.table())
+            .index_name(keys::GSI2)
+            .key_condition_expression("#gsi2pk = :shard AND #gsi2sk <= :upper")
+            .expression_attribute_names("#gsi2pk", keys::GSI2PK)
+            .expression_attribute_names("#gsi2sk", keys::GSI2SK)
+            .expression_attribute_values(":shard", AttributeValue::S(keys::due_gsi2pk(shard)))
+            .expression_attribute_values(":upper", AttributeValue::S(upper.to_owned()));
+        query_messages(query, None, wanted, |missing| missing).await
     }
 }
 
@@ -97,33 +79,16 @@ impl MessageQueries for DynamoMessageStore {
             });
         }
         let wanted = limit.saturating_add(1);
-        let mut found: Vec<Message> = Vec::new();
-        loop {
-            let out = self
-                .client()
-                .query()
-                .table_name(self.table())
-                .index_name(keys::GSI3)
-                .key_condition_expression("#gsi3pk = :failed")
-                .expression_attribute_names("#gsi3pk", keys::GSI3PK)
-                .expression_attribute_values(":failed", AttributeValue::S(keys::FAILED_GSI3PK.to_owned()))
-                .scan_index_forward(false)
-                .limit(i32::try_from(wanted - found.len()).unwrap_or(i32::MAX))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| classify(e, "Query"))?;
-            for item in out.items.unwrap_or_default() {
-                if found.len() == wanted {
-                    break;
-                }
-                found.push(MessageItem::try_from(item)?.into_message());
-            }
-            match out.last_evaluated_key {
-                Some(last) if found.len() < wanted => start = Some(last),
-                _ => break,
-            }
-        }
+        let query = self
+            .client()
+            .query()
+            .table_name(self.table())
+            .index_name(keys::GSI3)
+            .key_condition_expression("#gsi3pk = :failed")
+            .expression_attribute_names("#gsi3pk", keys::GSI3PK)
+            .expression_attribute_values(":failed", AttributeValue::S(keys::FAILED_GSI3PK.to_owned()))
+            .scan_index_forward(false);
+        let mut found = query_messages(query, start.take(), wanted, |missing| missing).await?;
         let next_cursor = if found.len() > limit {
             found.truncate(limit);
             found.last().map(keys::encode_failed_cursor).transpose()?

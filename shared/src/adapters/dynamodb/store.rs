@@ -15,6 +15,7 @@ use crate::ports::{MessageStore, StoreError, WebhookRecord};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::client::Waiters as _;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
@@ -373,43 +374,30 @@ impl MessageStore for DynamoMessageStore {
             });
         }
         let wanted = limit.saturating_add(1);
-        let mut found: Vec<Message> = Vec::new();
-        loop {
-            let missing = wanted - found.len();
-            let page_size = if status.is_some() {
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(keys::GSI1)
+            .key_condition_expression("#gsi1pk = :gsi1pk")
+            .expression_attribute_names("#gsi1pk", keys::GSI1PK)
+            .expression_attribute_values(":gsi1pk", AttributeValue::S(keys::recipient_gsi1pk(to)))
+            .scan_index_forward(false);
+        if let Some(status) = status {
+            query = query
+                .filter_expression("#status = :status")
+                .expression_attribute_names("#status", keys::STATUS)
+                .expression_attribute_values(":status", AttributeValue::S(status.as_str().to_owned()));
+        }
+        let filtered = status.is_some();
+        let mut found = query_messages(query, start.take(), wanted, |missing| {
+            if filtered {
                 missing.max(FILTERED_PAGE_SIZE)
             } else {
                 missing
-            };
-            let mut query = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(keys::GSI1)
-                .key_condition_expression("#gsi1pk = :gsi1pk")
-                .expression_attribute_names("#gsi1pk", keys::GSI1PK)
-                .expression_attribute_values(":gsi1pk", AttributeValue::S(keys::recipient_gsi1pk(to)))
-                .scan_index_forward(false)
-                .limit(i32::try_from(page_size).unwrap_or(i32::MAX))
-                .set_exclusive_start_key(start.take());
-            if let Some(status) = status {
-                query = query
-                    .filter_expression("#status = :status")
-                    .expression_attribute_names("#status", keys::STATUS)
-                    .expression_attribute_values(":status", AttributeValue::S(status.as_str().to_owned()));
             }
-            let out = query.send().await.map_err(|e| classify(e, "Query"))?;
-            for item in out.items.unwrap_or_default() {
-                if found.len() == wanted {
-                    break;
-                }
-                found.push(MessageItem::try_from(item)?.into_message());
-            }
-            match out.last_evaluated_key {
-                Some(last) if found.len() < wanted => start = Some(last),
-                _ => break,
-            }
-        }
+        })
+        .await?;
         let next_cursor = if found.len() > limit {
             found.truncate(limit);
             found.last().map(|last| keys::encode_cursor(to, &last.id)).transpose()?
@@ -421,6 +409,38 @@ impl MessageStore for DynamoMessageStore {
             next_cursor,
         })
     }
+}
+
+/// Read `query` page after page until `wanted` messages were read or the index ends, each page
+/// asking for `page_size(missing)` items (a filtered query asks for more than it lacks, since
+/// `Limit` counts items evaluated before the filter). Returns the messages in index order.
+pub(super) async fn query_messages(
+    query: QueryFluentBuilder,
+    mut start: Option<Item>,
+    wanted: usize,
+    page_size: impl Fn(usize) -> usize,
+) -> Result<Vec<Message>, StoreError> {
+    let mut found: Vec<Message> = Vec::new();
+    while found.len() < wanted {
+        let out = query
+            .clone()
+            .limit(i32::try_from(page_size(wanted - found.len())).unwrap_or(i32::MAX))
+            .set_exclusive_start_key(start.take())
+            .send()
+            .await
+            .map_err(|e| classify(e, "Query"))?;
+        for item in out.items.unwrap_or_default() {
+            if found.len() == wanted {
+                break;
+            }
+            found.push(MessageItem::try_from(item)?.into_message());
+        }
+        match out.last_evaluated_key {
+            Some(last) => start = Some(last),
+            None => break,
+        }
+    }
+    Ok(found)
 }
 
 /// A BatchWriteItem put of one item.
