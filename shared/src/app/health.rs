@@ -55,6 +55,14 @@ pub async fn last_run(ctx: Ctx<'_>) -> Result<Option<DateTime<Utc>>, AppError> {
         .map(|t| t.with_timezone(&Utc)))
 }
 
+/// A processor whose last run is more than two intervals before `now` is late (one that never
+/// ran is not: a fresh deployment has no heartbeat yet).
+fn is_late(ctx: Ctx<'_>, last: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
+    let allowed =
+        chrono::Duration::from_std(ctx.config.processor_interval * 2).unwrap_or(chrono::Duration::minutes(10));
+    last.is_some_and(|t| now - t > allowed)
+}
+
 /// Whether the processor is late (last run more than two intervals ago); raises the alert once.
 ///
 /// # Errors
@@ -62,9 +70,7 @@ pub async fn last_run(ctx: Ctx<'_>) -> Result<Option<DateTime<Utc>>, AppError> {
 pub async fn check_processor(ctx: Ctx<'_>) -> Result<(Option<DateTime<Utc>>, bool), AppError> {
     let now = ctx.clock.now();
     let last = last_run(ctx).await?;
-    let allowed =
-        chrono::Duration::from_std(ctx.config.processor_interval * 2).unwrap_or(chrono::Duration::minutes(10));
-    let late = last.is_some_and(|t| now - t > allowed);
+    let late = is_late(ctx, last, now);
     if late {
         let lag = last.map_or(0, |t| (now - t).num_seconds());
         let mut counts = Map::new();
@@ -96,10 +102,7 @@ pub async fn quick_status(ctx: Ctx<'_>) -> Result<&'static str, AppError> {
         .stats()
         .await
         .map_err(|e| AppError::Unexpected(anyhow::Error::new(e)))?;
-    let now = ctx.clock.now();
-    let allowed =
-        chrono::Duration::from_std(ctx.config.processor_interval * 2).unwrap_or(chrono::Duration::minutes(10));
-    let late = last_run(ctx).await?.is_some_and(|t| now - t > allowed);
+    let late = is_late(ctx, last_run(ctx).await?, ctx.clock.now());
     Ok(if queue.dead > 0 || late { "degraded" } else { "ok" })
 }
 

@@ -361,11 +361,21 @@ pub fn ctx<'a>(deps: &'a Deps, base: &'a str) -> Ctx<'a> {
     }
 }
 
-async fn list_failed(deps: &Deps, req: &HttpRequest) -> Result<HttpResponse, AppError> {
-    let query: Vec<(String, String)> = url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+/// The decoded `?name=value` pairs of a request's query string.
+fn query_params(req: &HttpRequest) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
         .into_owned()
-        .collect();
-    let get = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        .collect()
+}
+
+/// The first value of `name` among decoded pairs.
+fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    pairs.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+}
+
+async fn list_failed(deps: &Deps, req: &HttpRequest) -> Result<HttpResponse, AppError> {
+    let query = query_params(req);
+    let get = |k: &str| param(&query, k);
     let limit = parse_limit(get("limit"))?;
     let page = deps
         .store
@@ -393,10 +403,8 @@ async fn get_message(deps: &Deps, raw_id: &str) -> Result<HttpResponse, AppError
 }
 
 async fn list_messages(deps: &Deps, req: &HttpRequest) -> Result<HttpResponse, AppError> {
-    let query: Vec<(String, String)> = url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
-        .into_owned()
-        .collect();
-    let get = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    let query = query_params(req);
+    let get = |k: &str| param(&query, k);
     let to_raw =
         get("to").ok_or_else(|| AppError::invalid("missing_field", "to", "`to` is required to list messages"))?;
     let to = PhoneNumber::parse(to_raw, deps.config.default_region)
@@ -474,7 +482,7 @@ fn verify_twilio(deps: &Deps, req: &HttpRequest) -> Result<Vec<(String, String)>
 
 async fn twilio_status(deps: &Deps, req: &HttpRequest) -> Result<HttpResponse, AppError> {
     let params = verify_twilio(deps, req)?;
-    let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let get = |k: &str| param(&params, k).map(str::to_owned);
     let sid_raw = get("MessageSid")
         .or_else(|| get("SmsSid"))
         .ok_or_else(|| AppError::invalid("missing_field", "MessageSid", "MessageSid is required"))?;
@@ -490,13 +498,8 @@ async fn twilio_status(deps: &Deps, req: &HttpRequest) -> Result<HttpResponse, A
         ),
         None => None,
     };
-    let query: Vec<(String, String)> = url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
-        .into_owned()
-        .collect();
-    let message_id = query
-        .iter()
-        .find(|(k, _)| k == "message_id")
-        .and_then(|(_, v)| MessageId::parse(v).ok());
+    let query = query_params(req);
+    let message_id = param(&query, "message_id").and_then(|v| MessageId::parse(v).ok());
     let cb = StatusCallback {
         message_id,
         sid,
