@@ -44,6 +44,8 @@ enum Tally {
     Suppressed,
     RateLimited,
     Finished,
+    /// Items in the batch (set once at creation), so an item can tell it was the last.
+    Total,
 }
 
 impl Tally {
@@ -54,6 +56,7 @@ impl Tally {
             Self::Suppressed => "suppressed",
             Self::RateLimited => "rate_limited",
             Self::Finished => "finished",
+            Self::Total => "total",
         }
     }
 }
@@ -176,6 +179,10 @@ pub async fn send_batch(ctx: Ctx<'_>, req: BatchRequest, budget: Duration) -> Re
     let expires = now + chrono::Duration::days(BATCH_TTL_DAYS);
     let doc = json!({"batch_id": id, "total": total, "accepted": accepted.len(), "rejected": rejected, "created_at": now.to_rfc3339()});
     ctx.store.put_doc(&doc_key(&id), &doc, Some(expires)).await?;
+    let total_items = i64::try_from(total).unwrap_or(i64::MAX);
+    ctx.store
+        .add(&counter_key(&id, Tally::Total), total_items, Some(expires))
+        .await?;
     // Records in bulk, before any send (a send never happens without its record).
     let created = ctx
         .store
@@ -310,10 +317,15 @@ async fn finish_without_send(ctx: Ctx<'_>, m: &Message, status: MessageStatus) -
     Ok(next)
 }
 
-async fn add_tally(ctx: Ctx<'_>, batch: &str, t: Tally, by: i64) {
+/// Add to a batch tally; the new value, or `None` if the counter could not be updated (logged).
+async fn add_tally(ctx: Ctx<'_>, batch: &str, t: Tally, by: i64) -> Option<i64> {
     let expires = ctx.clock.now() + chrono::Duration::days(BATCH_TTL_DAYS);
-    if let Err(e) = ctx.store.add(&counter_key(batch, t), by, Some(expires)).await {
-        tracing::warn!(batch, error.message = %e, "batch counter not updated");
+    match ctx.store.add(&counter_key(batch, t), by, Some(expires)).await {
+        Ok(v) => Some(v),
+        Err(e) => {
+            tracing::warn!(batch, error.message = %e, "batch counter not updated");
+            None
+        }
     }
 }
 
@@ -346,8 +358,16 @@ async fn batch_item_finished(ctx: Ctx<'_>, m: &Message, tally: Tally) {
         }
     }
     add_tally(ctx, batch, tally, 1).await;
-    add_tally(ctx, batch, Tally::Finished, 1).await;
-    check_completion(ctx, batch).await;
+    // Only the item that finishes the batch checks completion (one counter read per item, not
+    // the whole summary).
+    let Some(finished) = add_tally(ctx, batch, Tally::Finished, 1).await else {
+        return;
+    };
+    match ctx.store.values(&[counter_key(batch, Tally::Total)]).await {
+        Ok(total) if total.first().is_some_and(|t| finished >= *t) => check_completion(ctx, batch).await,
+        Ok(_) => {}
+        Err(e) => tracing::warn!(batch = %batch, error.message = %e, "batch completion not checked"),
+    }
 }
 
 /// Counts of a batch, or `None` if unknown.
