@@ -1,6 +1,9 @@
 //! Pure domain types and rules: no I/O, no async, no AWS.
 
+pub mod consent;
+pub mod conversation;
 pub mod duration;
+pub mod keyword;
 pub mod message;
 pub mod message_body;
 pub mod phone_number;
@@ -8,7 +11,13 @@ pub mod retry_policy;
 pub mod schedule;
 pub mod status;
 
+pub use consent::{current_status, ConsentChannel, ConsentEvidence, ConsentStatus};
+pub use conversation::{
+    Conversation, ConversationError, ConversationId, ConversationStatus, Direction, InvalidConversationId, Outcome,
+    Turn,
+};
 pub use duration::{parse_duration, InvalidDuration};
+pub use keyword::Keyword;
 pub use message::{Message, MessageError, MessageId, ProviderSid, Ref, StatusEvent};
 pub use message_body::{Encoding, MessageBody, MessageBodyError};
 pub use phone_number::{PhoneNumber, PhoneNumberError, Region};

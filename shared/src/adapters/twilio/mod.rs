@@ -4,8 +4,10 @@
 
 pub mod client;
 pub mod error;
+pub mod inbound;
 pub mod signature;
 pub mod simulator;
+pub mod twiml;
 
 pub use client::{TwilioCredentials, TwilioSmsProvider, DEFAULT_TIMEOUT};
 pub use error::{classify_error, TwilioError};

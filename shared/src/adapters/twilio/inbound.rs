@@ -1,0 +1,141 @@
+//! Twilio's incoming-message webhook parameters (form-encoded, protocol-facts §4 and
+//! conversation-facts §2): the few the product needs, read from the signed parameter list.
+//! Unknown parameters are ignored (Twilio adds new ones without notice) but stay signed.
+
+use crate::domain::{PhoneNumber, ProviderSid, Region};
+
+/// One inbound SMS as Twilio posts it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundSms {
+    /// `MessageSid` (or the older `SmsSid`): the natural dedupe key.
+    pub sid: ProviderSid,
+    /// The lead's number (`From`).
+    pub from: PhoneNumber,
+    /// Our number it was sent to (`To`).
+    pub to: PhoneNumber,
+    /// The text (`Body`, up to 1,600 characters, reassembled by Twilio); may be empty for MMS.
+    pub body: String,
+    /// `OptOutType` (`STOP`, `START`, `HELP`) when Advanced Opt-Out handled it.
+    pub opt_out_type: Option<String>,
+}
+
+/// A parameter the product needs is missing or invalid (a 400 naming it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{field}` is missing or invalid")]
+pub struct InboundSmsError {
+    /// The Twilio parameter at fault.
+    pub field: &'static str,
+}
+
+impl InboundSms {
+    /// Read the parameters of one webhook (already signature-checked).
+    ///
+    /// # Errors
+    /// [`InboundSmsError`] naming the first missing or invalid parameter.
+    pub fn from_params(params: &[(String, String)], region: Region) -> Result<Self, InboundSmsError> {
+        let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        let sid = get("MessageSid")
+            .or_else(|| get("SmsSid"))
+            .and_then(|s| ProviderSid::parse(s).ok())
+            .ok_or(InboundSmsError { field: "MessageSid" })?;
+        let phone = |field: &'static str| {
+            get(field)
+                .and_then(|v| PhoneNumber::parse(v, region).ok())
+                .ok_or(InboundSmsError { field })
+        };
+        Ok(Self {
+            sid,
+            from: phone("From")?,
+            to: phone("To")?,
+            body: get("Body").unwrap_or_default().to_owned(),
+            opt_out_type: get("OptOutType").filter(|v| !v.trim().is_empty()).map(str::to_owned),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::twilio::validate_signature;
+
+    const URL: &str = "https://example.execute-api.us-east-1.amazonaws.com/twilio/inbound";
+
+    /// The inbound parameter set of conversation-facts §2.5 (self-generated vectors, computed with
+    /// the algorithm that reproduces Twilio's official ones).
+    fn reply_params(body: &str, sid: &str, opt_out: Option<&str>) -> Vec<(String, String)> {
+        let zeros = "0".repeat(32);
+        let mut p: Vec<(String, String)> = [
+            ("Body", body),
+            ("MessageSid", sid),
+            ("SmsSid", sid),
+            ("SmsMessageSid", sid),
+            ("AccountSid", &format!("AC{zeros}")),
+            ("MessagingServiceSid", &format!("MG{zeros}")),
+            ("From", "+12125550123"),
+            ("To", "+14155550100"),
+            ("NumMedia", "0"),
+            ("NumSegments", "1"),
+            ("SmsStatus", "received"),
+            ("ApiVersion", "2010-04-01"),
+            ("FromCity", "NEW YORK"),
+            ("FromState", "NY"),
+            ("FromZip", "10001"),
+            ("FromCountry", "US"),
+            ("ToCity", "SAN FRANCISCO"),
+            ("ToState", "CA"),
+            ("ToZip", "94105"),
+            ("ToCountry", "US"),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+        if let Some(o) = opt_out {
+            p.push(("OptOutType".to_owned(), o.to_owned()));
+        }
+        p
+    }
+
+    #[test]
+    fn the_reply_vector_validates_and_parses() {
+        let p = reply_params(
+            "Yes! Tomorrow at 3pm works, thanks",
+            "SM7e2f1c0a9b8d4e6f8a1b2c3d4e5f6a7b",
+            None,
+        );
+        assert!(validate_signature("12345", URL, &p, "X+erB+Uq/8fVF+W4bSjvxCH6z/4="));
+        let sms = InboundSms::from_params(&p, Region::US).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(sms.from.as_str(), "+12125550123");
+        assert_eq!(sms.to.as_str(), "+14155550100");
+        assert_eq!(sms.body, "Yes! Tomorrow at 3pm works, thanks");
+        assert_eq!(sms.opt_out_type, None);
+    }
+
+    #[test]
+    fn the_stop_vector_validates_and_carries_opt_out_type() {
+        let p = reply_params("Stop", "SMa1b2c3d4e5f60718293a4b5c6d7e8f90", Some("STOP"));
+        assert!(validate_signature("12345", URL, &p, "7isxo8iP1trCH5ZJXtDbzT+rmLU="));
+        assert!(!validate_signature("54321", URL, &p, "7isxo8iP1trCH5ZJXtDbzT+rmLU="));
+        let sms = InboundSms::from_params(&p, Region::US).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(sms.opt_out_type.as_deref(), Some("STOP"));
+    }
+
+    #[test]
+    fn a_missing_sid_or_bad_number_names_the_parameter() {
+        let mut p = reply_params("hi", "SM7e2f1c0a9b8d4e6f8a1b2c3d4e5f6a7b", None);
+        p.retain(|(k, _)| k != "MessageSid" && k != "SmsSid");
+        assert_eq!(
+            InboundSms::from_params(&p, Region::US),
+            Err(InboundSmsError { field: "MessageSid" })
+        );
+        let mut p = reply_params("hi", "SM7e2f1c0a9b8d4e6f8a1b2c3d4e5f6a7b", None);
+        for (k, v) in &mut p {
+            if k == "From" {
+                *v = "not-a-number".to_owned();
+            }
+        }
+        assert_eq!(
+            InboundSms::from_params(&p, Region::US),
+            Err(InboundSmsError { field: "From" })
+        );
+    }
+}
