@@ -22,6 +22,7 @@ pub mod retell;
 #[cfg(feature = "aws")]
 pub mod secrets;
 pub mod slack;
+pub mod sqlite_conversations;
 pub mod sqlite_counters;
 pub mod sqlite_ports;
 pub mod sqlite_queue;

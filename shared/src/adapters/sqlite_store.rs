@@ -97,6 +97,8 @@ impl SqliteStore {
         conn.execute_batch(SCHEMA).map_err(sql_error)?;
         conn.execute_batch(super::sqlite_ports::SCHEMA).map_err(sql_error)?;
         conn.execute_batch(super::sqlite_counters::SCHEMA).map_err(sql_error)?;
+        conn.execute_batch(super::sqlite_conversations::SCHEMA)
+            .map_err(sql_error)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
         })

@@ -3,6 +3,7 @@
 pub mod alerter;
 pub mod clock;
 pub mod consent_store;
+pub mod conversation_store;
 pub mod counter_store;
 pub mod event_publisher;
 pub mod idempotency_store;
@@ -14,6 +15,7 @@ pub mod sms_provider;
 pub use alerter::{Alert, AlertError, AlertKind, Alerter};
 pub use clock::Clock;
 pub use consent_store::{ConsentStore, OptOut};
+pub use conversation_store::{ConversationFilter, ConversationStore};
 pub use counter_store::CounterStore;
 pub use event_publisher::{DomainEvent, EventPublisher, PublishError};
 pub use idempotency_store::{Begin, IdempotencyStore, SavedResponse};

@@ -1,6 +1,7 @@
 //! Test support (feature `testing`): a clock tests control, and the store contract suite that
 //! every `MessageStore` adapter must pass.
 
+pub mod conversation_contract;
 pub mod counter_contract;
 pub mod counting_store;
 pub mod queue_contract;

@@ -1,0 +1,13 @@
+//! The `ConversationStore` contract suite against both adapters: `SqliteStore` on a file in a
+//! fresh temporary directory, and (feature `aws`) the DynamoDB adapter on a fresh table in
+//! DynamoDB Local (`SMSRELAY_TEST_DYNAMODB_URL`, started by scripts/test.sh; never skipped).
+
+mod sqlite {
+    use smsrelay::adapters::sqlite_store::SqliteStore;
+
+    smsrelay::conversation_contract!(async {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let store = SqliteStore::open(&dir.path().join("smsrelay.db")).expect("open SQLite store");
+        (std::sync::Arc::new(store), dir)
+    });
+}
