@@ -4,7 +4,7 @@
 //! one `BEGIN IMMEDIATE` transaction, which SQLite serialises across connections and processes.
 
 use super::sqlite_store::{decode_message, sql_error, SqliteStore};
-use crate::domain::{Message, PhoneNumber, Ref};
+use crate::domain::{ConsentEvidence, Message, PhoneNumber, Ref};
 use crate::ports::idempotency_store::{IDEMPOTENCY_LEASE_SECS, IDEMPOTENCY_TTL_SECS};
 use crate::ports::message_store::Page;
 use crate::ports::{Begin, ConsentStore, IdempotencyStore, MessageQueries, OptOut, SavedResponse, StoreError};
@@ -20,6 +20,13 @@ CREATE TABLE IF NOT EXISTS opt_outs (
     phone TEXT PRIMARY KEY,
     reason TEXT NOT NULL,
     at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS consent_evidence (
+    phone TEXT NOT NULL,
+    dedupe_key TEXT NOT NULL,
+    at TEXT NOT NULL,
+    doc TEXT NOT NULL,
+    PRIMARY KEY (phone, dedupe_key)
 );
 CREATE TABLE IF NOT EXISTS send_slots (
     phone TEXT NOT NULL,
@@ -187,6 +194,48 @@ impl ConsentStore for SqliteStore {
             .transpose()
         })
         .await
+    }
+
+    async fn append_consent(&self, phone: &PhoneNumber, evidence: &ConsentEvidence) -> Result<bool, StoreError> {
+        let doc = serde_json::to_string(evidence)
+            .map_err(|e| StoreError::Unexpected(anyhow::Error::new(e).context("encode consent evidence")))?;
+        let row = (
+            phone.as_str().to_owned(),
+            evidence.dedupe_key(),
+            sortable_time(&evidence.at),
+            doc,
+        );
+        self.run(move |conn| {
+            let added = conn
+                .execute(
+                    "INSERT INTO consent_evidence (phone, dedupe_key, at, doc) VALUES (?1, ?2, ?3, ?4) \
+                     ON CONFLICT (phone, dedupe_key) DO NOTHING",
+                    params![row.0, row.1, row.2, row.3],
+                )
+                .map_err(sql_error)?;
+            Ok(added == 1)
+        })
+        .await
+    }
+
+    async fn consent_history(&self, phone: &PhoneNumber) -> Result<Vec<ConsentEvidence>, StoreError> {
+        let phone = phone.as_str().to_owned();
+        let docs: Vec<String> = self
+            .run(move |conn| {
+                let mut stmt = conn
+                    .prepare_cached("SELECT doc FROM consent_evidence WHERE phone = ?1 ORDER BY at, dedupe_key")
+                    .map_err(sql_error)?;
+                let rows = stmt
+                    .query_map(params![phone], |r| r.get(0))
+                    .map_err(sql_error)?
+                    .collect::<Result<Vec<String>, _>>()
+                    .map_err(sql_error)?;
+                Ok(rows)
+            })
+            .await?;
+        docs.iter()
+            .map(|d| serde_json::from_str(d).map_err(|e| StoreError::Corrupt(format!("consent evidence: {e}"))))
+            .collect()
     }
 
     /// Count and insert inside one IMMEDIATE transaction: concurrent callers are serialised, so

@@ -2,6 +2,7 @@
 
 pub mod alerts;
 pub mod attempt;
+pub mod consent;
 pub mod fire_scheduled;
 pub mod health;
 pub mod metrics;

@@ -45,6 +45,28 @@ pub struct ConsentEvidence {
     pub message_sid: Option<String>,
 }
 
+impl ConsentEvidence {
+    /// What makes two entries the same (a redelivered webhook): the provider's message id when
+    /// there is one, else the time (milliseconds), channel and status.
+    pub fn dedupe_key(&self) -> String {
+        match &self.message_sid {
+            Some(sid) => format!("sid:{sid}"),
+            None => format!(
+                "at:{}:{}:{}",
+                self.at.timestamp_millis(),
+                serde_json::to_value(self.channel)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+                serde_json::to_value(self.status)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+            ),
+        }
+    }
+}
+
 /// The status a history leads to: its latest entry's, or opted in when there is none.
 pub fn current_status(history: &[ConsentEvidence]) -> ConsentStatus {
     history
@@ -67,6 +89,23 @@ mod tests {
             channel: ConsentChannel::Sms,
             message_sid: None,
         }
+    }
+
+    #[test]
+    fn entries_with_a_sid_are_the_same_whatever_their_time() {
+        let mut a = entry(ConsentStatus::OptedOut, 1);
+        a.message_sid = Some("SM1".to_owned());
+        let mut b = entry(ConsentStatus::OptedOut, 9);
+        b.message_sid = Some("SM1".to_owned());
+        assert_eq!(a.dedupe_key(), b.dedupe_key());
+        assert_ne!(
+            entry(ConsentStatus::OptedOut, 1).dedupe_key(),
+            entry(ConsentStatus::OptedIn, 1).dedupe_key()
+        );
+        assert_ne!(
+            entry(ConsentStatus::OptedOut, 1).dedupe_key(),
+            entry(ConsentStatus::OptedOut, 2).dedupe_key()
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Consent and limits: the opt-out registry and per-recipient send slots.
 
 use super::StoreError;
-use crate::domain::PhoneNumber;
+use crate::domain::{ConsentEvidence, PhoneNumber};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
@@ -36,6 +36,21 @@ pub trait ConsentStore: Send + Sync {
     /// # Errors
     /// Backend failures.
     async fn opt_out_of(&self, phone: &PhoneNumber) -> Result<Option<OptOut>, StoreError>;
+
+    /// Append `evidence` to the phone's consent history, unless the same entry is there already:
+    /// the same `message_sid`, or, for an entry without one, the same time, channel and status (a
+    /// redelivered webhook adds nothing). Returns whether it was added. This records proof only;
+    /// `app::consent::record_consent` applies the status too.
+    ///
+    /// # Errors
+    /// Backend failures.
+    async fn append_consent(&self, phone: &PhoneNumber, evidence: &ConsentEvidence) -> Result<bool, StoreError>;
+
+    /// The phone's consent history, oldest first (empty when it never changed).
+    ///
+    /// # Errors
+    /// Backend failures; an unreadable entry is `Corrupt`.
+    async fn consent_history(&self, phone: &PhoneNumber) -> Result<Vec<ConsentEvidence>, StoreError>;
 
     /// Atomically take one send slot for `phone` if fewer than `limit` were taken in the
     /// `window` ending at `now` (a rolling window). Returns whether a slot was taken.

@@ -193,6 +193,18 @@ impl ConsentStore for CountingStore {
         self.enter("opt_out_of")?;
         self.inner.opt_out_of(phone).await
     }
+    async fn append_consent(
+        &self,
+        phone: &PhoneNumber,
+        evidence: &crate::domain::ConsentEvidence,
+    ) -> Result<bool, StoreError> {
+        self.enter("append_consent")?;
+        self.inner.append_consent(phone, evidence).await
+    }
+    async fn consent_history(&self, phone: &PhoneNumber) -> Result<Vec<crate::domain::ConsentEvidence>, StoreError> {
+        self.enter("consent_history")?;
+        self.inner.consent_history(phone).await
+    }
     async fn take_send_slot(
         &self,
         phone: &PhoneNumber,

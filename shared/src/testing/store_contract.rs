@@ -70,6 +70,8 @@ macro_rules! store_contract {
             an_opt_out_is_read_back_with_its_reason,
             a_second_opt_out_keeps_the_first_record,
             opting_in_removes_the_opt_out,
+            consent_evidence_is_kept_in_time_order_with_every_field,
+            the_same_consent_evidence_twice_is_recorded_once,
             send_slots_run_out_at_the_limit,
             concurrent_send_slot_takers_never_exceed_the_limit,
             send_slots_free_up_as_the_window_rolls_on,
@@ -886,6 +888,64 @@ pub async fn an_opt_out_is_read_back_with_its_reason(store: &dyn Store) {
         })
     );
     assert_eq!(store.opt_out_of(&recipient(2)).await.expect("opt_out_of"), None);
+}
+
+/// Consent history: every field round-trips; oldest first whatever the write order; per phone.
+pub async fn consent_evidence_is_kept_in_time_order_with_every_field(store: &dyn Store) {
+    use crate::domain::{ConsentChannel, ConsentEvidence, ConsentStatus};
+    let stop = ConsentEvidence {
+        status: ConsentStatus::OptedOut,
+        at: epoch() + Duration::seconds(5),
+        keyword: Some("STOP".to_owned()),
+        channel: ConsentChannel::Sms,
+        message_sid: Some("SMa1b2c3d4e5f60718293a4b5c6d7e8f90".to_owned()),
+    };
+    let start = ConsentEvidence {
+        status: ConsentStatus::OptedIn,
+        at: epoch() + Duration::seconds(60),
+        keyword: Some("START".to_owned()),
+        channel: ConsentChannel::Sms,
+        message_sid: Some("SMb1b2c3d4e5f60718293a4b5c6d7e8f91".to_owned()),
+    };
+    let refused = ConsentEvidence {
+        status: ConsentStatus::OptedOut,
+        at: epoch() + Duration::seconds(1),
+        keyword: None,
+        channel: ConsentChannel::ProviderError,
+        message_sid: None,
+    };
+    for e in [&start, &stop, &refused] {
+        assert!(store.append_consent(&recipient(1), e).await.expect("append"));
+    }
+    assert_eq!(
+        store.consent_history(&recipient(1)).await.expect("history"),
+        vec![refused, stop, start]
+    );
+    assert_eq!(store.consent_history(&recipient(2)).await.expect("history"), Vec::new());
+}
+
+/// A redelivered STOP (same MessageSid, later arrival) adds nothing.
+pub async fn the_same_consent_evidence_twice_is_recorded_once(store: &dyn Store) {
+    use crate::domain::{ConsentChannel, ConsentEvidence, ConsentStatus};
+    let first = ConsentEvidence {
+        status: ConsentStatus::OptedOut,
+        at: epoch(),
+        keyword: Some("STOP".to_owned()),
+        channel: ConsentChannel::Sms,
+        message_sid: Some("SMa1b2c3d4e5f60718293a4b5c6d7e8f90".to_owned()),
+    };
+    let again = ConsentEvidence {
+        at: epoch() + Duration::seconds(30),
+        ..first.clone()
+    };
+    let both = join_all([
+        store.append_consent(&recipient(1), &first),
+        store.append_consent(&recipient(1), &again),
+    ])
+    .await;
+    let added: Vec<bool> = both.into_iter().map(|r| r.expect("append")).collect();
+    assert_eq!(added.iter().filter(|a| **a).count(), 1, "{added:?}");
+    assert_eq!(store.consent_history(&recipient(1)).await.expect("history").len(), 1);
 }
 
 /// Opting out again is fine and keeps the first reason and time.

@@ -9,7 +9,7 @@
 use super::items::{encode_failed, Item};
 use super::keys;
 use super::store::DynamoMessageStore;
-use crate::domain::PhoneNumber;
+use crate::domain::{ConsentEvidence, PhoneNumber};
 use crate::ports::{ConsentStore, OptOut, StoreError};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -60,6 +60,15 @@ fn read_opt_out(phone: &PhoneNumber, item: Item) -> Result<OptOut, StoreError> {
         reason: item.reason,
         at,
     })
+}
+
+/// One consent-history entry: the evidence's fields beside the keys.
+#[derive(Serialize, Deserialize)]
+struct ConsentItem {
+    pk: String,
+    sk: String,
+    #[serde(flatten)]
+    evidence: ConsentEvidence,
 }
 
 /// A recipient's recent sends: epoch milliseconds, the compare-and-set `version`, and the TTL.
@@ -149,6 +158,57 @@ impl ConsentStore for DynamoMessageStore {
     /// DeleteItem of `OPTOUT#<e164>`, unconditionally (removing nothing is fine).
     async fn opt_in(&self, phone: &PhoneNumber) -> Result<(), StoreError> {
         self.delete_if(keys::opt_out_key(phone), None, &[], Vec::new()).await
+    }
+
+    /// PutItem of `CONSENT#<e164>` / `EVIDENCE#<dedupe key>` with `attribute_not_exists(pk)`: a
+    /// lost condition is the same entry recorded before.
+    async fn append_consent(&self, phone: &PhoneNumber, evidence: &ConsentEvidence) -> Result<bool, StoreError> {
+        let item = to_item(ConsentItem {
+            pk: keys::consent_pk(phone),
+            sk: keys::consent_sk(evidence),
+            evidence: evidence.clone(),
+        })
+        .map_err(encode_failed("encode consent item"))?;
+        match self
+            .put_if(item, "attribute_not_exists(#pk)", &[("#pk", keys::PK)], Vec::new())
+            .await
+        {
+            Ok(()) => Ok(true),
+            Err(StoreError::ConditionFailed) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Query of `CONSENT#<e164>` with ConsistentRead, every page; sorted by time here (the sort
+    /// key orders by dedupe key, not time).
+    async fn consent_history(&self, phone: &PhoneNumber) -> Result<Vec<ConsentEvidence>, StoreError> {
+        let mut out = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client()
+                .query()
+                .table_name(self.table())
+                .key_condition_expression("#pk = :pk")
+                .expression_attribute_names("#pk", keys::PK)
+                .expression_attribute_values(":pk", AttributeValue::S(keys::consent_pk(phone)))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| super::store::classify(e, "Query"))?;
+            for item in page.items.unwrap_or_default() {
+                let item: ConsentItem =
+                    from_item(item).map_err(|e| StoreError::Corrupt(format!("consent item: {e}")))?;
+                out.push(item.evidence);
+            }
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => break,
+            }
+        }
+        out.sort_by_key(|e| e.at);
+        Ok(out)
     }
 
     /// GetItem of `OPTOUT#<e164>` with ConsistentRead.

@@ -6,6 +6,7 @@
 //! | provider sid pointer | `PROV#<sid>` | `PROV` | | `message_id` |
 //! | webhook receipt | `HOOK#<dedupe key>` | `HOOK` | | `expires_at` (TTL, epoch seconds) |
 //! | opt-out | `OPTOUT#<e164>` | `OPTOUT` | | `reason`, `at` (RFC 3339) |
+//! | consent entry | `CONSENT#<e164>` | `EVIDENCE#<dedupe key>` | | `status`, `at`, `keyword`, `channel`, `message_sid` |
 //! | send slots | `SLOTS#<e164>` | `SLOTS` | | `sends` (epoch millis), `version`, `expires_at` (TTL) |
 //! | idempotency record | `IDEM#<scope>:<key>` | `IDEM` | | `request_hash`, `state`, `lease_until`, `expires_at` (TTL), `status`, `body` |
 //! | ref pointer | `REF#<type length>#<type>#<id>` | `<message id>` | | |
@@ -179,6 +180,17 @@ pub fn failed_gsi3sk(updated_at: &DateTime<Utc>, id: &MessageId) -> String {
 /// `pk` of an opt-out.
 pub fn opt_out_pk(phone: &PhoneNumber) -> String {
     format!("OPTOUT#{}", phone.as_str())
+}
+
+/// `pk` of a phone's consent history (one item per entry).
+pub fn consent_pk(phone: &PhoneNumber) -> String {
+    format!("CONSENT#{}", phone.as_str())
+}
+
+/// `sk` of a consent-history entry: `EVIDENCE#<dedupe key>` (the provider's message id, or the
+/// time, channel and status), so a redelivered webhook writes the same key twice.
+pub fn consent_sk(evidence: &crate::domain::ConsentEvidence) -> String {
+    format!("EVIDENCE#{}", evidence.dedupe_key())
 }
 
 /// `pk` of a recipient's send slots.
