@@ -247,11 +247,10 @@ async fn health_counts_pending_retries_and_dead_letters_and_the_dead_letter_aler
         std::sync::Arc::new(smsrelay::adapters::system_clock::SystemClock);
     let queue = smsrelay::adapters::sqlite_queue::SqliteJobQueue::open(&db, smsrelay_local::MAX_RECEIVES, clock)
         .expect("queue");
-    let job = JobPayload {
-        kind: JobKind::SendAttempt,
-        message_id: smsrelay::domain::MessageId::parse(m["id"].as_str().expect("id")).expect("id"),
-        not_before: chrono::Utc::now(),
-    };
+    let job = JobPayload::send_attempt(
+        smsrelay::domain::MessageId::parse(m["id"].as_str().expect("id")).expect("id"),
+        chrono::Utc::now(),
+    );
     queue.enqueue(&job, Duration::ZERO).await.expect("enqueue");
     for _ in 0..=smsrelay_local::MAX_RECEIVES {
         queue.receive(10, Duration::ZERO).await.expect("receive");

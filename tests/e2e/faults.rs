@@ -254,11 +254,10 @@ macro_rules! fault_suite {
             let (_, body) = e.send("+14155550100", "hi").await;
             assert_eq!(body["status"], "queued");
             let id = body["id"].as_str().expect("id").to_owned();
-            let job = smsrelay::ports::JobPayload {
-                kind: smsrelay::ports::JobKind::SendAttempt,
-                message_id: smsrelay::domain::MessageId::parse(&id).expect("id"),
-                not_before: chrono::Utc::now(),
-            };
+            let job = smsrelay::ports::JobPayload::send_attempt(
+                smsrelay::domain::MessageId::parse(&id).expect("id"),
+                chrono::Utc::now(),
+            );
             let payload = serde_json::to_string(&job).expect("json");
             // Two consumers race for the same job, and the same job arrives again afterwards.
             let (a, b) = tokio::join!(
@@ -301,11 +300,10 @@ macro_rules! fault_suite {
             let (_, body) = e.send("+14155550100", "hi").await;
             let id = body["id"].as_str().expect("id").to_owned();
             let pending_before = e.queue.stats().await.expect("stats").pending;
-            let job = smsrelay::ports::JobPayload {
-                kind: smsrelay::ports::JobKind::SendAttempt,
-                message_id: smsrelay::domain::MessageId::parse(&id).expect("id"),
-                not_before: chrono::Utc::now() + chrono::Duration::hours(2),
-            };
+            let job = smsrelay::ports::JobPayload::send_attempt(
+                smsrelay::domain::MessageId::parse(&id).expect("id"),
+                chrono::Utc::now() + chrono::Duration::hours(2),
+            );
             smsrelay::entrypoints::jobs::run_job(&e.deps, &serde_json::to_string(&job).expect("json"))
                 .await
                 .expect("job");

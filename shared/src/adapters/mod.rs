@@ -18,6 +18,7 @@ pub mod event_log;
 pub mod eventbridge;
 pub mod log_alerter;
 pub mod log_only;
+pub mod no_campaigns;
 pub mod retell;
 #[cfg(feature = "aws")]
 pub mod secrets;

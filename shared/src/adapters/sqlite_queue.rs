@@ -312,7 +312,6 @@ impl JobQueue for SqliteJobQueue {
 mod tests {
     use super::*;
     use crate::domain::MessageId;
-    use crate::ports::JobKind;
     use chrono::TimeZone as _;
 
     /// A clock that only moves when told to.
@@ -344,11 +343,7 @@ mod tests {
     }
 
     fn payload() -> JobPayload {
-        JobPayload {
-            kind: JobKind::SendAttempt,
-            message_id: MessageId::generate(start()),
-            not_before: start(),
-        }
+        JobPayload::send_attempt(MessageId::generate(start()), start())
     }
 
     const VIS: Duration = Duration::from_secs(30);

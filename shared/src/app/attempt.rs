@@ -12,7 +12,7 @@ use super::{modify_message, AppError, Ctx};
 use crate::domain::retry_policy::{backoff, means_opted_out};
 use crate::domain::{Message, MessageError, MessageId, MessageStatus};
 use crate::ports::{AlertKind, DomainEvent};
-use crate::ports::{JobKind, JobPayload, OutboundSms, ProviderAccepted, ProviderError, Sender, StoreError, MAX_DELAY};
+use crate::ports::{JobPayload, OutboundSms, ProviderAccepted, ProviderError, Sender, StoreError, MAX_DELAY};
 use chrono::{DateTime, Utc};
 use std::time::Duration;
 
@@ -285,11 +285,7 @@ pub fn message_event(detail_type: &str, m: &Message, at: DateTime<Utc>) -> Domai
 /// Put the next attempt of `id` on the retry queue. A failure is logged only: the message is
 /// `queued` with `due_at` set, so the processor's due sweep sends it anyway.
 pub async fn enqueue_attempt(ctx: Ctx<'_>, id: &MessageId, now: DateTime<Utc>, delay: Duration) {
-    let payload = JobPayload {
-        kind: JobKind::SendAttempt,
-        message_id: id.clone(),
-        not_before: now + chrono::Duration::from_std(delay).unwrap_or_default(),
-    };
+    let payload = JobPayload::send_attempt(id.clone(), now + chrono::Duration::from_std(delay).unwrap_or_default());
     if let Err(e) = ctx.queue.enqueue(&payload, delay.min(MAX_DELAY)).await {
         tracing::warn!(message_id = %id, error.message = %e, error.cause_chain = ?e, "could not enqueue retry; the due sweep will pick it up");
     }

@@ -125,7 +125,12 @@ fn evidence(text: &InboundText, status: ConsentStatus, keyword: String) -> Conse
 
 async fn opt_out(ports: InboundPorts<'_>, text: &InboundText, keyword: String) -> Result<InboundOutcome, AppError> {
     let reason = format!("opted out ({keyword})");
-    record_consent(ports.consent, &text.from, &evidence(text, ConsentStatus::OptedOut, keyword)).await?;
+    record_consent(
+        ports.consent,
+        &text.from,
+        &evidence(text, ConsentStatus::OptedOut, keyword),
+    )
+    .await?;
     let mut conversations_ended = 0;
     for status in [ConversationStatus::Open, ConversationStatus::NeedsHuman] {
         let filter = ConversationFilter {
@@ -177,12 +182,14 @@ async fn reply(ports: InboundPorts<'_>, text: InboundText) -> Result<InboundOutc
     };
     let conversation = open_or_create(ports.conversations, &text.to, &text.from, None, text.at).await?;
     let mut appended = false;
-    let stored = modify_conversation(ports.conversations, &conversation.id, |c| match c.append(turn.clone()) {
-        Ok(added) => {
-            appended = added;
-            added
+    let stored = modify_conversation(ports.conversations, &conversation.id, |c| {
+        match c.append(turn.clone()) {
+            Ok(added) => {
+                appended = added;
+                added
+            }
+            Err(_) => false,
         }
-        Err(_) => false,
     })
     .await?;
     let conversation_id = stored.map_or(conversation.id, |c| c.id);
@@ -214,4 +221,178 @@ async fn reply(ports: InboundPorts<'_>, text: InboundText) -> Result<InboundOutc
         conversation_id,
         appended,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::no_campaigns::NoEnrolments;
+    use crate::adapters::sqlite_queue::SqliteJobQueue;
+    use crate::adapters::sqlite_store::SqliteStore;
+    use crate::domain::Region;
+    use crate::ports::JobKind;
+    use crate::testing::{ManualClock, RecordingPublisher};
+    use chrono::TimeZone;
+    use std::sync::Arc;
+
+    struct World {
+        store: SqliteStore,
+        queue: SqliteJobQueue,
+        events: RecordingPublisher,
+        clock: Arc<ManualClock>,
+    }
+
+    impl World {
+        fn new() -> Self {
+            let clock = Arc::new(ManualClock::new(
+                Utc.with_ymd_and_hms(2026, 12, 1, 15, 0, 0).single().unwrap_or_default(),
+            ));
+            Self {
+                store: SqliteStore::open_in_memory().unwrap_or_else(|e| panic!("{e}")),
+                queue: SqliteJobQueue::open_in_memory(5, clock.clone()).unwrap_or_else(|e| panic!("{e}")),
+                events: RecordingPublisher::default(),
+                clock,
+            }
+        }
+
+        fn ports(&self) -> InboundPorts<'_> {
+            InboundPorts {
+                consent: &self.store,
+                conversations: &self.store,
+                queue: &self.queue,
+                events: &self.events,
+                enrolments: &NoEnrolments,
+            }
+        }
+
+        async fn text(&self, sid: &str, body: &str, opt_out_type: Option<&str>) -> InboundOutcome {
+            let text = InboundText {
+                channel: ConsentChannel::Sms,
+                provider_ref: sid.to_owned(),
+                from: lead(),
+                to: ours(),
+                body: body.to_owned(),
+                opt_out_type: opt_out_type.map(str::to_owned),
+                at: crate::ports::Clock::now(self.clock.as_ref()),
+            };
+            handle_inbound(self.ports(), text, "Acme: reply STOP to opt out.")
+                .await
+                .unwrap_or_else(|e| panic!("{e}"))
+        }
+    }
+
+    fn lead() -> PhoneNumber {
+        PhoneNumber::parse("+14155550100", Region::US).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn ours() -> PhoneNumber {
+        PhoneNumber::parse("+15005550006", Region::US).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[tokio::test]
+    async fn a_reply_opens_a_conversation_queues_the_agent_and_a_redelivery_adds_nothing() {
+        let w = World::new();
+        let InboundOutcome::Reply {
+            conversation_id,
+            appended,
+        } = w.text("SM01", "yes thursday", None).await
+        else {
+            panic!("not a reply");
+        };
+        assert!(appended);
+        w.clock.advance(chrono::Duration::seconds(40));
+        let again = w.text("SM01", "yes thursday", None).await;
+        assert_eq!(
+            again,
+            InboundOutcome::Reply {
+                conversation_id: conversation_id.clone(),
+                appended: false
+            }
+        );
+        w.text("SM02", "2pm please", None).await;
+        let c = w
+            .store
+            .get_conversation(&conversation_id)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|| panic!("stored"));
+        let bodies: Vec<&str> = c.turns.iter().map(|t| t.body.as_str()).collect();
+        assert_eq!(bodies, ["yes thursday", "2pm please"]);
+        assert_eq!(
+            w.events
+                .events()
+                .iter()
+                .filter(|e| e.detail_type == "message.received")
+                .count(),
+            2
+        );
+        let jobs = w
+            .queue
+            .receive(10, std::time::Duration::from_secs(30))
+            .await
+            .unwrap_or_default();
+        assert!(
+            !jobs.is_empty()
+                && jobs.iter().all(|j| j.payload.kind == JobKind::AgentTurn
+                    && j.payload.conversation_id.as_ref() == Some(&conversation_id))
+        );
+    }
+
+    #[tokio::test]
+    async fn stop_opts_out_with_evidence_and_discards_the_open_conversation_once() {
+        let w = World::new();
+        let InboundOutcome::Reply { conversation_id, .. } = w.text("SM01", "hi", None).await else {
+            panic!("not a reply");
+        };
+        let outcome = w.text("SMa1", "Stop", Some("STOP")).await;
+        assert_eq!(
+            outcome,
+            InboundOutcome::OptedOut {
+                conversations_ended: 1,
+                enrolments_stopped: 0
+            }
+        );
+        assert_eq!(
+            w.text("SMa1", "Stop", Some("STOP")).await,
+            InboundOutcome::OptedOut {
+                conversations_ended: 0,
+                enrolments_stopped: 0
+            }
+        );
+        assert!(w.store.opt_out_of(&lead()).await.unwrap_or_default().is_some());
+        let history = w.store.consent_history(&lead()).await.unwrap_or_default();
+        assert_eq!(history.len(), 1);
+        assert_eq!(
+            (
+                history[0].status,
+                history[0].keyword.as_deref(),
+                history[0].message_sid.as_deref()
+            ),
+            (ConsentStatus::OptedOut, Some("STOP"), Some("SMa1"))
+        );
+        let c = w.store.get_conversation(&conversation_id).await.unwrap_or_default();
+        assert_eq!(c.and_then(|c| c.outcome), Some(Outcome::Discarded));
+    }
+
+    #[tokio::test]
+    async fn start_opts_in_again_and_help_answers_only_when_twilio_did_not() {
+        let w = World::new();
+        w.text("SMa1", "STOP", None).await;
+        w.clock.advance(chrono::Duration::minutes(5));
+        assert_eq!(w.text("SMb1", "start", None).await, InboundOutcome::OptedIn);
+        assert_eq!(w.store.opt_out_of(&lead()).await.unwrap_or_default(), None);
+        assert_eq!(w.store.consent_history(&lead()).await.unwrap_or_default().len(), 2);
+        assert_eq!(
+            w.text("SMc1", "HELP", None).await,
+            InboundOutcome::Help {
+                reply: Some("Acme: reply STOP to opt out.".to_owned())
+            }
+        );
+        assert_eq!(
+            w.text("SMc2", "help", Some("HELP")).await,
+            InboundOutcome::Help { reply: None }
+        );
+        let open = w.store.open_conversation(&ours(), &lead()).await.unwrap_or_default();
+        assert_eq!(open, None, "keywords are not conversation turns");
+    }
 }

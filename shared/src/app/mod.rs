@@ -3,7 +3,9 @@
 pub mod alerts;
 pub mod attempt;
 pub mod consent;
+pub mod conversations;
 pub mod fire_scheduled;
+pub mod handle_inbound;
 pub mod health;
 pub mod metrics;
 pub mod operations;

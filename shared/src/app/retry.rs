@@ -13,14 +13,17 @@ use crate::ports::{JobKind, JobPayload};
 pub async fn handle_job(ctx: Ctx<'_>, job: &JobPayload) -> Result<Option<AttemptOutcome>, AppError> {
     match job.kind {
         JobKind::SendAttempt => {
+            let Some(message_id) = &job.message_id else {
+                return Err(malformed("a send_attempt job needs a message_id"));
+            };
             let now = ctx.clock.now();
             if job.not_before > now + chrono::Duration::seconds(1) {
                 // Longer than one queue delay allows: chain the rest.
                 let rest = (job.not_before - now).to_std().unwrap_or_default();
-                enqueue_attempt(ctx, &job.message_id, now, rest).await;
+                enqueue_attempt(ctx, message_id, now, rest).await;
                 return Ok(None);
             }
-            match claim_attempt(ctx, &job.message_id).await? {
+            match claim_attempt(ctx, message_id).await? {
                 Claim::Claimed(m) => {
                     let (_, outcome, _) = run_attempt(ctx, *m).await?;
                     Ok(Some(outcome))
@@ -29,5 +32,22 @@ pub async fn handle_job(ctx: Ctx<'_>, job: &JobPayload) -> Result<Option<Attempt
                 Claim::Skipped => Ok(Some(AttemptOutcome::Skipped)),
             }
         }
+        JobKind::AgentTurn => {
+            if job.conversation_id.is_none() {
+                return Err(malformed("an agent_turn job needs a conversation_id"));
+            }
+            // TODO(#11): the campaign's agent answers here. Until agents exist, a conversation
+            // waits for a person (POST /v1/conversations/{id}/messages), so there is nothing to do.
+            Ok(None)
+        }
+    }
+}
+
+/// A job that can never succeed: dead-lettered for inspection.
+fn malformed(message: &str) -> AppError {
+    AppError::Validation {
+        code: "malformed_job",
+        message: message.to_owned(),
+        field: None,
     }
 }

@@ -30,7 +30,7 @@ pub async fn run_job(deps: &Deps, body: &str) -> Result<(), AppError> {
         field: None,
     })?;
     let outcome = handle_job(ctx(deps, callback_base(deps)), &payload).await?;
-    tracing::debug!(message_id = %payload.message_id, ?outcome, "job handled");
+    tracing::debug!(kind = ?payload.kind, ?outcome, "job handled");
     Ok(())
 }
 

@@ -1,7 +1,7 @@
 //! The retry queue port: delayed jobs that survive crashes and restarts (SQS in AWS, a SQLite
 //! table locally). Delivery is at least once; every consumer must be idempotent.
 
-use crate::domain::MessageId;
+use crate::domain::{ConversationId, MessageId};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -15,8 +15,10 @@ pub const MAX_DELAY: Duration = Duration::from_secs(900);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobKind {
-    /// Make the next provider attempt for a queued message.
+    /// Make the next provider attempt for a queued message (`message_id`).
     SendAttempt,
+    /// Ask the conversation's agent for a reply (`conversation_id`).
+    AgentTurn,
 }
 
 /// A job's content (the SQS message body, JSON).
@@ -24,10 +26,36 @@ pub enum JobKind {
 pub struct JobPayload {
     /// What to do.
     pub kind: JobKind,
-    /// The message concerned.
-    pub message_id: MessageId,
+    /// The message concerned (`SendAttempt`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<MessageId>,
+    /// The conversation concerned (`AgentTurn`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversation_id: Option<ConversationId>,
     /// Not to be acted on before this time (delays beyond [`MAX_DELAY`] are chained).
     pub not_before: DateTime<Utc>,
+}
+
+impl JobPayload {
+    /// The next send attempt of `message_id`, not before `not_before`.
+    pub fn send_attempt(message_id: MessageId, not_before: DateTime<Utc>) -> Self {
+        Self {
+            kind: JobKind::SendAttempt,
+            message_id: Some(message_id),
+            conversation_id: None,
+            not_before,
+        }
+    }
+
+    /// An agent turn for `conversation_id`.
+    pub fn agent_turn(conversation_id: ConversationId, not_before: DateTime<Utc>) -> Self {
+        Self {
+            kind: JobKind::AgentTurn,
+            message_id: None,
+            conversation_id: Some(conversation_id),
+            not_before,
+        }
+    }
 }
 
 /// A job handed to a consumer.

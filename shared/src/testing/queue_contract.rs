@@ -8,7 +8,7 @@
 //! failed expectation panics: this is test code.
 
 use crate::domain::MessageId;
-use crate::ports::{JobKind, JobPayload, JobQueue, QueueStats, ReceivedJob};
+use crate::ports::{JobPayload, JobQueue, QueueStats, ReceivedJob};
 use chrono::{DateTime, Utc};
 use std::collections::HashSet;
 use std::time::Duration;
@@ -33,11 +33,7 @@ const SLACK: Duration = Duration::from_millis(100);
 /// A job for a fresh message id.
 pub fn job() -> JobPayload {
     let at = DateTime::<Utc>::from_timestamp(1_772_366_400, 0).unwrap_or_default();
-    JobPayload {
-        kind: JobKind::SendAttempt,
-        message_id: MessageId::generate(at),
-        not_before: at,
-    }
+    JobPayload::send_attempt(MessageId::generate(at), at)
 }
 
 /// Receive (up to 10 jobs) until one arrives or [`DEADLINE`] passes; panics at the deadline.

@@ -2,7 +2,9 @@
 //! conversation-facts §2): the few the product needs, read from the signed parameter list.
 //! Unknown parameters are ignored (Twilio adds new ones without notice) but stay signed.
 
+use super::compute_signature;
 use crate::domain::{PhoneNumber, ProviderSid, Region};
+use secrecy::{ExposeSecret, SecretString};
 
 /// One inbound SMS as Twilio posts it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +53,63 @@ impl InboundSms {
             opt_out_type: get("OptOutType").filter(|v| !v.trim().is_empty()).map(str::to_owned),
         })
     }
+}
+
+/// The form parameters Twilio posts for an inbound SMS from `from` to `to` (the full SMS set of
+/// conversation-facts §2.1 that a simulator can know; no geographic fields).
+pub fn inbound_params(sid: &str, account_sid: &str, from: &str, to: &str, body: &str) -> Vec<(String, String)> {
+    let segments = crate::domain::MessageBody::parse(body.to_owned()).map_or(1, |b| b.segments());
+    [
+        ("ToCountry", "US"),
+        ("SmsMessageSid", sid),
+        ("NumMedia", "0"),
+        ("SmsSid", sid),
+        ("SmsStatus", "received"),
+        ("Body", body),
+        ("FromCountry", "US"),
+        ("To", to),
+        ("NumSegments", &segments.to_string()),
+        ("MessageSid", sid),
+        ("AccountSid", account_sid),
+        ("From", from),
+        ("ApiVersion", "2010-04-01"),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect()
+}
+
+/// What the webhook answered when the simulator posted an inbound SMS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostedInbound {
+    /// The `MessageSid` it carried.
+    pub sid: String,
+    /// The HTTP status of the answer.
+    pub status: u16,
+    /// The answer's body (TwiML).
+    pub body: String,
+}
+
+/// Post `params` to `url` as Twilio does: form-encoded, signed with `auth_token` over `url`.
+///
+/// # Errors
+/// The request could not be made (the server is not reachable).
+pub async fn post_signed_inbound(
+    http: &reqwest::Client,
+    auth_token: &SecretString,
+    url: &str,
+    params: &[(String, String)],
+) -> Result<(u16, String), reqwest::Error> {
+    let signature = compute_signature(auth_token.expose_secret(), url, params);
+    let resp = http
+        .post(url)
+        .header("x-twilio-signature", signature)
+        .header("user-agent", "TwilioProxy/1.1")
+        .form(params)
+        .send()
+        .await?;
+    let status = resp.status().as_u16();
+    Ok((status, resp.text().await?))
 }
 
 #[cfg(test)]
@@ -136,6 +195,47 @@ mod tests {
         assert_eq!(
             InboundSms::from_params(&p, Region::US),
             Err(InboundSmsError { field: "From" })
+        );
+    }
+
+    #[tokio::test]
+    async fn the_simulator_posts_a_webhook_twilio_would_sign_the_same_way() {
+        use wiremock::matchers::{header_exists, method, path};
+        use wiremock::{Mock, MockServer, ResponseTemplate};
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/webhooks/twilio/inbound"))
+            .and(header_exists("x-twilio-signature"))
+            .respond_with(ResponseTemplate::new(200).set_body_string(crate::adapters::twilio::twiml::EMPTY))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let url = format!("{}/webhooks/twilio/inbound", server.uri());
+        let params = inbound_params(
+            "SM00000000000000000000000000000042",
+            "AC1",
+            "+14155550100",
+            "+15005550006",
+            "yes",
+        );
+        let token = SecretString::from("sim-auth-token".to_owned());
+        let (status, body) = post_signed_inbound(&reqwest::Client::new(), &token, &url, &params)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((status, body.as_str()), (200, crate::adapters::twilio::twiml::EMPTY));
+        let requests = server.received_requests().await.unwrap_or_default();
+        let req = &requests[0];
+        let got: Vec<(String, String)> = url::form_urlencoded::parse(&req.body).into_owned().collect();
+        let signature = req
+            .headers
+            .get("x-twilio-signature")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        assert!(validate_signature("sim-auth-token", &url, &got, signature));
+        let sms = InboundSms::from_params(&got, Region::US).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            (sms.from.as_str(), sms.to.as_str(), sms.body.as_str()),
+            ("+14155550100", "+15005550006", "yes")
         );
     }
 }
