@@ -11,3 +11,8 @@ mod sqlite {
         (std::sync::Arc::new(store), dir)
     });
 }
+
+#[cfg(feature = "aws")]
+mod dynamodb {
+    smsrelay::conversation_contract!(async { std::sync::Arc::new(smsrelay::testing::dynamodb_local_store().await) });
+}

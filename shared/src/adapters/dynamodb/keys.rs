@@ -6,6 +6,8 @@
 //! | provider sid pointer | `PROV#<sid>` | `PROV` | | `message_id` |
 //! | webhook receipt | `HOOK#<dedupe key>` | `HOOK` | | `expires_at` (TTL, epoch seconds) |
 //! | opt-out | `OPTOUT#<e164>` | `OPTOUT` | | `reason`, `at` (RFC 3339) |
+//! | conversation | `CONV#<conversation id>` | `META` | `gsi1pk` `CONVS#<e164>`, `gsi1sk` `<conversation id>` | numeric `version`, the record as JSON in `doc` |
+//! | open-conversation pointer | `CONVPAIR#<business e164>#<phone e164>` | `OPEN` | | `conversation_id` |
 //! | consent entry | `CONSENT#<e164>` | `EVIDENCE#<dedupe key>` | | `status`, `at`, `keyword`, `channel`, `message_sid` |
 //! | send slots | `SLOTS#<e164>` | `SLOTS` | | `sends` (epoch millis), `version`, `expires_at` (TTL) |
 //! | idempotency record | `IDEM#<scope>:<key>` | `IDEM` | | `request_hash`, `state`, `lease_until`, `expires_at` (TTL), `status`, `body` |
@@ -74,6 +76,15 @@ pub const REQUEST_HASH: &str = "request_hash";
 pub const STATE: &str = "state";
 /// Until when an in-progress idempotency record blocks a repeat (epoch seconds, a Number).
 pub const LEASE_UNTIL: &str = "lease_until";
+
+/// A record kept whole as JSON (conversation items).
+pub const DOC: &str = "doc";
+/// The conversation a pair pointer names.
+pub const CONVERSATION_ID: &str = "conversation_id";
+/// Sort key of a conversation item.
+pub const CONVERSATION_SK: &str = "META";
+/// Sort key of a pair's open-conversation pointer.
+pub const CONVERSATION_PAIR_SK: &str = "OPEN";
 
 /// `state` of an idempotency record whose request is still running.
 pub const STATE_IN_PROGRESS: &str = "in_progress";
@@ -180,6 +191,48 @@ pub fn failed_gsi3sk(updated_at: &DateTime<Utc>, id: &MessageId) -> String {
 /// `pk` of an opt-out.
 pub fn opt_out_pk(phone: &PhoneNumber) -> String {
     format!("OPTOUT#{}", phone.as_str())
+}
+
+/// `pk` of a conversation item.
+pub fn conversation_pk(id: &crate::domain::ConversationId) -> String {
+    format!("CONV#{id}")
+}
+
+/// `gsi1pk` of a phone's conversations (the recipient index, overloaded: message items use `TO#`).
+pub fn conversations_gsi1pk(phone: &PhoneNumber) -> String {
+    format!("CONVS#{}", phone.as_str())
+}
+
+/// The primary key of a conversation item.
+pub fn conversation_key(id: &crate::domain::ConversationId) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        (PK.to_owned(), s(conversation_pk(id))),
+        (SK.to_owned(), s(CONVERSATION_SK.to_owned())),
+    ])
+}
+
+/// Every key attribute of a conversation item: the table key and `gsi1` (the phone, then the id,
+/// so a phone's conversations sort by creation time).
+pub fn conversation_item_keys(
+    id: &crate::domain::ConversationId,
+    phone: &PhoneNumber,
+) -> HashMap<String, AttributeValue> {
+    let mut keys = conversation_key(id);
+    keys.insert(GSI1PK.to_owned(), s(conversations_gsi1pk(phone)));
+    keys.insert(GSI1SK.to_owned(), s(id.as_str().to_owned()));
+    keys
+}
+
+/// The primary key of the open-conversation pointer of (`business_number`, `phone`):
+/// `CONVPAIR#<business>#<phone>` / `OPEN`. E.164 numbers hold no `#`, so pairs cannot collide.
+pub fn conversation_pair_key(business_number: &PhoneNumber, phone: &PhoneNumber) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        (
+            PK.to_owned(),
+            s(format!("CONVPAIR#{}#{}", business_number.as_str(), phone.as_str())),
+        ),
+        (SK.to_owned(), s(CONVERSATION_PAIR_SK.to_owned())),
+    ])
 }
 
 /// `pk` of a phone's consent history (one item per entry).

@@ -10,12 +10,15 @@
 //!   messages of a ref (ref pointer items).
 //! - `consent`: `ConsentStore`, opt-outs and per-recipient send slots, with their item shapes.
 //! - `idempotency`: `IdempotencyStore`, idempotency records, with their item shape.
+//! - `conversations`: `ConversationStore`, conversations and the pair pointer that keeps one open
+//!   per (business number, phone).
 //! - `counters`: `CounterStore`, counters, one-time claims and small documents.
 //!
 //! Key schema and every access pattern are described in docs/dynamodb.md. This module must not
 //! Scan, and must not build key strings anywhere but `keys`.
 
 mod consent;
+mod conversations;
 mod counters;
 mod idempotency;
 mod items;
