@@ -4,7 +4,7 @@
 //! - [`sqlite_store`]: `SqliteStore`, the embedded store (smsrelay-local); [`sqlite_ports`] and
 //!   [`sqlite_counters`] implement its other ports.
 //! - [`twilio`]: the Twilio REST client, webhook signatures, and the built-in simulator.
-//! - [`retell`]: Retell webhook signatures and bodies.
+//! - [`retell`]: Retell webhook signatures.
 //! - [`slack`], [`log_alerter`]: alert channels (`SlackAlerter`, `LogAlerter`, `FanoutAlerter`).
 //! - [`eventbridge`]: `EventBridgePublisher` and `EventBridgeAlerter` (domain events on EventBridge).
 //! - [`event_log`]: `LogEventPublisher`, the embedded domain-event log (the log + a SQLite table).

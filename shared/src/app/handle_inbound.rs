@@ -224,7 +224,7 @@ async fn reply(ports: InboundPorts<'_>, text: InboundText) -> Result<InboundOutc
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::adapters::no_campaigns::NoEnrolments;
     use crate::adapters::sqlite_queue::SqliteJobQueue;
@@ -235,15 +235,16 @@ mod tests {
     use chrono::TimeZone;
     use std::sync::Arc;
 
-    struct World {
-        store: SqliteStore,
-        queue: SqliteJobQueue,
-        events: RecordingPublisher,
-        clock: Arc<ManualClock>,
+    /// SQLite store and queue, recorded events, a manual clock (shared with the Retell tests).
+    pub(crate) struct World {
+        pub(crate) store: SqliteStore,
+        pub(crate) queue: SqliteJobQueue,
+        pub(crate) events: RecordingPublisher,
+        pub(crate) clock: Arc<ManualClock>,
     }
 
     impl World {
-        fn new() -> Self {
+        pub(crate) fn new() -> Self {
             let clock = Arc::new(ManualClock::new(
                 Utc.with_ymd_and_hms(2026, 12, 1, 15, 0, 0).single().unwrap_or_default(),
             ));
@@ -255,7 +256,7 @@ mod tests {
             }
         }
 
-        fn ports(&self) -> InboundPorts<'_> {
+        pub(crate) fn ports(&self) -> InboundPorts<'_> {
             InboundPorts {
                 consent: &self.store,
                 conversations: &self.store,
@@ -281,11 +282,11 @@ mod tests {
         }
     }
 
-    fn lead() -> PhoneNumber {
+    pub(crate) fn lead() -> PhoneNumber {
         PhoneNumber::parse("+14155550100", Region::US).unwrap_or_else(|e| panic!("{e}"))
     }
 
-    fn ours() -> PhoneNumber {
+    pub(crate) fn ours() -> PhoneNumber {
         PhoneNumber::parse("+15005550006", Region::US).unwrap_or_else(|e| panic!("{e}"))
     }
 

@@ -6,6 +6,7 @@ pub mod consent;
 pub mod conversations;
 pub mod fire_scheduled;
 pub mod handle_inbound;
+pub mod handle_retell;
 pub mod health;
 pub mod metrics;
 pub mod operations;

@@ -1,4 +1,4 @@
-//! Retell's webhook bodies (conversation-facts §1), told apart by `event`:
+//! Retell's webhook bodies (conversation-facts §1) as values, told apart by `event`:
 //! - `chat_inbound` (inbound-SMS webhook of a number): only the numbers, nested under
 //!   `chat_inbound` or, in some integrations, at the top level — both are read;
 //! - `chat_started` / `chat_ended` / `chat_analyzed` (chat events): the chat object under `chat`,
@@ -7,7 +7,7 @@
 //! - empty pings (`""`, `{}`, `[]`) and unknown events, which change nothing.
 //!
 //! Parsing is lenient about fields Retell adds and strict about JSON itself: a body that is not
-//! JSON is an error (400), never a panic.
+//! JSON is an error (400), never a panic. Pure: no I/O (the signature is checked by the adapter).
 
 use serde::Deserialize;
 use serde_json::Value;
