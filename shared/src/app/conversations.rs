@@ -59,3 +59,81 @@ pub async fn modify_conversation(
     }
     Err(StoreError::ConditionFailed)
 }
+
+/// A person answers a conversation (`POST /v1/conversations/{id}/messages`): the text goes through
+/// the send pipeline like any message (consent, limits, status tracking), the message is linked as
+/// an outbound turn, and the conversation waits for people from now on (`needs_human`: the agent
+/// stays quiet).
+///
+/// # Errors
+/// `NotFound`; `Conflict` `conversation_ended` for an ended conversation; the send's own errors.
+pub async fn reply_as_person(
+    ctx: super::Ctx<'_>,
+    conversations: &dyn ConversationStore,
+    id: &ConversationId,
+    body: crate::domain::MessageBody,
+) -> Result<(Conversation, super::send::SendOutcome), super::AppError> {
+    use super::AppError;
+    let conversation = conversations.get_conversation(id).await?.ok_or(AppError::NotFound)?;
+    if !conversation.is_open() {
+        return Err(AppError::Conflict {
+            code: "conversation_ended",
+            message: "the conversation has ended; set its outcome instead, or wait for the lead to write again"
+                .to_owned(),
+        });
+    }
+    let from = crate::ports::Sender::parse(conversation.business_number.as_str())
+        .map_err(|_| AppError::Unexpected(anyhow::anyhow!("a conversation's business number is not a sender")))?;
+    let mut metadata = serde_json::Map::new();
+    metadata.insert("conversation_id".to_owned(), serde_json::json!(id.as_str()));
+    let text = body.as_str().to_owned();
+    let cmd = super::send::SendCommand {
+        to: conversation.phone.clone(),
+        body,
+        from,
+        reference: None,
+        metadata,
+        send_at: None,
+        quiet_hours: None,
+    };
+    let sent = super::send::send_message(ctx, cmd).await?;
+    let turn = crate::domain::Turn {
+        direction: crate::domain::Direction::Outbound,
+        body: text,
+        at: sent.message.created_at,
+        message_id: Some(sent.message.id.clone()),
+        provider_ref: None,
+    };
+    let now = ctx.clock.now();
+    let stored = modify_conversation(conversations, id, |c| {
+        let added = c.append(turn.clone()).unwrap_or(false);
+        let handed = c.status == crate::domain::ConversationStatus::Open && c.hand_to_human(now).is_ok();
+        added || handed
+    })
+    .await?
+    .ok_or(AppError::NotFound)?;
+    Ok((stored, sent))
+}
+
+/// A person sets or corrects the outcome (`POST /v1/conversations/{id}/outcome`); the
+/// conversation is ended either way.
+///
+/// # Errors
+/// `NotFound`; store failures.
+pub async fn set_outcome(
+    conversations: &dyn ConversationStore,
+    id: &ConversationId,
+    outcome: crate::domain::Outcome,
+    reason: String,
+    now: DateTime<Utc>,
+) -> Result<Conversation, super::AppError> {
+    modify_conversation(conversations, id, |c| {
+        let unchanged = c.outcome == Some(outcome) && c.outcome_reason.as_deref() == Some(reason.as_str());
+        if !unchanged {
+            c.correct_outcome(outcome, reason.clone(), now);
+        }
+        !unchanged
+    })
+    .await?
+    .ok_or(super::AppError::NotFound)
+}
