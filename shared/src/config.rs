@@ -1,4 +1,4 @@
-//! Configuration, read once from the environment (api.md "smsrelay-local" table; the same names in Lambda).
+//! Configuration, read once from the environment (docs/api.md "smsrelay-local" table; the same names in Lambda).
 //!
 //! Every variable is read in one pass and *all* problems are reported together. Secret values are
 //! held as `SecretString` and never logged.
@@ -12,7 +12,7 @@ use std::time::Duration;
 pub const SIMULATOR_AUTH_TOKEN: &str = "sim-auth-token";
 /// Default sender with the simulator: Twilio's magic "valid From" test number.
 pub const SIMULATOR_FROM: &str = "+15005550006";
-/// Largest request body any route accepts (api.md: 256 KiB).
+/// Largest request body any route accepts (docs/api.md: 256 KiB).
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
 /// Real Twilio credentials.

@@ -1,4 +1,4 @@
-//! `smsrelay-local`: run every smsrelay route in one process (see api.md "smsrelay-local").
+//! `smsrelay-local`: run every smsrelay route in one process (see docs/api.md "smsrelay-local").
 //!
 //! Usage: `smsrelay-local [--port 3000] [--data ./.smsrelay/local.db] [--tick 5s]`
 

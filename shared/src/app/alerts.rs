@@ -1,4 +1,4 @@
-//! Raising alerts once (design.md invariant 8): each (kind, subject) is deduplicated for a
+//! Raising alerts once (docs/design.md invariant 8): each (kind, subject) is deduplicated for a
 //! cooldown with a store claim, so a hundred failing messages make one alert, and two Lambdas
 //! noticing the same thing make one alert. A delivery failure is logged, never returned: an
 //! alert must not fail the request or job that noticed the problem.

@@ -1,4 +1,4 @@
-//! Operator actions (api.md "Operations" and message cancel): the failed list, retry, removal, cancel.
+//! Operator actions (docs/api.md "Operations" and message cancel): the failed list, retry, removal, cancel.
 
 use super::attempt::enqueue_attempt;
 use super::fire_scheduled::canceled_ref_key;

@@ -1,6 +1,6 @@
 //! Crash reconciliation: an attempt left `sending` past `SMSRELAY_RECONCILE_AFTER` (a crash
 //! between the provider's answer and our write, a Lambda timeout, a provider 5xx or timeout) is
-//! looked up at the provider BEFORE anything is resent (design.md invariant 2).
+//! looked up at the provider BEFORE anything is resent (docs/design.md invariant 2).
 //!
 //! Match rule: a provider message to the same number, from the same sender, with the same body,
 //! created no earlier than one minute before the attempt started, whose sid no other message

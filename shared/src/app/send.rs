@@ -1,6 +1,6 @@
 //! Accept one message and make its first provider attempt (`POST /v1/messages`).
 //!
-//! Order matters (design.md invariant 2): the record is written as `sending` BEFORE the provider
+//! Order matters (docs/design.md invariant 2): the record is written as `sending` BEFORE the provider
 //! is called, and the StatusCallback URL carries our message id. So a crash between the
 //! provider's answer and our write leaves a `sending` record that the first callback links (by
 //! id) or reconciliation resolves; it is never sent twice by this code path.
@@ -12,7 +12,7 @@ use crate::ports::Sender;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-/// The JSON body of `POST /v1/messages` (api.md). Unknown fields are ignored.
+/// The JSON body of `POST /v1/messages` (docs/api.md). Unknown fields are ignored.
 #[derive(Debug, Deserialize)]
 pub struct SendRequest {
     /// Recipient, E.164 or national format in the default region.

@@ -108,7 +108,7 @@ impl Pacer {
     }
 }
 
-/// Accept a batch. Returns the response body (api.md).
+/// Accept a batch. Returns the response body (docs/api.md).
 ///
 /// # Errors
 /// `PayloadTooLarge` over 1,000 messages; `Validation` when `messages` is missing; store failures

@@ -1,4 +1,4 @@
-//! The HTTP contract of api.md, served identically by API Gateway (one Lambda per route group)
+//! The HTTP contract of docs/api.md, served identically by API Gateway (one Lambda per route group)
 //! and by `smsrelay-local` (every group). The single place that maps `AppError` to a response.
 //!
 //! Order of checks on every request: body size (413) → auth: bearer key (401) or provider
@@ -271,7 +271,7 @@ async fn post_message(deps: &Deps, req: &HttpRequest) -> Result<HttpResponse, Ap
     .await
 }
 
-/// Run `work` under the request's `Idempotency-Key`, if it has one (api.md "Conventions"):
+/// Run `work` under the request's `Idempotency-Key`, if it has one (docs/api.md "Conventions"):
 /// a repeat with the same body replays the first response (`Idempotent-Replayed: true`), a
 /// different body is 422 `idempotency_key_reused`, a repeat while the first runs is 409.
 /// Input is validated before this is called, so a 400 never claims a key.
@@ -428,7 +428,7 @@ async fn list_messages(deps: &Deps, req: &HttpRequest) -> Result<HttpResponse, A
     ))
 }
 
-/// `?limit=` is 1–200, default 50 (api.md "Lists").
+/// `?limit=` is 1–200, default 50 (docs/api.md "Conventions", lists).
 fn parse_limit(raw: Option<&str>) -> Result<usize, AppError> {
     match raw {
         None => Ok(50),
@@ -528,7 +528,7 @@ pub fn json_response(status: StatusCode, body: &Value) -> HttpResponse {
     resp
 }
 
-/// The one mapping from `AppError` to status and body (api.md "Errors").
+/// The one mapping from `AppError` to status and body (docs/api.md "Error codes").
 pub fn error_response(e: &AppError) -> HttpResponse {
     let (status, code, field): (StatusCode, &str, Option<&str>) = match e {
         AppError::Validation { code, field, .. } => (StatusCode::BAD_REQUEST, code, *field),

@@ -1,4 +1,4 @@
-//! JSON shapes of the API's resources (api.md), built from domain records.
+//! JSON shapes of the API's resources (docs/api.md), built from domain records.
 
 use crate::domain::Message;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -9,7 +9,7 @@ pub fn timestamp(t: &DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-/// The message resource of api.md.
+/// The message resource of docs/api.md.
 pub fn message_resource(m: &Message) -> Value {
     json!({
         "id": m.id.as_str(),
