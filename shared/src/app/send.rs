@@ -73,8 +73,8 @@ impl SendRequest {
         let body_raw = self
             .body
             .ok_or_else(|| AppError::invalid("missing_field", "body", "`body` is required"))?;
-        let body = MessageBody::parse(body_raw)
-            .map_err(|e| AppError::invalid("invalid_body", "body", format!("`body` {e}")))?;
+        let body =
+            MessageBody::parse(body_raw).map_err(|e| AppError::invalid("invalid_body", "body", e.to_string()))?;
         let from = match self.from {
             Some(f) => Sender::parse(&f).map_err(|e| {
                 AppError::invalid("invalid_phone", "from", format!("`from` is not a valid sender: {e}"))
