@@ -7,7 +7,9 @@
 
 use super::attempt::{begin_attempt, run_attempt, status_callback_url};
 use super::{AppError, Ctx};
-use crate::domain::{Message, MessageBody, MessageId, MessageStatus, PhoneNumber, QuietHours, Ref, Region};
+use crate::domain::{
+    parse_instant, Message, MessageBody, MessageId, MessageStatus, PhoneNumber, QuietHours, Ref, Region,
+};
 use crate::ports::Sender;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -84,15 +86,13 @@ impl SendRequest {
         let send_at = match self.send_at {
             None => None,
             Some(raw) => {
-                let at = DateTime::parse_from_rfc3339(&raw)
-                    .map_err(|_| {
-                        AppError::invalid(
-                            "invalid_send_at",
-                            "send_at",
-                            "`send_at` must be an RFC 3339 time such as 2026-11-22T15:00:00Z",
-                        )
-                    })?
-                    .with_timezone(&Utc);
+                let at = parse_instant(&raw).map_err(|_| {
+                    AppError::invalid(
+                        "invalid_send_at",
+                        "send_at",
+                        "`send_at` must be an RFC 3339 time such as 2026-11-22T15:00:00Z",
+                    )
+                })?;
                 if at > now + chrono::Duration::days(MAX_SCHEDULE_AHEAD_DAYS) {
                     return Err(AppError::invalid(
                         "invalid_send_at",

@@ -12,5 +12,5 @@ pub use duration::{parse_duration, InvalidDuration};
 pub use message::{Message, MessageError, MessageId, ProviderSid, Ref, StatusEvent};
 pub use message_body::{Encoding, MessageBody, MessageBodyError};
 pub use phone_number::{PhoneNumber, PhoneNumberError, Region};
-pub use schedule::{QuietHours, QuietHoursError};
+pub use schedule::{parse_instant, InvalidInstant, QuietHours, QuietHoursError};
 pub use status::MessageStatus;
