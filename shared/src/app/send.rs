@@ -110,13 +110,8 @@ impl SendRequest {
             .transpose()
             .map_err(|e| AppError::invalid("invalid_quiet_hours", "quiet_hours", format!("`quiet_hours`: {e}")))?;
         if let Some(r) = &self.reference {
-            if r.kind.is_empty() || r.id.is_empty() || r.kind.len() > 64 || r.id.len() > 256 {
-                return Err(AppError::invalid(
-                    "invalid_ref",
-                    "ref",
-                    "`ref` needs a non-empty `type` (≤64) and `id` (≤256)",
-                ));
-            }
+            r.validate()
+                .map_err(|e| AppError::invalid("invalid_ref", "ref", e.to_string()))?;
         }
         Ok(SendCommand {
             to,

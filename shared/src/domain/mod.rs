@@ -9,7 +9,7 @@ pub mod schedule;
 pub mod status;
 
 pub use duration::{parse_duration, InvalidDuration};
-pub use message::{Message, MessageError, MessageId, ProviderSid, Ref, StatusEvent};
+pub use message::{Message, MessageError, MessageId, ProviderSid, Ref, RefError, StatusEvent, MAX_REF_CHARS};
 pub use message_body::{Encoding, MessageBody, MessageBodyError};
 pub use phone_number::{PhoneNumber, PhoneNumberError, Region};
 pub use schedule::{parse_instant, InvalidInstant, QuietHours, QuietHoursError};
