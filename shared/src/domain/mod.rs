@@ -7,6 +7,7 @@ pub mod phone_number;
 pub mod retry_policy;
 pub mod schedule;
 pub mod status;
+pub mod time_format;
 
 pub use duration::{parse_duration, InvalidDuration};
 pub use message::{Message, MessageError, MessageId, ProviderSid, Ref, RefError, StatusEvent, MAX_REF_CHARS};
@@ -14,3 +15,4 @@ pub use message_body::{Encoding, MessageBody, MessageBodyError};
 pub use phone_number::{PhoneNumber, PhoneNumberError, Region};
 pub use schedule::{parse_instant, InvalidInstant, QuietHours, QuietHoursError};
 pub use status::MessageStatus;
+pub use time_format::timestamp;
