@@ -1,5 +1,6 @@
 //! Pure domain types and rules: no I/O, no async, no AWS.
 
+pub mod area_code_zone;
 pub mod duration;
 pub mod message;
 pub mod message_body;
@@ -9,6 +10,7 @@ pub mod schedule;
 pub mod status;
 pub mod time_format;
 
+pub use area_code_zone::zone_for_area_code;
 pub use duration::{parse_duration, InvalidDuration};
 pub use message::{Message, MessageError, MessageId, ProviderSid, Ref, RefError, StatusEvent, MAX_REF_CHARS};
 pub use message_body::{Encoding, MessageBody, MessageBodyError};
