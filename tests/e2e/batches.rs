@@ -78,7 +78,7 @@ async fn a_batch_reports_a_result_per_item_in_one_call() {
     let parsed = chrono::DateTime::parse_from_rfc3339(created).expect("RFC 3339");
     assert_eq!(
         created,
-        smsrelay::domain::timestamp(&parsed.with_timezone(&chrono::Utc)),
+        smsrelay::entrypoints::resources::timestamp(&parsed.with_timezone(&chrono::Utc)),
         "{summary}"
     );
     assert!(
