@@ -51,7 +51,9 @@ async fn a_batch_reports_a_result_per_item_in_one_call() {
     assert_eq!(r[2]["error"]["field"], "to");
     assert!(r[2].get("message_id").is_none(), "a rejected item is not recorded");
     assert_eq!(r[3]["status"], "failed");
-    assert_eq!(r[3]["error"]["code"], 21211);
+    // `code` is a string in every result; Twilio's number is `provider_code`.
+    assert_eq!(r[3]["error"]["code"], "provider_error");
+    assert_eq!(r[3]["error"]["provider_code"], 21211);
     assert_eq!(
         app.sim().request_count(),
         4,
@@ -71,6 +73,18 @@ async fn a_batch_reports_a_result_per_item_in_one_call() {
     assert_eq!(summary["sent"], 3);
     assert_eq!(summary["failure_rate"], 0.4);
     assert_eq!(summary["alerted"], false);
+    // The one timestamp format of the API (as `created_at` of a message).
+    let created = summary["created_at"].as_str().expect("created_at");
+    let parsed = chrono::DateTime::parse_from_rfc3339(created).expect("RFC 3339");
+    assert_eq!(
+        created,
+        smsrelay::entrypoints::resources::timestamp(&parsed.with_timezone(&chrono::Utc)),
+        "{summary}"
+    );
+    assert!(
+        created.ends_with('Z') && created.len() == "2026-11-22T15:00:00.000Z".len(),
+        "{created}"
+    );
     let msg = app.message(r[4]["message_id"].as_str().expect("id")).await;
     assert_eq!(msg["metadata"], json!({"k": "v"}));
     app.stop().await;
@@ -188,8 +202,10 @@ async fn health_reports_what_happened() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     let m = &h["metrics"];
-    assert_eq!(m["sent_last_hour"], 3.0, "{h}");
-    assert_eq!(m["failed_last_24h"], 1.0);
+    // Counts are integers (`3`, not `3.0`); rates stay fractions.
+    assert!(m["sent_last_hour"].is_u64() && m["failed_last_24h"].is_u64(), "{h}");
+    assert_eq!(m["sent_last_hour"], 3, "{h}");
+    assert_eq!(m["failed_last_24h"], 1);
     assert_eq!(m["delivery_rate_24h"], 0.75, "3 delivered of 4 finished");
     assert_eq!(m["pending_retries"], 0);
     assert_eq!(m["dead_letters"], 0);

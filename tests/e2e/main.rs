@@ -12,3 +12,4 @@ mod scheduling;
 mod secrets;
 mod template;
 mod twilio_mock;
+mod validation;

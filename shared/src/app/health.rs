@@ -6,7 +6,7 @@ use super::alerts::raise_once;
 use super::metrics::{over_last_hours, Metric};
 use super::process_due::TickReport;
 use super::{AppError, Ctx};
-use crate::domain::MessageStatus;
+use crate::domain::{timestamp, MessageStatus};
 use crate::ports::AlertKind;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -106,6 +106,14 @@ pub async fn quick_status(ctx: Ctx<'_>) -> Result<&'static str, AppError> {
     Ok(if queue.dead > 0 || late { "degraded" } else { "ok" })
 }
 
+/// A count as a JSON integer: counters are read as `f64` (the last hour weights the previous
+/// bucket), but a count of messages is shown whole (`3`, not `3.0`); rates stay fractions.
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+fn whole(count: f64) -> u64 {
+    // `as` saturates: negative or NaN become 0.
+    count.round() as u64
+}
+
 /// Compute `/v1/health`.
 ///
 /// # Errors
@@ -158,14 +166,11 @@ pub async fn health(ctx: Ctx<'_>) -> Result<Health, AppError> {
     let mut metrics = Map::new();
     metrics.insert("pending_retries".into(), json!(queue.pending));
     metrics.insert("dead_letters".into(), json!(queue.dead));
-    metrics.insert("failed_last_24h".into(), json!(failed_24h.round()));
-    metrics.insert("sent_last_hour".into(), json!(sent_1h.round()));
+    metrics.insert("failed_last_24h".into(), json!(whole(failed_24h)));
+    metrics.insert("sent_last_hour".into(), json!(whole(sent_1h)));
     metrics.insert("failure_rate_last_hour".into(), json!(rounded(failure_rate_1h)));
     metrics.insert("delivery_rate_24h".into(), json!(delivery_rate.map(rounded)));
-    metrics.insert(
-        "processor_last_run_at".into(),
-        json!(last.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))),
-    );
+    metrics.insert("processor_last_run_at".into(), json!(last.as_ref().map(timestamp)));
     metrics.insert(
         "processor_lag_seconds".into(),
         json!(last.map(|t| (now - t).num_seconds())),

@@ -106,8 +106,11 @@ const CANCEL_BY_REF_LIMIT: usize = 1000;
 /// later (one the index did not show yet) is skipped too. Returns how many were canceled.
 ///
 /// # Errors
-/// Store failures.
+/// `Validation` (`invalid_ref`) for a ref that a send would refuse ([`Ref::validate`]); store failures.
 pub async fn cancel_by_ref(ctx: Ctx<'_>, reference: &Ref) -> Result<usize, AppError> {
+    reference
+        .validate()
+        .map_err(|e| AppError::invalid("invalid_ref", "ref", e.to_string()))?;
     let now = ctx.clock.now();
     let marker = serde_json::json!({"at": now.to_rfc3339()});
     ctx.store

@@ -7,7 +7,9 @@
 
 use super::attempt::{begin_attempt, run_attempt, status_callback_url};
 use super::{AppError, Ctx};
-use crate::domain::{Message, MessageBody, MessageId, MessageStatus, PhoneNumber, QuietHours, Ref, Region};
+use crate::domain::{
+    parse_instant, Message, MessageBody, MessageId, MessageStatus, PhoneNumber, QuietHours, Ref, Region,
+};
 use crate::ports::Sender;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -73,8 +75,8 @@ impl SendRequest {
         let body_raw = self
             .body
             .ok_or_else(|| AppError::invalid("missing_field", "body", "`body` is required"))?;
-        let body = MessageBody::parse(body_raw)
-            .map_err(|e| AppError::invalid("invalid_body", "body", format!("`body` {e}")))?;
+        let body =
+            MessageBody::parse(body_raw).map_err(|e| AppError::invalid("invalid_body", "body", e.to_string()))?;
         let from = match self.from {
             Some(f) => Sender::parse(&f).map_err(|e| {
                 AppError::invalid("invalid_phone", "from", format!("`from` is not a valid sender: {e}"))
@@ -84,15 +86,13 @@ impl SendRequest {
         let send_at = match self.send_at {
             None => None,
             Some(raw) => {
-                let at = DateTime::parse_from_rfc3339(&raw)
-                    .map_err(|_| {
-                        AppError::invalid(
-                            "invalid_send_at",
-                            "send_at",
-                            "`send_at` must be an RFC 3339 time such as 2026-11-22T15:00:00Z",
-                        )
-                    })?
-                    .with_timezone(&Utc);
+                let at = parse_instant(&raw).map_err(|_| {
+                    AppError::invalid(
+                        "invalid_send_at",
+                        "send_at",
+                        "`send_at` must be an RFC 3339 time such as 2026-11-22T15:00:00Z",
+                    )
+                })?;
                 if at > now + chrono::Duration::days(MAX_SCHEDULE_AHEAD_DAYS) {
                     return Err(AppError::invalid(
                         "invalid_send_at",
@@ -110,13 +110,8 @@ impl SendRequest {
             .transpose()
             .map_err(|e| AppError::invalid("invalid_quiet_hours", "quiet_hours", format!("`quiet_hours`: {e}")))?;
         if let Some(r) = &self.reference {
-            if r.kind.is_empty() || r.id.is_empty() || r.kind.len() > 64 || r.id.len() > 256 {
-                return Err(AppError::invalid(
-                    "invalid_ref",
-                    "ref",
-                    "`ref` needs a non-empty `type` (≤64) and `id` (≤256)",
-                ));
-            }
+            r.validate()
+                .map_err(|e| AppError::invalid("invalid_ref", "ref", e.to_string()))?;
         }
         Ok(SendCommand {
             to,

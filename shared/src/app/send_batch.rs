@@ -8,7 +8,7 @@ use super::alerts::{publish, raise_once};
 use super::attempt::{begin_attempt, enqueue_attempt, run_attempt_at, status_callback_url, AttemptOutcome};
 use super::send::SendRequest;
 use super::{AppError, Ctx};
-use crate::domain::{Message, MessageId, MessageStatus};
+use crate::domain::{timestamp, Message, MessageId, MessageStatus};
 use crate::ports::{AlertKind, DomainEvent, Sender};
 use chrono::{DateTime, Utc};
 use futures_util::stream::{self, StreamExt};
@@ -18,6 +18,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
+/// The `error.code` of a result whose provider attempt failed (the provider's number is `provider_code`).
+pub const PROVIDER_ERROR_CODE: &str = "provider_error";
 /// Most messages in one batch (more → 413).
 pub const MAX_BATCH: usize = 1000;
 /// Batches whose failure rate is above this raise an alert.
@@ -177,7 +179,7 @@ pub async fn send_batch(ctx: Ctx<'_>, req: BatchRequest, budget: Duration) -> Re
     let total = results.len();
     let rejected = total - accepted.len();
     let expires = now + chrono::Duration::days(BATCH_TTL_DAYS);
-    let doc = json!({"batch_id": id, "total": total, "accepted": accepted.len(), "rejected": rejected, "created_at": now.to_rfc3339()});
+    let doc = json!({"batch_id": id, "total": total, "accepted": accepted.len(), "rejected": rejected, "created_at": timestamp(&now)});
     ctx.store.put_doc(&doc_key(&id), &doc, Some(expires)).await?;
     let total_items = i64::try_from(total).unwrap_or(i64::MAX);
     ctx.store
@@ -244,7 +246,12 @@ async fn send_item(ctx: Ctx<'_>, mut m: Message, pacer: &Pacer, deadline: Instan
                 o.insert("provider_sid".into(), json!(sid.as_str()));
             }
             if let Some(e) = &m.error {
-                o.insert("error".into(), json!({"code": e.code, "message": e.message}));
+                // `code` is a string in every result (as for rejected items); Twilio's number
+                // goes in `provider_code`.
+                o.insert(
+                    "error".into(),
+                    json!({"code": PROVIDER_ERROR_CODE, "provider_code": e.code, "message": e.message}),
+                );
             }
             if let Some(w) = warning {
                 o.insert("warning".into(), json!(w));
@@ -370,6 +377,15 @@ async fn batch_item_finished(ctx: Ctx<'_>, m: &Message, tally: Tally) {
     }
 }
 
+/// The stored creation time in the API's one format ([`timestamp`]); batch documents written
+/// before that format was used are rewritten on the way out.
+fn created_at(stored: &Value) -> Value {
+    match stored.as_str().map(DateTime::parse_from_rfc3339) {
+        Some(Ok(t)) => json!(timestamp(&t.with_timezone(&Utc))),
+        _ => stored.clone(),
+    }
+}
+
 /// Counts of a batch, or `None` if unknown.
 ///
 /// # Errors
@@ -408,7 +424,7 @@ pub async fn batch_summary(ctx: Ctx<'_>, batch: &str) -> Result<Option<Value>, A
         "state": if finished >= total { "completed" } else { "in_progress" },
         "failure_rate": (failure_rate * 1000.0).round() / 1000.0,
         "alerted": alerted,
-        "created_at": doc["created_at"],
+        "created_at": created_at(&doc["created_at"]),
     })))
 }
 

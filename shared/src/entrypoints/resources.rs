@@ -1,13 +1,9 @@
 //! JSON shapes of the API's resources (docs/api.md), built from domain records.
 
+/// RFC 3339 UTC with millisecond precision and a `Z` (kept here for callers of this path).
+pub use crate::domain::timestamp;
 use crate::domain::Message;
-use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Value};
-
-/// RFC 3339 UTC with millisecond precision and a `Z`.
-pub fn timestamp(t: &DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
-}
 
 /// The message resource of docs/api.md.
 pub fn message_resource(m: &Message) -> Value {
