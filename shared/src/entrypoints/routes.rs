@@ -199,9 +199,11 @@ pub fn router(deps: Deps, routes: Routes) -> axum::Router {
         let Declared { open, v1 } = declare(group);
         let (open, _) = open.split_for_parts();
         let (v1, _) = v1.split_for_parts();
-        app = app
-            .merge(open)
-            .merge(v1.route_layer(from_fn_with_state(deps.clone(), require_api_key)));
+        app = app.merge(open);
+        if v1.has_routes() {
+            // (axum refuses a route layer on a router without routes)
+            app = app.merge(v1.route_layer(from_fn_with_state(deps.clone(), require_api_key)));
+        }
     }
     let limits = Limits::from_config(&deps.config);
     app.method_not_allowed_fallback(method_not_allowed)

@@ -66,8 +66,8 @@ pub async fn remove_failed(State(deps): State<Deps>, PathId(id): PathId) -> Resu
     responses(
         (status = 202, description = "Back to `queued`", body = MessageResource),
         (status = 401, description = "Missing or wrong API key", body = ErrorBody),
-        (status = 404, description = "Unknown message", body = ErrorBody),
-        (status = 409, description = "Not on the failed list", body = ErrorBody)))]
+        (status = 404, description = "Unknown, or not on the failed list", body = ErrorBody),
+        (status = 422, description = "`recipient_opted_out`", body = ErrorBody)))]
 pub async fn retry_failed(State(deps): State<Deps>, PathId(id): PathId) -> Result<Response, ApiError> {
     let id = MessageId::parse(&id).map_err(|_| AppError::NotFound)?;
     let m = retry_use_case(ctx(&deps, ""), &id).await?;
