@@ -514,7 +514,7 @@ mod tests {
     }
 
     fn err(raw: &str) -> JsonError {
-        from_slice::<Body>(raw.as_bytes()).err().expect("refused")
+        from_slice::<Body>(raw.as_bytes()).expect_err("refused")
     }
 
     #[test]
@@ -591,10 +591,10 @@ mod tests {
     #[test]
     fn a_shape_check_reports_only_structs_given_as_something_else() {
         let item: Value = serde_json::from_str(r#"["+14155550100","x"]"#).expect("json");
-        let e = check_shape::<Zone>(&item, "messages[2]").err().expect("refused");
+        let e = check_shape::<Zone>(&item, "messages[2]").expect_err("refused");
         assert_eq!(e.field.as_deref(), Some("messages[2]"));
         let item: Value = serde_json::from_str(r#"{"to":1,"reference":null,"ref":["a","b"]}"#).expect("json");
-        let e = check_shape::<Body>(&item, "messages[0]").err().expect("refused");
+        let e = check_shape::<Body>(&item, "messages[0]").expect_err("refused");
         assert_eq!(e.field.as_deref(), Some("messages[0].ref"));
         let item: Value = serde_json::from_str(r#"{"to":1}"#).expect("json");
         assert!(
