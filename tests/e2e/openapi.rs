@@ -180,6 +180,7 @@ impl Call {
 /// Send `c`, check its status and body against the document; return the status and body.
 async fn check(app: &TestApp, doc: &Value, template: &str, c: Call) -> (u16, Value) {
     let url = format!("{}{}", app.url, c.path);
+    let sent_body: Option<Value> = c.body.as_deref().and_then(|b| serde_json::from_str(b).ok());
     let mut req = app.http.request(c.method.parse().expect("method"), &url);
     if c.auth {
         req = req.bearer_auth(API_KEY);
@@ -202,6 +203,15 @@ async fn check(app: &TestApp, doc: &Value, template: &str, c: Call) -> (u16, Val
     let text = resp.text().await.expect("body");
     let op = &doc["paths"][template][c.method.to_lowercase()];
     assert!(op.is_object(), "{} {template} is not documented", c.method);
+    if let (true, Some(sent)) = ((200..300).contains(&status), &sent_body) {
+        // An accepted request body fits the documented request schema (the DTO and its
+        // description agree).
+        let schema = &op["requestBody"]["content"]["application/json"]["schema"];
+        assert!(schema.is_object(), "{} {template}: no request schema", c.method);
+        if let Err(e) = validate(doc, schema, sent, "request") {
+            panic!("{} {}: accepted body does not fit its schema: {e}", c.method, c.path);
+        }
+    }
     let documented = &op["responses"][status.to_string()];
     assert!(
         documented.is_object(),
