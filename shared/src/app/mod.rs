@@ -48,8 +48,8 @@ pub enum AppError {
         code: &'static str,
         /// Human-readable text; never echoes a full phone number or body.
         message: String,
-        /// The field at fault.
-        field: Option<&'static str>,
+        /// The field at fault: a name, or a dotted path such as `quiet_hours.timezone`.
+        field: Option<std::borrow::Cow<'static, str>>,
     },
     /// Missing or wrong API key (401).
     #[error("missing or invalid API key")]
@@ -93,7 +93,7 @@ impl AppError {
         Self::Validation {
             code,
             message: message.into(),
-            field: Some(field),
+            field: Some(std::borrow::Cow::Borrowed(field)),
         }
     }
 }
