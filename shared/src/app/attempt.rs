@@ -11,7 +11,7 @@ use super::metrics::{count, Metric};
 use super::{modify_message, AppError, Ctx};
 use crate::domain::retry_policy::{backoff, means_opted_out};
 use crate::domain::{Message, MessageError, MessageId, MessageStatus};
-use crate::ports::{AlertKind, DomainEvent};
+use crate::ports::{AlertKind, DomainEvent, Moment};
 use crate::ports::{JobKind, JobPayload, OutboundSms, ProviderAccepted, ProviderError, Sender, StoreError, MAX_DELAY};
 use chrono::{DateTime, Utc};
 use std::time::Duration;
@@ -131,15 +131,15 @@ pub async fn run_attempt(
 }
 
 /// [`run_attempt`], but the provider call leaves no earlier than `send_at` (a batch's pacing
-/// slot): waiting here, after the claim was written, keeps store latency out of the spacing the
-/// provider sees.
+/// slot on `ctx.clock`'s monotonic time): waiting here, after the claim was written, keeps store
+/// latency out of the spacing the provider sees.
 ///
 /// # Errors
 /// As [`run_attempt`].
 pub async fn run_attempt_at(
     ctx: Ctx<'_>,
     claimed: Message,
-    send_at: Option<std::time::Instant>,
+    send_at: Option<Moment>,
 ) -> Result<(Message, AttemptOutcome, Option<String>), AppError> {
     let id = claimed.id.clone();
     let from = Sender::parse(&claimed.from).unwrap_or_else(|_| ctx.config.default_sender.clone());
@@ -153,7 +153,7 @@ pub async fn run_attempt_at(
             .unwrap_or_else(|| status_callback_url(ctx.callback_base, &id)),
     };
     if let Some(at) = send_at {
-        tokio::time::sleep_until(at.into()).await;
+        ctx.clock.sleep_until(at).await;
     }
     let result = ctx.provider.send(&sms).await;
     let now = ctx.clock.now();

@@ -9,13 +9,13 @@ use super::attempt::{begin_attempt, enqueue_attempt, run_attempt_at, status_call
 use super::send::SendRequest;
 use super::{AppError, Ctx};
 use crate::domain::{Message, MessageId, MessageStatus};
-use crate::ports::{AlertKind, DomainEvent, Sender};
+use crate::ports::{AlertKind, Clock, DomainEvent, Moment, Sender};
 use chrono::{DateTime, Utc};
 use futures_util::stream::{self, StreamExt};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::Mutex;
 
 /// Most messages in one batch (more → 413).
@@ -81,25 +81,25 @@ fn batch_id(now: DateTime<Utc>) -> String {
 /// the limit before the store write let 93 of 10,000 requests into a full one-second window).
 const PACE_SHARE: f64 = 0.99;
 
-/// Spaces sends of one sender `1/(mps × PACE_SHARE)` apart (a shared "next free slot" instant),
-/// instead of sleeping a fixed delay after each message.
+/// Spaces sends of one sender `1/(mps × PACE_SHARE)` apart (a shared "next free slot" moment
+/// on the clock's monotonic time), instead of sleeping a fixed delay after each message.
 struct Pacer {
-    next: Mutex<Instant>,
+    next: Mutex<Moment>,
     gap: Duration,
 }
 
 impl Pacer {
-    fn new(mps: u32) -> Self {
+    fn new(mps: u32, clock: &dyn Clock) -> Self {
         Self {
-            next: Mutex::new(Instant::now()),
+            next: Mutex::new(clock.monotonic()),
             gap: Duration::from_secs_f64(1.0 / (f64::from(mps.max(1)) * PACE_SHARE)),
         }
     }
 
     /// Reserve the next send slot, or `None` if it lies beyond `deadline`.
-    async fn reserve(&self, deadline: Instant) -> Option<Instant> {
+    async fn reserve(&self, clock: &dyn Clock, deadline: Moment) -> Option<Moment> {
         let mut next = self.next.lock().await;
-        let slot = (*next).max(Instant::now());
+        let slot = (*next).max(clock.monotonic());
         if slot >= deadline {
             return None;
         }
@@ -108,13 +108,14 @@ impl Pacer {
     }
 }
 
-/// Accept a batch. Returns the response body (api.md).
+/// Accept a batch. Returns the response body (api.md). `budget` and the pacing run on
+/// `ctx.clock`'s monotonic time, so tests drive both with the manual clock.
 ///
 /// # Errors
 /// `PayloadTooLarge` over 1,000 messages; `Validation` when `messages` is missing; store failures
 /// before anything was accepted.
 pub async fn send_batch(ctx: Ctx<'_>, req: BatchRequest, budget: Duration) -> Result<Value, AppError> {
-    let started = Instant::now();
+    let started = ctx.clock.monotonic();
     let deadline = started + budget;
     let items = req
         .messages
@@ -207,7 +208,7 @@ pub async fn send_batch(ctx: Ctx<'_>, req: BatchRequest, budget: Duration) -> Re
                     .lock()
                     .await
                     .entry(m.from.clone())
-                    .or_insert_with(|| Arc::new(Pacer::new(ctx.config.sender_mps)))
+                    .or_insert_with(|| Arc::new(Pacer::new(ctx.config.sender_mps, ctx.clock)))
                     .clone();
                 (index, send_item(ctx, m, &pacer, deadline).await)
             }
@@ -231,12 +232,12 @@ pub async fn send_batch(ctx: Ctx<'_>, req: BatchRequest, budget: Duration) -> Re
     Ok(json!({
         "batch_id": id, "total": total, "sent": sent, "queued": queued, "failed": failed, "rejected": rejected,
         "suppressed": count("suppressed"), "rate_limited": count("rate_limited"),
-        "duration_ms": u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        "duration_ms": u64::try_from(ctx.clock.elapsed_since(started).as_millis()).unwrap_or(u64::MAX),
         "results": results,
     }))
 }
 
-async fn send_item(ctx: Ctx<'_>, mut m: Message, pacer: &Pacer, deadline: Instant) -> Value {
+async fn send_item(ctx: Ctx<'_>, mut m: Message, pacer: &Pacer, deadline: Moment) -> Value {
     let index_view = |m: &Message, warning: Option<String>| {
         let mut v = json!({"message_id": m.id.as_str(), "status": m.status.as_str()});
         if let Some(o) = v.as_object_mut() {
@@ -268,7 +269,7 @@ async fn send_item(ctx: Ctx<'_>, mut m: Message, pacer: &Pacer, deadline: Instan
                 .await
                 .map(|m| (m, None));
         }
-        let Some(slot) = pacer.reserve(deadline).await else {
+        let Some(slot) = pacer.reserve(ctx.clock, deadline).await else {
             // Out of time: the retry queue finishes it.
             enqueue_attempt(ctx, &m.id, ctx.clock.now(), Duration::ZERO).await;
             return Ok((m.clone(), None));
