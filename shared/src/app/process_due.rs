@@ -8,7 +8,7 @@
 use super::alerts::raise_once;
 use super::attempt::{claim_attempt, run_attempt, AttemptOutcome, Claim};
 use super::fire_scheduled::{fire_scheduled, Fired};
-use super::health::{check_processor, record_heartbeat};
+use super::heartbeat::{check_processor, record_heartbeat};
 use super::reconcile::{reconcile_message, Reconciled};
 use super::{modify_message, AppError, Ctx};
 use crate::domain::{Message, MessageError, MessageStatus};
