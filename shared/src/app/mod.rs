@@ -25,6 +25,9 @@ pub mod retry;
 pub mod send;
 pub mod send_batch;
 
+#[cfg(test)]
+mod tests;
+
 use crate::config::Config;
 use crate::domain::{Message, MessageId};
 use crate::ports::{Alerter, Clock, EventPublisher, JobQueue, MessageStore, SmsProvider, Store, StoreError};

@@ -1,13 +1,16 @@
-//! Test support (feature `testing`): a clock tests control, and the store contract suite that
-//! every `MessageStore` adapter must pass.
+//! Test support (feature `testing`): a clock tests control ([`ManualClock`]), a scripted provider
+//! on it ([`FakeSmsProvider`]), recording alerter and publisher, the counting store wrapper, and
+//! the store, counter and queue contract suites every adapter must pass.
 
 pub mod counter_contract;
 pub mod counting_store;
+pub mod fake_provider;
 pub mod manual_clock;
 pub mod queue_contract;
 pub mod store_contract;
 
 pub use counting_store::CountingStore;
+pub use fake_provider::{FakeCall, FakeSmsProvider};
 pub use manual_clock::ManualClock;
 
 use std::sync::Mutex;
