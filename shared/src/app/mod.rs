@@ -1,6 +1,6 @@
 //! Use cases, one per file. They take only the ports they use and never touch AWS, HTTP or Lambda,
 //! and never read the system time or sleep on a timer: time, budgets and pacing come from
-//! `ctx.clock` (scripts/test.sh greps for `Utc::now`, `Instant::now` and `tokio::time` here).
+//! `ctx.clock` (scripts/test.sh rejects system-time reads and tokio timers in this folder).
 //!
 //! Use cases: [`send`] (one message), [`send_batch`], [`record_status`] (status callbacks),
 //! [`retry`] (a queued attempt), [`process_due`] (the processor tick: [`fire_scheduled`],

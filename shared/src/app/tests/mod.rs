@@ -15,9 +15,10 @@ use super::send::{send_message, SendOutcome, SendRequest};
 use super::Ctx;
 use crate::adapters::sqlite_queue::SqliteJobQueue;
 use crate::adapters::sqlite_store::SqliteStore;
+use crate::adapters::system_clock::SystemClock;
 use crate::config::Config;
 use crate::domain::{Message, MessageId};
-use crate::ports::{JobQueue, MessageStore};
+use crate::ports::{Clock as _, JobQueue, MessageStore};
 use crate::testing::{FakeSmsProvider, ManualClock, RecordingAlerter, RecordingPublisher};
 use chrono::SubsecRound;
 use std::collections::HashMap;
@@ -44,7 +45,7 @@ impl Env {
         let mut vars: HashMap<String, String> = HashMap::from([("SMSRELAY_QUIET_HOURS".into(), "off".into())]);
         vars.extend(pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
         let config = Config::from_lookup(|k| vars.get(k).cloned()).expect("valid test configuration");
-        let clock = Arc::new(ManualClock::new(chrono::Utc::now().trunc_subsecs(3)));
+        let clock = Arc::new(ManualClock::new(SystemClock.now().trunc_subsecs(3)));
         Self {
             store: SqliteStore::open_in_memory().expect("sqlite"),
             queue: SqliteJobQueue::open_in_memory(5, clock.clone()).expect("queue"),
