@@ -293,3 +293,27 @@ async fn health_counts_pending_retries_and_dead_letters_and_the_dead_letter_aler
     assert_eq!(raised, 1, "one dead-letter alert, however many ticks see it");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_batch_from_one_sender_is_paced_on_the_clock_not_on_real_time() {
+    // Given two messages per second for the sender (slots 1/(2 × 0.99) s apart)
+    let app = crate::harness::ClockedApp::with(crate::helpers::AppOptions {
+        env: vec![("SMSRELAY_SENDER_MPS", "2".to_owned())],
+        ..crate::helpers::AppOptions::default()
+    })
+    .await;
+    let messages: Vec<Value> = (0..5)
+        .map(|i| json!({"to": format!("+1415555091{i}"), "body": "paced"}))
+        .collect();
+    // When the batch is sent, the clock moving only when every item waits for its slot
+    let real = std::time::Instant::now();
+    let (status, b, moved) = app.post_batch(&json!({ "messages": messages })).await;
+    // Then all five were sent, four gaps of app time apart, without sleeping through them
+    assert_eq!(status, 200, "{b}");
+    assert_eq!(b["sent"], 5, "{b}");
+    let gap = Duration::from_secs_f64(1.0 / (2.0 * 0.99));
+    assert!(moved >= gap * 4 && moved < gap * 5, "the clock moved {moved:?}");
+    assert!(real.elapsed() < moved, "paced on real time: {:?}", real.elapsed());
+    assert_eq!(app.sim().request_count(), 5);
+    app.stop().await;
+}

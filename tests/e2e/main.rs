@@ -4,6 +4,7 @@
 mod alerts;
 mod batches;
 mod faults;
+mod harness;
 mod helpers;
 mod http_contract;
 mod lambda_events;

@@ -313,23 +313,8 @@ mod tests {
     use super::*;
     use crate::domain::MessageId;
     use crate::ports::JobKind;
+    use crate::testing::ManualClock;
     use chrono::TimeZone as _;
-
-    /// A clock that only moves when told to.
-    struct ManualClock(Mutex<DateTime<Utc>>);
-
-    impl ManualClock {
-        fn advance(&self, by: Duration) {
-            let mut t = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-            *t += TimeDelta::from_std(by).expect("a small duration");
-        }
-    }
-
-    impl Clock for ManualClock {
-        fn now(&self) -> DateTime<Utc> {
-            *self.0.lock().unwrap_or_else(PoisonError::into_inner)
-        }
-    }
 
     fn start() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0)
@@ -338,7 +323,7 @@ mod tests {
     }
 
     fn queue(max_receives: u32) -> (SqliteJobQueue, Arc<ManualClock>) {
-        let clock = Arc::new(ManualClock(Mutex::new(start())));
+        let clock = Arc::new(ManualClock::new(start()));
         let queue = SqliteJobQueue::open_in_memory(max_receives, clock.clone()).expect("open in memory");
         (queue, clock)
     }
@@ -495,7 +480,7 @@ mod tests {
     async fn queue_waits_for_the_stores_write_lock_instead_of_failing() {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("smsrelay.db");
-        let clock = Arc::new(ManualClock(Mutex::new(start())));
+        let clock = Arc::new(ManualClock::new(start()));
         let q = SqliteJobQueue::open(&path, 3, clock).expect("open file queue");
         // Given the store's connection holding the write lock for a while
         let mut store = Connection::open(&path).expect("store connection");
@@ -526,7 +511,7 @@ mod tests {
         store
             .execute_batch("CREATE TABLE messages (id TEXT PRIMARY KEY)")
             .expect("create store table");
-        let clock = Arc::new(ManualClock(Mutex::new(start())));
+        let clock = Arc::new(ManualClock::new(start()));
         let q = SqliteJobQueue::open(&path, 3, clock.clone()).expect("open file queue");
         q.enqueue(&payload(), Duration::ZERO).await.expect("enqueue");
         // WAL is a property of the file: any new connection sees it.

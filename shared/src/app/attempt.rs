@@ -7,11 +7,12 @@
 //! the provider, never resent blindly.
 
 use super::alerts::{publish, raise_once};
+use super::batch_progress::{batch_item_finished, ItemEnd};
 use super::metrics::{count, Metric};
 use super::{modify_message, AppError, Ctx};
 use crate::domain::retry_policy::{backoff, means_opted_out};
 use crate::domain::{Message, MessageError, MessageId, MessageStatus};
-use crate::ports::{AlertKind, DomainEvent};
+use crate::ports::{AlertKind, DomainEvent, Moment};
 use crate::ports::{JobKind, JobPayload, OutboundSms, ProviderAccepted, ProviderError, Sender, StoreError, MAX_DELAY};
 use chrono::{DateTime, Utc};
 use std::time::Duration;
@@ -87,7 +88,7 @@ pub async fn claim_attempt(ctx: Ctx<'_>, id: &MessageId) -> Result<Claim, StoreE
             m.advance(MessageStatus::Suppressed, None, now)
         })
         .await?;
-        super::send_batch::batch_item_outcome(ctx, &current, AttemptOutcome::Suppressed).await;
+        batch_item_finished(ctx, &current, ItemEnd::Suppressed).await;
         return Ok(Claim::Suppressed);
     }
     let mut won = false;
@@ -131,15 +132,15 @@ pub async fn run_attempt(
 }
 
 /// [`run_attempt`], but the provider call leaves no earlier than `send_at` (a batch's pacing
-/// slot): waiting here, after the claim was written, keeps store latency out of the spacing the
-/// provider sees.
+/// slot on `ctx.clock`'s monotonic time): waiting here, after the claim was written, keeps store
+/// latency out of the spacing the provider sees.
 ///
 /// # Errors
 /// As [`run_attempt`].
 pub async fn run_attempt_at(
     ctx: Ctx<'_>,
     claimed: Message,
-    send_at: Option<std::time::Instant>,
+    send_at: Option<Moment>,
 ) -> Result<(Message, AttemptOutcome, Option<String>), AppError> {
     let id = claimed.id.clone();
     let from = Sender::parse(&claimed.from).unwrap_or_else(|_| ctx.config.default_sender.clone());
@@ -153,7 +154,7 @@ pub async fn run_attempt_at(
             .unwrap_or_else(|| status_callback_url(ctx.callback_base, &id)),
     };
     if let Some(at) = send_at {
-        tokio::time::sleep_until(at.into()).await;
+        ctx.clock.sleep_until(at).await;
     }
     let result = ctx.provider.send(&sms).await;
     let now = ctx.clock.now();
@@ -210,7 +211,7 @@ pub const CONSECUTIVE_FAILURES_ALERT: i64 = 5;
 
 /// Metrics, domain events and alerts that follow an attempt (never fail the attempt).
 async fn after_outcome(ctx: Ctx<'_>, m: &Message, outcome: AttemptOutcome) {
-    super::send_batch::batch_item_outcome(ctx, m, outcome).await;
+    count_in_batch(ctx, m, outcome).await;
     let streak_key = format!("consecutive_failures\u{1f}{}", m.from);
     match outcome {
         AttemptOutcome::Sent => {
@@ -245,10 +246,21 @@ async fn after_outcome(ctx: Ctx<'_>, m: &Message, outcome: AttemptOutcome) {
     }
 }
 
+/// Count an attempt's ending in the message's batch, if it has one and the ending is final.
+async fn count_in_batch(ctx: Ctx<'_>, m: &Message, outcome: AttemptOutcome) {
+    let end = match outcome {
+        AttemptOutcome::Sent => ItemEnd::Sent,
+        AttemptOutcome::Failed => ItemEnd::Failed,
+        AttemptOutcome::Suppressed => ItemEnd::Suppressed,
+        AttemptOutcome::Retrying(_) | AttemptOutcome::Unconfirmed | AttemptOutcome::Skipped => return,
+    };
+    batch_item_finished(ctx, m, end).await;
+}
+
 /// A message ended `failed` and is listed for an operator: count it, publish it, alert once
 /// per cooldown (not once per message).
 pub(crate) async fn message_failed(ctx: Ctx<'_>, m: &Message) {
-    super::send_batch::batch_item_outcome(ctx, m, AttemptOutcome::Failed).await;
+    batch_item_finished(ctx, m, ItemEnd::Failed).await;
     count(ctx, Metric::Failed).await;
     publish(ctx, vec![message_event("message.failed", m, ctx.clock.now())]).await;
     let mut counts = serde_json::Map::new();

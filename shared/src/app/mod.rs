@@ -1,9 +1,21 @@
-//! Use cases, one per file. They take only the ports they use and never touch AWS, HTTP or Lambda.
+//! Use cases, one per file. They take only the ports they use and never touch AWS, HTTP or Lambda,
+//! and never read the system time or sleep on a timer: time, budgets and pacing come from
+//! `ctx.clock` (scripts/test.sh rejects system-time reads and tokio timers in this folder).
+//!
+//! Use cases: [`send`] (one message), [`send_batch`], [`record_status`] (status callbacks),
+//! [`retry`] (a queued attempt), [`process_due`] (the processor tick: [`fire_scheduled`],
+//! [`reconcile`], status polls), [`operations`] (failed list, cancel), [`health`].
+//! Pieces they share, each imported by the use cases and importing none of them:
+//! [`attempt`] (one claimed provider attempt and what follows it), [`batch_progress`] (a batch's
+//! tallies and completion), [`heartbeat`] (when the processor last ran), [`alerts`] (raise once,
+//! publish), [`metrics`] (hourly counters).
 
 pub mod alerts;
 pub mod attempt;
+pub mod batch_progress;
 pub mod fire_scheduled;
 pub mod health;
+pub mod heartbeat;
 pub mod metrics;
 pub mod operations;
 pub mod process_due;
@@ -12,6 +24,9 @@ pub mod record_status;
 pub mod retry;
 pub mod send;
 pub mod send_batch;
+
+#[cfg(test)]
+mod tests;
 
 use crate::config::Config;
 use crate::domain::{Message, MessageId};

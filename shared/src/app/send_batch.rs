@@ -1,33 +1,32 @@
 //! `POST /v1/batches` and `GET /v1/batches/{id}`: up to 1,000 messages in one call, a result
 //! per item, bounded concurrency under the sender's messages-per-second limit, a time budget
-//! (what does not start in time is `queued` and finishes through the retry queue), batch
-//! counters updated atomically as items finish, completion detected exactly once (a store
-//! claim), and one alert when the failure rate is above the threshold.
+//! (what does not start in time is `queued` and finishes through the retry queue). The batch's
+//! tallies, completion and failure-rate alert live in `batch_progress`, which the attempts of
+//! items finished later share.
 
-use super::alerts::{publish, raise_once};
-use super::attempt::{begin_attempt, enqueue_attempt, run_attempt_at, status_callback_url, AttemptOutcome};
+use super::attempt::{begin_attempt, enqueue_attempt, run_attempt_at, status_callback_url};
+use super::batch_progress::{
+    add_tally, batch_item_finished, check_completion, counter_key, doc_key, ItemEnd, Tally, BATCH_TTL_DAYS,
+};
+pub use super::batch_progress::{batch_summary, BATCH_ALERT_RATE};
 use super::send::SendRequest;
 use super::{AppError, Ctx};
 use crate::domain::{timestamp, Message, MessageId, MessageStatus};
-use crate::ports::{AlertKind, DomainEvent, Sender};
+use crate::ports::{Clock, Moment, Sender};
 use chrono::{DateTime, Utc};
 use futures_util::stream::{self, StreamExt};
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::Mutex;
 
 /// The `error.code` of a result whose provider attempt failed (the provider's number is `provider_code`).
 pub const PROVIDER_ERROR_CODE: &str = "provider_error";
 /// Most messages in one batch (more → 413).
 pub const MAX_BATCH: usize = 1000;
-/// Batches whose failure rate is above this raise an alert.
-pub const BATCH_ALERT_RATE: f64 = 0.5;
 /// Sends in flight at once within one batch.
 const CONCURRENCY: usize = 16;
-/// How long batch documents and counters are kept.
-const BATCH_TTL_DAYS: i64 = 30;
 
 /// The body of `POST /v1/batches`.
 #[derive(Debug, Deserialize)]
@@ -36,39 +35,6 @@ pub struct BatchRequest {
     pub messages: Option<Vec<Value>>,
     /// Sender for every message that names none.
     pub from: Option<String>,
-}
-
-/// Per-item outcome counters of a batch, as stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Tally {
-    Sent,
-    Failed,
-    Suppressed,
-    RateLimited,
-    Finished,
-    /// Items in the batch (set once at creation), so an item can tell it was the last.
-    Total,
-}
-
-impl Tally {
-    fn name(self) -> &'static str {
-        match self {
-            Self::Sent => "sent",
-            Self::Failed => "failed",
-            Self::Suppressed => "suppressed",
-            Self::RateLimited => "rate_limited",
-            Self::Finished => "finished",
-            Self::Total => "total",
-        }
-    }
-}
-
-fn counter_key(batch: &str, t: Tally) -> String {
-    format!("batch\u{1f}{batch}\u{1f}{}", t.name())
-}
-
-fn doc_key(batch: &str) -> String {
-    format!("batch\u{1f}{batch}")
 }
 
 /// A new batch id: `bat_` + ULID.
@@ -83,25 +49,25 @@ fn batch_id(now: DateTime<Utc>) -> String {
 /// the limit before the store write let 93 of 10,000 requests into a full one-second window).
 const PACE_SHARE: f64 = 0.99;
 
-/// Spaces sends of one sender `1/(mps × PACE_SHARE)` apart (a shared "next free slot" instant),
-/// instead of sleeping a fixed delay after each message.
+/// Spaces sends of one sender `1/(mps × PACE_SHARE)` apart (a shared "next free slot" moment
+/// on the clock's monotonic time), instead of sleeping a fixed delay after each message.
 struct Pacer {
-    next: Mutex<Instant>,
+    next: Mutex<Moment>,
     gap: Duration,
 }
 
 impl Pacer {
-    fn new(mps: u32) -> Self {
+    fn new(mps: u32, clock: &dyn Clock) -> Self {
         Self {
-            next: Mutex::new(Instant::now()),
+            next: Mutex::new(clock.monotonic()),
             gap: Duration::from_secs_f64(1.0 / (f64::from(mps.max(1)) * PACE_SHARE)),
         }
     }
 
     /// Reserve the next send slot, or `None` if it lies beyond `deadline`.
-    async fn reserve(&self, deadline: Instant) -> Option<Instant> {
+    async fn reserve(&self, clock: &dyn Clock, deadline: Moment) -> Option<Moment> {
         let mut next = self.next.lock().await;
-        let slot = (*next).max(Instant::now());
+        let slot = (*next).max(clock.monotonic());
         if slot >= deadline {
             return None;
         }
@@ -110,13 +76,14 @@ impl Pacer {
     }
 }
 
-/// Accept a batch. Returns the response body (docs/api.md).
+/// Accept a batch. Returns the response body (docs/api.md). `budget` and the pacing run on
+/// `ctx.clock`'s monotonic time, so tests drive both with the manual clock.
 ///
 /// # Errors
 /// `PayloadTooLarge` over 1,000 messages; `Validation` when `messages` is missing; store failures
 /// before anything was accepted.
 pub async fn send_batch(ctx: Ctx<'_>, req: BatchRequest, budget: Duration) -> Result<Value, AppError> {
-    let started = Instant::now();
+    let started = ctx.clock.monotonic();
     let deadline = started + budget;
     let items = req
         .messages
@@ -209,7 +176,7 @@ pub async fn send_batch(ctx: Ctx<'_>, req: BatchRequest, budget: Duration) -> Re
                     .lock()
                     .await
                     .entry(m.from.clone())
-                    .or_insert_with(|| Arc::new(Pacer::new(ctx.config.sender_mps)))
+                    .or_insert_with(|| Arc::new(Pacer::new(ctx.config.sender_mps, ctx.clock)))
                     .clone();
                 (index, send_item(ctx, m, &pacer, deadline).await)
             }
@@ -233,12 +200,12 @@ pub async fn send_batch(ctx: Ctx<'_>, req: BatchRequest, budget: Duration) -> Re
     Ok(json!({
         "batch_id": id, "total": total, "sent": sent, "queued": queued, "failed": failed, "rejected": rejected,
         "suppressed": count("suppressed"), "rate_limited": count("rate_limited"),
-        "duration_ms": u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        "duration_ms": u64::try_from(ctx.clock.elapsed_since(started).as_millis()).unwrap_or(u64::MAX),
         "results": results,
     }))
 }
 
-async fn send_item(ctx: Ctx<'_>, mut m: Message, pacer: &Pacer, deadline: Instant) -> Value {
+async fn send_item(ctx: Ctx<'_>, mut m: Message, pacer: &Pacer, deadline: Moment) -> Value {
     let index_view = |m: &Message, warning: Option<String>| {
         let mut v = json!({"message_id": m.id.as_str(), "status": m.status.as_str()});
         if let Some(o) = v.as_object_mut() {
@@ -275,7 +242,7 @@ async fn send_item(ctx: Ctx<'_>, mut m: Message, pacer: &Pacer, deadline: Instan
                 .await
                 .map(|m| (m, None));
         }
-        let Some(slot) = pacer.reserve(deadline).await else {
+        let Some(slot) = pacer.reserve(ctx.clock, deadline).await else {
             // Out of time: the retry queue finishes it.
             enqueue_attempt(ctx, &m.id, ctx.clock.now(), Duration::ZERO).await;
             return Ok((m.clone(), None));
@@ -315,176 +282,11 @@ async fn finish_without_send(ctx: Ctx<'_>, m: &Message, status: MessageStatus) -
         ctx,
         &next,
         if status == MessageStatus::Suppressed {
-            Tally::Suppressed
+            ItemEnd::Suppressed
         } else {
-            Tally::RateLimited
+            ItemEnd::RateLimited
         },
     )
     .await;
     Ok(next)
-}
-
-/// Add to a batch tally; the new value, or `None` if the counter could not be updated (logged).
-async fn add_tally(ctx: Ctx<'_>, batch: &str, t: Tally, by: i64) -> Option<i64> {
-    let expires = ctx.clock.now() + chrono::Duration::days(BATCH_TTL_DAYS);
-    match ctx.store.add(&counter_key(batch, t), by, Some(expires)).await {
-        Ok(v) => Some(v),
-        Err(e) => {
-            tracing::warn!(batch, error.message = %e, "batch counter not updated");
-            None
-        }
-    }
-}
-
-/// Called when an item of a batch reaches its outcome (from the batch call, the retry consumer
-/// or the processor): counted once per message (a claim), then completion is checked.
-pub(crate) async fn batch_item_outcome(ctx: Ctx<'_>, m: &Message, outcome: AttemptOutcome) {
-    let tally = match outcome {
-        AttemptOutcome::Sent => Tally::Sent,
-        AttemptOutcome::Failed => Tally::Failed,
-        AttemptOutcome::Suppressed => Tally::Suppressed,
-        _ => return,
-    };
-    batch_item_finished(ctx, m, tally).await;
-}
-
-async fn batch_item_finished(ctx: Ctx<'_>, m: &Message, tally: Tally) {
-    let Some(batch) = &m.batch_id else { return };
-    let now = ctx.clock.now();
-    let key = format!("batch_item\u{1f}{}", m.id);
-    match ctx
-        .store
-        .claim(&key, now, now + chrono::Duration::days(BATCH_TTL_DAYS))
-        .await
-    {
-        Ok(true) => {}
-        Ok(false) => return,
-        Err(e) => {
-            tracing::warn!(batch = %batch, error.message = %e, "batch item not counted");
-            return;
-        }
-    }
-    add_tally(ctx, batch, tally, 1).await;
-    // Only the item that finishes the batch checks completion (one counter read per item, not
-    // the whole summary).
-    let Some(finished) = add_tally(ctx, batch, Tally::Finished, 1).await else {
-        return;
-    };
-    match ctx.store.values(&[counter_key(batch, Tally::Total)]).await {
-        Ok(total) if total.first().is_some_and(|t| finished >= *t) => check_completion(ctx, batch).await,
-        Ok(_) => {}
-        Err(e) => tracing::warn!(batch = %batch, error.message = %e, "batch completion not checked"),
-    }
-}
-
-/// The stored creation time in the API's one format ([`timestamp`]); batch documents written
-/// before that format was used are rewritten on the way out.
-fn created_at(stored: &Value) -> Value {
-    match stored.as_str().map(DateTime::parse_from_rfc3339) {
-        Some(Ok(t)) => json!(timestamp(&t.with_timezone(&Utc))),
-        _ => stored.clone(),
-    }
-}
-
-/// Counts of a batch, or `None` if unknown.
-///
-/// # Errors
-/// Store failures.
-pub async fn batch_summary(ctx: Ctx<'_>, batch: &str) -> Result<Option<Value>, AppError> {
-    let Some(doc) = ctx.store.get_doc(&doc_key(batch)).await? else {
-        return Ok(None);
-    };
-    let tallies = [
-        Tally::Sent,
-        Tally::Failed,
-        Tally::Suppressed,
-        Tally::RateLimited,
-        Tally::Finished,
-    ];
-    let keys: Vec<String> = tallies.iter().map(|t| counter_key(batch, *t)).collect();
-    let v = ctx.store.values(&keys).await?;
-    let (sent, failed, suppressed, rate_limited, finished) = (v[0], v[1], v[2], v[3], v[4]);
-    let total = doc["total"].as_i64().unwrap_or(0);
-    let rejected = doc["rejected"].as_i64().unwrap_or(0);
-    let queued = (total - finished).max(0);
-    #[allow(clippy::cast_precision_loss)]
-    let failure_rate = if total > 0 {
-        (failed + rejected) as f64 / total as f64
-    } else {
-        0.0
-    };
-    let alerted = ctx
-        .store
-        .get_doc(&format!("batch_alerted\u{1f}{batch}"))
-        .await?
-        .is_some();
-    Ok(Some(json!({
-        "batch_id": batch, "total": total, "sent": sent, "queued": queued, "failed": failed, "rejected": rejected,
-        "suppressed": suppressed, "rate_limited": rate_limited,
-        "state": if finished >= total { "completed" } else { "in_progress" },
-        "failure_rate": (failure_rate * 1000.0).round() / 1000.0,
-        "alerted": alerted,
-        "created_at": created_at(&doc["created_at"]),
-    })))
-}
-
-/// When every item finished: publish `batch.completed` and alert on a high failure rate, exactly
-/// once (the first caller to see the batch complete takes a claim).
-async fn check_completion(ctx: Ctx<'_>, batch: &str) {
-    let summary = match batch_summary(ctx, batch).await {
-        Ok(Some(s)) => s,
-        Ok(None) => return,
-        Err(e) => {
-            tracing::warn!(batch, error.message = %e, "batch completion not checked");
-            return;
-        }
-    };
-    if summary["state"] != "completed" {
-        return;
-    }
-    let now = ctx.clock.now();
-    match ctx
-        .store
-        .claim(
-            &format!("batch_completed\u{1f}{batch}"),
-            now,
-            now + chrono::Duration::days(BATCH_TTL_DAYS),
-        )
-        .await
-    {
-        Ok(true) => {}
-        _ => return,
-    }
-    publish(
-        ctx,
-        vec![DomainEvent {
-            detail_type: "batch.completed".into(),
-            detail: summary.clone(),
-            at: now,
-        }],
-    )
-    .await;
-    let rate = summary["failure_rate"].as_f64().unwrap_or(0.0);
-    if rate > BATCH_ALERT_RATE {
-        let mut counts = Map::new();
-        for k in ["total", "sent", "failed", "rejected", "failure_rate"] {
-            counts.insert(k.to_owned(), summary[k].clone());
-        }
-        let pct = (rate * 100.0).round();
-        let summary_text = format!("Batch {batch} completed with {pct}% of its messages failed");
-        if raise_once(ctx, AlertKind::BatchFailureRate, batch, summary_text, counts).await {
-            let marker = json!({"at": now.to_rfc3339()});
-            if let Err(e) = ctx
-                .store
-                .put_doc(
-                    &format!("batch_alerted\u{1f}{batch}"),
-                    &marker,
-                    Some(now + chrono::Duration::days(BATCH_TTL_DAYS)),
-                )
-                .await
-            {
-                tracing::warn!(batch, error.message = %e, "batch alert marker not stored");
-            }
-        }
-    }
 }

@@ -55,14 +55,6 @@ impl QuietHours {
         Ok(Self { start, end, timezone })
     }
 
-    /// The same window in another zone (e.g. a default window applied in the recipient's zone).
-    pub fn in_zone(&self, timezone: Tz) -> Self {
-        Self {
-            timezone,
-            ..self.clone()
-        }
-    }
-
     /// The zone.
     pub fn timezone(&self) -> Tz {
         self.timezone

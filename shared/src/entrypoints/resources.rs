@@ -35,8 +35,6 @@ pub enum StatusName {
     Canceled,
     /// Not sent: the recipient opted out.
     Suppressed,
-    /// Not sent in time.
-    Expired,
 }
 
 /// The provider's error of the last attempt.

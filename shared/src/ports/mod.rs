@@ -12,7 +12,7 @@ pub mod message_store;
 pub mod sms_provider;
 
 pub use alerter::{Alert, AlertError, AlertKind, Alerter};
-pub use clock::Clock;
+pub use clock::{Clock, Moment};
 pub use consent_store::{ConsentStore, OptOut};
 pub use counter_store::CounterStore;
 pub use event_publisher::{DomainEvent, EventPublisher, PublishError};
