@@ -6,8 +6,8 @@
 use super::alerts::{publish, raise_once};
 use super::{AppError, Ctx};
 use crate::domain::{timestamp, Message};
-use chrono::{DateTime, Utc};
 use crate::ports::{AlertKind, DomainEvent};
+use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 
 /// Batches whose failure rate is above this raise an alert.
