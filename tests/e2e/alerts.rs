@@ -128,10 +128,9 @@ async fn a_mostly_failing_batch_raises_one_alert_on_slack_and_on_eventbridge() {
 
     let dir = tempfile::tempdir().expect("dir");
     let path = dir.path().join("alerts.db");
-    let store: Arc<dyn Store> = Arc::new(smsrelay::adapters::sqlite_store::SqliteStore::open(&path).expect("store"));
-    let queue: Arc<dyn JobQueue> = Arc::new(
-        smsrelay::adapters::sqlite_queue::SqliteJobQueue::open(&path, 5, Arc::new(SystemClock)).expect("queue"),
-    );
+    let store: Arc<dyn Store> = Arc::new(smsrelay::adapters::sqlite::SqliteStore::open(&path).expect("store"));
+    let queue: Arc<dyn JobQueue> =
+        Arc::new(smsrelay::adapters::sqlite::SqliteJobQueue::open(&path, 5, Arc::new(SystemClock)).expect("queue"));
     let e: Env = env(store, queue).await;
     crate::twilio_mock::on_create(
         &e.twilio,

@@ -425,11 +425,9 @@ mod sqlite {
     fault_suite!({
         let dir = Box::leak(Box::new(tempfile::tempdir().expect("dir")));
         let path = dir.path().join("faults.db");
-        let store: Arc<dyn Store> =
-            Arc::new(smsrelay::adapters::sqlite_store::SqliteStore::open(&path).expect("store"));
-        let queue: Arc<dyn JobQueue> = Arc::new(
-            smsrelay::adapters::sqlite_queue::SqliteJobQueue::open(&path, 5, Arc::new(SystemClock)).expect("queue"),
-        );
+        let store: Arc<dyn Store> = Arc::new(smsrelay::adapters::sqlite::SqliteStore::open(&path).expect("store"));
+        let queue: Arc<dyn JobQueue> =
+            Arc::new(smsrelay::adapters::sqlite::SqliteJobQueue::open(&path, 5, Arc::new(SystemClock)).expect("queue"));
         (store, queue)
     });
 }

@@ -10,14 +10,14 @@
 //! ```ignore
 //! mod sqlite {
 //!     smsrelay::counter_contract!(async {
-//!         smsrelay::adapters::sqlite_store::SqliteStore::open_in_memory().expect("store")
+//!         smsrelay::adapters::sqlite::SqliteStore::open_in_memory().expect("store")
 //!     });
 //! }
 //! ```
 
 #[cfg(feature = "aws")]
 use crate::adapters::dynamodb::DynamoMessageStore;
-use crate::adapters::sqlite_store::SqliteStore;
+use crate::adapters::sqlite::SqliteStore;
 use crate::ports::CounterStore;
 use chrono::{DateTime, Duration, Utc};
 use futures_util::future::join_all;

@@ -9,14 +9,14 @@
 //! ```ignore
 //! mod sqlite {
 //!     smsrelay::store_contract!(async {
-//!         smsrelay::adapters::sqlite_store::SqliteStore::open_in_memory().expect("store")
+//!         smsrelay::adapters::sqlite::SqliteStore::open_in_memory().expect("store")
 //!     });
 //! }
 //! ```
 
 #[cfg(feature = "aws")]
 use crate::adapters::dynamodb::DynamoMessageStore;
-use crate::adapters::sqlite_store::SqliteStore;
+use crate::adapters::sqlite::SqliteStore;
 use crate::domain::{
     Message, MessageBody, MessageError, MessageId, MessageStatus, PhoneNumber, ProviderSid, Ref, StatusEvent,
 };

@@ -7,31 +7,12 @@
 //! again. Every check-and-write is a single statement, so it is atomic under SQLite's own locking
 //! across connections and processes, not only under the store's mutex.
 
-use super::sqlite_ports::sortable_time;
-use super::sqlite_store::{sql_error, SqliteStore};
+use super::conn::sql_error;
+use super::{time, SqliteStore};
 use crate::ports::{CounterStore, StoreError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension};
-
-/// Tables of this port (created with the store's own schema). `expires_at` is epoch seconds;
-/// `until` is a fixed-width UTC time (`sortable_time`), so text order is time order.
-pub(crate) const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS counters (
-    key TEXT PRIMARY KEY,
-    value INTEGER NOT NULL,
-    expires_at INTEGER
-);
-CREATE TABLE IF NOT EXISTS claims (
-    key TEXT PRIMARY KEY,
-    until TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS docs (
-    key TEXT PRIMARY KEY,
-    doc TEXT NOT NULL,
-    expires_at INTEGER
-);
-";
 
 /// One UPSERT: a new row starts at `by`; a live row adds `by` and takes the new expiry if one is
 /// given (else keeps its own); an expired row restarts at `by` with the new expiry (or none).
@@ -100,7 +81,7 @@ impl CounterStore for SqliteStore {
 
     /// One conditional UPSERT (see `CLAIM`): taken if a row was inserted or taken over.
     async fn claim(&self, key: &str, now: DateTime<Utc>, until: DateTime<Utc>) -> Result<bool, StoreError> {
-        let (key, now, until) = (key.to_owned(), sortable_time(&now), sortable_time(&until));
+        let (key, now, until) = (key.to_owned(), time::fixed(&now), time::fixed(&until));
         self.run(move |conn| {
             let changed = conn
                 .prepare_cached(CLAIM)
@@ -152,8 +133,8 @@ impl CounterStore for SqliteStore {
     /// idempotency records past their expiry: SQLite has no TTL, so the processor calls this.
     async fn purge_expired(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
         let epoch = now.timestamp();
-        let until = crate::adapters::sqlite_ports::sortable_time(&now);
-        let receipts = crate::adapters::sqlite_ports::sortable_time(&(now - chrono::Duration::days(30)));
+        let until = time::fixed(&now);
+        let receipts = time::fixed(&(now - chrono::Duration::days(30)));
         self.run(move |conn| {
             let mut n = 0;
             n += conn
