@@ -10,7 +10,7 @@ use smsrelay::adapters::log_alerter::FanoutAlerter;
 use smsrelay::adapters::slack::SlackAlerter;
 use smsrelay::adapters::system_clock::SystemClock;
 use smsrelay::entrypoints::{handle, Routes};
-use smsrelay::ports::{Alerter, JobQueue, Store};
+use smsrelay::ports::{Alerter, JobQueue};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wiremock::matchers::method;
@@ -128,7 +128,9 @@ async fn a_mostly_failing_batch_raises_one_alert_on_slack_and_on_eventbridge() {
 
     let dir = tempfile::tempdir().expect("dir");
     let path = dir.path().join("alerts.db");
-    let store: Arc<dyn Store> = Arc::new(smsrelay::adapters::sqlite::SqliteStore::open(&path).expect("store"));
+    let store = Arc::new(smsrelay::testing::CountingStore::new(Arc::new(
+        smsrelay::adapters::sqlite::SqliteStore::open(&path).expect("store"),
+    )));
     let queue: Arc<dyn JobQueue> =
         Arc::new(smsrelay::adapters::sqlite::SqliteJobQueue::open(&path, 5, Arc::new(SystemClock)).expect("queue"));
     let e: Env = env(store, queue).await;

@@ -70,15 +70,15 @@ pub fn begin_attempt(message: &mut Message, now: DateTime<Utc>, reconcile_after:
 /// # Errors
 /// Store failures.
 pub async fn claim_attempt(ctx: Ctx<'_>, id: &MessageId) -> Result<Claim, StoreError> {
-    let Some(current) = ctx.store.get_message(id).await? else {
+    let Some(current) = ctx.messages.get_message(id).await? else {
         return Ok(Claim::Skipped);
     };
     if current.status != MessageStatus::Queued {
         return Ok(Claim::Skipped);
     }
     let now = ctx.clock.now();
-    if ctx.store.opt_out_of(&current.to).await?.is_some() {
-        modify_message(ctx.store, id, |m| {
+    if ctx.consent.opt_out_of(&current.to).await?.is_some() {
+        modify_message(ctx.messages, id, |m| {
             if m.status != MessageStatus::Queued {
                 return false;
             }
@@ -91,7 +91,7 @@ pub async fn claim_attempt(ctx: Ctx<'_>, id: &MessageId) -> Result<Claim, StoreE
         return Ok(Claim::Suppressed);
     }
     let mut won = false;
-    let claimed = modify_message(ctx.store, id, |m| {
+    let claimed = modify_message(ctx.messages, id, |m| {
         won = m.status == MessageStatus::Queued;
         if won {
             begin_attempt(m, now, ctx.config.reconcile_after);
@@ -158,7 +158,7 @@ pub async fn run_attempt_at(
     let result = ctx.provider.send(&sms).await;
     let now = ctx.clock.now();
     if let Ok(accepted) = &result {
-        if let Err(e) = ctx.store.link_provider_sid(&accepted.sid, &id).await {
+        if let Err(e) = ctx.messages.link_provider_sid(&accepted.sid, &id).await {
             tracing::warn!(message_id = %id, error.message = %e, "could not index provider sid; the callback URL still carries the id");
         }
     }
@@ -167,11 +167,11 @@ pub async fn run_attempt_at(
     let mut fast = claimed.clone();
     let (mut outcome, mut after) = apply_result(&mut fast, &result, now, ctx, unit);
     fast.version = claimed.version + 1;
-    let written = match ctx.store.update_message(&fast).await {
+    let written = match ctx.messages.update_message(&fast).await {
         Ok(()) => Ok(Some(fast.clone())),
         // A status callback raced us (it can arrive before the create response): merge onto it.
         Err(StoreError::ConditionFailed) => {
-            modify_message(ctx.store, &id, |m| {
+            modify_message(ctx.messages, &id, |m| {
                 if m.attempts != claimed.attempts {
                     return false; // a later attempt owns the record now
                 }
@@ -195,7 +195,7 @@ pub async fn run_attempt_at(
         After::Nothing => {}
         After::Enqueue(delay) => enqueue_attempt(ctx, &id, now, delay).await,
         After::OptOut => {
-            if let Err(e) = ctx.store.opt_out(&stored.to, "provider_21610", now).await {
+            if let Err(e) = ctx.consent.opt_out(&stored.to, "provider_21610", now).await {
                 tracing::error!(message_id = %id, error.message = %e, "could not record provider opt-out");
             }
         }
@@ -217,9 +217,9 @@ async fn after_outcome(ctx: Ctx<'_>, m: &Message, outcome: AttemptOutcome) {
             count(ctx, Metric::Sent).await;
             publish(ctx, vec![message_event("message.sent", m, ctx.clock.now())]).await;
             // A success ends the sender's failure streak.
-            if let Ok(current) = ctx.store.add(&streak_key, 0, None).await {
+            if let Ok(current) = ctx.counters.add(&streak_key, 0, None, ctx.clock.now()).await {
                 if current != 0 {
-                    if let Err(e) = ctx.store.add(&streak_key, -current, None).await {
+                    if let Err(e) = ctx.counters.add(&streak_key, -current, None, ctx.clock.now()).await {
                         tracing::debug!(error.message = %e, "failure streak not reset");
                     }
                 }
@@ -230,7 +230,7 @@ async fn after_outcome(ctx: Ctx<'_>, m: &Message, outcome: AttemptOutcome) {
             if outcome == AttemptOutcome::Failed {
                 message_failed(ctx, m).await;
             }
-            match ctx.store.add(&streak_key, 1, None).await {
+            match ctx.counters.add(&streak_key, 1, None, ctx.clock.now()).await {
                 Ok(streak) if streak >= CONSECUTIVE_FAILURES_ALERT => {
                     let mut counts = serde_json::Map::new();
                     counts.insert("consecutive_failures".to_owned(), serde_json::json!(streak));
@@ -396,7 +396,7 @@ pub(crate) async fn requeue_or_fail(
     let now = ctx.clock.now();
     let unit: f64 = rand::random();
     let mut decided = None;
-    let stored = modify_message(ctx.store, id, |m| {
+    let stored = modify_message(ctx.messages, id, |m| {
         if m.status != expect {
             decided = None;
             return false;

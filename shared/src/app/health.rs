@@ -7,7 +7,7 @@ use super::metrics::{over_last_hours, Metric};
 use super::process_due::TickReport;
 use super::{AppError, Ctx};
 use crate::domain::MessageStatus;
-use crate::ports::AlertKind;
+use crate::ports::{AlertKind, MessageQueries};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
@@ -39,7 +39,7 @@ pub struct Health {
 pub async fn record_heartbeat(ctx: Ctx<'_>, report: &TickReport) -> Result<(), AppError> {
     let now = ctx.clock.now();
     let doc = json!({"at": now.to_rfc3339(), "report": report});
-    ctx.store.put_doc(HEARTBEAT_KEY, &doc, None).await?;
+    ctx.counters.put_doc(HEARTBEAT_KEY, &doc, None).await?;
     Ok(())
 }
 
@@ -48,7 +48,7 @@ pub async fn record_heartbeat(ctx: Ctx<'_>, report: &TickReport) -> Result<(), A
 /// # Errors
 /// Store failures.
 pub async fn last_run(ctx: Ctx<'_>) -> Result<Option<DateTime<Utc>>, AppError> {
-    let doc = ctx.store.get_doc(HEARTBEAT_KEY).await?;
+    let doc = ctx.counters.get_doc(HEARTBEAT_KEY, ctx.clock.now()).await?;
     Ok(doc
         .and_then(|d| d.get("at").and_then(Value::as_str).map(str::to_owned))
         .and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
@@ -106,11 +106,11 @@ pub async fn quick_status(ctx: Ctx<'_>) -> Result<&'static str, AppError> {
     Ok(if queue.dead > 0 || late { "degraded" } else { "ok" })
 }
 
-/// Compute `/v1/health`.
+/// Compute `/v1/health` (unconfirmed messages are read from the due index through `queries`).
 ///
 /// # Errors
 /// Store or queue failures.
-pub async fn health(ctx: Ctx<'_>) -> Result<Health, AppError> {
+pub async fn health(ctx: Ctx<'_>, queries: &dyn MessageQueries) -> Result<Health, AppError> {
     let now = ctx.clock.now();
     let queue = ctx
         .queue
@@ -136,8 +136,7 @@ pub async fn health(ctx: Ctx<'_>) -> Result<Health, AppError> {
         0.0
     };
     let cutoff = now - chrono::Duration::minutes(UNCONFIRMED_AFTER_MINUTES);
-    let unconfirmed = ctx
-        .store
+    let unconfirmed = queries
         .list_due(now + chrono::Duration::days(1), UNCONFIRMED_SCAN_LIMIT)
         .await?
         .iter()

@@ -47,8 +47,8 @@ pub async fn count(ctx: Ctx<'_>, metric: Metric) {
     let now = ctx.clock.now();
     let hour = bucket_start(now);
     if let Err(e) = ctx
-        .store
-        .add(&key(metric, hour), 1, Some(hour + Duration::days(3)))
+        .counters
+        .add(&key(metric, hour), 1, Some(hour + Duration::days(3)), now)
         .await
     {
         tracing::warn!(metric = metric.name(), error.message = %e, "metric not counted");
@@ -65,7 +65,7 @@ pub async fn over_last_hours(ctx: Ctx<'_>, metric: Metric, hours: i64) -> Result
     let now = ctx.clock.now();
     let current = bucket_start(now);
     let keys: Vec<String> = (0..=hours).map(|i| key(metric, current - Duration::hours(i))).collect();
-    let values = ctx.store.values(&keys).await?;
+    let values = ctx.counters.values(&keys, now).await?;
     let elapsed = f64::from(u32::try_from((now - current).num_seconds()).unwrap_or(0)) / 3600.0;
     let mut total = 0.0;
     for (i, v) in values.iter().enumerate() {

@@ -9,7 +9,7 @@ use super::attempt::{begin_attempt, enqueue_attempt, run_attempt_at, status_call
 use super::send::SendRequest;
 use super::{AppError, Ctx};
 use crate::domain::{Message, MessageId, MessageStatus};
-use crate::ports::{AlertKind, DomainEvent, Sender};
+use crate::ports::{AlertKind, BatchRecord, BatchState, DomainEvent, ItemOutcome, Sender};
 use chrono::{DateTime, Utc};
 use futures_util::stream::{self, StreamExt};
 use serde::Deserialize;
@@ -24,7 +24,7 @@ pub const MAX_BATCH: usize = 1000;
 pub const BATCH_ALERT_RATE: f64 = 0.5;
 /// Sends in flight at once within one batch.
 const CONCURRENCY: usize = 16;
-/// How long batch documents and counters are kept.
+/// How long batch records are kept.
 const BATCH_TTL_DAYS: i64 = 30;
 
 /// The body of `POST /v1/batches`.
@@ -34,39 +34,6 @@ pub struct BatchRequest {
     pub messages: Option<Vec<Value>>,
     /// Sender for every message that names none.
     pub from: Option<String>,
-}
-
-/// Per-item outcome counters of a batch, as stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Tally {
-    Sent,
-    Failed,
-    Suppressed,
-    RateLimited,
-    Finished,
-    /// Items in the batch (set once at creation), so an item can tell it was the last.
-    Total,
-}
-
-impl Tally {
-    fn name(self) -> &'static str {
-        match self {
-            Self::Sent => "sent",
-            Self::Failed => "failed",
-            Self::Suppressed => "suppressed",
-            Self::RateLimited => "rate_limited",
-            Self::Finished => "finished",
-            Self::Total => "total",
-        }
-    }
-}
-
-fn counter_key(batch: &str, t: Tally) -> String {
-    format!("batch\u{1f}{batch}\u{1f}{}", t.name())
-}
-
-fn doc_key(batch: &str) -> String {
-    format!("batch\u{1f}{batch}")
 }
 
 /// A new batch id: `bat_` + ULID.
@@ -176,16 +143,21 @@ pub async fn send_batch(ctx: Ctx<'_>, req: BatchRequest, budget: Duration) -> Re
     }
     let total = results.len();
     let rejected = total - accepted.len();
-    let expires = now + chrono::Duration::days(BATCH_TTL_DAYS);
-    let doc = json!({"batch_id": id, "total": total, "accepted": accepted.len(), "rejected": rejected, "created_at": now.to_rfc3339()});
-    ctx.store.put_doc(&doc_key(&id), &doc, Some(expires)).await?;
-    let total_items = i64::try_from(total).unwrap_or(i64::MAX);
-    ctx.store
-        .add(&counter_key(&id, Tally::Total), total_items, Some(expires))
+    let count32 = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    // The record first: an item that finishes (here, or later through the queue) counts on it.
+    ctx.batches
+        .create_batch(&BatchRecord {
+            id: id.clone(),
+            total: count32(total),
+            accepted: count32(accepted.len()),
+            rejected: count32(rejected),
+            created_at: now,
+            expires_at: now + chrono::Duration::days(BATCH_TTL_DAYS),
+        })
         .await?;
     // Records in bulk, before any send (a send never happens without its record).
     let created = ctx
-        .store
+        .messages
         .create_messages(&accepted.iter().map(|(_, m)| m.clone()).collect::<Vec<_>>())
         .await?;
     let mut to_send = Vec::new();
@@ -223,9 +195,14 @@ pub async fn send_batch(ctx: Ctx<'_>, req: BatchRequest, budget: Duration) -> Re
     }
     let count = |s: &str| results.iter().filter(|r| r["status"] == s).count();
     let (sent, queued, failed) = (count("sent"), count("queued") + count("sending"), count("failed"));
+    // Validation rejects were counted as finished at creation; items whose record could not be
+    // written finish now.
+    let unwritten = count("rejected") - rejected;
     let rejected = count("rejected");
-    if rejected > 0 {
-        add_tally(ctx, &id, Tally::Finished, i64::try_from(rejected).unwrap_or(0)).await;
+    if unwritten > 0 {
+        if let Err(e) = ctx.batches.add_finished(&id, count32(unwritten)).await {
+            tracing::warn!(batch = %id, error.message = %e, "batch counter not updated");
+        }
     }
     check_completion(ctx, &id).await;
     Ok(json!({
@@ -254,13 +231,13 @@ async fn send_item(ctx: Ctx<'_>, mut m: Message, pacer: &Pacer, deadline: Instan
     };
     let now = ctx.clock.now();
     let outcome: Result<(Message, Option<String>), AppError> = async {
-        if ctx.store.opt_out_of(&m.to).await?.is_some() {
+        if ctx.consent.opt_out_of(&m.to).await?.is_some() {
             return finish_without_send(ctx, &m, MessageStatus::Suppressed)
                 .await
                 .map(|m| (m, None));
         }
         if !ctx
-            .store
+            .consent
             .take_send_slot(&m.to, now, chrono::Duration::hours(1), ctx.config.rate_limit_per_hour)
             .await?
         {
@@ -277,7 +254,7 @@ async fn send_item(ctx: Ctx<'_>, mut m: Message, pacer: &Pacer, deadline: Instan
         let mut claimed = m.clone();
         begin_attempt(&mut claimed, started, ctx.config.reconcile_after);
         claimed.version = m.version + 1;
-        ctx.store.update_message(&claimed).await?;
+        ctx.messages.update_message(&claimed).await?;
         let (stored, _outcome, warning) = run_attempt_at(ctx, claimed, Some(slot)).await?;
         Ok((stored, warning))
     }
@@ -303,71 +280,62 @@ async fn finish_without_send(ctx: Ctx<'_>, m: &Message, status: MessageStatus) -
     next.due_at = None;
     next.failed_listed = status == MessageStatus::RateLimited;
     next.version = m.version + 1;
-    ctx.store.update_message(&next).await?;
+    ctx.messages.update_message(&next).await?;
     batch_item_finished(
         ctx,
         &next,
         if status == MessageStatus::Suppressed {
-            Tally::Suppressed
+            ItemOutcome::Suppressed
         } else {
-            Tally::RateLimited
+            ItemOutcome::RateLimited
         },
     )
     .await;
     Ok(next)
 }
 
-/// Add to a batch tally; the new value, or `None` if the counter could not be updated (logged).
-async fn add_tally(ctx: Ctx<'_>, batch: &str, t: Tally, by: i64) -> Option<i64> {
-    let expires = ctx.clock.now() + chrono::Duration::days(BATCH_TTL_DAYS);
-    match ctx.store.add(&counter_key(batch, t), by, Some(expires)).await {
-        Ok(v) => Some(v),
-        Err(e) => {
-            tracing::warn!(batch, error.message = %e, "batch counter not updated");
-            None
-        }
-    }
-}
-
 /// Called when an item of a batch reaches its outcome (from the batch call, the retry consumer
-/// or the processor): counted once per message (a claim), then completion is checked.
+/// or the processor): counted once per message by the store, then completion is checked.
 pub(crate) async fn batch_item_outcome(ctx: Ctx<'_>, m: &Message, outcome: AttemptOutcome) {
-    let tally = match outcome {
-        AttemptOutcome::Sent => Tally::Sent,
-        AttemptOutcome::Failed => Tally::Failed,
-        AttemptOutcome::Suppressed => Tally::Suppressed,
+    let item = match outcome {
+        AttemptOutcome::Sent => ItemOutcome::Sent,
+        AttemptOutcome::Failed => ItemOutcome::Failed,
+        AttemptOutcome::Suppressed => ItemOutcome::Suppressed,
         _ => return,
     };
-    batch_item_finished(ctx, m, tally).await;
+    batch_item_finished(ctx, m, item).await;
 }
 
-async fn batch_item_finished(ctx: Ctx<'_>, m: &Message, tally: Tally) {
+async fn batch_item_finished(ctx: Ctx<'_>, m: &Message, outcome: ItemOutcome) {
     let Some(batch) = &m.batch_id else { return };
-    let now = ctx.clock.now();
-    let key = format!("batch_item\u{1f}{}", m.id);
-    match ctx
-        .store
-        .claim(&key, now, now + chrono::Duration::days(BATCH_TTL_DAYS))
-        .await
-    {
-        Ok(true) => {}
-        Ok(false) => return,
-        Err(e) => {
-            tracing::warn!(batch = %batch, error.message = %e, "batch item not counted");
-            return;
-        }
-    }
-    add_tally(ctx, batch, tally, 1).await;
-    // Only the item that finishes the batch checks completion (one counter read per item, not
-    // the whole summary).
-    let Some(finished) = add_tally(ctx, batch, Tally::Finished, 1).await else {
-        return;
-    };
-    match ctx.store.values(&[counter_key(batch, Tally::Total)]).await {
-        Ok(total) if total.first().is_some_and(|t| finished >= *t) => check_completion(ctx, batch).await,
+    // One write counts the item (once) and returns the tallies: only the item that finishes the
+    // batch goes on to completion.
+    match ctx.batches.record_item(batch, &m.id, outcome, ctx.clock.now()).await {
+        Ok(Some(state)) if state.is_complete() => complete(ctx, &state).await,
         Ok(_) => {}
-        Err(e) => tracing::warn!(batch = %batch, error.message = %e, "batch completion not checked"),
+        Err(e) => tracing::warn!(batch = %batch, error.message = %e, "batch item not counted"),
     }
+}
+
+/// The summary of a batch (api.md `GET /v1/batches/{id}`).
+fn summary(state: &BatchState) -> Value {
+    let (r, p) = (&state.record, &state.progress);
+    let (total, rejected) = (i64::from(r.total), i64::from(r.rejected));
+    let queued = (total - i64::from(p.finished)).max(0);
+    #[allow(clippy::cast_precision_loss)]
+    let failure_rate = if total > 0 {
+        (i64::from(p.failed) + rejected) as f64 / total as f64
+    } else {
+        0.0
+    };
+    json!({
+        "batch_id": r.id, "total": total, "sent": p.sent, "queued": queued, "failed": p.failed, "rejected": rejected,
+        "suppressed": p.suppressed, "rate_limited": p.rate_limited,
+        "state": if state.is_complete() { "completed" } else { "in_progress" },
+        "failure_rate": (failure_rate * 1000.0).round() / 1000.0,
+        "alerted": state.alerted,
+        "created_at": r.created_at.to_rfc3339(),
+    })
 }
 
 /// Counts of a batch, or `None` if unknown.
@@ -375,70 +343,37 @@ async fn batch_item_finished(ctx: Ctx<'_>, m: &Message, tally: Tally) {
 /// # Errors
 /// Store failures.
 pub async fn batch_summary(ctx: Ctx<'_>, batch: &str) -> Result<Option<Value>, AppError> {
-    let Some(doc) = ctx.store.get_doc(&doc_key(batch)).await? else {
-        return Ok(None);
-    };
-    let tallies = [
-        Tally::Sent,
-        Tally::Failed,
-        Tally::Suppressed,
-        Tally::RateLimited,
-        Tally::Finished,
-    ];
-    let keys: Vec<String> = tallies.iter().map(|t| counter_key(batch, *t)).collect();
-    let v = ctx.store.values(&keys).await?;
-    let (sent, failed, suppressed, rate_limited, finished) = (v[0], v[1], v[2], v[3], v[4]);
-    let total = doc["total"].as_i64().unwrap_or(0);
-    let rejected = doc["rejected"].as_i64().unwrap_or(0);
-    let queued = (total - finished).max(0);
-    #[allow(clippy::cast_precision_loss)]
-    let failure_rate = if total > 0 {
-        (failed + rejected) as f64 / total as f64
-    } else {
-        0.0
-    };
-    let alerted = ctx
-        .store
-        .get_doc(&format!("batch_alerted\u{1f}{batch}"))
+    Ok(ctx
+        .batches
+        .get_batch(batch, ctx.clock.now())
         .await?
-        .is_some();
-    Ok(Some(json!({
-        "batch_id": batch, "total": total, "sent": sent, "queued": queued, "failed": failed, "rejected": rejected,
-        "suppressed": suppressed, "rate_limited": rate_limited,
-        "state": if finished >= total { "completed" } else { "in_progress" },
-        "failure_rate": (failure_rate * 1000.0).round() / 1000.0,
-        "alerted": alerted,
-        "created_at": doc["created_at"],
-    })))
+        .as_ref()
+        .map(summary))
 }
 
-/// When every item finished: publish `batch.completed` and alert on a high failure rate, exactly
-/// once (the first caller to see the batch complete takes a claim).
+/// Read the batch and complete it if every item finished.
 async fn check_completion(ctx: Ctx<'_>, batch: &str) {
-    let summary = match batch_summary(ctx, batch).await {
-        Ok(Some(s)) => s,
-        Ok(None) => return,
+    match ctx.batches.get_batch(batch, ctx.clock.now()).await {
+        Ok(Some(state)) if state.is_complete() => complete(ctx, &state).await,
+        Ok(_) => {}
+        Err(e) => tracing::warn!(batch, error.message = %e, "batch completion not checked"),
+    }
+}
+
+/// A batch whose items all finished: publish `batch.completed` and alert on a high failure rate,
+/// exactly once (the first caller takes the completion in the store).
+async fn complete(ctx: Ctx<'_>, state: &BatchState) {
+    let batch = state.record.id.as_str();
+    match ctx.batches.claim_completion(batch).await {
+        Ok(true) => {}
+        Ok(false) => return,
         Err(e) => {
-            tracing::warn!(batch, error.message = %e, "batch completion not checked");
+            tracing::warn!(batch, error.message = %e, "batch completion not claimed");
             return;
         }
-    };
-    if summary["state"] != "completed" {
-        return;
     }
     let now = ctx.clock.now();
-    match ctx
-        .store
-        .claim(
-            &format!("batch_completed\u{1f}{batch}"),
-            now,
-            now + chrono::Duration::days(BATCH_TTL_DAYS),
-        )
-        .await
-    {
-        Ok(true) => {}
-        _ => return,
-    }
+    let summary = summary(state);
     publish(
         ctx,
         vec![DomainEvent {
@@ -457,16 +392,7 @@ async fn check_completion(ctx: Ctx<'_>, batch: &str) {
         let pct = (rate * 100.0).round();
         let summary_text = format!("Batch {batch} completed with {pct}% of its messages failed");
         if raise_once(ctx, AlertKind::BatchFailureRate, batch, summary_text, counts).await {
-            let marker = json!({"at": now.to_rfc3339()});
-            if let Err(e) = ctx
-                .store
-                .put_doc(
-                    &format!("batch_alerted\u{1f}{batch}"),
-                    &marker,
-                    Some(now + chrono::Duration::days(BATCH_TTL_DAYS)),
-                )
-                .await
-            {
+            if let Err(e) = ctx.batches.mark_alerted(batch).await {
                 tracing::warn!(batch, error.message = %e, "batch alert marker not stored");
             }
         }

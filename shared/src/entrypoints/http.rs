@@ -135,7 +135,7 @@ async fn route(deps: &Deps, routes: Routes, req: HttpRequest) -> Result<HttpResp
             Ok(json_response(StatusCode::OK, &health_body(deps, status, None)))
         }
         (["v1", "health"], _) => {
-            let h = health(ctx(deps, "")).await?;
+            let h = health(ctx(deps, ""), deps.queries.as_ref()).await?;
             let extra = json!({"metrics": h.metrics, "alerts": h.alerts});
             Ok(json_response(StatusCode::OK, &health_body(deps, h.status, Some(extra))))
         }
@@ -152,7 +152,7 @@ async fn route(deps: &Deps, routes: Routes, req: HttpRequest) -> Result<HttpResp
                 .reference
                 .filter(|r| !r.kind.is_empty() && !r.id.is_empty())
                 .ok_or_else(|| AppError::invalid("missing_field", "ref", "`ref` with `type` and `id` is required"))?;
-            let n = cancel_by_ref(ctx(deps, ""), &reference).await?;
+            let n = cancel_by_ref(ctx(deps, ""), deps.queries.as_ref(), &reference).await?;
             Ok(json_response(StatusCode::OK, &json!({ "canceled": n })))
         }
         (["v1", "messages", id], _) => get_message(deps, id).await,
@@ -191,7 +191,13 @@ async fn route(deps: &Deps, routes: Routes, req: HttpRequest) -> Result<HttpResp
         }
         (["v1", "processor", "run"], _) => {
             let base = public_base(deps, req.headers());
-            let report = process_due(ctx(deps, &base), PROCESSOR_BUDGET).await?;
+            let report = process_due(
+                ctx(deps, &base),
+                deps.queries.as_ref(),
+                deps.retention.as_ref(),
+                PROCESSOR_BUDGET,
+            )
+            .await?;
             Ok(json_response(
                 StatusCode::OK,
                 &serde_json::to_value(report).unwrap_or_default(),
@@ -297,7 +303,7 @@ where
     let key = format!("{scope}:{key}");
     let hash = hex(&Sha256::digest(req.body()));
     let now = deps.clock.now();
-    match deps.store.begin(&key, &hash, now).await? {
+    match deps.idempotency.begin(&key, &hash, now).await? {
         Begin::Replay(saved) => {
             let mut resp = Response::new(Bytes::from(saved.body));
             *resp.status_mut() = StatusCode::from_u16(saved.status).unwrap_or(StatusCode::OK);
@@ -321,13 +327,13 @@ where
                     status: resp.status().as_u16(),
                     body: String::from_utf8_lossy(resp.body()).into_owned(),
                 };
-                if let Err(e) = deps.store.complete(&key, &hash, &saved, deps.clock.now()).await {
+                if let Err(e) = deps.idempotency.complete(&key, &hash, &saved, deps.clock.now()).await {
                     tracing::error!(error.message = %e, "could not save the idempotent response; a repeat will wait for the lease");
                 }
                 Ok(resp)
             }
             Err(e) => {
-                if let Err(re) = deps.store.release(&key).await {
+                if let Err(re) = deps.idempotency.release(&key).await {
                     tracing::warn!(error.message = %re, "could not release the idempotency key");
                 }
                 Err(e)
@@ -349,16 +355,7 @@ const PROCESSOR_BUDGET: std::time::Duration = std::time::Duration::from_secs(20)
 
 /// Borrow the use-case context from the dependencies.
 pub fn ctx<'a>(deps: &'a Deps, base: &'a str) -> Ctx<'a> {
-    Ctx {
-        store: deps.store.as_ref(),
-        queue: deps.queue.as_ref(),
-        provider: deps.provider.as_ref(),
-        clock: deps.clock.as_ref(),
-        alerter: deps.alerter.as_ref(),
-        events: deps.events.as_ref(),
-        config: &deps.config,
-        callback_base: base,
-    }
+    deps.ctx(base)
 }
 
 /// The decoded `?name=value` pairs of a request's query string.
@@ -378,7 +375,7 @@ async fn list_failed(deps: &Deps, req: &HttpRequest) -> Result<HttpResponse, App
     let get = |k: &str| param(&query, k);
     let limit = parse_limit(get("limit"))?;
     let page = deps
-        .store
+        .queries
         .list_failed(limit, get("cursor"))
         .await
         .map_err(cursor_error)?;
@@ -398,7 +395,7 @@ fn cursor_error(e: crate::ports::StoreError) -> AppError {
 
 async fn get_message(deps: &Deps, raw_id: &str) -> Result<HttpResponse, AppError> {
     let id = MessageId::parse(raw_id).map_err(|_| AppError::NotFound)?;
-    let message = deps.store.get_message(&id).await?.ok_or(AppError::NotFound)?;
+    let message = deps.messages.get_message(&id).await?.ok_or(AppError::NotFound)?;
     Ok(json_response(StatusCode::OK, &message_resource(&message)))
 }
 
@@ -417,7 +414,7 @@ async fn list_messages(deps: &Deps, req: &HttpRequest) -> Result<HttpResponse, A
         .transpose()?;
     let limit = parse_limit(get("limit"))?;
     let page = deps
-        .store
+        .messages
         .list_messages_to(&to, status, limit, get("cursor"))
         .await
         .map_err(cursor_error)?;

@@ -1,5 +1,5 @@
-//! Counters, claims and small documents: hourly metric buckets, batch progress, alert
-//! cooldowns, completion-exactly-once, the processor heartbeat. Everything health reports is
+//! Counters, claims and small documents: hourly metric buckets, the daily send count, the
+//! failure streak, alert cooldowns, the processor heartbeat, cancel markers. Everything health reports is
 //! read from here (and the queue's attributes), never from a scan of messages.
 
 use super::StoreError;
@@ -10,17 +10,24 @@ use chrono::{DateTime, Utc};
 #[async_trait]
 pub trait CounterStore: Send + Sync {
     /// Atomically add `by` to the counter `key` (absent counts as 0) and return the new value.
-    /// `expires_at` (if given) sets the item's expiry (TTL); expired counters read as absent.
+    /// `expires_at` (if given) sets the item's expiry (TTL); a counter whose expiry is before
+    /// the second of the caller's `now` reads as absent, so an add restarts it from `by`.
     ///
     /// # Errors
     /// Backend failures.
-    async fn add(&self, key: &str, by: i64, expires_at: Option<DateTime<Utc>>) -> Result<i64, StoreError>;
+    async fn add(
+        &self,
+        key: &str,
+        by: i64,
+        expires_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<i64, StoreError>;
 
-    /// Current values of `keys`, in order (absent or expired → 0).
+    /// Values of `keys` as of `now`, in order (absent or expired → 0).
     ///
     /// # Errors
     /// Backend failures.
-    async fn values(&self, keys: &[String]) -> Result<Vec<i64>, StoreError>;
+    async fn values(&self, keys: &[String], now: DateTime<Utc>) -> Result<Vec<i64>, StoreError>;
 
     /// Take the flag `key` until `until` if nobody holds it at `now` (absent, or held until a time
     /// before `now`). Returns whether this caller took it. Concurrent callers: exactly one wins.
@@ -40,19 +47,9 @@ pub trait CounterStore: Send + Sync {
         expires_at: Option<DateTime<Utc>>,
     ) -> Result<(), StoreError>;
 
-    /// The document under `key`, if any (and not expired).
+    /// The document under `key`, if any and not expired at `now`.
     ///
     /// # Errors
     /// Backend failures; an unreadable document is `Corrupt`.
-    async fn get_doc(&self, key: &str) -> Result<Option<serde_json::Value>, StoreError>;
-
-    /// Delete what has expired before `now` (counters, claims, documents and other records with
-    /// a time to live). Stores with native expiry (DynamoDB TTL) have nothing to do. Returns how
-    /// many records were removed.
-    ///
-    /// # Errors
-    /// Backend failures.
-    async fn purge_expired(&self, _now: DateTime<Utc>) -> Result<u64, StoreError> {
-        Ok(0)
-    }
+    async fn get_doc(&self, key: &str, now: DateTime<Utc>) -> Result<Option<serde_json::Value>, StoreError>;
 }

@@ -1,12 +1,37 @@
 //! Test support (feature `testing`): a clock tests control, and the store contract suite that
 //! every `MessageStore` adapter must pass.
 
+pub mod batch_contract;
 pub mod counter_contract;
 pub mod counting_store;
 pub mod queue_contract;
 pub mod store_contract;
 
 pub use counting_store::CountingStore;
+
+/// Every store port on one value: what a store adapter under the contract suites provides
+/// (test support only; the application holds each port separately in `wiring::Deps`).
+pub trait StoreUnderTest:
+    crate::ports::MessageStore
+    + crate::ports::MessageQueries
+    + crate::ports::ConsentStore
+    + crate::ports::IdempotencyStore
+    + crate::ports::CounterStore
+    + crate::ports::BatchStore
+    + crate::ports::Retention
+{
+}
+impl<T> StoreUnderTest for T where
+    T: crate::ports::MessageStore
+        + crate::ports::MessageQueries
+        + crate::ports::ConsentStore
+        + crate::ports::IdempotencyStore
+        + crate::ports::CounterStore
+        + crate::ports::BatchStore
+        + crate::ports::Retention
+        + ?Sized
+{
+}
 
 use crate::ports::Clock;
 use chrono::{DateTime, Duration, Utc};

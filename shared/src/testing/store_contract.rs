@@ -21,7 +21,8 @@ use crate::domain::{
     Message, MessageBody, MessageError, MessageId, MessageStatus, PhoneNumber, ProviderSid, Ref, StatusEvent,
 };
 use crate::ports::message_store::Page;
-use crate::ports::{Begin, OptOut, SavedResponse, Store, StoreError, WebhookRecord};
+use crate::ports::{Begin, OptOut, SavedResponse, StoreError, WebhookRecord};
+use crate::testing::StoreUnderTest as Store;
 use chrono::{DateTime, Duration, Utc};
 use futures_util::future::join_all;
 use std::collections::HashSet;

@@ -1,8 +1,8 @@
 //! `CounterStore` on `SqliteStore`: counters, one-time claims and small JSON documents.
 //!
 //! Same semantics as the DynamoDB adapter (the counter contract suite runs against both). Expiry
-//! is epoch seconds, like DynamoDB's TTL attribute: a row whose `expires_at` is before the current
-//! second reads as absent, and an add to an expired counter restarts it from 0. Expired rows are
+//! is epoch seconds, like DynamoDB's TTL attribute: a row whose `expires_at` is before the second
+//! of the caller's `now` reads as absent, and an add to an expired counter restarts it from 0. Expired rows are
 //! not deleted (nothing here scans the tables); they are overwritten when their key is written
 //! again. Every check-and-write is a single statement, so it is atomic under SQLite's own locking
 //! across connections and processes, not only under the store's mutex.
@@ -44,10 +44,16 @@ const GET_DOC: &str = "SELECT doc FROM docs WHERE key = ?1 AND (expires_at IS NU
 #[async_trait]
 impl CounterStore for SqliteStore {
     /// One `INSERT … ON CONFLICT DO UPDATE … RETURNING value` (see `ADD`).
-    async fn add(&self, key: &str, by: i64, expires_at: Option<DateTime<Utc>>) -> Result<i64, StoreError> {
+    async fn add(
+        &self,
+        key: &str,
+        by: i64,
+        expires_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
         let key = key.to_owned();
         let expires = expires_at.map(|t| t.timestamp());
-        let now = Utc::now().timestamp();
+        let now = now.timestamp();
         self.run(move |conn| {
             conn.prepare_cached(ADD)
                 .map_err(sql_error)?
@@ -58,12 +64,12 @@ impl CounterStore for SqliteStore {
     }
 
     /// One indexed lookup per key, all under the connection lock.
-    async fn values(&self, keys: &[String]) -> Result<Vec<i64>, StoreError> {
+    async fn values(&self, keys: &[String], now: DateTime<Utc>) -> Result<Vec<i64>, StoreError> {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
         let keys = keys.to_vec();
-        let now = Utc::now().timestamp();
+        let now = now.timestamp();
         self.run(move |conn| {
             let mut stmt = conn.prepare_cached(VALUE).map_err(sql_error)?;
             keys.iter()
@@ -113,9 +119,9 @@ impl CounterStore for SqliteStore {
         .await
     }
 
-    async fn get_doc(&self, key: &str) -> Result<Option<serde_json::Value>, StoreError> {
+    async fn get_doc(&self, key: &str, now: DateTime<Utc>) -> Result<Option<serde_json::Value>, StoreError> {
         let key = key.to_owned();
-        let now = Utc::now().timestamp();
+        let now = now.timestamp();
         self.run(move |conn| {
             let doc: Option<String> = conn
                 .prepare_cached(GET_DOC)
@@ -128,45 +134,12 @@ impl CounterStore for SqliteStore {
         })
         .await
     }
-
-    /// Expired counters, documents and claims, webhook receipts older than 30 days and
-    /// idempotency records past their expiry: SQLite has no TTL, so the processor calls this.
-    async fn purge_expired(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
-        let epoch = now.timestamp();
-        let until = time::fixed(&now);
-        let receipts = time::fixed(&(now - chrono::Duration::days(30)));
-        self.run(move |conn| {
-            let mut n = 0;
-            n += conn
-                .execute(
-                    "DELETE FROM counters WHERE expires_at IS NOT NULL AND expires_at < ?1",
-                    params![epoch],
-                )
-                .map_err(sql_error)?;
-            n += conn
-                .execute(
-                    "DELETE FROM docs WHERE expires_at IS NOT NULL AND expires_at < ?1",
-                    params![epoch],
-                )
-                .map_err(sql_error)?;
-            n += conn
-                .execute("DELETE FROM claims WHERE until < ?1", params![until])
-                .map_err(sql_error)?;
-            n += conn
-                .execute("DELETE FROM idempotency WHERE expires_at < ?1", params![epoch])
-                .map_err(sql_error)?;
-            n += conn
-                .execute("DELETE FROM webhooks WHERE received_at < ?1", params![receipts])
-                .map_err(sql_error)?;
-            Ok(u64::try_from(n).unwrap_or(u64::MAX))
-        })
-        .await
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ports::Retention as _;
     use chrono::Duration;
 
     #[tokio::test]
@@ -183,7 +156,10 @@ mod tests {
             })
             .await
             .expect("corrupt the row");
-        assert!(matches!(store.get_doc("k").await, Err(StoreError::Corrupt(_))));
+        assert!(matches!(
+            store.get_doc("k", Utc::now()).await,
+            Err(StoreError::Corrupt(_))
+        ));
     }
 
     #[tokio::test]
@@ -202,11 +178,11 @@ mod tests {
                 .await
                 .expect("read expiry")
         };
-        assert_eq!(store.add("k", 1, Some(later)).await.expect("add"), 1);
-        assert_eq!(store.add("k", 1, None).await.expect("add"), 2);
+        assert_eq!(store.add("k", 1, Some(later), Utc::now()).await.expect("add"), 1);
+        assert_eq!(store.add("k", 1, None, Utc::now()).await.expect("add"), 2);
         assert_eq!(expiry(store.clone()).await, Some(later.timestamp()));
-        assert_eq!(store.add("k", 1, Some(past)).await.expect("add"), 3);
-        assert_eq!(store.add("k", 5, None).await.expect("add"), 5);
+        assert_eq!(store.add("k", 1, Some(past), Utc::now()).await.expect("add"), 3);
+        assert_eq!(store.add("k", 5, None, Utc::now()).await.expect("add"), 5);
         assert_eq!(expiry(store.clone()).await, None);
     }
 
@@ -231,14 +207,14 @@ mod tests {
         let store = SqliteStore::open_in_memory().expect("store");
         let now = chrono::Utc::now();
         store
-            .add("old", 1, Some(now - chrono::Duration::hours(1)))
+            .add("old", 1, Some(now - chrono::Duration::hours(1)), now)
             .await
             .expect("add");
         store
-            .add("live", 1, Some(now + chrono::Duration::hours(1)))
+            .add("live", 1, Some(now + chrono::Duration::hours(1)), now)
             .await
             .expect("add");
-        store.add("forever", 1, None).await.expect("add");
+        store.add("forever", 1, None, Utc::now()).await.expect("add");
         assert!(store
             .claim("held", now, now + chrono::Duration::minutes(5))
             .await
@@ -254,7 +230,7 @@ mod tests {
         let purged = store.purge_expired(now).await.expect("purge");
         assert_eq!(purged, 2, "the expired counter and the released claim");
         let keys = ["old".to_owned(), "live".to_owned(), "forever".to_owned()];
-        assert_eq!(store.values(&keys).await.expect("values"), vec![0, 1, 1]);
+        assert_eq!(store.values(&keys, Utc::now()).await.expect("values"), vec![0, 1, 1]);
         assert!(
             !store
                 .claim("held", now, now + chrono::Duration::minutes(5))

@@ -8,7 +8,9 @@
 //!   the due index, the failed list, messages of a ref).
 //! - `consent`: `ConsentStore` (opt-outs, send slots).
 //! - `idempotency`: `IdempotencyStore`.
-//! - `counters`: `CounterStore` (counters, claims, documents, expiry purge).
+//! - `counters`: `CounterStore` (counters, claims, documents).
+//! - `batches`: `BatchStore` (batch records, tallies, items counted once).
+//! - `retention`: `Retention` (deleting what expired: SQLite has no TTL).
 //! - [`queue`]: `SqliteJobQueue`, the retry queue.
 //! - [`event_log`]: `LogEventPublisher`, domain events in the log and a table.
 //!
@@ -17,6 +19,7 @@
 //! to the same behaviour. Nothing here creates the database's parent directory: the caller owns
 //! the path.
 
+mod batches;
 pub(crate) mod conn;
 mod consent;
 mod counters;
@@ -24,6 +27,7 @@ pub mod event_log;
 mod idempotency;
 mod messages;
 pub mod queue;
+mod retention;
 pub(crate) mod schema;
 pub(crate) mod time;
 

@@ -4,7 +4,7 @@
 //! says epoch seconds or milliseconds.
 
 /// The store's tables: messages and their indexes, provider-sid pointers, webhook receipts,
-/// consent, idempotency records, counters, claims and documents, batches.
+/// consent, idempotency records, counters, claims and documents, batches and their counted items.
 pub(crate) const STORE: &str = "
 CREATE TABLE IF NOT EXISTS messages (
     id TEXT PRIMARY KEY,
@@ -68,6 +68,28 @@ CREATE TABLE IF NOT EXISTS docs (
     key TEXT PRIMARY KEY,
     doc TEXT NOT NULL,
     expires_at INTEGER
+);
+-- one row per batch with its tallies; expires_at is epoch seconds
+CREATE TABLE IF NOT EXISTS batches (
+    id TEXT PRIMARY KEY,
+    total INTEGER NOT NULL,
+    accepted INTEGER NOT NULL,
+    rejected INTEGER NOT NULL,
+    created_at TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    sent INTEGER NOT NULL DEFAULT 0,
+    failed INTEGER NOT NULL DEFAULT 0,
+    suppressed INTEGER NOT NULL DEFAULT 0,
+    rate_limited INTEGER NOT NULL DEFAULT 0,
+    finished INTEGER NOT NULL DEFAULT 0,
+    completed INTEGER NOT NULL DEFAULT 0,
+    alerted INTEGER NOT NULL DEFAULT 0
+);
+-- the items already counted, so each is counted once
+CREATE TABLE IF NOT EXISTS batch_items (
+    batch_id TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    PRIMARY KEY (batch_id, message_id)
 );
 ";
 
