@@ -7,11 +7,11 @@
 //! the provider, never resent blindly.
 
 use super::alerts::{publish, raise_once};
-use super::metrics::{count, Metric};
+use super::metrics::{count, increment, Metric};
 use super::{modify_message, AppError, Ctx};
 use crate::domain::retry_policy::{backoff, means_opted_out};
 use crate::domain::{Message, MessageError, MessageId, MessageStatus};
-use crate::ports::{AlertKind, DomainEvent};
+use crate::ports::{AlertKind, CounterOp, DomainEvent};
 use crate::ports::{JobKind, JobPayload, OutboundSms, ProviderAccepted, ProviderError, Sender, StoreError, MAX_DELAY};
 use chrono::{DateTime, Utc};
 use std::time::Duration;
@@ -201,44 +201,54 @@ pub async fn run_attempt_at(
         }
     }
     log_outcome(&stored, outcome);
-    after_outcome(ctx, &stored, outcome).await;
+    let sender_side = result.as_ref().err().is_some_and(ProviderError::is_sender_side);
+    after_outcome(ctx, &stored, outcome, sender_side).await;
     Ok((stored, outcome, None))
 }
 
 /// Consecutive failed attempts for one sender that raise an alert.
 pub const CONSECUTIVE_FAILURES_ALERT: i64 = 5;
 
-/// Metrics, domain events and alerts that follow an attempt (never fail the attempt).
-async fn after_outcome(ctx: Ctx<'_>, m: &Message, outcome: AttemptOutcome) {
+/// Metrics, domain events and alerts that follow an attempt (never fail the attempt). The
+/// attempt's counters are one store write: the metric, and the sender's failure streak — reset
+/// by a success (one write, never a read-then-subtract, so never negative), counted up only by
+/// a sender- or system-side failure (`ProviderError::is_sender_side`; an invalid or opted-out
+/// recipient is not the sender's fault).
+async fn after_outcome(ctx: Ctx<'_>, m: &Message, outcome: AttemptOutcome, sender_side: bool) {
     super::send_batch::batch_item_outcome(ctx, m, outcome).await;
     let streak_key = format!("consecutive_failures\u{1f}{}", m.from);
+    let now = ctx.clock.now();
     match outcome {
         AttemptOutcome::Sent => {
-            count(ctx, Metric::Sent).await;
-            publish(ctx, vec![message_event("message.sent", m, ctx.clock.now())]).await;
-            // A success ends the sender's failure streak.
-            if let Ok(current) = ctx.counters.add(&streak_key, 0, None, ctx.clock.now()).await {
-                if current != 0 {
-                    if let Err(e) = ctx.counters.add(&streak_key, -current, None, ctx.clock.now()).await {
-                        tracing::debug!(error.message = %e, "failure streak not reset");
-                    }
-                }
+            let ops = [increment(Metric::Sent, now), CounterOp::Reset { key: streak_key }];
+            if let Err(e) = ctx.counters.add_many(&ops, now).await {
+                tracing::warn!(error.message = %e, "sent metric and failure streak not updated");
             }
+            publish(ctx, vec![message_event("message.sent", m, now)]).await;
         }
         AttemptOutcome::Failed | AttemptOutcome::Retrying(_) | AttemptOutcome::Unconfirmed => {
-            count(ctx, Metric::AttemptFailed).await;
+            let mut ops = vec![increment(Metric::AttemptFailed, now)];
+            if sender_side {
+                ops.push(CounterOp::Add {
+                    key: streak_key,
+                    by: 1,
+                    expires_at: None,
+                });
+            }
+            let counted = ctx.counters.add_many(&ops, now).await;
             if outcome == AttemptOutcome::Failed {
                 message_failed(ctx, m).await;
             }
-            match ctx.counters.add(&streak_key, 1, None, ctx.clock.now()).await {
-                Ok(streak) if streak >= CONSECUTIVE_FAILURES_ALERT => {
-                    let mut counts = serde_json::Map::new();
-                    counts.insert("consecutive_failures".to_owned(), serde_json::json!(streak));
-                    let summary = format!("{streak} sends in a row failed for one sender");
-                    raise_once(ctx, AlertKind::ConsecutiveSendFailures, &m.from, summary, counts).await;
+            match counted {
+                Ok(values) => {
+                    if let Some(&streak) = values.get(1).filter(|s| **s >= CONSECUTIVE_FAILURES_ALERT) {
+                        let mut counts = serde_json::Map::new();
+                        counts.insert("consecutive_failures".to_owned(), serde_json::json!(streak));
+                        let summary = format!("{streak} sends in a row failed for one sender");
+                        raise_once(ctx, AlertKind::ConsecutiveSendFailures, &m.from, summary, counts).await;
+                    }
                 }
-                Ok(_) => {}
-                Err(e) => tracing::debug!(error.message = %e, "failure streak not counted"),
+                Err(e) => tracing::debug!(error.message = %e, "attempt metric and failure streak not counted"),
             }
         }
         AttemptOutcome::Suppressed | AttemptOutcome::Skipped => {}

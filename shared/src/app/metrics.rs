@@ -2,6 +2,7 @@
 //! days), so reading "the last 24 hours" is 24 counter reads, whatever the traffic (no scan).
 
 use super::Ctx;
+use crate::ports::CounterOp;
 use chrono::{DateTime, Duration, Timelike, Utc};
 
 /// What is counted.
@@ -40,6 +41,17 @@ fn bucket_start(at: DateTime<Utc>) -> DateTime<Utc> {
 
 fn key(metric: Metric, hour: DateTime<Utc>) -> String {
     format!("metric\u{1f}{}\u{1f}{}", metric.name(), hour.format("%Y-%m-%dT%H"))
+}
+
+/// The counter change that counts one `metric` at `now`, for one write with other changes
+/// (`CounterStore::add_many`).
+pub fn increment(metric: Metric, now: DateTime<Utc>) -> CounterOp {
+    let hour = bucket_start(now);
+    CounterOp::Add {
+        key: key(metric, hour),
+        by: 1,
+        expires_at: Some(hour + Duration::days(3)),
+    }
 }
 
 /// Count one occurrence now. A failure is logged: metrics must never fail the work they count.

@@ -9,7 +9,7 @@ use super::attempt::{begin_attempt, enqueue_attempt, run_attempt_at, status_call
 use super::send::SendRequest;
 use super::{AppError, Ctx};
 use crate::domain::{Message, MessageId, MessageStatus};
-use crate::ports::{AlertKind, BatchRecord, BatchState, DomainEvent, ItemOutcome, Sender};
+use crate::ports::{AlertKind, BatchRecord, BatchState, DomainEvent, ItemOutcome, SendCheck, Sender};
 use chrono::{DateTime, Utc};
 use futures_util::stream::{self, StreamExt};
 use serde::Deserialize;
@@ -231,19 +231,18 @@ async fn send_item(ctx: Ctx<'_>, mut m: Message, pacer: &Pacer, deadline: Instan
     };
     let now = ctx.clock.now();
     let outcome: Result<(Message, Option<String>), AppError> = async {
-        if ctx.consent.opt_out_of(&m.to).await?.is_some() {
-            return finish_without_send(ctx, &m, MessageStatus::Suppressed)
-                .await
-                .map(|m| (m, None));
-        }
-        if !ctx
+        let limit = ctx.config.rate_limit_per_hour;
+        let held = match ctx
             .consent
-            .take_send_slot(&m.to, now, chrono::Duration::hours(1), ctx.config.rate_limit_per_hour)
+            .check_send(&m.to, now, chrono::Duration::hours(1), limit)
             .await?
         {
-            return finish_without_send(ctx, &m, MessageStatus::RateLimited)
-                .await
-                .map(|m| (m, None));
+            SendCheck::Granted => None,
+            SendCheck::OptedOut(_) => Some(MessageStatus::Suppressed),
+            SendCheck::Limited => Some(MessageStatus::RateLimited),
+        };
+        if let Some(status) = held {
+            return finish_without_send(ctx, &m, status).await.map(|m| (m, None));
         }
         let Some(slot) = pacer.reserve(deadline).await else {
             // Out of time: the retry queue finishes it.

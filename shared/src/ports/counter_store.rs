@@ -6,6 +6,25 @@ use super::StoreError;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+/// One change in [`CounterStore::add_many`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CounterOp {
+    /// Add `by` (as [`CounterStore::add`]).
+    Add {
+        /// Counter key.
+        key: String,
+        /// Amount (may be negative).
+        by: i64,
+        /// New expiry, if any.
+        expires_at: Option<DateTime<Utc>>,
+    },
+    /// Set to 0 in one write (as [`CounterStore::reset`]).
+    Reset {
+        /// Counter key.
+        key: String,
+    },
+}
+
 /// Atomic counters, one-time claims and small JSON documents, each under a string key.
 #[async_trait]
 pub trait CounterStore: Send + Sync {
@@ -22,6 +41,32 @@ pub trait CounterStore: Send + Sync {
         expires_at: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> Result<i64, StoreError>;
+
+    /// Set the counter `key` to 0 in one write (no read first, so concurrent resets and adds
+    /// never drive it below 0 the way a read-then-subtract could). Its expiry is kept.
+    ///
+    /// # Errors
+    /// Backend failures.
+    async fn reset(&self, key: &str) -> Result<(), StoreError>;
+
+    /// Apply several changes as one store call (one transaction on SQLite; each change is atomic
+    /// on its own everywhere) and return the value after each (0 for a reset), in order.
+    ///
+    /// # Errors
+    /// Backend failures (on SQLite nothing is applied then).
+    async fn add_many(&self, ops: &[CounterOp], now: DateTime<Utc>) -> Result<Vec<i64>, StoreError> {
+        let mut out = Vec::with_capacity(ops.len());
+        for op in ops {
+            out.push(match op {
+                CounterOp::Add { key, by, expires_at } => self.add(key, *by, *expires_at, now).await?,
+                CounterOp::Reset { key } => {
+                    self.reset(key).await?;
+                    0
+                }
+            });
+        }
+        Ok(out)
+    }
 
     /// Values of `keys` as of `now`, in order (absent or expired → 0).
     ///

@@ -54,6 +54,9 @@ macro_rules! counter_contract {
             an_expired_document_is_none,
             counters_claims_and_documents_do_not_share_keys,
             expiry_is_judged_at_the_callers_now,
+            a_reset_sets_zero_and_keeps_counting_from_there,
+            concurrent_resets_never_drive_a_counter_negative,
+            add_many_applies_every_change_and_returns_each_value,
         );
     };
     (@tests $make:expr; $($name:ident),+ $(,)?) => {
@@ -448,4 +451,54 @@ pub async fn expiry_is_judged_at_the_callers_now(store: &dyn CounterStore) {
     store.put_doc("d", &doc, expires).await.expect("put");
     assert_eq!(store.get_doc("d", t).await.expect("get"), Some(doc));
     assert_eq!(store.get_doc("d", after).await.expect("get"), None);
+}
+
+/// A reset is one write to 0; later adds count from 0; resetting an absent counter creates 0.
+pub async fn a_reset_sets_zero_and_keeps_counting_from_there(store: &dyn CounterStore) {
+    let now = Utc::now();
+    assert_eq!(store.add("streak", 4, None, now).await.expect("add"), 4);
+    store.reset("streak").await.expect("reset");
+    assert_eq!(value(store, "streak").await, 0);
+    assert_eq!(store.add("streak", 1, None, now).await.expect("add"), 1);
+    store.reset("never").await.expect("reset absent");
+    assert_eq!(value(store, "never").await, 0);
+}
+
+/// Two (here ten) successes at once must not drive a streak below 0, as a read-then-subtract
+/// did; adds racing the resets leave at most their own count.
+pub async fn concurrent_resets_never_drive_a_counter_negative(store: &dyn CounterStore) {
+    let now = Utc::now();
+    assert_eq!(store.add("streak", 5, None, now).await.expect("add"), 5);
+    let resets = join_all((0..10).map(|_| store.reset("streak"))).await;
+    assert!(resets.iter().all(Result::is_ok));
+    assert_eq!(value(store, "streak").await, 0);
+    let (_, _) = futures_util::join!(
+        join_all((0..5).map(|_| store.reset("streak"))),
+        join_all((0..3).map(|_| store.add("streak", 1, None, now)))
+    );
+    let v = value(store, "streak").await;
+    assert!((0..=3).contains(&v), "{v}");
+}
+
+/// `add_many` is the adds and resets it lists, in order, with each new value.
+pub async fn add_many_applies_every_change_and_returns_each_value(store: &dyn CounterStore) {
+    use crate::ports::CounterOp;
+    let now = Utc::now();
+    assert_eq!(store.add("b", 7, None, now).await.expect("add"), 7);
+    let ops = [
+        CounterOp::Add {
+            key: "a".to_owned(),
+            by: 2,
+            expires_at: Some(later()),
+        },
+        CounterOp::Reset { key: "b".to_owned() },
+        CounterOp::Add {
+            key: "a".to_owned(),
+            by: 3,
+            expires_at: None,
+        },
+    ];
+    assert_eq!(store.add_many(&ops, now).await.expect("add_many"), vec![2, 0, 5]);
+    assert_eq!(store.values(&keys(&["a", "b"]), now).await.expect("values"), vec![5, 0]);
+    assert_eq!(store.add_many(&[], now).await.expect("nothing"), Vec::<i64>::new());
 }

@@ -182,6 +182,15 @@ impl CounterStore for CountingStore {
         self.enter("add")?;
         self.counters.add(key, by, expires_at, now).await
     }
+    async fn reset(&self, key: &str) -> Result<(), StoreError> {
+        self.enter("reset")?;
+        self.counters.reset(key).await
+    }
+    /// Delegated, so the wrapped store's own one-call path runs.
+    async fn add_many(&self, ops: &[crate::ports::CounterOp], now: DateTime<Utc>) -> Result<Vec<i64>, StoreError> {
+        self.enter("add_many")?;
+        self.counters.add_many(ops, now).await
+    }
     async fn values(&self, keys: &[String], now: DateTime<Utc>) -> Result<Vec<i64>, StoreError> {
         self.enter("values")?;
         self.counters.values(keys, now).await
@@ -228,6 +237,17 @@ impl ConsentStore for CountingStore {
     ) -> Result<bool, StoreError> {
         self.enter("take_send_slot")?;
         self.consent.take_send_slot(phone, now, window, limit).await
+    }
+    /// Delegated, so the wrapped store's own one-call path runs.
+    async fn check_send(
+        &self,
+        phone: &PhoneNumber,
+        now: DateTime<Utc>,
+        window: chrono::Duration,
+        limit: u32,
+    ) -> Result<crate::ports::SendCheck, StoreError> {
+        self.enter("check_send")?;
+        self.consent.check_send(phone, now, window, limit).await
     }
 }
 

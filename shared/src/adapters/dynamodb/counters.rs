@@ -248,6 +248,21 @@ impl CounterStore for DynamoMessageStore {
         )))
     }
 
+    /// UpdateItem `SET value = :zero`: one write, no read, so never below 0 (expiry kept).
+    async fn reset(&self, key: &str) -> Result<(), StoreError> {
+        self.client()
+            .update_item()
+            .table_name(self.table())
+            .set_key(Some(counter_key(key)))
+            .update_expression("SET #value = :zero")
+            .expression_attribute_names("#value", VALUE)
+            .expression_attribute_values(":zero", n(0))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(e, "UpdateItem"))
+    }
+
     /// BatchGetItem (ConsistentRead) of the distinct keys in chunks of 100; expired items read 0.
     async fn values(&self, keys: &[String], now: DateTime<Utc>) -> Result<Vec<i64>, StoreError> {
         let now_s = now.timestamp();

@@ -9,7 +9,7 @@
 
 use super::conn::sql_error;
 use super::{time, SqliteStore};
-use crate::ports::{CounterStore, StoreError};
+use crate::ports::{CounterOp, CounterStore, StoreError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension};
@@ -25,6 +25,11 @@ ON CONFLICT (key) DO UPDATE SET
     expires_at = CASE WHEN counters.expires_at < ?4 THEN excluded.expires_at
                       ELSE COALESCE(excluded.expires_at, counters.expires_at) END
 RETURNING value";
+
+/// Set to 0, keeping the expiry (a missing counter is created at 0, with no expiry).
+const RESET: &str = "
+INSERT INTO counters (key, value, expires_at) VALUES (?1, 0, NULL)
+ON CONFLICT (key) DO UPDATE SET value = 0";
 
 /// A live counter's value (no row for absent or expired ones).
 const VALUE: &str = "SELECT value FROM counters WHERE key = ?1 AND (expires_at IS NULL OR expires_at >= ?2)";
@@ -59,6 +64,48 @@ impl CounterStore for SqliteStore {
                 .map_err(sql_error)?
                 .query_row(params![key, by, expires, now], |r| r.get(0))
                 .map_err(sql_error)
+        })
+        .await
+    }
+
+    /// One UPSERT (see `RESET`).
+    async fn reset(&self, key: &str) -> Result<(), StoreError> {
+        let key = key.to_owned();
+        self.run(move |conn| {
+            conn.prepare_cached(RESET)
+                .map_err(sql_error)?
+                .execute(params![key])
+                .map_err(sql_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Every change in one transaction (one commit), with the statements of `add` and `reset`.
+    async fn add_many(&self, ops: &[CounterOp], now: DateTime<Utc>) -> Result<Vec<i64>, StoreError> {
+        let ops = ops.to_vec();
+        let now = now.timestamp();
+        self.run(move |conn| {
+            let tx = conn.transaction().map_err(sql_error)?;
+            let mut out = Vec::with_capacity(ops.len());
+            for op in &ops {
+                out.push(match op {
+                    CounterOp::Add { key, by, expires_at } => tx
+                        .prepare_cached(ADD)
+                        .map_err(sql_error)?
+                        .query_row(params![key, by, expires_at.map(|t| t.timestamp()), now], |r| r.get(0))
+                        .map_err(sql_error)?,
+                    CounterOp::Reset { key } => {
+                        tx.prepare_cached(RESET)
+                            .map_err(sql_error)?
+                            .execute(params![key])
+                            .map_err(sql_error)?;
+                        0
+                    }
+                });
+            }
+            tx.commit().map_err(sql_error)?;
+            Ok(out)
         })
         .await
     }
