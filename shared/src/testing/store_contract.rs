@@ -74,6 +74,8 @@ macro_rules! store_contract {
             send_slots_run_out_at_the_limit,
             concurrent_send_slot_takers_never_exceed_the_limit,
             send_slots_free_up_as_the_window_rolls_on,
+            check_send_suppresses_an_opted_out_recipient_without_taking_a_slot,
+            check_send_grants_up_to_the_limit_then_refuses,
             a_first_begin_is_started_and_a_repeat_is_in_progress,
             a_completed_key_replays_its_response,
             a_key_reused_with_another_request_is_a_mismatch,
@@ -979,6 +981,39 @@ pub async fn send_slots_free_up_as_the_window_rolls_on(store: &dyn Store) {
         assert!(take(store, 1, later, 5).await, "freed slot {i}");
     }
     assert!(!take(store, 1, later, 5).await);
+}
+
+/// `check_send` on an opted-out number answers `OptedOut` and takes no slot: after opting back
+/// in, the whole limit is still there.
+pub async fn check_send_suppresses_an_opted_out_recipient_without_taking_a_slot(store: &dyn Store) {
+    use crate::ports::SendCheck;
+    let (phone, at) = (recipient(1), epoch());
+    store.opt_out(&phone, "keyword_stop", at).await.expect("opt out");
+    for _ in 0..3 {
+        let check = store
+            .check_send(&phone, at, slot_window(), 2)
+            .await
+            .expect("check_send");
+        assert!(
+            matches!(check, SendCheck::OptedOut(ref o) if o.reason == "keyword_stop"),
+            "{check:?}"
+        );
+    }
+    store.opt_in(&phone).await.expect("opt in");
+    assert!(take(store, 1, at, 2).await);
+    assert!(take(store, 1, at, 2).await);
+    assert!(!take(store, 1, at, 2).await);
+}
+
+/// `check_send` takes slots like `take_send_slot`: `limit` grants, then `Limited`, concurrently too.
+pub async fn check_send_grants_up_to_the_limit_then_refuses(store: &dyn Store) {
+    use crate::ports::SendCheck;
+    let (phone, at) = (recipient(1), epoch());
+    let results = join_all((0..10).map(|_| store.check_send(&phone, at, slot_window(), 4))).await;
+    let checks: Vec<SendCheck> = results.into_iter().map(|r| r.expect("check_send")).collect();
+    assert_eq!(checks.iter().filter(|c| **c == SendCheck::Granted).count(), 4);
+    assert_eq!(checks.iter().filter(|c| **c == SendCheck::Limited).count(), 6);
+    assert!(!take(store, 1, at, 4).await);
 }
 
 // ---- IdempotencyStore ----
