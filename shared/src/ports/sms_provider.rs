@@ -142,6 +142,36 @@ impl ProviderError {
     }
 }
 
+/// Sends SMS and reports on them.
+#[async_trait]
+pub trait SmsProvider: Send + Sync {
+    /// Create (send) one message.
+    ///
+    /// # Errors
+    /// A classified [`ProviderError`].
+    async fn send(&self, sms: &OutboundSms) -> Result<ProviderAccepted, ProviderError>;
+
+    /// Fetch one message by sid.
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown sid, otherwise a classified [`ProviderError`].
+    async fn fetch(&self, sid: &ProviderSid) -> Result<ProviderMessage, ProviderError>;
+
+    /// Messages sent to `to` from `from` created no earlier than one minute before `since`
+    /// (messages without a readable creation date are kept), newest first, at most `limit`, for
+    /// reconciling an attempt whose outcome we never recorded.
+    ///
+    /// # Errors
+    /// A classified [`ProviderError`].
+    async fn list_sent(
+        &self,
+        to: &PhoneNumber,
+        from: &Sender,
+        since: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<ProviderMessage>, ProviderError>;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,34 +209,4 @@ mod tests {
         assert!(server.is_sender_side());
         assert!(ProviderError::Unexpected(anyhow::anyhow!("authentication failed")).is_sender_side());
     }
-}
-
-/// Sends SMS and reports on them.
-#[async_trait]
-pub trait SmsProvider: Send + Sync {
-    /// Create (send) one message.
-    ///
-    /// # Errors
-    /// A classified [`ProviderError`].
-    async fn send(&self, sms: &OutboundSms) -> Result<ProviderAccepted, ProviderError>;
-
-    /// Fetch one message by sid.
-    ///
-    /// # Errors
-    /// `NotFound` for an unknown sid, otherwise a classified [`ProviderError`].
-    async fn fetch(&self, sid: &ProviderSid) -> Result<ProviderMessage, ProviderError>;
-
-    /// Messages sent to `to` from `from` created no earlier than one minute before `since`
-    /// (messages without a readable creation date are kept), newest first, at most `limit`, for
-    /// reconciling an attempt whose outcome we never recorded.
-    ///
-    /// # Errors
-    /// A classified [`ProviderError`].
-    async fn list_sent(
-        &self,
-        to: &PhoneNumber,
-        from: &Sender,
-        since: DateTime<Utc>,
-        limit: usize,
-    ) -> Result<Vec<ProviderMessage>, ProviderError>;
 }
