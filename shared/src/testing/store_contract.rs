@@ -40,6 +40,7 @@ macro_rules! store_contract {
         $crate::store_contract!(@tests $make;
             create_then_get_returns_the_same_record,
             a_bulk_create_writes_every_message_and_its_indexes,
+            a_bulk_create_failing_midway_stores_none_of_the_messages_it_reports_failed,
             creating_the_same_message_twice_is_condition_failed,
             getting_an_unknown_id_is_none,
             an_update_with_the_next_version_is_visible_to_the_next_get,
@@ -304,6 +305,51 @@ pub async fn a_bulk_create_writes_every_message_and_its_indexes(store: &dyn Stor
         messages.iter().all(|m| due.contains(&m.id)),
         "every bulk-created message is on the due index"
     );
+}
+
+/// A bulk create whose write fails midway (an id that exists at index 40 of 150: on DynamoDB
+/// its whole transaction chunk is refused, on SQLite that one row): every message reported
+/// written is stored as given, every one reported failed is not stored (nor on the due index),
+/// the existing record is kept, and the writes after the failure still happen.
+pub async fn a_bulk_create_failing_midway_stores_none_of_the_messages_it_reports_failed(store: &dyn Store) {
+    let to = recipient(710);
+    let mut existing = message_to(&to, 40, MessageStatus::Sent);
+    existing.due_at = None;
+    create(store, &existing).await;
+    let mut messages: Vec<Message> = (0..150)
+        .map(|i| {
+            let mut m = message_to(&to, i, MessageStatus::Queued);
+            m.due_at = Some(epoch());
+            m
+        })
+        .collect();
+    let mut clash = existing.clone();
+    clash.status = MessageStatus::Queued;
+    clash.due_at = Some(epoch());
+    messages[40] = clash;
+    let results = store.create_messages(&messages).await.expect("the call itself");
+    assert_eq!(results.len(), 150);
+    assert!(results[40].is_err(), "the existing id is not overwritten");
+    assert!(results[149].is_ok(), "writes after the failure still happen");
+    let due: HashSet<MessageId> = store
+        .list_due(epoch() + Duration::seconds(1), 500)
+        .await
+        .expect("due")
+        .into_iter()
+        .map(|m| m.id)
+        .collect();
+    for (i, (m, r)) in messages.iter().zip(&results).enumerate() {
+        let stored = get(store, &m.id).await;
+        if r.is_ok() {
+            assert_eq!(stored.as_ref(), Some(m), "message {i} reported written");
+            assert!(due.contains(&m.id), "message {i} is due");
+        } else if i == 40 {
+            assert_eq!(stored.as_ref(), Some(&existing), "the first record is kept");
+        } else {
+            assert_eq!(stored, None, "message {i} reported failed must not be stored");
+            assert!(!due.contains(&m.id), "message {i} reported failed must not be due");
+        }
+    }
 }
 
 /// Creating an id that exists loses, and keeps the first record.
