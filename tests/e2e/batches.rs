@@ -261,8 +261,8 @@ async fn health_counts_pending_retries_and_dead_letters_and_the_dead_letter_aler
     // A job that keeps failing ends in the dead-letter state after the queue's max receives.
     let clock: std::sync::Arc<dyn smsrelay::ports::Clock> =
         std::sync::Arc::new(smsrelay::adapters::system_clock::SystemClock);
-    let queue = smsrelay::adapters::sqlite_queue::SqliteJobQueue::open(&db, smsrelay_local::MAX_RECEIVES, clock)
-        .expect("queue");
+    let queue =
+        smsrelay::adapters::sqlite::SqliteJobQueue::open(&db, smsrelay_local::MAX_RECEIVES, clock).expect("queue");
     let job = JobPayload {
         kind: JobKind::SendAttempt,
         message_id: smsrelay::domain::MessageId::parse(m["id"].as_str().expect("id")).expect("id"),

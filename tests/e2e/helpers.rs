@@ -1,8 +1,8 @@
 //! Shared test helpers: a running smsrelay-local (`TestApp`), DynamoDB Local tables, signing.
 
 use secrecy::SecretString;
-use smsrelay::adapters::sqlite_queue::SqliteJobQueue;
-use smsrelay::adapters::sqlite_store::SqliteStore;
+use smsrelay::adapters::sqlite::SqliteJobQueue;
+use smsrelay::adapters::sqlite::SqliteStore;
 use smsrelay::adapters::system_clock::SystemClock;
 use smsrelay::adapters::twilio::{compute_signature, TwilioSimulator};
 use smsrelay::config::Config;

@@ -22,7 +22,7 @@ pub async fn raise_once(
     let now = ctx.clock.now();
     let key = format!("alert\u{1f}{}\u{1f}{subject}", kind.as_str());
     let until = now + chrono::Duration::minutes(ALERT_COOLDOWN_MINUTES);
-    match ctx.store.claim(&key, now, until).await {
+    match ctx.counters.claim(&key, now, until).await {
         Ok(true) => {}
         Ok(false) => return false,
         Err(e) => {

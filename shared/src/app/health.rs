@@ -6,7 +6,7 @@ use super::heartbeat::{check_processor, is_late, last_run};
 use super::metrics::{over_last_hours, Metric};
 use super::{AppError, Ctx};
 use crate::domain::{timestamp, MessageStatus};
-use crate::ports::AlertKind;
+use crate::ports::{AlertKind, MessageQueries};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
@@ -51,11 +51,11 @@ fn whole(count: f64) -> u64 {
     count.round() as u64
 }
 
-/// Compute `/v1/health`.
+/// Compute `/v1/health` (unconfirmed messages are read from the due index through `queries`).
 ///
 /// # Errors
 /// Store or queue failures.
-pub async fn health(ctx: Ctx<'_>) -> Result<Health, AppError> {
+pub async fn health(ctx: Ctx<'_>, queries: &dyn MessageQueries) -> Result<Health, AppError> {
     let now = ctx.clock.now();
     let queue = ctx
         .queue
@@ -81,8 +81,7 @@ pub async fn health(ctx: Ctx<'_>) -> Result<Health, AppError> {
         0.0
     };
     let cutoff = now - chrono::Duration::minutes(UNCONFIRMED_AFTER_MINUTES);
-    let unconfirmed = ctx
-        .store
+    let unconfirmed = queries
         .list_due(now + chrono::Duration::days(1), UNCONFIRMED_SCAN_LIMIT)
         .await?
         .iter()

@@ -19,7 +19,7 @@ pub const HEARTBEAT_KEY: &str = "processor_heartbeat";
 pub async fn record_heartbeat(ctx: Ctx<'_>, report: &(impl Serialize + Sync)) -> Result<(), AppError> {
     let now = ctx.clock.now();
     let doc = json!({"at": now.to_rfc3339(), "report": report});
-    ctx.store.put_doc(HEARTBEAT_KEY, &doc, None).await?;
+    ctx.counters.put_doc(HEARTBEAT_KEY, &doc, None).await?;
     Ok(())
 }
 
@@ -28,7 +28,7 @@ pub async fn record_heartbeat(ctx: Ctx<'_>, report: &(impl Serialize + Sync)) ->
 /// # Errors
 /// Store failures.
 pub async fn last_run(ctx: Ctx<'_>) -> Result<Option<DateTime<Utc>>, AppError> {
-    let doc = ctx.store.get_doc(HEARTBEAT_KEY).await?;
+    let doc = ctx.counters.get_doc(HEARTBEAT_KEY, ctx.clock.now()).await?;
     Ok(doc
         .and_then(|d| d.get("at").and_then(Value::as_str).map(str::to_owned))
         .and_then(|s| DateTime::parse_from_rfc3339(&s).ok())

@@ -30,13 +30,25 @@ mod tests;
 
 use crate::config::Config;
 use crate::domain::{Message, MessageId};
-use crate::ports::{Alerter, Clock, EventPublisher, JobQueue, MessageStore, SmsProvider, Store, StoreError};
+use crate::ports::{
+    Alerter, BatchStore, Clock, ConsentStore, CounterStore, EventPublisher, JobQueue, MessageStore, SmsProvider,
+    StoreError,
+};
 
-/// The ports and settings the use cases share, borrowed for one request or job.
+/// The ports and settings of the send pipeline (send, attempt, batch, status, retry, the
+/// processor's sends), borrowed for one request or job. It holds only what an attempt and its
+/// follow-ups touch; a use case that needs another port (queries, idempotency, retention, the
+/// ports later issues add) takes it as its own parameter, so this does not grow with them.
 #[derive(Clone, Copy)]
 pub struct Ctx<'a> {
-    /// State (messages, indexes, consent, idempotency).
-    pub store: &'a dyn Store,
+    /// Message records, sid pointers, webhook receipts.
+    pub messages: &'a dyn MessageStore,
+    /// Opt-outs and send slots.
+    pub consent: &'a dyn ConsentStore,
+    /// Counters, claims and small documents (metrics, streaks, alert cooldowns).
+    pub counters: &'a dyn CounterStore,
+    /// Batch records and tallies (an attempt may finish a batch item).
+    pub batches: &'a dyn BatchStore,
     /// Retry queue.
     pub queue: &'a dyn JobQueue,
     /// SMS provider.

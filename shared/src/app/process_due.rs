@@ -12,7 +12,7 @@ use super::heartbeat::{check_processor, record_heartbeat};
 use super::reconcile::{reconcile_message, Reconciled};
 use super::{modify_message, AppError, Ctx};
 use crate::domain::{Message, MessageError, MessageStatus};
-use crate::ports::{AlertKind, ProviderError};
+use crate::ports::{AlertKind, MessageQueries, ProviderError, Retention};
 use serde::Serialize;
 use std::collections::HashSet;
 use std::time::Duration;
@@ -48,11 +48,17 @@ pub struct TickReport {
 }
 
 /// Run one tick within `budget`, measured on `ctx.clock`'s monotonic time (a test on the manual
-/// clock exhausts the budget by advancing the clock, never by waiting).
+/// clock exhausts the budget by advancing the clock, never by waiting). The due index comes from
+/// `queries`, and what expired is purged through `retention` at the end.
 ///
 /// # Errors
 /// Store failures on reading the due index (a failure on one item is logged and left due).
-pub async fn process_due(ctx: Ctx<'_>, budget: Duration) -> Result<TickReport, AppError> {
+pub async fn process_due(
+    ctx: Ctx<'_>,
+    queries: &dyn MessageQueries,
+    retention: &dyn Retention,
+    budget: Duration,
+) -> Result<TickReport, AppError> {
     let started = ctx.clock.monotonic();
     let mut report = TickReport::default();
     let mut seen = HashSet::new();
@@ -77,7 +83,7 @@ pub async fn process_due(ctx: Ctx<'_>, budget: Duration) -> Result<TickReport, A
             break;
         }
         let now = ctx.clock.now();
-        let page = ctx.store.list_due(now, PAGE).await?;
+        let page = queries.list_due(now, PAGE).await?;
         let fresh: Vec<Message> = page.into_iter().filter(|m| seen.insert(m.id.clone())).collect();
         if fresh.is_empty() {
             break;
@@ -93,7 +99,7 @@ pub async fn process_due(ctx: Ctx<'_>, budget: Duration) -> Result<TickReport, A
             }
         }
     }
-    match ctx.store.purge_expired(ctx.clock.now()).await {
+    match retention.purge_expired(ctx.clock.now()).await {
         Ok(0) => {}
         Ok(n) => tracing::debug!(purged = n, "expired records removed"),
         Err(e) => tracing::warn!(error.message = %e, "expired records not purged"),
@@ -138,7 +144,7 @@ async fn process_one(ctx: Ctx<'_>, m: &Message, report: &mut TickReport) -> Resu
         _ => {
             // Nothing is expected of it any more: drop it from the due index.
             let id = m.id.clone();
-            modify_message(ctx.store, &id, |x| x.due_at.take().is_some()).await?;
+            modify_message(ctx.messages, &id, |x| x.due_at.take().is_some()).await?;
         }
     }
     Ok(())
@@ -167,7 +173,7 @@ async fn poll_status(ctx: Ctx<'_>, m: &Message) -> Result<(), AppError> {
         .map_or(m.updated_at, |e| e.at);
     let give_up = now - sent_at >= chrono::Duration::hours(GIVE_UP_POLLING_AFTER_HOURS);
     let mut gave_up = false;
-    modify_message(ctx.store, &m.id, |x| {
+    modify_message(ctx.messages, &m.id, |x| {
         if x.status != MessageStatus::Sent || x.provider_sid.as_ref() != Some(&sid) {
             return false;
         }

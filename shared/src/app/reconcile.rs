@@ -50,11 +50,11 @@ pub async fn reconcile_message(ctx: Ctx<'_>, message: &Message) -> Result<Reconc
         if c.date_created.is_some_and(|d| d < since) {
             continue;
         }
-        match ctx.store.message_id_for_sid(&c.sid).await? {
+        match ctx.messages.message_id_for_sid(&c.sid).await? {
             Some(owner) if owner != message.id => continue,
             _ => {}
         }
-        if let Err(e) = ctx.store.link_provider_sid(&c.sid, &message.id).await {
+        if let Err(e) = ctx.messages.link_provider_sid(&c.sid, &message.id).await {
             tracing::warn!(message_id = %message.id, error.message = %e, "could not index reconciled sid");
             continue;
         }
@@ -62,7 +62,7 @@ pub async fn reconcile_message(ctx: Ctx<'_>, message: &Message) -> Result<Reconc
         let mapped = MessageStatus::from_twilio(&c.status).unwrap_or(MessageStatus::Sent);
         let poll_after = chrono::Duration::from_std(ctx.config.status_poll_after).unwrap_or_default();
         let attempts = message.attempts;
-        modify_message(ctx.store, &message.id, |m| {
+        modify_message(ctx.messages, &message.id, |m| {
             if m.status != MessageStatus::Sending || m.attempts != attempts {
                 return false;
             }

@@ -10,7 +10,7 @@ use super::{AppError, Ctx};
 use crate::domain::{
     parse_instant, Message, MessageBody, MessageId, MessageStatus, PhoneNumber, QuietHours, Ref, Region,
 };
-use crate::ports::Sender;
+use crate::ports::{SendCheck, Sender};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
@@ -170,30 +170,33 @@ pub async fn send_message(ctx: Ctx<'_>, cmd: SendCommand) -> Result<SendOutcome,
     if let Some(at) = fire_at {
         message.send_at = Some(at);
         message.due_at = Some(at);
-        ctx.store.create_message(&message).await?;
+        ctx.messages.create_message(&message).await?;
         tracing::info!(message_id = %id, to = %message.to.masked(), send_at = %at, "message scheduled");
         return Ok(SendOutcome { message, warning: None });
     }
-    if ctx.store.opt_out_of(&message.to).await?.is_some() {
-        message.advance(MessageStatus::Suppressed, None, now);
-        ctx.store.create_message(&message).await?;
-        tracing::info!(message_id = %id, to = %message.to.masked(), "recipient opted out: suppressed");
-        return Ok(SendOutcome { message, warning: None });
-    }
     let limit = ctx.config.rate_limit_per_hour;
-    if !ctx
-        .store
-        .take_send_slot(&message.to, now, chrono::Duration::hours(1), limit)
+    match ctx
+        .consent
+        .check_send(&message.to, now, chrono::Duration::hours(1), limit)
         .await?
     {
-        message.reset_to(MessageStatus::RateLimited, now);
-        message.failed_listed = true;
-        ctx.store.create_message(&message).await?;
-        tracing::warn!(message_id = %id, to = %message.to.masked(), limit, "hourly limit reached: held as rate_limited");
-        return Ok(SendOutcome { message, warning: None });
+        SendCheck::Granted => {}
+        SendCheck::OptedOut(_) => {
+            message.advance(MessageStatus::Suppressed, None, now);
+            ctx.messages.create_message(&message).await?;
+            tracing::info!(message_id = %id, to = %message.to.masked(), "recipient opted out: suppressed");
+            return Ok(SendOutcome { message, warning: None });
+        }
+        SendCheck::Limited => {
+            message.reset_to(MessageStatus::RateLimited, now);
+            message.failed_listed = true;
+            ctx.messages.create_message(&message).await?;
+            tracing::warn!(message_id = %id, to = %message.to.masked(), limit, "hourly limit reached: held as rate_limited");
+            return Ok(SendOutcome { message, warning: None });
+        }
     }
     begin_attempt(&mut message, now, ctx.config.reconcile_after);
-    ctx.store.create_message(&message).await?;
+    ctx.messages.create_message(&message).await?;
     tracing::info!(message_id = %id, to = %message.to.masked(), "message accepted");
     let (message, _outcome, warning) = run_attempt(ctx, message).await?;
     Ok(SendOutcome { message, warning })

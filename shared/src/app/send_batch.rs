@@ -5,14 +5,12 @@
 //! items finished later share.
 
 use super::attempt::{begin_attempt, enqueue_attempt, run_attempt_at, status_callback_url};
-use super::batch_progress::{
-    add_tally, batch_item_finished, check_completion, counter_key, doc_key, ItemEnd, Tally, BATCH_TTL_DAYS,
-};
+use super::batch_progress::{batch_item_finished, check_completion, BATCH_TTL_DAYS};
 pub use super::batch_progress::{batch_summary, BATCH_ALERT_RATE};
 use super::send::SendRequest;
 use super::{AppError, Ctx};
-use crate::domain::{timestamp, Message, MessageId, MessageStatus};
-use crate::ports::{Clock, Moment, Sender};
+use crate::domain::{Message, MessageId, MessageStatus};
+use crate::ports::{BatchRecord, Clock, ItemOutcome, Moment, SendCheck, Sender};
 use chrono::{DateTime, Utc};
 use futures_util::stream::{self, StreamExt};
 use serde::Deserialize;
@@ -145,16 +143,21 @@ pub async fn send_batch(ctx: Ctx<'_>, req: BatchRequest, budget: Duration) -> Re
     }
     let total = results.len();
     let rejected = total - accepted.len();
-    let expires = now + chrono::Duration::days(BATCH_TTL_DAYS);
-    let doc = json!({"batch_id": id, "total": total, "accepted": accepted.len(), "rejected": rejected, "created_at": timestamp(&now)});
-    ctx.store.put_doc(&doc_key(&id), &doc, Some(expires)).await?;
-    let total_items = i64::try_from(total).unwrap_or(i64::MAX);
-    ctx.store
-        .add(&counter_key(&id, Tally::Total), total_items, Some(expires))
+    let count32 = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    // The record first: an item that finishes (here, or later through the queue) counts on it.
+    ctx.batches
+        .create_batch(&BatchRecord {
+            id: id.clone(),
+            total: count32(total),
+            accepted: count32(accepted.len()),
+            rejected: count32(rejected),
+            created_at: now,
+            expires_at: now + chrono::Duration::days(BATCH_TTL_DAYS),
+        })
         .await?;
     // Records in bulk, before any send (a send never happens without its record).
     let created = ctx
-        .store
+        .messages
         .create_messages(&accepted.iter().map(|(_, m)| m.clone()).collect::<Vec<_>>())
         .await?;
     let mut to_send = Vec::new();
@@ -192,9 +195,14 @@ pub async fn send_batch(ctx: Ctx<'_>, req: BatchRequest, budget: Duration) -> Re
     }
     let count = |s: &str| results.iter().filter(|r| r["status"] == s).count();
     let (sent, queued, failed) = (count("sent"), count("queued") + count("sending"), count("failed"));
+    // Validation rejects were counted as finished at creation; items whose record could not be
+    // written finish now.
+    let unwritten = count("rejected") - rejected;
     let rejected = count("rejected");
-    if rejected > 0 {
-        add_tally(ctx, &id, Tally::Finished, i64::try_from(rejected).unwrap_or(0)).await;
+    if unwritten > 0 {
+        if let Err(e) = ctx.batches.add_finished(&id, count32(unwritten)).await {
+            tracing::warn!(batch = %id, error.message = %e, "batch counter not updated");
+        }
     }
     check_completion(ctx, &id).await;
     Ok(json!({
@@ -228,19 +236,18 @@ async fn send_item(ctx: Ctx<'_>, mut m: Message, pacer: &Pacer, deadline: Moment
     };
     let now = ctx.clock.now();
     let outcome: Result<(Message, Option<String>), AppError> = async {
-        if ctx.store.opt_out_of(&m.to).await?.is_some() {
-            return finish_without_send(ctx, &m, MessageStatus::Suppressed)
-                .await
-                .map(|m| (m, None));
-        }
-        if !ctx
-            .store
-            .take_send_slot(&m.to, now, chrono::Duration::hours(1), ctx.config.rate_limit_per_hour)
+        let limit = ctx.config.rate_limit_per_hour;
+        let held = match ctx
+            .consent
+            .check_send(&m.to, now, chrono::Duration::hours(1), limit)
             .await?
         {
-            return finish_without_send(ctx, &m, MessageStatus::RateLimited)
-                .await
-                .map(|m| (m, None));
+            SendCheck::Granted => None,
+            SendCheck::OptedOut(_) => Some(MessageStatus::Suppressed),
+            SendCheck::Limited => Some(MessageStatus::RateLimited),
+        };
+        if let Some(status) = held {
+            return finish_without_send(ctx, &m, status).await.map(|m| (m, None));
         }
         let Some(slot) = pacer.reserve(ctx.clock, deadline).await else {
             // Out of time: the retry queue finishes it.
@@ -251,7 +258,7 @@ async fn send_item(ctx: Ctx<'_>, mut m: Message, pacer: &Pacer, deadline: Moment
         let mut claimed = m.clone();
         begin_attempt(&mut claimed, started, ctx.config.reconcile_after);
         claimed.version = m.version + 1;
-        ctx.store.update_message(&claimed).await?;
+        ctx.messages.update_message(&claimed).await?;
         let (stored, _outcome, warning) = run_attempt_at(ctx, claimed, Some(slot)).await?;
         Ok((stored, warning))
     }
@@ -277,14 +284,14 @@ async fn finish_without_send(ctx: Ctx<'_>, m: &Message, status: MessageStatus) -
     next.due_at = None;
     next.failed_listed = status == MessageStatus::RateLimited;
     next.version = m.version + 1;
-    ctx.store.update_message(&next).await?;
+    ctx.messages.update_message(&next).await?;
     batch_item_finished(
         ctx,
         &next,
         if status == MessageStatus::Suppressed {
-            ItemEnd::Suppressed
+            ItemOutcome::Suppressed
         } else {
-            ItemEnd::RateLimited
+            ItemOutcome::RateLimited
         },
     )
     .await;

@@ -146,16 +146,7 @@ pub fn error_response(e: &AppError) -> Response {
 
 /// Borrow the use-case context from the dependencies.
 pub fn ctx<'a>(deps: &'a Deps, base: &'a str) -> Ctx<'a> {
-    Ctx {
-        store: deps.store.as_ref(),
-        queue: deps.queue.as_ref(),
-        provider: deps.provider.as_ref(),
-        clock: deps.clock.as_ref(),
-        alerter: deps.alerter.as_ref(),
-        events: deps.events.as_ref(),
-        config: &deps.config,
-        callback_base: base,
-    }
+    deps.ctx(base)
 }
 
 /// The base URL the provider calls (and signs): the configured public URL, else what the request says.

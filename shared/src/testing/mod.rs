@@ -2,6 +2,7 @@
 //! on it ([`FakeSmsProvider`]), recording alerter and publisher, the counting store wrapper, and
 //! the store, counter and queue contract suites every adapter must pass.
 
+pub mod batch_contract;
 pub mod counter_contract;
 pub mod counting_store;
 pub mod fake_provider;
@@ -13,6 +14,29 @@ pub use counting_store::CountingStore;
 pub use fake_provider::{FakeCall, FakeSmsProvider};
 pub use manual_clock::ManualClock;
 
+/// Every store port on one value: what a store adapter under the contract suites provides
+/// (test support only; the application holds each port separately in `wiring::Deps`).
+pub trait StoreUnderTest:
+    crate::ports::MessageStore
+    + crate::ports::MessageQueries
+    + crate::ports::ConsentStore
+    + crate::ports::IdempotencyStore
+    + crate::ports::CounterStore
+    + crate::ports::BatchStore
+    + crate::ports::Retention
+{
+}
+impl<T> StoreUnderTest for T where
+    T: crate::ports::MessageStore
+        + crate::ports::MessageQueries
+        + crate::ports::ConsentStore
+        + crate::ports::IdempotencyStore
+        + crate::ports::CounterStore
+        + crate::ports::BatchStore
+        + crate::ports::Retention
+        + ?Sized
+{
+}
 use std::sync::Mutex;
 
 /// An alerter that keeps what it was given, for assertions.

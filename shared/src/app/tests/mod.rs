@@ -13,8 +13,7 @@ mod send_message;
 use super::retry::handle_job;
 use super::send::{send_message, SendOutcome, SendRequest};
 use super::Ctx;
-use crate::adapters::sqlite_queue::SqliteJobQueue;
-use crate::adapters::sqlite_store::SqliteStore;
+use crate::adapters::sqlite::{SqliteJobQueue, SqliteStore};
 use crate::adapters::system_clock::SystemClock;
 use crate::config::Config;
 use crate::domain::{Message, MessageId};
@@ -60,7 +59,10 @@ impl Env {
     /// The context the use cases take.
     pub fn ctx(&self) -> Ctx<'_> {
         Ctx {
-            store: &self.store,
+            messages: &self.store,
+            consent: &self.store,
+            counters: &self.store,
+            batches: &self.store,
             queue: &self.queue,
             provider: &self.provider,
             clock: self.clock.as_ref(),
@@ -69,6 +71,11 @@ impl Env {
             config: &self.config,
             callback_base: CALLBACK_BASE,
         }
+    }
+
+    /// One processor tick with `budget` on the store's due index.
+    pub async fn tick(&self, budget: Duration) -> Result<crate::app::process_due::TickReport, crate::app::AppError> {
+        crate::app::process_due::process_due(self.ctx(), &self.store, &self.store, budget).await
     }
 
     /// The clock's wall time.

@@ -2,7 +2,6 @@
 //! without a real wait), and an unconfirmed attempt is reconciled only once it is due.
 
 use super::Env;
-use crate::app::process_due::process_due;
 use crate::domain::MessageStatus;
 use crate::ports::ProviderError;
 use serde_json::json;
@@ -19,14 +18,14 @@ async fn a_tick_stops_at_its_budget_and_the_next_tick_sends_the_rest() {
     env.advance(Duration::from_secs(60));
     // Each provider call takes one second of clock time; the budget is 2.5 s.
     env.provider.set_latency(Duration::from_secs(1));
-    let report = process_due(env.ctx(), Duration::from_millis(2500)).await.expect("tick");
+    let report = env.tick(Duration::from_millis(2500)).await.expect("tick");
     assert_eq!(report.due_sent, 3, "{report:?}");
     assert!(report.remaining, "{report:?}");
     assert_eq!(report.duration_ms, 3000, "measured on the clock");
     assert_eq!(report.ended_no_response, 0);
 
     env.provider.set_latency(Duration::ZERO);
-    let report = process_due(env.ctx(), Duration::from_secs(20)).await.expect("tick");
+    let report = env.tick(Duration::from_secs(20)).await.expect("tick");
     assert_eq!((report.due_sent, report.remaining), (2, false), "{report:?}");
     assert_eq!(env.provider.call_count(), 5, "each exactly once");
 }
@@ -51,12 +50,12 @@ async fn an_unconfirmed_attempt_is_reconciled_only_after_reconcile_after() {
     );
 
     env.advance(Duration::from_secs(119));
-    let report = process_due(env.ctx(), Duration::from_secs(20)).await.expect("tick");
+    let report = env.tick(Duration::from_secs(20)).await.expect("tick");
     assert_eq!(report.reconciled, 0, "not due yet: {report:?}");
     assert_eq!(env.message(&out.message.id).await.status, MessageStatus::Sending);
 
     env.advance(Duration::from_secs(1));
-    let report = process_due(env.ctx(), Duration::from_secs(20)).await.expect("tick");
+    let report = env.tick(Duration::from_secs(20)).await.expect("tick");
     assert_eq!(report.reconciled, 1, "{report:?}");
     // The provider never had it: another attempt follows its backoff, then sends.
     let requeued = env.message(&out.message.id).await;

@@ -2,7 +2,6 @@
 //! failure is retried only once the clock reaches its backoff.
 
 use super::Env;
-use crate::app::process_due::process_due;
 use crate::domain::MessageStatus;
 use crate::ports::ProviderError;
 use serde_json::json;
@@ -21,11 +20,11 @@ async fn a_message_two_hours_ahead_is_scheduled_and_sent_by_the_first_tick_after
     assert_eq!(out.message.due_at, Some(send_at));
 
     env.advance(Duration::from_secs(7199));
-    let report = process_due(env.ctx(), BUDGET).await.expect("tick");
+    let report = env.tick(BUDGET).await.expect("tick");
     assert_eq!((report.due_sent, env.provider.call_count()), (0, 0), "a second early");
 
     env.advance(Duration::from_secs(1));
-    let report = process_due(env.ctx(), BUDGET).await.expect("tick");
+    let report = env.tick(BUDGET).await.expect("tick");
     assert_eq!((report.due_sent, env.provider.call_count()), (1, 1));
     let m = env.message(&out.message.id).await;
     assert_eq!(m.status, MessageStatus::Sent);

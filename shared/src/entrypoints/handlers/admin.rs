@@ -31,7 +31,7 @@ use serde_json::json;
 pub async fn list_failed(State(deps): State<Deps>, query: QueryPairs) -> Result<Response, ApiError> {
     let limit = parse_limit(query.get("limit"))?;
     let page = deps
-        .store
+        .queries
         .list_failed(limit, query.get("cursor"))
         .await
         .map_err(cursor_error)?;
@@ -82,7 +82,13 @@ pub async fn retry_failed(State(deps): State<Deps>, PathId(id): PathId) -> Resul
         (status = 503, description = "Temporarily unavailable (`Retry-After`)", body = ErrorBody)))]
 pub async fn run_processor(State(deps): State<Deps>, headers: HeaderMap) -> Result<Response, ApiError> {
     let base = public_base(&deps, &headers);
-    let report = process_due(ctx(&deps, &base), PROCESSOR_BUDGET).await?;
+    let report = process_due(
+        ctx(&deps, &base),
+        deps.queries.as_ref(),
+        deps.retention.as_ref(),
+        PROCESSOR_BUDGET,
+    )
+    .await?;
     Ok(json_response(StatusCode::OK, &report))
 }
 
@@ -93,7 +99,7 @@ pub async fn run_processor(State(deps): State<Deps>, headers: HeaderMap) -> Resu
         (status = 401, description = "Missing or wrong API key", body = ErrorBody),
         (status = 503, description = "Temporarily unavailable (`Retry-After`)", body = ErrorBody)))]
 pub async fn v1_health(State(deps): State<Deps>) -> Result<Response, ApiError> {
-    let h = health_use_case(ctx(&deps, "")).await?;
+    let h = health_use_case(ctx(&deps, ""), deps.queries.as_ref()).await?;
     let extra = json!({"metrics": h.metrics, "alerts": h.alerts});
     Ok(json_response(
         StatusCode::OK,

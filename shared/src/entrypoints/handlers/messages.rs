@@ -72,7 +72,7 @@ pub async fn list_messages(State(deps): State<Deps>, query: QueryPairs) -> Resul
         .transpose()?;
     let limit = parse_limit(query.get("limit"))?;
     let page = deps
-        .store
+        .messages
         .list_messages_to(&to, status, limit, query.get("cursor"))
         .await
         .map_err(cursor_error)?;
@@ -96,7 +96,7 @@ pub async fn list_messages(State(deps): State<Deps>, query: QueryPairs) -> Resul
 pub async fn get_message(State(deps): State<Deps>, PathId(id): PathId) -> Result<Response, ApiError> {
     let id = MessageId::parse(&id).map_err(|_| AppError::NotFound)?;
     let message = deps
-        .store
+        .messages
         .get_message(&id)
         .await
         .map_err(AppError::from)?
@@ -143,6 +143,6 @@ pub async fn cancel_by_ref(State(deps): State<Deps>, body: JsonBody<CancelByRef>
         .reference
         .filter(|r| !r.kind.is_empty() && !r.id.is_empty())
         .ok_or_else(|| AppError::invalid("missing_field", "ref", "`ref` with `type` and `id` is required"))?;
-    let canceled = cancel_by_ref_use_case(ctx(&deps, ""), &reference).await?;
+    let canceled = cancel_by_ref_use_case(ctx(&deps, ""), deps.queries.as_ref(), &reference).await?;
     Ok(json_response(StatusCode::OK, &CanceledCount { canceled }))
 }

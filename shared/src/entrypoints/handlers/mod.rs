@@ -67,7 +67,7 @@ where
     let key = format!("{scope}:{key}");
     let hash: String = Sha256::digest(raw_body).iter().map(|b| format!("{b:02x}")).collect();
     let now = deps.clock.now();
-    match deps.store.begin(&key, &hash, now).await.map_err(AppError::from)? {
+    match deps.idempotency.begin(&key, &hash, now).await.map_err(AppError::from)? {
         Begin::Replay(saved) => {
             let status = StatusCode::from_u16(saved.status).unwrap_or(StatusCode::OK);
             let mut resp = json_bytes(status, Bytes::from(saved.body));
@@ -92,13 +92,13 @@ where
                     status: status.as_u16(),
                     body: text.clone(),
                 };
-                if let Err(e) = deps.store.complete(&key, &hash, &saved, deps.clock.now()).await {
+                if let Err(e) = deps.idempotency.complete(&key, &hash, &saved, deps.clock.now()).await {
                     tracing::error!(error.message = %e, "could not save the idempotent response; a repeat will wait for the lease");
                 }
                 Ok(json_bytes(status, Bytes::from(text)))
             }
             Err(e) => {
-                if let Err(re) = deps.store.release(&key).await {
+                if let Err(re) = deps.idempotency.release(&key).await {
                     tracing::warn!(error.message = %re, "could not release the idempotency key");
                 }
                 Err(e.into())
