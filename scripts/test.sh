@@ -20,6 +20,11 @@ if [ "${SMSRELAY_SKIP_LINT:-0}" != 1 ]; then
     echo "domain/ or app/ imports an adapter crate (see the lines above)" >&2
     exit 1
   fi
+  log "time comes from the Clock port: domain/ and app/ read no system time and sleep on no timer"
+  if grep -rnE '\b(Utc|Local|Instant|SystemTime)::now\b|\btokio::time\b' shared/src/domain shared/src/app; then
+    echo "domain/ or app/ reads the system time or sleeps directly; use ctx.clock (see the lines above)" >&2
+    exit 1
+  fi
   log "cargo fmt --check"
   cargo fmt --all -- --check
   log "cargo clippy (warnings are errors)"

@@ -1,4 +1,4 @@
-//! Configuration, read once from the environment (api.md "smsrelay-local" table; the same names in Lambda).
+//! Configuration, read once from the environment (docs/api.md "smsrelay-local" table; the same names in Lambda).
 //!
 //! Every variable is read in one pass and *all* problems are reported together. Secret values are
 //! held as `SecretString` and never logged.
@@ -12,7 +12,7 @@ use std::time::Duration;
 pub const SIMULATOR_AUTH_TOKEN: &str = "sim-auth-token";
 /// Default sender with the simulator: Twilio's magic "valid From" test number.
 pub const SIMULATOR_FROM: &str = "+15005550006";
-/// Largest request body any route accepts (api.md: 256 KiB).
+/// Largest request body any route accepts (docs/api.md: 256 KiB).
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
 /// Real Twilio credentials.
@@ -72,6 +72,8 @@ pub struct Config {
     pub queue_url: Option<String>,
     /// SQS dead-letter queue URL (Lambda; for health metrics).
     pub dead_letter_queue_url: Option<String>,
+    /// A request whose headers or body stall longer gets 408 or a close (`SMSRELAY_REQUEST_TIMEOUT`).
+    pub request_timeout: Duration,
 }
 
 /// One or more configuration problems, all listed.
@@ -108,6 +110,14 @@ impl Config {
         let retry_cap = dur("SMSRELAY_RETRY_CAP", "15m");
         let reconcile_after = dur("SMSRELAY_RECONCILE_AFTER", "2m");
         let status_poll_after = dur("SMSRELAY_STATUS_POLL_AFTER", "5m");
+        let request_timeout = match get("SMSRELAY_REQUEST_TIMEOUT").map(|raw| parse_duration(&raw)) {
+            None => Duration::from_secs(30),
+            Some(Ok(d)) if !d.is_zero() && d <= Duration::from_secs(600) => d,
+            Some(_) => {
+                problems.push("SMSRELAY_REQUEST_TIMEOUT must be a duration from 1ms to 10m, like 30s".to_owned());
+                Duration::from_secs(30)
+            }
+        };
         let mut num = |name: &str, default: u32| -> u32 {
             match get(name) {
                 None => default,
@@ -216,6 +226,7 @@ impl Config {
             event_bus: get("SMSRELAY_EVENT_BUS"),
             queue_url: get("SMSRELAY_QUEUE_URL"),
             dead_letter_queue_url: get("SMSRELAY_DLQ_URL"),
+            request_timeout,
         })
     }
 
@@ -251,6 +262,20 @@ mod tests {
         assert_eq!(c.default_sender.as_str(), SIMULATOR_FROM);
         assert!(c.twilio.is_none());
         assert_eq!(c.twilio_api_base, "https://api.twilio.com");
+        assert_eq!(c.request_timeout, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn the_request_timeout_is_a_positive_duration_of_at_most_ten_minutes() {
+        let c = Config::from_lookup(lookup(&[("SMSRELAY_REQUEST_TIMEOUT", "500ms")])).expect("valid");
+        assert_eq!(c.request_timeout, Duration::from_millis(500));
+        for bad in ["0s", "soon", "11m", "-1s"] {
+            let err = Config::from_lookup(lookup(&[("SMSRELAY_REQUEST_TIMEOUT", bad)]))
+                .err()
+                .expect("invalid");
+            assert_eq!(err.problems.len(), 1, "{bad}: {err}");
+            assert!(err.problems[0].contains("SMSRELAY_REQUEST_TIMEOUT"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -1,18 +1,100 @@
 //! Logging setup: JSON lines in Lambda (CloudWatch), readable text locally. Level from `RUST_LOG`.
+//! Text logs are coloured only when stdout is a terminal (and `NO_COLOR` is unset), so a log
+//! redirected to a file or a pipe carries no ANSI escape codes.
 
+use std::io::IsTerminal;
+use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::EnvFilter;
 
 /// Install the global subscriber once; later calls are no-ops.
 pub fn init() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let in_lambda = std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some();
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
     let result = if in_lambda {
-        builder.json().without_time().try_init()
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_target(false)
+            .with_ansi(false)
+            .json()
+            .without_time()
+            .try_init()
     } else {
-        builder.try_init()
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        let colour = use_colour(std::io::stdout().is_terminal(), no_color);
+        tracing::subscriber::set_global_default(text_subscriber(filter, std::io::stdout, colour)).map_err(Into::into)
     };
     if result.is_err() {
         tracing::debug!("telemetry already initialised");
+    }
+}
+
+/// Whether text logs get ANSI colours: only on a terminal, and never when `NO_COLOR` is set.
+fn use_colour(stdout_is_terminal: bool, no_color: bool) -> bool {
+    stdout_is_terminal && !no_color
+}
+
+/// The local text subscriber writing to `writer`, with ANSI colours only if `colour`.
+fn text_subscriber<W>(filter: EnvFilter, writer: W, colour: bool) -> impl tracing::Subscriber + Send + Sync
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_ansi(colour)
+        .with_writer(writer)
+        .finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    /// A writer into a shared buffer (not a terminal).
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Buffer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .map_err(|_| std::io::Error::other("poisoned"))?
+                .extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn logged(colour: bool) -> String {
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = text_subscriber(EnvFilter::new("info"), move || writer.clone(), colour);
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::warn!(message_id = "msg_1", "something happened");
+        });
+        let bytes = buffer.0.lock().map(|b| b.clone()).unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    #[test]
+    fn logs_to_something_that_is_not_a_terminal_carry_no_escape_codes() {
+        let text = logged(use_colour(false, false));
+        assert!(
+            text.contains("something happened") && text.contains("msg_1"),
+            "{text:?}"
+        );
+        assert!(!text.contains('\u{1b}'), "{text:?}");
+    }
+
+    #[test]
+    fn logs_to_a_terminal_are_coloured_unless_no_color_is_set() {
+        assert!(use_colour(true, false));
+        assert!(!use_colour(true, true));
+        assert!(!use_colour(false, true));
+        assert!(logged(true).contains('\u{1b}'));
     }
 }

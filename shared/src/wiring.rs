@@ -10,8 +10,12 @@ use crate::adapters::sqs_queue::SqsJobQueue;
 #[cfg(feature = "aws")]
 use crate::adapters::system_clock::SystemClock;
 use crate::adapters::twilio::{TwilioCredentials, TwilioSimulator, TwilioSmsProvider};
+use crate::app::Ctx;
 use crate::config::{Config, ConfigError};
-use crate::ports::{Alerter, Clock, EventPublisher, JobQueue, SmsProvider, Store};
+use crate::ports::{
+    Alerter, BatchStore, Clock, ConsentStore, CounterStore, EventPublisher, IdempotencyStore, JobQueue, MessageQueries,
+    MessageStore, Retention, SmsProvider,
+};
 use std::sync::Arc;
 
 /// Everything a handler needs, shared by reference across invocations.
@@ -19,8 +23,20 @@ use std::sync::Arc;
 pub struct Deps {
     /// Configuration.
     pub config: Arc<Config>,
-    /// State.
-    pub store: Arc<dyn Store>,
+    /// Messages, provider-sid pointers, webhook receipts.
+    pub messages: Arc<dyn MessageStore>,
+    /// The due index, the failed list, messages of a ref.
+    pub queries: Arc<dyn MessageQueries>,
+    /// Opt-outs and send slots.
+    pub consent: Arc<dyn ConsentStore>,
+    /// `Idempotency-Key` records.
+    pub idempotency: Arc<dyn IdempotencyStore>,
+    /// Counters, claims, small documents.
+    pub counters: Arc<dyn CounterStore>,
+    /// Batch records and tallies.
+    pub batches: Arc<dyn BatchStore>,
+    /// Purging what expired (a no-op where the store has TTL).
+    pub retention: Arc<dyn Retention>,
     /// Retry queue.
     pub queue: Arc<dyn JobQueue>,
     /// SMS provider.
@@ -61,22 +77,59 @@ pub fn http_client() -> Result<reqwest::Client, WiringError> {
 }
 
 impl Deps {
-    /// Assemble from parts (tests and the local runner).
-    pub fn new(
+    /// Assemble from parts (tests and the local runner). `store` is one adapter value that serves
+    /// every store port (SQLite, DynamoDB, `testing::CountingStore`); each port is held as its own
+    /// `Arc<dyn Port>`, so a test may replace one afterwards (`deps.counters = …`). A new port is
+    /// a new field here and a new bound below, nothing else.
+    pub fn new<S>(
         config: Config,
-        store: Arc<dyn Store>,
+        store: Arc<S>,
         queue: Arc<dyn JobQueue>,
         provider: Arc<dyn SmsProvider>,
         clock: Arc<dyn Clock>,
-    ) -> Self {
+    ) -> Self
+    where
+        S: MessageStore
+            + MessageQueries
+            + ConsentStore
+            + IdempotencyStore
+            + CounterStore
+            + BatchStore
+            + Retention
+            + 'static,
+    {
         Self {
             config: Arc::new(config),
-            store,
+            messages: store.clone(),
+            queries: store.clone(),
+            consent: store.clone(),
+            idempotency: store.clone(),
+            counters: store.clone(),
+            batches: store.clone(),
+            retention: store,
             queue,
             provider,
             clock,
             alerter: Arc::new(crate::adapters::log_alerter::LogAlerter),
             events: Arc::new(crate::adapters::log_only::LogOnlyPublisher),
+        }
+    }
+
+    /// The send pipeline's context for one request or job (`callback_base`: the public base URL
+    /// the provider calls back, no trailing slash).
+    pub fn ctx<'a>(&'a self, callback_base: &'a str) -> Ctx<'a> {
+        Ctx {
+            messages: self.messages.as_ref(),
+            consent: self.consent.as_ref(),
+            counters: self.counters.as_ref(),
+            batches: self.batches.as_ref(),
+            queue: self.queue.as_ref(),
+            provider: self.provider.as_ref(),
+            clock: self.clock.as_ref(),
+            alerter: self.alerter.as_ref(),
+            events: self.events.as_ref(),
+            config: &self.config,
+            callback_base,
         }
     }
 

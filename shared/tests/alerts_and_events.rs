@@ -7,9 +7,9 @@
 use chrono::{DateTime, TimeZone, Utc};
 use secrecy::SecretString;
 use serde_json::json;
-use smsrelay::adapters::event_log::LogEventPublisher;
 use smsrelay::adapters::log_alerter::{FanoutAlerter, LogAlerter};
 use smsrelay::adapters::slack::SlackAlerter;
+use smsrelay::adapters::sqlite::LogEventPublisher;
 use smsrelay::ports::{Alert, AlertKind, Alerter, DomainEvent, EventPublisher};
 use std::sync::Arc;
 use std::time::Duration;
@@ -245,7 +245,7 @@ mod event_log {
         // Given a publisher on a database file shared with the store
         let dir = tempfile::tempdir().expect("temp dir");
         let db = dir.path().join("smsrelay.db");
-        let _store = smsrelay::adapters::sqlite_store::SqliteStore::open(&db).expect("store");
+        let _store = smsrelay::adapters::sqlite::SqliteStore::open(&db).expect("store");
         let log = LogEventPublisher::open(&db).expect("event log");
 
         // When events are published in two calls

@@ -3,7 +3,7 @@
 //! DynamoDB Local (`SMSRELAY_TEST_DYNAMODB_URL`, started by scripts/test.sh; never skipped).
 
 mod sqlite {
-    use smsrelay::adapters::sqlite_store::SqliteStore;
+    use smsrelay::adapters::sqlite::SqliteStore;
 
     smsrelay::conversation_contract!(async {
         let dir = tempfile::tempdir().expect("temporary directory");

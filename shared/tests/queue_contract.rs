@@ -4,7 +4,7 @@
 #![cfg(feature = "testing")]
 
 mod sqlite {
-    use smsrelay::adapters::sqlite_queue::SqliteJobQueue;
+    use smsrelay::adapters::sqlite::SqliteJobQueue;
     use smsrelay::adapters::system_clock::SystemClock;
     use smsrelay::testing::queue_contract::MAX_RECEIVES;
     use std::sync::Arc;

@@ -5,7 +5,7 @@
 //! `SMSRELAY_TEST_DYNAMODB_URL`. Without it the DynamoDB tests fail: a contract test never skips.
 
 mod sqlite {
-    use smsrelay::adapters::sqlite_store::SqliteStore;
+    use smsrelay::adapters::sqlite::SqliteStore;
 
     smsrelay::store_contract!(async {
         let dir = tempfile::tempdir().expect("temporary directory");

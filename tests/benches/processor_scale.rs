@@ -12,7 +12,7 @@
 //! (`create_messages`, in chunks: 1,000 at a time on SQLite; on DynamoDB 64 chunks of 50 at
 //! once, which the adapter writes with BatchWriteItem, so the items are its own), a fresh
 //! `CountingStore` is wrapped around the store, and ONE tick runs:
-//! `smsrelay::app::process_due::process_due(ctx, 240 s)` with quiet hours off, generous limits,
+//! `smsrelay::app::process_due::process_due(ctx, queries, retention, 240 s)` with quiet hours off, generous limits,
 //! an SQLite job queue and the built-in `TwilioSimulator` as provider (it accepts at once; its
 //! status callbacks are delayed by an hour, so none is posted while the bench runs). SQLite is
 //! seeded on tmpfs (`/dev/shm`, when present: the adapter commits each message, and a commit
@@ -51,8 +51,8 @@ use chrono::{DateTime, Utc};
 use futures_util::stream::{self, StreamExt};
 use secrecy::SecretString;
 use smsrelay::adapters::dynamodb::{keys, DynamoMessageStore};
-use smsrelay::adapters::sqlite_queue::SqliteJobQueue;
-use smsrelay::adapters::sqlite_store::SqliteStore;
+use smsrelay::adapters::sqlite::SqliteJobQueue;
+use smsrelay::adapters::sqlite::SqliteStore;
 use smsrelay::adapters::system_clock::SystemClock;
 use smsrelay::adapters::twilio::TwilioSimulator;
 use smsrelay::app::attempt::status_callback_url;
@@ -60,7 +60,7 @@ use smsrelay::app::process_due::{process_due, TickReport};
 use smsrelay::config::Config;
 use smsrelay::domain::{Message, MessageBody, MessageId, MessageStatus, PhoneNumber};
 use smsrelay::entrypoints::http::ctx;
-use smsrelay::ports::{Clock, MessageStore, Store};
+use smsrelay::ports::{Clock, MessageStore};
 use smsrelay::testing::CountingStore;
 use smsrelay::wiring::Deps;
 use std::collections::HashMap;
@@ -414,9 +414,8 @@ struct DynamoFigures {
 }
 
 /// Run one tick over `store` (already seeded) and collect the figures.
-async fn tick(store: Arc<dyn Store>, dir: &std::path::Path) -> (TickReport, Arc<CountingStore>, usize) {
+async fn tick(counting: Arc<CountingStore>, dir: &std::path::Path) -> (TickReport, Arc<CountingStore>, usize) {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let counting = Arc::new(CountingStore::new(store));
     let queue = Arc::new(SqliteJobQueue::open(&dir.join("queue.db"), 5, clock.clone()).expect("SQLite queue"));
     let simulator = Arc::new(
         TwilioSimulator::new(
@@ -426,7 +425,14 @@ async fn tick(store: Arc<dyn Store>, dir: &std::path::Path) -> (TickReport, Arc<
         .with_callback_delays(Duration::from_secs(3600), Duration::from_secs(3600)),
     );
     let deps = Deps::new(config(), counting.clone(), queue, simulator.clone(), clock);
-    let report = process_due(ctx(&deps, CALLBACK_BASE), TICK_BUDGET).await.expect("tick");
+    let report = process_due(
+        ctx(&deps, CALLBACK_BASE),
+        deps.queries.as_ref(),
+        deps.retention.as_ref(),
+        TICK_BUDGET,
+    )
+    .await
+    .expect("tick");
     (report, counting, simulator.sent_count())
 }
 
@@ -488,7 +494,9 @@ async fn run_sqlite(stored: usize, due: usize) -> Run {
         seed_dir.path().display(),
         dir.path().display()
     );
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("bench.db")).expect("SQLite store"));
+    let store = Arc::new(CountingStore::new(Arc::new(
+        SqliteStore::open(&dir.path().join("bench.db")).expect("SQLite store"),
+    )));
     let ticked = tick(store, dir.path()).await;
     finish_run("SQLite", (stored, due), seed, ticked, None)
 }
@@ -529,7 +537,7 @@ async fn run_dynamodb(endpoint: &str, stored: usize, due: usize) -> Run {
     let due_before = read_due_index(&own, &table, Utc::now(), true).await;
     let whole_index = read_due_index(&own, &table, Utc::now(), false).await;
     let before = meter.0.snapshot();
-    let store: Arc<dyn Store> = adapter;
+    let store = Arc::new(CountingStore::new(adapter));
     let ticked = tick(store, dir.path()).await;
     let tick_figures = meter.0.snapshot().since(before);
     let due_after = read_due_index(&own, &table, Utc::now(), true).await;

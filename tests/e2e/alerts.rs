@@ -10,7 +10,7 @@ use smsrelay::adapters::log_alerter::FanoutAlerter;
 use smsrelay::adapters::slack::SlackAlerter;
 use smsrelay::adapters::system_clock::SystemClock;
 use smsrelay::entrypoints::{handle, Routes};
-use smsrelay::ports::{Alerter, JobQueue, Store};
+use smsrelay::ports::{Alerter, JobQueue};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wiremock::matchers::method;
@@ -128,10 +128,11 @@ async fn a_mostly_failing_batch_raises_one_alert_on_slack_and_on_eventbridge() {
 
     let dir = tempfile::tempdir().expect("dir");
     let path = dir.path().join("alerts.db");
-    let store: Arc<dyn Store> = Arc::new(smsrelay::adapters::sqlite_store::SqliteStore::open(&path).expect("store"));
-    let queue: Arc<dyn JobQueue> = Arc::new(
-        smsrelay::adapters::sqlite_queue::SqliteJobQueue::open(&path, 5, Arc::new(SystemClock)).expect("queue"),
-    );
+    let store = Arc::new(smsrelay::testing::CountingStore::new(Arc::new(
+        smsrelay::adapters::sqlite::SqliteStore::open(&path).expect("store"),
+    )));
+    let queue: Arc<dyn JobQueue> =
+        Arc::new(smsrelay::adapters::sqlite::SqliteJobQueue::open(&path, 5, Arc::new(SystemClock)).expect("queue"));
     let e: Env = env(store, queue).await;
     crate::twilio_mock::on_create(
         &e.twilio,
@@ -198,4 +199,55 @@ async fn a_mostly_failing_batch_raises_one_alert_on_slack_and_on_eventbridge() {
         envelopes.iter().filter(|e| e["source"] == "smsrelay").count(),
         envelopes.len()
     );
+}
+
+/// Five sends in a row refused with `code`: how many consecutive-failure alerts they raise.
+async fn consecutive_failure_alerts_after_five_refusals(code: u32) -> usize {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("streak.db");
+    let store = Arc::new(smsrelay::testing::CountingStore::new(Arc::new(
+        smsrelay::adapters::sqlite::SqliteStore::open(&path).expect("store"),
+    )));
+    let queue: Arc<dyn JobQueue> =
+        Arc::new(smsrelay::adapters::sqlite::SqliteJobQueue::open(&path, 5, Arc::new(SystemClock)).expect("queue"));
+    let mut e: Env = env(store, queue).await;
+    crate::twilio_mock::on_create(
+        &e.twilio,
+        400,
+        crate::twilio_mock::error_json(code, "refused", 400),
+        None,
+        1,
+    )
+    .await;
+    let alerts = Arc::new(smsrelay::testing::RecordingAlerter::default());
+    e.deps = e.deps.clone().with_alerter(alerts.clone());
+    for i in 0..5 {
+        let (status, m) = e.send(&format!("+1415555071{i}"), "x").await;
+        assert_eq!(status, 202, "{m}");
+        assert_eq!(m["status"], "failed", "{m}");
+    }
+    alerts
+        .alerts()
+        .iter()
+        .filter(|a| a.kind == smsrelay::ports::AlertKind::ConsecutiveSendFailures)
+        .count()
+}
+
+#[tokio::test]
+async fn recipient_side_refusals_do_not_count_toward_the_senders_failure_streak() {
+    // Given five recipients whose numbers are invalid (21211) or opted out (21610)
+    for code in [21211, 21610] {
+        // Then the sender is not reported as failing
+        assert_eq!(
+            consecutive_failure_alerts_after_five_refusals(code).await,
+            0,
+            "code {code}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn five_sender_side_refusals_in_a_row_raise_one_consecutive_failure_alert() {
+    // Given a From number that cannot send (21606): five refusals in a row raise it once
+    assert_eq!(consecutive_failure_alerts_after_five_refusals(21606).await, 1);
 }

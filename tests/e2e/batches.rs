@@ -51,7 +51,9 @@ async fn a_batch_reports_a_result_per_item_in_one_call() {
     assert_eq!(r[2]["error"]["field"], "to");
     assert!(r[2].get("message_id").is_none(), "a rejected item is not recorded");
     assert_eq!(r[3]["status"], "failed");
-    assert_eq!(r[3]["error"]["code"], 21211);
+    // `code` is a string in every result; Twilio's number is `provider_code`.
+    assert_eq!(r[3]["error"]["code"], "provider_error");
+    assert_eq!(r[3]["error"]["provider_code"], 21211);
     assert_eq!(
         app.sim().request_count(),
         4,
@@ -71,6 +73,18 @@ async fn a_batch_reports_a_result_per_item_in_one_call() {
     assert_eq!(summary["sent"], 3);
     assert_eq!(summary["failure_rate"], 0.4);
     assert_eq!(summary["alerted"], false);
+    // The one timestamp format of the API (as `created_at` of a message).
+    let created = summary["created_at"].as_str().expect("created_at");
+    let parsed = chrono::DateTime::parse_from_rfc3339(created).expect("RFC 3339");
+    assert_eq!(
+        created,
+        smsrelay::entrypoints::resources::timestamp(&parsed.with_timezone(&chrono::Utc)),
+        "{summary}"
+    );
+    assert!(
+        created.ends_with('Z') && created.len() == "2026-11-22T15:00:00.000Z".len(),
+        "{created}"
+    );
     let msg = app.message(r[4]["message_id"].as_str().expect("id")).await;
     assert_eq!(msg["metadata"], json!({"k": "v"}));
     app.stop().await;
@@ -188,8 +202,10 @@ async fn health_reports_what_happened() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     let m = &h["metrics"];
-    assert_eq!(m["sent_last_hour"], 3.0, "{h}");
-    assert_eq!(m["failed_last_24h"], 1.0);
+    // Counts are integers (`3`, not `3.0`); rates stay fractions.
+    assert!(m["sent_last_hour"].is_u64() && m["failed_last_24h"].is_u64(), "{h}");
+    assert_eq!(m["sent_last_hour"], 3, "{h}");
+    assert_eq!(m["failed_last_24h"], 1);
     assert_eq!(m["delivery_rate_24h"], 0.75, "3 delivered of 4 finished");
     assert_eq!(m["pending_retries"], 0);
     assert_eq!(m["dead_letters"], 0);
@@ -205,7 +221,7 @@ async fn health_reports_what_happened() {
 
 #[tokio::test]
 async fn health_counts_pending_retries_and_dead_letters_and_the_dead_letter_alert_is_raised_once() {
-    use smsrelay::ports::{JobKind, JobPayload, JobQueue};
+    use smsrelay::ports::{JobPayload, JobQueue};
     let dir = tempfile::tempdir().expect("dir");
     let db = dir.path().join("local.db");
     let twilio = wiremock::MockServer::start().await;
@@ -245,8 +261,8 @@ async fn health_counts_pending_retries_and_dead_letters_and_the_dead_letter_aler
     // A job that keeps failing ends in the dead-letter state after the queue's max receives.
     let clock: std::sync::Arc<dyn smsrelay::ports::Clock> =
         std::sync::Arc::new(smsrelay::adapters::system_clock::SystemClock);
-    let queue = smsrelay::adapters::sqlite_queue::SqliteJobQueue::open(&db, smsrelay_local::MAX_RECEIVES, clock)
-        .expect("queue");
+    let queue =
+        smsrelay::adapters::sqlite::SqliteJobQueue::open(&db, smsrelay_local::MAX_RECEIVES, clock).expect("queue");
     let job = JobPayload::send_attempt(
         smsrelay::domain::MessageId::parse(m["id"].as_str().expect("id")).expect("id"),
         chrono::Utc::now(),
@@ -274,5 +290,29 @@ async fn health_counts_pending_retries_and_dead_letters_and_the_dead_letter_aler
         .filter(|a| a.kind == AlertKind::DeadLetter && a.subject == "retry_dlq")
         .count();
     assert_eq!(raised, 1, "one dead-letter alert, however many ticks see it");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_batch_from_one_sender_is_paced_on_the_clock_not_on_real_time() {
+    // Given two messages per second for the sender (slots 1/(2 × 0.99) s apart)
+    let app = crate::harness::ClockedApp::with(crate::helpers::AppOptions {
+        env: vec![("SMSRELAY_SENDER_MPS", "2".to_owned())],
+        ..crate::helpers::AppOptions::default()
+    })
+    .await;
+    let messages: Vec<Value> = (0..5)
+        .map(|i| json!({"to": format!("+1415555091{i}"), "body": "paced"}))
+        .collect();
+    // When the batch is sent, the clock moving only when every item waits for its slot
+    let real = std::time::Instant::now();
+    let (status, b, moved) = app.post_batch(&json!({ "messages": messages })).await;
+    // Then all five were sent, four gaps of app time apart, without sleeping through them
+    assert_eq!(status, 200, "{b}");
+    assert_eq!(b["sent"], 5, "{b}");
+    let gap = Duration::from_secs_f64(1.0 / (2.0 * 0.99));
+    assert!(moved >= gap * 4 && moved < gap * 5, "the clock moved {moved:?}");
+    assert!(real.elapsed() < moved, "paced on real time: {:?}", real.elapsed());
+    assert_eq!(app.sim().request_count(), 5);
     app.stop().await;
 }

@@ -11,7 +11,7 @@ use smsrelay::adapters::system_clock::SystemClock;
 use smsrelay::adapters::twilio::compute_signature;
 use smsrelay::entrypoints::jobs::{drain_queue_once, run_processor};
 use smsrelay::entrypoints::{handle, Routes};
-use smsrelay::ports::{JobQueue, Store};
+use smsrelay::ports::JobQueue;
 use smsrelay::testing::CountingStore;
 use smsrelay::wiring::{provider_for, Deps};
 use std::sync::Arc;
@@ -27,7 +27,7 @@ pub struct Env {
     pub twilio: MockServer,
 }
 
-pub async fn env(store: Arc<dyn Store>, queue: Arc<dyn JobQueue>) -> Env {
+pub async fn env(store: Arc<CountingStore>, queue: Arc<dyn JobQueue>) -> Env {
     let twilio = MockServer::start().await;
     let cfg = config(&[
         ("SMSRELAY_API_KEY", "k"),
@@ -40,7 +40,7 @@ pub async fn env(store: Arc<dyn Store>, queue: Arc<dyn JobQueue>) -> Env {
         ("SMSRELAY_RETRY_CAP", "100ms"),
     ]);
     let provider = provider_for(&cfg).expect("provider");
-    let counting = Arc::new(CountingStore::new(store));
+    let counting = store;
     let deps = Deps::new(cfg, counting.clone(), queue.clone(), provider, Arc::new(SystemClock));
     Env {
         deps,
@@ -401,7 +401,7 @@ macro_rules! fault_suite {
             assert_eq!(queued["status"], "queued");
             let phone = smsrelay::domain::PhoneNumber::parse_e164("+14155550188").expect("phone");
             e.deps
-                .store
+                .consent
                 .opt_out(&phone, "keyword_stop", chrono::Utc::now())
                 .await
                 .expect("opt out");
@@ -423,11 +423,11 @@ mod sqlite {
     fault_suite!({
         let dir = Box::leak(Box::new(tempfile::tempdir().expect("dir")));
         let path = dir.path().join("faults.db");
-        let store: Arc<dyn Store> =
-            Arc::new(smsrelay::adapters::sqlite_store::SqliteStore::open(&path).expect("store"));
-        let queue: Arc<dyn JobQueue> = Arc::new(
-            smsrelay::adapters::sqlite_queue::SqliteJobQueue::open(&path, 5, Arc::new(SystemClock)).expect("queue"),
-        );
+        let store = Arc::new(CountingStore::new(Arc::new(
+            smsrelay::adapters::sqlite::SqliteStore::open(&path).expect("store"),
+        )));
+        let queue: Arc<dyn JobQueue> =
+            Arc::new(smsrelay::adapters::sqlite::SqliteJobQueue::open(&path, 5, Arc::new(SystemClock)).expect("queue"));
         (store, queue)
     });
 }
@@ -435,7 +435,9 @@ mod sqlite {
 mod dynamodb_sqs {
     fault_suite!({
         let (client, table) = crate::helpers::dynamodb_table().await;
-        let store: Arc<dyn Store> = Arc::new(smsrelay::adapters::dynamodb::DynamoMessageStore::new(client, table));
+        let store = Arc::new(CountingStore::new(Arc::new(
+            smsrelay::adapters::dynamodb::DynamoMessageStore::new(client, table),
+        )));
         let queue: Arc<dyn JobQueue> = Arc::new(crate::helpers::sqs_queue().await);
         (store, queue)
     });

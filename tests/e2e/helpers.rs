@@ -1,8 +1,8 @@
 //! Shared test helpers: a running smsrelay-local (`TestApp`), DynamoDB Local tables, signing.
 
 use secrecy::SecretString;
-use smsrelay::adapters::sqlite_queue::SqliteJobQueue;
-use smsrelay::adapters::sqlite_store::SqliteStore;
+use smsrelay::adapters::sqlite::SqliteJobQueue;
+use smsrelay::adapters::sqlite::SqliteStore;
 use smsrelay::adapters::system_clock::SystemClock;
 use smsrelay::adapters::twilio::{compute_signature, TwilioSimulator};
 use smsrelay::config::Config;
@@ -38,6 +38,8 @@ pub struct AppOptions {
     pub tick: Option<Duration>,
     /// Queue worker poll interval; `None` means no worker (tests drain by hand).
     pub queue_poll: Option<Duration>,
+    /// The clock; `None` is the system clock (`harness::ClockedApp` passes its manual clock).
+    pub clock: Option<Arc<dyn Clock>>,
 }
 
 /// smsrelay-local running in-process on an ephemeral port, SQLite in a temp dir.
@@ -91,7 +93,7 @@ impl TestApp {
         let mut cfg = config(&borrowed);
         cfg.public_url = Some(url.clone());
         let http = reqwest::Client::new();
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let clock: Arc<dyn Clock> = opts.clock.clone().unwrap_or_else(|| Arc::new(SystemClock));
         let (simulator, provider): (Option<Arc<TwilioSimulator>>, Arc<dyn SmsProvider>) = if opts.twilio_base.is_some()
         {
             (None, provider_for(&cfg).expect("provider"))
@@ -129,6 +131,11 @@ impl TestApp {
             server: Some(server),
             _dir: None,
         }
+    }
+
+    /// The dependencies the server runs with (store, queue, clock, …).
+    pub fn deps(&self) -> &Deps {
+        &self.server.as_ref().expect("the server runs until stop()").deps
     }
 
     /// The simulator (panics when the app runs against a Twilio-shaped server).

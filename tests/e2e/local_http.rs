@@ -181,6 +181,20 @@ async fn bad_input_gets_the_documented_4xx_and_reaches_neither_store_nor_provide
     app.stop().await;
 }
 
+/// The store's call count once the writes that follow a status change (counters, events) are
+/// done: unchanged for 200 ms.
+async fn settled_store_calls(app: &TestApp) -> usize {
+    let mut last = app.store.total_calls();
+    loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let now = app.store.total_calls();
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+}
+
 #[tokio::test]
 async fn a_bad_or_missing_signature_gets_403_and_changes_nothing() {
     let app = TestApp::new().await;
@@ -190,7 +204,7 @@ async fn a_bad_or_missing_signature_gets_403_and_changes_nothing() {
     let delivered = app
         .wait_for(&id, Duration::from_secs(2), |m| m["status"] == "delivered")
         .await;
-    let calls_before = app.store.total_calls();
+    let calls_before = settled_store_calls(&app).await;
 
     let params = [
         ("MessageSid", sid.as_str()),

@@ -4,11 +4,15 @@
 mod alerts;
 mod batches;
 mod faults;
+mod harness;
 mod helpers;
+mod http_contract;
 mod lambda_events;
 mod local_http;
+mod openapi;
 mod retries;
 mod scheduling;
 mod secrets;
 mod template;
 mod twilio_mock;
+mod validation;

@@ -1,38 +1,48 @@
 //! Retries, reconciliation, idempotency, consent and limits, and the operations API, through
-//! smsrelay-local over HTTP (SQLite store and queue) against a Twilio-shaped server.
+//! smsrelay-local over HTTP (SQLite store and queue) against a Twilio-shaped server. Backoff and
+//! reconciliation run on the manual clock (`ClockedApp::drive`): no real sleep for time to pass.
 
+use crate::harness::ClockedApp;
 use crate::helpers::{AppOptions, TestApp, API_KEY, TWILIO_TOKEN};
 use crate::twilio_mock::{creates, error_json, message_json, on_create, on_list};
 use serde_json::{json, Value};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use wiremock::MockServer;
 
+/// The retry settings of these tests: reconcile at once, back off 50–200 ms.
+fn retry_env() -> Vec<(&'static str, String)> {
+    vec![
+        ("SMSRELAY_RECONCILE_AFTER", "0s".to_owned()),
+        ("SMSRELAY_RETRY_BASE", "50ms".to_owned()),
+        ("SMSRELAY_RETRY_CAP", "200ms".to_owned()),
+    ]
+}
+
+/// Against `twilio` on real time, with the queue worker on (for tests of concurrency, not time).
 async fn app_against(twilio: &MockServer) -> TestApp {
     TestApp::with(AppOptions {
         twilio_base: Some(twilio.uri()),
-        env: vec![
-            ("SMSRELAY_RECONCILE_AFTER", "0s".to_owned()),
-            ("SMSRELAY_RETRY_BASE", "50ms".to_owned()),
-            ("SMSRELAY_RETRY_CAP", "200ms".to_owned()),
-        ],
+        env: retry_env(),
         queue_poll: Some(Duration::from_millis(20)),
-        tick: None,
+        ..AppOptions::default()
     })
     .await
 }
 
-/// Run the processor until `pred` holds for the message (deadline 10 s).
-async fn drive(app: &TestApp, id: &str, pred: impl Fn(&Value) -> bool) -> Value {
-    let start = Instant::now();
-    loop {
-        let m = app.message(id).await;
-        if pred(&m) {
-            return m;
-        }
-        assert!(start.elapsed() < Duration::from_secs(10), "not reached: {m}");
-        app.run_processor().await;
-        tokio::time::sleep(Duration::from_millis(30)).await;
-    }
+/// Against `twilio` on the manual clock; the queue and the processor run when `drive` says so.
+async fn clocked_against(twilio: &MockServer) -> ClockedApp {
+    ClockedApp::with(AppOptions {
+        twilio_base: Some(twilio.uri()),
+        env: retry_env(),
+        ..AppOptions::default()
+    })
+    .await
+}
+
+/// Until `pred` holds for the message: advance past the longest backoff (the retry cap), run the
+/// retry queue and the processor.
+async fn drive(app: &ClockedApp, id: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    app.drive(id, Duration::from_millis(200), pred).await
 }
 
 #[tokio::test]
@@ -55,9 +65,9 @@ async fn two_500s_then_success_is_delivered_with_exactly_three_create_requests()
     )
     .await;
     on_list(&twilio, vec![]).await; // reconciliation: Twilio never got the 500'd attempts
-    let app = app_against(&twilio).await;
+    let app = clocked_against(&twilio).await;
 
-    let m = app.send("+14155550100", "hi").await;
+    let m = app.send(&json!({"to": "+14155550100", "body": "hi"})).await;
     assert_eq!(
         m["status"], "sending",
         "a 5xx is ambiguous: reconciled before any resend"
@@ -87,9 +97,9 @@ async fn two_500s_then_success_is_delivered_with_exactly_three_create_requests()
 async fn a_message_that_keeps_failing_ends_failed_and_listed_and_an_operator_retry_sends_it() {
     let twilio = MockServer::start().await;
     on_create(&twilio, 429, error_json(20429, "Too Many Requests", 429), Some(3), 1).await;
-    let app = app_against(&twilio).await;
+    let app = clocked_against(&twilio).await;
 
-    let m = app.send("+14155550100", "hi").await;
+    let m = app.send(&json!({"to": "+14155550100", "body": "hi"})).await;
     assert_eq!(
         m["status"], "queued",
         "a 429 was never processed: queued for a retry at once"
@@ -162,8 +172,8 @@ async fn a_retryable_delivery_failure_starts_a_fresh_attempt_and_the_old_sid_is_
         2,
     )
     .await;
-    let app = app_against(&twilio).await;
-    let m = app.send("+14155550100", "hi").await;
+    let app = clocked_against(&twilio).await;
+    let m = app.send(&json!({"to": "+14155550100", "body": "hi"})).await;
     let id = m["id"].as_str().expect("id").to_owned();
     let old = [
         ("MessageSid", "SM33333333333333333333333333333333"),
@@ -314,7 +324,7 @@ async fn an_idempotency_key_replays_refuses_a_different_body_and_blocks_while_in
 async fn a_queued_message_can_be_canceled_but_a_sent_one_cannot() {
     let twilio = MockServer::start().await;
     on_create(&twilio, 429, error_json(20429, "Too Many Requests", 429), None, 1).await;
-    let app = TestApp::with(AppOptions {
+    let app = ClockedApp::with(AppOptions {
         twilio_base: Some(twilio.uri()),
         env: vec![
             ("SMSRELAY_RETRY_BASE", "1h".to_owned()),
@@ -323,7 +333,7 @@ async fn a_queued_message_can_be_canceled_but_a_sent_one_cannot() {
         ..AppOptions::default()
     })
     .await;
-    let m = app.send("+14155550100", "hi").await;
+    let m = app.send(&json!({"to": "+14155550100", "body": "hi"})).await;
     assert_eq!(m["status"], "queued");
     let id = m["id"].as_str().expect("id");
     let resp = app
@@ -335,7 +345,9 @@ async fn a_queued_message_can_be_canceled_but_a_sent_one_cannot() {
         .expect("cancel");
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.json::<Value>().await.expect("json")["status"], "canceled");
-    // The queued retry finds it canceled and sends nothing.
+    // The queued retry comes due an hour later, finds it canceled and sends nothing.
+    app.advance(Duration::from_secs(3600));
+    app.drain_queue().await;
     app.run_processor().await;
     assert_eq!(creates(&twilio).await, 1);
 

@@ -1,19 +1,13 @@
-//! Scheduled messages and the processor, through smsrelay-local over HTTP (SQLite, simulator).
+//! Scheduled messages and the processor, through smsrelay-local over HTTP (SQLite, simulator), on
+//! the manual clock: "later" is `advance`, never a sleep.
 
-use crate::helpers::{AppOptions, TestApp};
-use chrono::{DateTime, SecondsFormat, Timelike, Utc};
+use crate::harness::{clock_at_real_time, ClockedApp};
+use crate::helpers::AppOptions;
+use chrono::{DateTime, TimeZone as _, Timelike, Utc};
 use serde_json::{json, Value};
+use smsrelay::testing::ManualClock;
+use std::sync::Arc;
 use std::time::Duration;
-
-fn at(offset_ms: i64) -> String {
-    (Utc::now() + chrono::Duration::milliseconds(offset_ms)).to_rfc3339_opts(SecondsFormat::Millis, true)
-}
-
-async fn schedule(app: &TestApp, body: Value) -> Value {
-    let resp = app.post_json("/v1/messages", &body).send().await.expect("send");
-    assert_eq!(resp.status(), 202);
-    resp.json().await.expect("json")
-}
 
 fn parse(t: &Value) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(t.as_str().expect("time"))
@@ -21,20 +15,12 @@ fn parse(t: &Value) -> DateTime<Utc> {
         .with_timezone(&Utc)
 }
 
-async fn sleep_until(t: DateTime<Utc>) {
-    while Utc::now() < t {
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
 #[tokio::test]
 async fn a_message_scheduled_three_seconds_ahead_is_sent_by_the_first_tick_after_it_is_due_and_not_before() {
-    let app = TestApp::new().await;
-    let m = schedule(
-        &app,
-        json!({"to": "+14155550100", "body": "reminder", "send_at": at(3000)}),
-    )
-    .await;
+    let app = ClockedApp::new().await;
+    let m = app
+        .send(&json!({"to": "+14155550100", "body": "reminder", "send_at": app.at(Duration::from_secs(3))}))
+        .await;
     assert_eq!(m["status"], "scheduled");
     let id = m["id"].as_str().expect("id");
     let report = app.run_processor().await;
@@ -42,7 +28,12 @@ async fn a_message_scheduled_three_seconds_ahead_is_sent_by_the_first_tick_after
     assert_eq!(app.message(id).await["status"], "scheduled");
     assert_eq!(app.sim().request_count(), 0, "not before it is due");
 
-    sleep_until(parse(&m["send_at"])).await;
+    app.advance(Duration::from_millis(2999));
+    let report = app.run_processor().await;
+    assert_eq!(report["due_sent"], 0, "one millisecond early: {report}");
+    assert_eq!(app.sim().request_count(), 0, "not before it is due");
+
+    app.advance(Duration::from_millis(1));
     let report = app.run_processor().await;
     assert_eq!(report["due_sent"], 1, "{report}");
     app.wait_for(id, Duration::from_secs(2), |m| m["status"] == "delivered")
@@ -52,25 +43,51 @@ async fn a_message_scheduled_three_seconds_ahead_is_sent_by_the_first_tick_after
 }
 
 #[tokio::test]
+async fn a_message_scheduled_two_hours_ahead_is_sent_after_the_clock_moves_two_hours_with_no_real_sleep() {
+    let app = ClockedApp::new().await;
+    let started = std::time::Instant::now();
+    let m = app
+        .send(&json!({"to": "+14155550110", "body": "see you at 3", "send_at": app.at(Duration::from_secs(7200))}))
+        .await;
+    let id = m["id"].as_str().expect("id");
+    assert_eq!(m["status"], "scheduled");
+
+    app.advance(Duration::from_secs(3600));
+    assert_eq!(app.run_processor().await["due_sent"], 0, "one hour in: not yet");
+    app.advance(Duration::from_secs(3600));
+    let report = app.run_processor().await;
+    assert_eq!(report["due_sent"], 1, "{report}");
+    let sent = app.message(id).await;
+    assert!(matches!(sent["status"].as_str(), Some("sent" | "delivered")), "{sent}");
+    assert_eq!(app.sim().request_count(), 1);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "two hours of app time took {:?} of real time",
+        started.elapsed()
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn a_scheduled_message_survives_a_restart_and_is_sent_exactly_once() {
     let dir = tempfile::tempdir().expect("dir");
     let db = dir.path().join("local.db");
-    let first = TestApp::on(&db, AppOptions::default()).await;
-    let m = schedule(
-        &first,
-        json!({"to": "+14155550100", "body": "survives", "send_at": at(1500)}),
-    )
-    .await;
+    let clock = clock_at_real_time();
+    let first = ClockedApp::on(&db, AppOptions::default(), clock.clone()).await;
+    let m = first
+        .send(&json!({"to": "+14155550100", "body": "survives", "send_at": first.at(Duration::from_millis(1500))}))
+        .await;
     let id = m["id"].as_str().expect("id").to_owned();
     first.stop().await;
 
-    sleep_until(parse(&m["send_at"])).await;
-    let second = TestApp::on(
+    clock.advance(Duration::from_millis(1500));
+    let second = ClockedApp::on(
         &db,
         AppOptions {
             tick: Some(Duration::from_millis(100)),
             ..AppOptions::default()
         },
+        clock,
     )
     .await;
     // `sent`: the callbacks go to the URL recorded at acceptance (the first process's port).
@@ -84,80 +101,68 @@ async fn a_scheduled_message_survives_a_restart_and_is_sent_exactly_once() {
     second.stop().await;
 }
 
-/// A zone where it is night (21:00–08:00) right now, from a spread of offsets.
-fn night_zone() -> &'static str {
-    let zones = [
-        "Pacific/Kiritimati",
-        "Asia/Tokyo",
-        "Asia/Kolkata",
-        "Europe/Moscow",
-        "Europe/London",
-        "America/Sao_Paulo",
-        "America/New_York",
-        "America/Los_Angeles",
-        "Pacific/Honolulu",
-    ];
-    zones
-        .into_iter()
-        .find(|z| {
-            let tz: chrono_tz::Tz = z.parse().expect("zone");
-            let h = Utc::now().with_timezone(&tz).hour();
-            // Not within a minute of the window's edges, so the test cannot race the clock.
-            !(7..22).contains(&h) && Utc::now().with_timezone(&tz).minute() < 59
+/// The first `hour`:00 local time in `zone` at or after the real time (the manual clock may not
+/// start in the real past; see `harness`).
+fn next_local(zone: chrono_tz::Tz, hour: u32) -> DateTime<Utc> {
+    let now = Utc::now();
+    let today = now.with_timezone(&zone).date_naive();
+    (0..3)
+        .filter_map(|d| {
+            let day = today + chrono::Days::new(d);
+            zone.from_local_datetime(&day.and_hms_opt(hour, 0, 0)?).single()
         })
-        .expect("some zone is at night")
+        .map(|t| t.with_timezone(&Utc))
+        .find(|t| *t >= now)
+        .expect("an hour:00 within three days")
 }
 
 #[tokio::test]
 async fn a_scheduled_message_in_the_recipients_quiet_hours_is_moved_to_the_end_of_the_window() {
-    let app = TestApp::new().await;
-    let zone = night_zone();
-    let quiet = json!({"start": "21:00", "end": "08:00", "timezone": zone});
-    let m = schedule(
-        &app,
-        json!({"to": "+14155550100", "body": "good morning", "send_at": at(300), "quiet_hours": quiet}),
-    )
-    .await;
-    let id = m["id"].as_str().expect("id");
-    sleep_until(parse(&m["send_at"])).await;
-    let report = app.run_processor().await;
-    assert_eq!(report["rescheduled"], 1, "{report}");
-    let after = app.message(id).await;
-    assert_eq!(after["status"], "scheduled", "moved, never dropped");
-    let tz: chrono_tz::Tz = zone.parse().expect("zone");
-    let local = parse(&after["send_at"]).with_timezone(&tz);
-    assert_eq!(
-        (local.hour(), local.minute()),
-        (8, 0),
-        "the window's end, local time: {local}"
-    );
-    assert!(parse(&after["send_at"]) > Utc::now());
-    assert!(parse(&after["send_at"]) - Utc::now() < chrono::Duration::hours(11));
-    assert_eq!(app.sim().request_count(), 0);
+    // 02:00 local in a half-hour zone (Kolkata, which made the real-time version flaky) and in a
+    // whole-hour one: the clock says where in the night we are, not the machine.
+    for zone in ["Asia/Kolkata", "America/New_York"] {
+        let tz: chrono_tz::Tz = zone.parse().expect("zone");
+        let app = ClockedApp::with_clock(AppOptions::default(), Arc::new(ManualClock::new(next_local(tz, 2)))).await;
+        let quiet = json!({"start": "21:00", "end": "08:00", "timezone": zone});
+        let m = app
+            .send(&json!({"to": "+14155550100", "body": "good morning", "send_at": app.at(Duration::from_millis(300)), "quiet_hours": quiet}))
+            .await;
+        let id = m["id"].as_str().expect("id");
+        app.advance(Duration::from_millis(300));
+        let report = app.run_processor().await;
+        assert_eq!(report["rescheduled"], 1, "{zone}: {report}");
+        let after = app.message(id).await;
+        assert_eq!(after["status"], "scheduled", "moved, never dropped");
+        let local = parse(&after["send_at"]).with_timezone(&tz);
+        assert_eq!(
+            (local.hour(), local.minute()),
+            (8, 0),
+            "the window's end, local time: {local}"
+        );
+        assert!(parse(&after["send_at"]) > app.now());
+        assert!(parse(&after["send_at"]) - app.now() < chrono::Duration::hours(11));
+        assert_eq!(app.sim().request_count(), 0);
 
-    // An immediate send that brings the same quiet hours is held the same way.
-    let now = schedule(
-        &app,
-        json!({"to": "+14155550101", "body": "now?", "quiet_hours": quiet}),
-    )
-    .await;
-    assert_eq!(now["status"], "scheduled");
-    assert_eq!(now["send_at"], after["send_at"]);
-    app.stop().await;
+        // An immediate send that brings the same quiet hours is held the same way.
+        let now = app
+            .send(&json!({"to": "+14155550101", "body": "now?", "quiet_hours": quiet}))
+            .await;
+        assert_eq!(now["status"], "scheduled");
+        assert_eq!(now["send_at"], after["send_at"]);
+        app.stop().await;
+    }
 }
 
 #[tokio::test]
 async fn two_processor_runs_at_the_same_moment_send_each_due_message_once() {
-    let app = TestApp::new().await;
-    let mut last = Value::Null;
+    let app = ClockedApp::new().await;
     for i in 0..5 {
-        last = schedule(
-            &app,
-            json!({"to": format!("+1415555020{i}"), "body": "due", "send_at": at(500)}),
+        app.send(
+            &json!({"to": format!("+1415555020{i}"), "body": "due", "send_at": app.at(Duration::from_millis(500))}),
         )
         .await;
     }
-    sleep_until(parse(&last["send_at"])).await;
+    app.advance(Duration::from_millis(500));
     let (a, b) = tokio::join!(app.run_processor(), app.run_processor());
     let sent = a["due_sent"].as_u64().unwrap_or(0) + b["due_sent"].as_u64().unwrap_or(0);
     assert_eq!(sent, 5, "{a} {b}");
@@ -167,19 +172,15 @@ async fn two_processor_runs_at_the_same_moment_send_each_due_message_once() {
 
 #[tokio::test]
 async fn canceling_by_ref_cancels_the_linked_scheduled_messages_only() {
-    let app = TestApp::new().await;
+    let app = ClockedApp::new().await;
+    let soon = app.at(Duration::from_millis(400));
     let r1 = json!({"type": "calendar_event", "id": "evt_1"});
-    let a = schedule(
-        &app,
-        json!({"to": "+14155550300", "body": "a", "send_at": at(400), "ref": r1}),
-    )
-    .await;
-    schedule(
-        &app,
-        json!({"to": "+14155550301", "body": "b", "send_at": at(400), "ref": r1}),
-    )
-    .await;
-    let c = schedule(&app, json!({"to": "+14155550302", "body": "c", "send_at": at(400), "ref": {"type": "calendar_event", "id": "evt_2"}})).await;
+    let a = app
+        .send(&json!({"to": "+14155550300", "body": "a", "send_at": soon, "ref": r1}))
+        .await;
+    app.send(&json!({"to": "+14155550301", "body": "b", "send_at": soon, "ref": r1}))
+        .await;
+    let c = app.send(&json!({"to": "+14155550302", "body": "c", "send_at": soon, "ref": {"type": "calendar_event", "id": "evt_2"}})).await;
     let resp = app
         .post_json("/v1/messages/cancel", &json!({"ref": r1}))
         .send()
@@ -187,7 +188,7 @@ async fn canceling_by_ref_cancels_the_linked_scheduled_messages_only() {
         .expect("cancel");
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.json::<Value>().await.expect("json"), json!({"canceled": 2}));
-    sleep_until(parse(&c["send_at"])).await;
+    app.advance(Duration::from_millis(400));
     app.run_processor().await;
     assert_eq!(app.message(a["id"].as_str().expect("id")).await["status"], "canceled");
     app.wait_for(c["id"].as_str().expect("id"), Duration::from_secs(2), |m| {
@@ -200,7 +201,7 @@ async fn canceling_by_ref_cancels_the_linked_scheduled_messages_only() {
 
 #[tokio::test]
 async fn over_the_daily_limit_a_scheduled_message_is_canceled_with_the_reason() {
-    let app = TestApp::with(AppOptions {
+    let app = ClockedApp::with(AppOptions {
         env: vec![("SMSRELAY_DAILY_LIMIT", "2".to_owned())],
         queue_poll: Some(Duration::from_millis(20)),
         ..AppOptions::default()
@@ -208,16 +209,17 @@ async fn over_the_daily_limit_a_scheduled_message_is_canceled_with_the_reason() 
     .await;
     let mut ids = Vec::new();
     for i in 0..3 {
-        let m = schedule(
-            &app,
-            json!({"to": "+14155550400", "body": format!("r{i}"), "send_at": at(300)}),
-        )
-        .await;
+        let m = app
+            .send(
+                &json!({"to": "+14155550400", "body": format!("r{i}"), "send_at": app.at(Duration::from_millis(300))}),
+            )
+            .await;
         ids.push(m["id"].as_str().expect("id").to_owned());
     }
-    sleep_until(Utc::now() + chrono::Duration::milliseconds(350)).await;
+    app.advance(Duration::from_millis(350));
     app.run_processor().await;
     let mut statuses = Vec::new();
+    let mut seen = Vec::new();
     for id in &ids {
         let m = app.message(id).await;
         if m["status"] == "canceled" {
@@ -228,17 +230,28 @@ async fn over_the_daily_limit_a_scheduled_message_is_canceled_with_the_reason() 
                 "{m}"
             );
         }
-        statuses.push(m["status"].as_str().unwrap_or("").to_owned());
+        // A sent message is `sent` in its history even when the simulator's `delivered` callback
+        // (real milliseconds later) has already moved it on by the time it is read.
+        let reached_sent = m["events"]
+            .as_array()
+            .is_some_and(|e| e.iter().any(|e| e["status"] == "sent"));
+        let status = if reached_sent && m["status"] == "delivered" {
+            "sent"
+        } else {
+            m["status"].as_str().unwrap_or("")
+        };
+        statuses.push(status.to_owned());
+        seen.push(m);
     }
     statuses.sort();
-    assert_eq!(statuses, ["canceled", "sent", "sent"]);
+    assert_eq!(statuses, ["canceled", "sent", "sent"], "{seen:?}");
     assert_eq!(app.sim().request_count(), 2);
     app.stop().await;
 }
 
 #[tokio::test]
 async fn a_processor_that_has_not_run_for_two_intervals_is_reported_and_alerted_once() {
-    let app = TestApp::with(AppOptions {
+    let app = ClockedApp::with(AppOptions {
         env: vec![("SMSRELAY_PROCESSOR_INTERVAL", "500ms".to_owned())],
         ..AppOptions::default()
     })
@@ -255,7 +268,7 @@ async fn a_processor_that_has_not_run_for_two_intervals_is_reported_and_alerted_
     assert_eq!(health["status"], "ok", "{health}");
     assert!(health["metrics"]["processor_last_run_at"].is_string());
 
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    app.advance(Duration::from_millis(1200));
     for _ in 0..3 {
         let health: Value = app
             .get("/v1/health")

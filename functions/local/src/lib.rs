@@ -1,22 +1,25 @@
 //! smsrelay-local: every smsrelay route in one process, on the embedded SQLite store and the
-//! Twilio simulator (or real Twilio when credentials are set). The handlers are the same code the
-//! Lambda functions run; only the adapters differ. Tests start it in-process through [`start`].
+//! Twilio simulator (or real Twilio when credentials are set). The router is the same one the
+//! Lambda functions run (`Routes::All`, the union of every group); only the adapters differ.
+//! Tests start it in-process through [`start`].
+//!
+//! Connections are served by hyper's HTTP/1 server with a header read timeout
+//! (`SMSRELAY_REQUEST_TIMEOUT`: a client that stalls mid-headers is closed) and a bound on open
+//! connections ([`ServeLimits`]); the body timeout and size limits are the router's own layers.
 
 use anyhow::Context;
-use axum::body::Body;
-use axum::extract::State;
-use axum::Router;
-use smsrelay::adapters::event_log::LogEventPublisher;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use smsrelay::adapters::log_alerter::{FanoutAlerter, LogAlerter};
 use smsrelay::adapters::slack::SlackAlerter;
-use smsrelay::adapters::sqlite_queue::SqliteJobQueue;
-use smsrelay::adapters::sqlite_store::SqliteStore;
+use smsrelay::adapters::sqlite::LogEventPublisher;
+use smsrelay::adapters::sqlite::SqliteJobQueue;
+use smsrelay::adapters::sqlite::SqliteStore;
 use smsrelay::adapters::system_clock::SystemClock;
-use smsrelay::app::AppError;
-use smsrelay::config::{Config, MAX_BODY_BYTES};
-use smsrelay::entrypoints::http::error_response;
+use smsrelay::config::Config;
 use smsrelay::entrypoints::jobs::{drain_queue_once, run_processor};
-use smsrelay::entrypoints::{handle, Routes};
+use smsrelay::entrypoints::{router, Routes};
 use smsrelay::ports::Alerter;
 use smsrelay::ports::{Clock, JobQueue, SmsProvider};
 use smsrelay::wiring::{http_client, provider_for, Deps};
@@ -104,16 +107,54 @@ impl Default for Workers {
     }
 }
 
+/// Connection limits of the local server.
+#[derive(Debug, Clone, Copy)]
+pub struct ServeLimits {
+    /// Connections open at once; further clients wait in the listen backlog.
+    pub max_connections: usize,
+    /// How long, once all requests are answered, shutdown waits for open connections to close.
+    pub drain: Duration,
+}
+
+/// Connections served at once by default.
+pub const MAX_CONNECTIONS: usize = 512;
+
+impl Default for ServeLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: MAX_CONNECTIONS,
+            drain: Duration::from_secs(30),
+        }
+    }
+}
+
 /// Serve every route on `listener` with `deps` until `shutdown` completes, with the retry-queue
 /// worker and the processor timer running in-process (the same code as the Lambda consumers).
+///
+/// # Errors
+/// The listener has no local address.
 pub fn start(
     listener: TcpListener,
     deps: Deps,
     workers: Workers,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<LocalServer> {
+    start_with(listener, deps, workers, ServeLimits::default(), shutdown)
+}
+
+/// [`start`] with explicit connection limits.
+///
+/// # Errors
+/// The listener has no local address.
+pub fn start_with(
+    listener: TcpListener,
+    deps: Deps,
+    workers: Workers,
+    limits: ServeLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<LocalServer> {
     let addr = listener.local_addr()?;
-    let app = Router::new().fallback(dispatch).with_state(deps.clone());
+    let app = router(deps.clone(), Routes::All);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut background = Vec::new();
     if let Some(poll) = workers.queue_poll {
@@ -122,8 +163,9 @@ pub fn start(
     if let Some(tick) = workers.tick {
         background.push(tokio::spawn(processor_timer(deps.clone(), tick, stop_rx.clone())));
     }
+    let header_timeout = deps.config.request_timeout;
     let task = tokio::spawn(async move {
-        let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+        let served = serve(listener, app, header_timeout, limits, shutdown).await;
         if stop_tx.send(true).is_err() {
             tracing::debug!("no background workers to stop");
         }
@@ -135,6 +177,56 @@ pub fn start(
         served
     });
     Ok(LocalServer { addr, deps, task })
+}
+
+/// Accept connections (at most `limits.max_connections` open at once) until `shutdown`, then stop
+/// accepting, let open requests finish (at most `limits.drain`) and return.
+async fn serve(
+    listener: TcpListener,
+    app: axum::Router,
+    header_timeout: Duration,
+    limits: ServeLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), std::io::Error> {
+    let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let graceful = GracefulShutdown::new();
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder.timer(TokioTimer::new()).header_read_timeout(header_timeout);
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of descriptors and the like: pause instead of spinning.
+                    tracing::warn!(error.message = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let service = TowerToHyperService::new(app.clone());
+        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error.message = %e, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(limits.drain, graceful.shutdown()).await.is_err() {
+        tracing::warn!("connections still open after the drain period; closing them");
+    }
+    Ok(())
 }
 
 async fn queue_worker(deps: Deps, poll: Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
@@ -170,17 +262,4 @@ async fn processor_timer(deps: Deps, tick: Duration, mut stop: tokio::sync::watc
             _ = stop.changed() => return,
         }
     }
-}
-
-/// Every request goes through the shared router, exactly as in Lambda.
-async fn dispatch(State(deps): State<Deps>, req: axum::extract::Request) -> axum::response::Response {
-    let (parts, body) = req.into_parts();
-    let resp = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
-        Ok(bytes) => handle(&deps, Routes::All, http::Request::from_parts(parts, bytes)).await,
-        Err(_) => error_response(&AppError::PayloadTooLarge(format!(
-            "request body is over {} KiB",
-            MAX_BODY_BYTES / 1024
-        ))),
-    };
-    resp.map(Body::from)
 }

@@ -1,4 +1,4 @@
-//! `smsrelay-local`: run every smsrelay route in one process (see api.md "smsrelay-local").
+//! `smsrelay-local`: run every smsrelay route in one process (see docs/api.md "smsrelay-local").
 //!
 //! Usage: `smsrelay-local [--port 3000] [--data ./.smsrelay/local.db] [--tick 5s]`
 
@@ -92,6 +92,7 @@ async fn main() -> anyhow::Result<()> {
     println!("  provider:  {provider}");
     println!("  processor: every {:?}", args.tick);
     println!("  health:    {}/health", server.url());
+    println!("  openapi:   {}/openapi.json", server.url());
     println!("  send:      curl -s -X POST {}/v1/messages -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' -d '{{\"to\":\"+14155550100\",\"body\":\"Hello\"}}'", server.url());
     server.wait().await
 }

@@ -1,19 +1,19 @@
 //! Adapters: the port implementations.
 //!
 //! - [`dynamodb`]: `DynamoMessageStore`, the single-table DynamoDB store (Lambda).
-//! - [`sqlite_store`]: `SqliteStore`, the embedded store (smsrelay-local); [`sqlite_ports`] and
-//!   [`sqlite_counters`] implement its other ports.
+//! - [`sqlite`]: `SqliteStore`, `SqliteJobQueue` and `LogEventPublisher`, the embedded adapters
+//!   (smsrelay-local), one file per aggregate.
 //! - [`twilio`]: the Twilio REST client, webhook signatures, and the built-in simulator.
 //! - [`retell`]: Retell webhook signatures.
 //! - [`slack`], [`log_alerter`]: alert channels (`SlackAlerter`, `LogAlerter`, `FanoutAlerter`).
 //! - [`eventbridge`]: `EventBridgePublisher` and `EventBridgeAlerter` (domain events on EventBridge).
-//! - [`event_log`]: `LogEventPublisher`, the embedded domain-event log (the log + a SQLite table).
+//! - [`log_only`]: `LogOnlyPublisher`, domain events in the log only.
+//! - [`sqs_queue`]: `SqsJobQueue`, the retry queue on SQS (Lambda).
 //! - [`secrets`]: secret values from Secrets Manager at cold start.
 //! - [`system_clock`]: wall-clock time.
 
 #[cfg(feature = "aws")]
 pub mod dynamodb;
-pub mod event_log;
 #[cfg(feature = "aws")]
 pub mod eventbridge;
 pub mod log_alerter;
@@ -23,11 +23,7 @@ pub mod retell;
 #[cfg(feature = "aws")]
 pub mod secrets;
 pub mod slack;
-pub mod sqlite_conversations;
-pub mod sqlite_counters;
-pub mod sqlite_ports;
-pub mod sqlite_queue;
-pub mod sqlite_store;
+pub mod sqlite;
 #[cfg(feature = "aws")]
 pub mod sqs_queue;
 pub mod system_clock;

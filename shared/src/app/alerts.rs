@@ -1,4 +1,4 @@
-//! Raising alerts once (design.md invariant 8): each (kind, subject) is deduplicated for a
+//! Raising alerts once (docs/design.md invariant 8): each (kind, subject) is deduplicated for a
 //! cooldown with a store claim, so a hundred failing messages make one alert, and two Lambdas
 //! noticing the same thing make one alert. A delivery failure is logged, never returned: an
 //! alert must not fail the request or job that noticed the problem.
@@ -22,7 +22,7 @@ pub async fn raise_once(
     let now = ctx.clock.now();
     let key = format!("alert\u{1f}{}\u{1f}{subject}", kind.as_str());
     let until = now + chrono::Duration::minutes(ALERT_COOLDOWN_MINUTES);
-    match ctx.store.claim(&key, now, until).await {
+    match ctx.counters.claim(&key, now, until).await {
         Ok(true) => {}
         Ok(false) => return false,
         Err(e) => {

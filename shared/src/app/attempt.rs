@@ -7,11 +7,12 @@
 //! the provider, never resent blindly.
 
 use super::alerts::{publish, raise_once};
-use super::metrics::{count, Metric};
+use super::batch_progress::batch_item_finished;
+use super::metrics::{count, increment, Metric};
 use super::{modify_message, AppError, Ctx};
 use crate::domain::retry_policy::{backoff, means_opted_out};
 use crate::domain::{Message, MessageError, MessageId, MessageStatus};
-use crate::ports::{AlertKind, DomainEvent};
+use crate::ports::{AlertKind, CounterOp, DomainEvent, ItemOutcome, Moment};
 use crate::ports::{JobPayload, OutboundSms, ProviderAccepted, ProviderError, Sender, StoreError, MAX_DELAY};
 use chrono::{DateTime, Utc};
 use std::time::Duration;
@@ -70,15 +71,15 @@ pub fn begin_attempt(message: &mut Message, now: DateTime<Utc>, reconcile_after:
 /// # Errors
 /// Store failures.
 pub async fn claim_attempt(ctx: Ctx<'_>, id: &MessageId) -> Result<Claim, StoreError> {
-    let Some(current) = ctx.store.get_message(id).await? else {
+    let Some(current) = ctx.messages.get_message(id).await? else {
         return Ok(Claim::Skipped);
     };
     if current.status != MessageStatus::Queued {
         return Ok(Claim::Skipped);
     }
     let now = ctx.clock.now();
-    if ctx.store.opt_out_of(&current.to).await?.is_some() {
-        modify_message(ctx.store, id, |m| {
+    if ctx.consent.opt_out_of(&current.to).await?.is_some() {
+        modify_message(ctx.messages, id, |m| {
             if m.status != MessageStatus::Queued {
                 return false;
             }
@@ -87,11 +88,11 @@ pub async fn claim_attempt(ctx: Ctx<'_>, id: &MessageId) -> Result<Claim, StoreE
             m.advance(MessageStatus::Suppressed, None, now)
         })
         .await?;
-        super::send_batch::batch_item_outcome(ctx, &current, AttemptOutcome::Suppressed).await;
+        batch_item_finished(ctx, &current, ItemOutcome::Suppressed).await;
         return Ok(Claim::Suppressed);
     }
     let mut won = false;
-    let claimed = modify_message(ctx.store, id, |m| {
+    let claimed = modify_message(ctx.messages, id, |m| {
         won = m.status == MessageStatus::Queued;
         if won {
             begin_attempt(m, now, ctx.config.reconcile_after);
@@ -131,15 +132,15 @@ pub async fn run_attempt(
 }
 
 /// [`run_attempt`], but the provider call leaves no earlier than `send_at` (a batch's pacing
-/// slot): waiting here, after the claim was written, keeps store latency out of the spacing the
-/// provider sees.
+/// slot on `ctx.clock`'s monotonic time): waiting here, after the claim was written, keeps store
+/// latency out of the spacing the provider sees.
 ///
 /// # Errors
 /// As [`run_attempt`].
 pub async fn run_attempt_at(
     ctx: Ctx<'_>,
     claimed: Message,
-    send_at: Option<std::time::Instant>,
+    send_at: Option<Moment>,
 ) -> Result<(Message, AttemptOutcome, Option<String>), AppError> {
     let id = claimed.id.clone();
     let from = Sender::parse(&claimed.from).unwrap_or_else(|_| ctx.config.default_sender.clone());
@@ -153,12 +154,12 @@ pub async fn run_attempt_at(
             .unwrap_or_else(|| status_callback_url(ctx.callback_base, &id)),
     };
     if let Some(at) = send_at {
-        tokio::time::sleep_until(at.into()).await;
+        ctx.clock.sleep_until(at).await;
     }
     let result = ctx.provider.send(&sms).await;
     let now = ctx.clock.now();
     if let Ok(accepted) = &result {
-        if let Err(e) = ctx.store.link_provider_sid(&accepted.sid, &id).await {
+        if let Err(e) = ctx.messages.link_provider_sid(&accepted.sid, &id).await {
             tracing::warn!(message_id = %id, error.message = %e, "could not index provider sid; the callback URL still carries the id");
         }
     }
@@ -167,11 +168,11 @@ pub async fn run_attempt_at(
     let mut fast = claimed.clone();
     let (mut outcome, mut after) = apply_result(&mut fast, &result, now, ctx, unit);
     fast.version = claimed.version + 1;
-    let written = match ctx.store.update_message(&fast).await {
+    let written = match ctx.messages.update_message(&fast).await {
         Ok(()) => Ok(Some(fast.clone())),
         // A status callback raced us (it can arrive before the create response): merge onto it.
         Err(StoreError::ConditionFailed) => {
-            modify_message(ctx.store, &id, |m| {
+            modify_message(ctx.messages, &id, |m| {
                 if m.attempts != claimed.attempts {
                     return false; // a later attempt owns the record now
                 }
@@ -195,60 +196,81 @@ pub async fn run_attempt_at(
         After::Nothing => {}
         After::Enqueue(delay) => enqueue_attempt(ctx, &id, now, delay).await,
         After::OptOut => {
-            if let Err(e) = ctx.store.opt_out(&stored.to, "provider_21610", now).await {
+            if let Err(e) = ctx.consent.opt_out(&stored.to, "provider_21610", now).await {
                 tracing::error!(message_id = %id, error.message = %e, "could not record provider opt-out");
             }
         }
     }
     log_outcome(&stored, outcome);
-    after_outcome(ctx, &stored, outcome).await;
+    let sender_side = result.as_ref().err().is_some_and(ProviderError::is_sender_side);
+    after_outcome(ctx, &stored, outcome, sender_side).await;
     Ok((stored, outcome, None))
 }
 
 /// Consecutive failed attempts for one sender that raise an alert.
 pub const CONSECUTIVE_FAILURES_ALERT: i64 = 5;
 
-/// Metrics, domain events and alerts that follow an attempt (never fail the attempt).
-async fn after_outcome(ctx: Ctx<'_>, m: &Message, outcome: AttemptOutcome) {
-    super::send_batch::batch_item_outcome(ctx, m, outcome).await;
+/// Metrics, domain events and alerts that follow an attempt (never fail the attempt). The
+/// attempt's counters are one store write: the metric, and the sender's failure streak — reset
+/// by a success (one write, never a read-then-subtract, so never negative), counted up only by
+/// a sender- or system-side failure (`ProviderError::is_sender_side`; an invalid or opted-out
+/// recipient is not the sender's fault).
+async fn after_outcome(ctx: Ctx<'_>, m: &Message, outcome: AttemptOutcome, sender_side: bool) {
+    count_in_batch(ctx, m, outcome).await;
     let streak_key = format!("consecutive_failures\u{1f}{}", m.from);
+    let now = ctx.clock.now();
     match outcome {
         AttemptOutcome::Sent => {
-            count(ctx, Metric::Sent).await;
-            publish(ctx, vec![message_event("message.sent", m, ctx.clock.now())]).await;
-            // A success ends the sender's failure streak.
-            if let Ok(current) = ctx.store.add(&streak_key, 0, None).await {
-                if current != 0 {
-                    if let Err(e) = ctx.store.add(&streak_key, -current, None).await {
-                        tracing::debug!(error.message = %e, "failure streak not reset");
-                    }
-                }
+            let ops = [increment(Metric::Sent, now), CounterOp::Reset { key: streak_key }];
+            if let Err(e) = ctx.counters.add_many(&ops, now).await {
+                tracing::warn!(error.message = %e, "sent metric and failure streak not updated");
             }
+            publish(ctx, vec![message_event("message.sent", m, now)]).await;
         }
         AttemptOutcome::Failed | AttemptOutcome::Retrying(_) | AttemptOutcome::Unconfirmed => {
-            count(ctx, Metric::AttemptFailed).await;
+            let mut ops = vec![increment(Metric::AttemptFailed, now)];
+            if sender_side {
+                ops.push(CounterOp::Add {
+                    key: streak_key,
+                    by: 1,
+                    expires_at: None,
+                });
+            }
+            let counted = ctx.counters.add_many(&ops, now).await;
             if outcome == AttemptOutcome::Failed {
                 message_failed(ctx, m).await;
             }
-            match ctx.store.add(&streak_key, 1, None).await {
-                Ok(streak) if streak >= CONSECUTIVE_FAILURES_ALERT => {
-                    let mut counts = serde_json::Map::new();
-                    counts.insert("consecutive_failures".to_owned(), serde_json::json!(streak));
-                    let summary = format!("{streak} sends in a row failed for one sender");
-                    raise_once(ctx, AlertKind::ConsecutiveSendFailures, &m.from, summary, counts).await;
+            match counted {
+                Ok(values) => {
+                    if let Some(&streak) = values.get(1).filter(|s| **s >= CONSECUTIVE_FAILURES_ALERT) {
+                        let mut counts = serde_json::Map::new();
+                        counts.insert("consecutive_failures".to_owned(), serde_json::json!(streak));
+                        let summary = format!("{streak} sends in a row failed for one sender");
+                        raise_once(ctx, AlertKind::ConsecutiveSendFailures, &m.from, summary, counts).await;
+                    }
                 }
-                Ok(_) => {}
-                Err(e) => tracing::debug!(error.message = %e, "failure streak not counted"),
+                Err(e) => tracing::debug!(error.message = %e, "attempt metric and failure streak not counted"),
             }
         }
         AttemptOutcome::Suppressed | AttemptOutcome::Skipped => {}
     }
 }
 
+/// Count an attempt's ending in the message's batch, if it has one and the ending is final.
+async fn count_in_batch(ctx: Ctx<'_>, m: &Message, outcome: AttemptOutcome) {
+    let end = match outcome {
+        AttemptOutcome::Sent => ItemOutcome::Sent,
+        AttemptOutcome::Failed => ItemOutcome::Failed,
+        AttemptOutcome::Suppressed => ItemOutcome::Suppressed,
+        AttemptOutcome::Retrying(_) | AttemptOutcome::Unconfirmed | AttemptOutcome::Skipped => return,
+    };
+    batch_item_finished(ctx, m, end).await;
+}
+
 /// A message ended `failed` and is listed for an operator: count it, publish it, alert once
 /// per cooldown (not once per message).
 pub(crate) async fn message_failed(ctx: Ctx<'_>, m: &Message) {
-    super::send_batch::batch_item_outcome(ctx, m, AttemptOutcome::Failed).await;
+    batch_item_finished(ctx, m, ItemOutcome::Failed).await;
     count(ctx, Metric::Failed).await;
     publish(ctx, vec![message_event("message.failed", m, ctx.clock.now())]).await;
     let mut counts = serde_json::Map::new();
@@ -392,7 +414,7 @@ pub(crate) async fn requeue_or_fail(
     let now = ctx.clock.now();
     let unit: f64 = rand::random();
     let mut decided = None;
-    let stored = modify_message(ctx.store, id, |m| {
+    let stored = modify_message(ctx.messages, id, |m| {
         if m.status != expect {
             decided = None;
             return false;

@@ -39,11 +39,11 @@ pub async fn fire_scheduled(ctx: Ctx<'_>, m: &Message) -> Result<Fired, AppError
     }
     let now = ctx.clock.now();
     if let Some(r) = &m.reference {
-        if ctx.store.get_doc(&canceled_ref_key(r)).await?.is_some() {
+        if ctx.counters.get_doc(&canceled_ref_key(r), now).await?.is_some() {
             return end_without_sending(ctx, m, MessageStatus::Canceled, None, now).await;
         }
     }
-    if ctx.store.opt_out_of(&m.to).await?.is_some() {
+    if ctx.consent.opt_out_of(&m.to).await?.is_some() {
         return end_without_sending(ctx, m, MessageStatus::Suppressed, None, now).await;
     }
     let quiet = m.quiet_hours.clone().or_else(|| ctx.config.default_quiet_hours.clone());
@@ -51,7 +51,7 @@ pub async fn fire_scheduled(ctx: Ctx<'_>, m: &Message) -> Result<Fired, AppError
         let next = q.next_allowed(now);
         if next > now {
             let version = m.version;
-            modify_message(ctx.store, &m.id, |x| {
+            modify_message(ctx.messages, &m.id, |x| {
                 if x.status != MessageStatus::Scheduled || x.version != version {
                     return false;
                 }
@@ -66,7 +66,7 @@ pub async fn fire_scheduled(ctx: Ctx<'_>, m: &Message) -> Result<Fired, AppError
     }
     // Claim: scheduled → queued, once.
     let mut won = false;
-    modify_message(ctx.store, &m.id, |x| {
+    modify_message(ctx.messages, &m.id, |x| {
         won = x.status == MessageStatus::Scheduled;
         if won {
             x.advance(MessageStatus::Queued, None, now);
@@ -84,9 +84,9 @@ pub async fn fire_scheduled(ctx: Ctx<'_>, m: &Message) -> Result<Fired, AppError
         .map_or(ctx.config.default_timezone, |q| q.timezone());
     let day_key = format!("daily\u{1f}{}\u{1f}{}", m.to.as_str(), local_day(now, tz));
     let expires = now + chrono::Duration::days(2);
-    let sent_today = ctx.store.add(&day_key, 1, Some(expires)).await?;
+    let sent_today = ctx.counters.add(&day_key, 1, Some(expires), now).await?;
     if sent_today > i64::from(ctx.config.daily_limit) {
-        ctx.store.add(&day_key, -1, Some(expires)).await?;
+        ctx.counters.add(&day_key, -1, Some(expires), now).await?;
         let reason = MessageError {
             code: 0,
             message: format!(
@@ -97,11 +97,11 @@ pub async fn fire_scheduled(ctx: Ctx<'_>, m: &Message) -> Result<Fired, AppError
         return end_without_sending(ctx, m, MessageStatus::Canceled, Some(reason), now).await;
     }
     if !ctx
-        .store
+        .consent
         .take_send_slot(&m.to, now, chrono::Duration::hours(1), ctx.config.rate_limit_per_hour)
         .await?
     {
-        modify_message(ctx.store, &m.id, |x| {
+        modify_message(ctx.messages, &m.id, |x| {
             if x.status != MessageStatus::Queued {
                 return false;
             }
@@ -131,7 +131,7 @@ async fn end_without_sending(
     now: DateTime<Utc>,
 ) -> Result<Fired, AppError> {
     let mut changed = false;
-    modify_message(ctx.store, &m.id, |x| {
+    modify_message(ctx.messages, &m.id, |x| {
         if !matches!(x.status, MessageStatus::Scheduled | MessageStatus::Queued) {
             return false;
         }

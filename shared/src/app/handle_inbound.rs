@@ -227,8 +227,7 @@ async fn reply(ports: InboundPorts<'_>, text: InboundText) -> Result<InboundOutc
 pub(crate) mod tests {
     use super::*;
     use crate::adapters::no_campaigns::NoEnrolments;
-    use crate::adapters::sqlite_queue::SqliteJobQueue;
-    use crate::adapters::sqlite_store::SqliteStore;
+    use crate::adapters::sqlite::{SqliteJobQueue, SqliteStore};
     use crate::domain::Region;
     use crate::ports::JobKind;
     use crate::testing::{ManualClock, RecordingPublisher};
@@ -301,7 +300,7 @@ pub(crate) mod tests {
             panic!("not a reply");
         };
         assert!(appended);
-        w.clock.advance(chrono::Duration::seconds(40));
+        w.clock.advance(std::time::Duration::from_secs(40));
         let again = w.text("SM01", "yes thursday", None).await;
         assert_eq!(
             again,
@@ -379,7 +378,7 @@ pub(crate) mod tests {
     async fn start_opts_in_again_and_help_answers_only_when_twilio_did_not() {
         let w = World::new();
         w.text("SMa1", "STOP", None).await;
-        w.clock.advance(chrono::Duration::minutes(5));
+        w.clock.advance(std::time::Duration::from_secs(300));
         assert_eq!(w.text("SMb1", "start", None).await, InboundOutcome::OptedIn);
         assert_eq!(w.store.opt_out_of(&lead()).await.unwrap_or_default(), None);
         assert_eq!(w.store.consent_history(&lead()).await.unwrap_or_default().len(), 2);

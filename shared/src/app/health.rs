@@ -1,19 +1,15 @@
-//! Health (`GET /health`, `GET /v1/health`) and the processor heartbeat. Every figure comes from
-//! counters kept on write, the queue's own attributes, the heartbeat document, or a bounded read
-//! of the due index — never from a scan of messages.
+//! Health (`GET /health`, `GET /v1/health`). Every figure comes from counters kept on write, the
+//! queue's own attributes, the processor's heartbeat (`heartbeat`), or a bounded read of the due
+//! index — never from a scan of messages.
 
-use super::alerts::raise_once;
+use super::heartbeat::{check_processor, is_late, last_run};
 use super::metrics::{over_last_hours, Metric};
-use super::process_due::TickReport;
 use super::{AppError, Ctx};
-use crate::domain::MessageStatus;
-use crate::ports::AlertKind;
-use chrono::{DateTime, Utc};
+use crate::domain::{timestamp, MessageStatus};
+use crate::ports::{AlertKind, MessageQueries};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-/// Document key of the processor heartbeat.
-pub const HEARTBEAT_KEY: &str = "processor_heartbeat";
 /// Failure rate (failed attempts / attempts, last hour) above which health is degraded.
 pub const FAILURE_RATE_THRESHOLD: f64 = 0.5;
 /// Sent messages still without a final status are "unconfirmed" after this long.
@@ -32,65 +28,6 @@ pub struct Health {
     pub alerts: Vec<&'static str>,
 }
 
-/// Record that a processor tick ran (called at the end of every tick).
-///
-/// # Errors
-/// Store failures.
-pub async fn record_heartbeat(ctx: Ctx<'_>, report: &TickReport) -> Result<(), AppError> {
-    let now = ctx.clock.now();
-    let doc = json!({"at": now.to_rfc3339(), "report": report});
-    ctx.store.put_doc(HEARTBEAT_KEY, &doc, None).await?;
-    Ok(())
-}
-
-/// When the processor last ran, if ever.
-///
-/// # Errors
-/// Store failures.
-pub async fn last_run(ctx: Ctx<'_>) -> Result<Option<DateTime<Utc>>, AppError> {
-    let doc = ctx.store.get_doc(HEARTBEAT_KEY).await?;
-    Ok(doc
-        .and_then(|d| d.get("at").and_then(Value::as_str).map(str::to_owned))
-        .and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
-        .map(|t| t.with_timezone(&Utc)))
-}
-
-/// A processor whose last run is more than two intervals before `now` is late (one that never
-/// ran is not: a fresh deployment has no heartbeat yet).
-fn is_late(ctx: Ctx<'_>, last: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
-    let allowed =
-        chrono::Duration::from_std(ctx.config.processor_interval * 2).unwrap_or(chrono::Duration::minutes(10));
-    last.is_some_and(|t| now - t > allowed)
-}
-
-/// Whether the processor is late (last run more than two intervals ago); raises the alert once.
-///
-/// # Errors
-/// Store failures.
-pub async fn check_processor(ctx: Ctx<'_>) -> Result<(Option<DateTime<Utc>>, bool), AppError> {
-    let now = ctx.clock.now();
-    let last = last_run(ctx).await?;
-    let late = is_late(ctx, last, now);
-    if late {
-        let lag = last.map_or(0, |t| (now - t).num_seconds());
-        let mut counts = Map::new();
-        counts.insert("lag_seconds".to_owned(), json!(lag));
-        counts.insert(
-            "interval_seconds".to_owned(),
-            json!(ctx.config.processor_interval.as_secs()),
-        );
-        raise_once(
-            ctx,
-            AlertKind::ProcessorNotRunning,
-            "processor",
-            format!("The processor has not run for {lag} s"),
-            counts,
-        )
-        .await;
-    }
-    Ok((last, late))
-}
-
 /// The cheap status behind the unauthenticated `GET /health`: dead letters and the processor's
 /// heartbeat only (two reads), so anonymous callers cannot make it expensive.
 ///
@@ -106,11 +43,19 @@ pub async fn quick_status(ctx: Ctx<'_>) -> Result<&'static str, AppError> {
     Ok(if queue.dead > 0 || late { "degraded" } else { "ok" })
 }
 
-/// Compute `/v1/health`.
+/// A count as a JSON integer: counters are read as `f64` (the last hour weights the previous
+/// bucket), but a count of messages is shown whole (`3`, not `3.0`); rates stay fractions.
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+fn whole(count: f64) -> u64 {
+    // `as` saturates: negative or NaN become 0.
+    count.round() as u64
+}
+
+/// Compute `/v1/health` (unconfirmed messages are read from the due index through `queries`).
 ///
 /// # Errors
 /// Store or queue failures.
-pub async fn health(ctx: Ctx<'_>) -> Result<Health, AppError> {
+pub async fn health(ctx: Ctx<'_>, queries: &dyn MessageQueries) -> Result<Health, AppError> {
     let now = ctx.clock.now();
     let queue = ctx
         .queue
@@ -136,8 +81,7 @@ pub async fn health(ctx: Ctx<'_>) -> Result<Health, AppError> {
         0.0
     };
     let cutoff = now - chrono::Duration::minutes(UNCONFIRMED_AFTER_MINUTES);
-    let unconfirmed = ctx
-        .store
+    let unconfirmed = queries
         .list_due(now + chrono::Duration::days(1), UNCONFIRMED_SCAN_LIMIT)
         .await?
         .iter()
@@ -158,14 +102,11 @@ pub async fn health(ctx: Ctx<'_>) -> Result<Health, AppError> {
     let mut metrics = Map::new();
     metrics.insert("pending_retries".into(), json!(queue.pending));
     metrics.insert("dead_letters".into(), json!(queue.dead));
-    metrics.insert("failed_last_24h".into(), json!(failed_24h.round()));
-    metrics.insert("sent_last_hour".into(), json!(sent_1h.round()));
+    metrics.insert("failed_last_24h".into(), json!(whole(failed_24h)));
+    metrics.insert("sent_last_hour".into(), json!(whole(sent_1h)));
     metrics.insert("failure_rate_last_hour".into(), json!(rounded(failure_rate_1h)));
     metrics.insert("delivery_rate_24h".into(), json!(delivery_rate.map(rounded)));
-    metrics.insert(
-        "processor_last_run_at".into(),
-        json!(last.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))),
-    );
+    metrics.insert("processor_last_run_at".into(), json!(last.as_ref().map(timestamp)));
     metrics.insert(
         "processor_lag_seconds".into(),
         json!(last.map(|t| (now - t).num_seconds())),

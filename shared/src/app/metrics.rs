@@ -2,6 +2,7 @@
 //! days), so reading "the last 24 hours" is 24 counter reads, whatever the traffic (no scan).
 
 use super::Ctx;
+use crate::ports::CounterOp;
 use chrono::{DateTime, Duration, Timelike, Utc};
 
 /// What is counted.
@@ -42,13 +43,24 @@ fn key(metric: Metric, hour: DateTime<Utc>) -> String {
     format!("metric\u{1f}{}\u{1f}{}", metric.name(), hour.format("%Y-%m-%dT%H"))
 }
 
+/// The counter change that counts one `metric` at `now`, for one write with other changes
+/// (`CounterStore::add_many`).
+pub fn increment(metric: Metric, now: DateTime<Utc>) -> CounterOp {
+    let hour = bucket_start(now);
+    CounterOp::Add {
+        key: key(metric, hour),
+        by: 1,
+        expires_at: Some(hour + Duration::days(3)),
+    }
+}
+
 /// Count one occurrence now. A failure is logged: metrics must never fail the work they count.
 pub async fn count(ctx: Ctx<'_>, metric: Metric) {
     let now = ctx.clock.now();
     let hour = bucket_start(now);
     if let Err(e) = ctx
-        .store
-        .add(&key(metric, hour), 1, Some(hour + Duration::days(3)))
+        .counters
+        .add(&key(metric, hour), 1, Some(hour + Duration::days(3)), now)
         .await
     {
         tracing::warn!(metric = metric.name(), error.message = %e, "metric not counted");
@@ -65,7 +77,7 @@ pub async fn over_last_hours(ctx: Ctx<'_>, metric: Metric, hours: i64) -> Result
     let now = ctx.clock.now();
     let current = bucket_start(now);
     let keys: Vec<String> = (0..=hours).map(|i| key(metric, current - Duration::hours(i))).collect();
-    let values = ctx.store.values(&keys).await?;
+    let values = ctx.counters.values(&keys, now).await?;
     let elapsed = f64::from(u32::try_from((now - current).num_seconds()).unwrap_or(0)) / 3600.0;
     let mut total = 0.0;
     for (i, v) in values.iter().enumerate() {

@@ -1,13 +1,25 @@
-//! Use cases, one per file. They take only the ports they use and never touch AWS, HTTP or Lambda.
+//! Use cases, one per file. They take only the ports they use and never touch AWS, HTTP or Lambda,
+//! and never read the system time or sleep on a timer: time, budgets and pacing come from
+//! `ctx.clock` (scripts/test.sh rejects system-time reads and tokio timers in this folder).
+//!
+//! Use cases: [`send`] (one message), [`send_batch`], [`record_status`] (status callbacks),
+//! [`retry`] (a queued attempt), [`process_due`] (the processor tick: [`fire_scheduled`],
+//! [`reconcile`], status polls), [`operations`] (failed list, cancel), [`health`].
+//! Pieces they share, each imported by the use cases and importing none of them:
+//! [`attempt`] (one claimed provider attempt and what follows it), [`batch_progress`] (a batch's
+//! tallies and completion), [`heartbeat`] (when the processor last ran), [`alerts`] (raise once,
+//! publish), [`metrics`] (hourly counters).
 
 pub mod alerts;
 pub mod attempt;
+pub mod batch_progress;
 pub mod consent;
 pub mod conversations;
 pub mod fire_scheduled;
 pub mod handle_inbound;
 pub mod handle_retell;
 pub mod health;
+pub mod heartbeat;
 pub mod metrics;
 pub mod operations;
 pub mod process_due;
@@ -17,15 +29,30 @@ pub mod retry;
 pub mod send;
 pub mod send_batch;
 
+#[cfg(test)]
+mod tests;
+
 use crate::config::Config;
 use crate::domain::{Message, MessageId};
-use crate::ports::{Alerter, Clock, EventPublisher, JobQueue, MessageStore, SmsProvider, Store, StoreError};
+use crate::ports::{
+    Alerter, BatchStore, Clock, ConsentStore, CounterStore, EventPublisher, JobQueue, MessageStore, SmsProvider,
+    StoreError,
+};
 
-/// The ports and settings the use cases share, borrowed for one request or job.
+/// The ports and settings of the send pipeline (send, attempt, batch, status, retry, the
+/// processor's sends), borrowed for one request or job. It holds only what an attempt and its
+/// follow-ups touch; a use case that needs another port (queries, idempotency, retention, the
+/// ports later issues add) takes it as its own parameter, so this does not grow with them.
 #[derive(Clone, Copy)]
 pub struct Ctx<'a> {
-    /// State (messages, indexes, consent, idempotency).
-    pub store: &'a dyn Store,
+    /// Message records, sid pointers, webhook receipts.
+    pub messages: &'a dyn MessageStore,
+    /// Opt-outs and send slots.
+    pub consent: &'a dyn ConsentStore,
+    /// Counters, claims and small documents (metrics, streaks, alert cooldowns).
+    pub counters: &'a dyn CounterStore,
+    /// Batch records and tallies (an attempt may finish a batch item).
+    pub batches: &'a dyn BatchStore,
     /// Retry queue.
     pub queue: &'a dyn JobQueue,
     /// SMS provider.
@@ -52,8 +79,8 @@ pub enum AppError {
         code: &'static str,
         /// Human-readable text; never echoes a full phone number or body.
         message: String,
-        /// The field at fault.
-        field: Option<&'static str>,
+        /// The field at fault: a name, or a dotted path such as `quiet_hours.timezone`.
+        field: Option<std::borrow::Cow<'static, str>>,
     },
     /// Missing or wrong API key (401).
     #[error("missing or invalid API key")]
@@ -97,7 +124,7 @@ impl AppError {
         Self::Validation {
             code,
             message: message.into(),
-            field: Some(field),
+            field: Some(std::borrow::Cow::Borrowed(field)),
         }
     }
 }

@@ -1,9 +1,10 @@
-//! Operator actions (api.md "Operations" and message cancel): the failed list, retry, removal, cancel.
+//! Operator actions (docs/api.md "Operations" and message cancel): the failed list, retry, removal, cancel.
 
 use super::attempt::enqueue_attempt;
 use super::fire_scheduled::canceled_ref_key;
 use super::{modify_message, AppError, Ctx};
 use crate::domain::{Message, MessageId, MessageStatus, Ref};
+use crate::ports::MessageQueries;
 use std::time::Duration;
 
 /// Send a failed or rate-limited message again with a fresh attempt budget. An operator retry
@@ -13,11 +14,11 @@ use std::time::Duration;
 /// `NotFound` if it is not on the failed list; `Refused` (`recipient_opted_out`) if the
 /// recipient opted out; store failures.
 pub async fn retry_failed(ctx: Ctx<'_>, id: &MessageId) -> Result<Message, AppError> {
-    let current = ctx.store.get_message(id).await?.ok_or(AppError::NotFound)?;
+    let current = ctx.messages.get_message(id).await?.ok_or(AppError::NotFound)?;
     if !current.failed_listed {
         return Err(AppError::NotFound);
     }
-    if ctx.store.opt_out_of(&current.to).await?.is_some() {
+    if ctx.consent.opt_out_of(&current.to).await?.is_some() {
         return Err(AppError::Refused {
             code: "recipient_opted_out",
             message: "the recipient opted out; the message cannot be sent".to_owned(),
@@ -25,7 +26,7 @@ pub async fn retry_failed(ctx: Ctx<'_>, id: &MessageId) -> Result<Message, AppEr
     }
     let now = ctx.clock.now();
     let mut ours = false;
-    let updated = modify_message(ctx.store, id, |m| {
+    let updated = modify_message(ctx.messages, id, |m| {
         ours = m.failed_listed && m.status.can_requeue();
         if !ours {
             return false;
@@ -56,7 +57,7 @@ pub async fn retry_failed(ctx: Ctx<'_>, id: &MessageId) -> Result<Message, AppEr
 /// `NotFound` if it is not listed; store failures.
 pub async fn remove_failed(ctx: Ctx<'_>, id: &MessageId) -> Result<(), AppError> {
     let mut was_listed = false;
-    modify_message(ctx.store, id, |m| {
+    modify_message(ctx.messages, id, |m| {
         was_listed = m.failed_listed;
         m.failed_listed = false;
         was_listed
@@ -77,7 +78,7 @@ pub async fn remove_failed(ctx: Ctx<'_>, id: &MessageId) -> Result<(), AppError>
 pub async fn cancel_message(ctx: Ctx<'_>, id: &MessageId) -> Result<Message, AppError> {
     let now = ctx.clock.now();
     let mut cancelable = false;
-    let m = modify_message(ctx.store, id, |m| {
+    let m = modify_message(ctx.messages, id, |m| {
         cancelable = m.status.is_cancelable();
         if !cancelable {
             return false;
@@ -106,11 +107,14 @@ const CANCEL_BY_REF_LIMIT: usize = 1000;
 /// later (one the index did not show yet) is skipped too. Returns how many were canceled.
 ///
 /// # Errors
-/// Store failures.
-pub async fn cancel_by_ref(ctx: Ctx<'_>, reference: &Ref) -> Result<usize, AppError> {
+/// `Validation` (`invalid_ref`) for a ref that a send would refuse ([`Ref::validate`]); store failures.
+pub async fn cancel_by_ref(ctx: Ctx<'_>, queries: &dyn MessageQueries, reference: &Ref) -> Result<usize, AppError> {
+    reference
+        .validate()
+        .map_err(|e| AppError::invalid("invalid_ref", "ref", e.to_string()))?;
     let now = ctx.clock.now();
     let marker = serde_json::json!({"at": now.to_rfc3339()});
-    ctx.store
+    ctx.counters
         .put_doc(
             &canceled_ref_key(reference),
             &marker,
@@ -118,7 +122,7 @@ pub async fn cancel_by_ref(ctx: Ctx<'_>, reference: &Ref) -> Result<usize, AppEr
         )
         .await?;
     let mut canceled = 0;
-    for m in ctx.store.list_by_ref(reference, CANCEL_BY_REF_LIMIT).await? {
+    for m in queries.list_by_ref(reference, CANCEL_BY_REF_LIMIT).await? {
         if m.status.is_cancelable()
             && cancel_message(ctx, &m.id)
                 .await

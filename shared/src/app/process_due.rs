@@ -8,14 +8,14 @@
 use super::alerts::raise_once;
 use super::attempt::{claim_attempt, run_attempt, AttemptOutcome, Claim};
 use super::fire_scheduled::{fire_scheduled, Fired};
-use super::health::{check_processor, record_heartbeat};
+use super::heartbeat::{check_processor, record_heartbeat};
 use super::reconcile::{reconcile_message, Reconciled};
 use super::{modify_message, AppError, Ctx};
 use crate::domain::{Message, MessageError, MessageStatus};
-use crate::ports::{AlertKind, ProviderError};
+use crate::ports::{AlertKind, MessageQueries, ProviderError, Retention};
 use serde::Serialize;
 use std::collections::HashSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Items read per page of the due index.
 const PAGE: usize = 100;
@@ -35,7 +35,9 @@ pub struct TickReport {
     pub reconciled: u32,
     /// Sent messages whose status was fetched from the provider.
     pub polled: u32,
-    /// Conversations ended for no response.
+    /// Conversations ended for no response. Always 0 for now: api.md documents the field in the
+    /// `/v1/processor/run` answer, and no conversation exists yet to end.
+    /// TODO(#11): the no-response ending of conversations counts itself here.
     pub ended_no_response: u32,
     /// Due items read.
     pub items_read: u32,
@@ -45,12 +47,19 @@ pub struct TickReport {
     pub duration_ms: u64,
 }
 
-/// Run one tick within `budget`.
+/// Run one tick within `budget`, measured on `ctx.clock`'s monotonic time (a test on the manual
+/// clock exhausts the budget by advancing the clock, never by waiting). The due index comes from
+/// `queries`, and what expired is purged through `retention` at the end.
 ///
 /// # Errors
 /// Store failures on reading the due index (a failure on one item is logged and left due).
-pub async fn process_due(ctx: Ctx<'_>, budget: Duration) -> Result<TickReport, AppError> {
-    let started = Instant::now();
+pub async fn process_due(
+    ctx: Ctx<'_>,
+    queries: &dyn MessageQueries,
+    retention: &dyn Retention,
+    budget: Duration,
+) -> Result<TickReport, AppError> {
+    let started = ctx.clock.monotonic();
     let mut report = TickReport::default();
     let mut seen = HashSet::new();
     // A tick that finds the previous one too old says so (once per cooldown).
@@ -69,19 +78,19 @@ pub async fn process_due(ctx: Ctx<'_>, budget: Duration) -> Result<TickReport, A
         Err(e) => tracing::warn!(error.message = %e, "queue attributes unreadable"),
     }
     loop {
-        if started.elapsed() >= budget {
+        if ctx.clock.elapsed_since(started) >= budget {
             report.remaining = true;
             break;
         }
         let now = ctx.clock.now();
-        let page = ctx.store.list_due(now, PAGE).await?;
+        let page = queries.list_due(now, PAGE).await?;
         let fresh: Vec<Message> = page.into_iter().filter(|m| seen.insert(m.id.clone())).collect();
         if fresh.is_empty() {
             break;
         }
         for m in fresh {
             report.items_read += 1;
-            if started.elapsed() >= budget {
+            if ctx.clock.elapsed_since(started) >= budget {
                 report.remaining = true;
                 break;
             }
@@ -90,12 +99,12 @@ pub async fn process_due(ctx: Ctx<'_>, budget: Duration) -> Result<TickReport, A
             }
         }
     }
-    match ctx.store.purge_expired(ctx.clock.now()).await {
+    match retention.purge_expired(ctx.clock.now()).await {
         Ok(0) => {}
         Ok(n) => tracing::debug!(purged = n, "expired records removed"),
         Err(e) => tracing::warn!(error.message = %e, "expired records not purged"),
     }
-    report.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    report.duration_ms = u64::try_from(ctx.clock.elapsed_since(started).as_millis()).unwrap_or(u64::MAX);
     record_heartbeat(ctx, &report).await?;
     if report.items_read > 0 {
         tracing::info!(?report, "processor tick");
@@ -135,7 +144,7 @@ async fn process_one(ctx: Ctx<'_>, m: &Message, report: &mut TickReport) -> Resu
         _ => {
             // Nothing is expected of it any more: drop it from the due index.
             let id = m.id.clone();
-            modify_message(ctx.store, &id, |x| x.due_at.take().is_some()).await?;
+            modify_message(ctx.messages, &id, |x| x.due_at.take().is_some()).await?;
         }
     }
     Ok(())
@@ -164,7 +173,7 @@ async fn poll_status(ctx: Ctx<'_>, m: &Message) -> Result<(), AppError> {
         .map_or(m.updated_at, |e| e.at);
     let give_up = now - sent_at >= chrono::Duration::hours(GIVE_UP_POLLING_AFTER_HOURS);
     let mut gave_up = false;
-    modify_message(ctx.store, &m.id, |x| {
+    modify_message(ctx.messages, &m.id, |x| {
         if x.status != MessageStatus::Sent || x.provider_sid.as_ref() != Some(&sid) {
             return false;
         }

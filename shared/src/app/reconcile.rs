@@ -1,6 +1,6 @@
 //! Crash reconciliation: an attempt left `sending` past `SMSRELAY_RECONCILE_AFTER` (a crash
 //! between the provider's answer and our write, a Lambda timeout, a provider 5xx or timeout) is
-//! looked up at the provider BEFORE anything is resent (design.md invariant 2).
+//! looked up at the provider BEFORE anything is resent (docs/design.md invariant 2).
 //!
 //! Match rule: a provider message to the same number, from the same sender, with the same body,
 //! created no earlier than one minute before the attempt started, whose sid no other message
@@ -50,11 +50,11 @@ pub async fn reconcile_message(ctx: Ctx<'_>, message: &Message) -> Result<Reconc
         if c.date_created.is_some_and(|d| d < since) {
             continue;
         }
-        match ctx.store.message_id_for_sid(&c.sid).await? {
+        match ctx.messages.message_id_for_sid(&c.sid).await? {
             Some(owner) if owner != message.id => continue,
             _ => {}
         }
-        if let Err(e) = ctx.store.link_provider_sid(&c.sid, &message.id).await {
+        if let Err(e) = ctx.messages.link_provider_sid(&c.sid, &message.id).await {
             tracing::warn!(message_id = %message.id, error.message = %e, "could not index reconciled sid");
             continue;
         }
@@ -62,7 +62,7 @@ pub async fn reconcile_message(ctx: Ctx<'_>, message: &Message) -> Result<Reconc
         let mapped = MessageStatus::from_twilio(&c.status).unwrap_or(MessageStatus::Sent);
         let poll_after = chrono::Duration::from_std(ctx.config.status_poll_after).unwrap_or_default();
         let attempts = message.attempts;
-        modify_message(ctx.store, &message.id, |m| {
+        modify_message(ctx.messages, &message.id, |m| {
             if m.status != MessageStatus::Sending || m.attempts != attempts {
                 return false;
             }

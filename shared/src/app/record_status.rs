@@ -47,7 +47,7 @@ pub enum StatusOutcome {
 /// Store failures (the caller answers 5xx so the provider may retry; nothing is half-applied:
 /// the status write is one conditional put).
 pub async fn record_status(ctx: Ctx<'_>, cb: StatusCallback) -> Result<StatusOutcome, StoreError> {
-    let store = ctx.store;
+    let store = ctx.messages;
     let now = ctx.clock.now();
     let id = match &cb.message_id {
         Some(id) => Some(id.clone()),

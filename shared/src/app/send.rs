@@ -1,18 +1,20 @@
 //! Accept one message and make its first provider attempt (`POST /v1/messages`).
 //!
-//! Order matters (design.md invariant 2): the record is written as `sending` BEFORE the provider
+//! Order matters (docs/design.md invariant 2): the record is written as `sending` BEFORE the provider
 //! is called, and the StatusCallback URL carries our message id. So a crash between the
 //! provider's answer and our write leaves a `sending` record that the first callback links (by
 //! id) or reconciliation resolves; it is never sent twice by this code path.
 
 use super::attempt::{begin_attempt, run_attempt, status_callback_url};
 use super::{AppError, Ctx};
-use crate::domain::{Message, MessageBody, MessageId, MessageStatus, PhoneNumber, QuietHours, Ref, Region};
-use crate::ports::Sender;
+use crate::domain::{
+    parse_instant, Message, MessageBody, MessageId, MessageStatus, PhoneNumber, QuietHours, Ref, Region,
+};
+use crate::ports::{SendCheck, Sender};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-/// The JSON body of `POST /v1/messages` (api.md). Unknown fields are ignored.
+/// The JSON body of `POST /v1/messages` (docs/api.md). Unknown fields are ignored.
 #[derive(Debug, Deserialize)]
 pub struct SendRequest {
     /// Recipient, E.164 or national format in the default region.
@@ -73,8 +75,8 @@ impl SendRequest {
         let body_raw = self
             .body
             .ok_or_else(|| AppError::invalid("missing_field", "body", "`body` is required"))?;
-        let body = MessageBody::parse(body_raw)
-            .map_err(|e| AppError::invalid("invalid_body", "body", format!("`body` {e}")))?;
+        let body =
+            MessageBody::parse(body_raw).map_err(|e| AppError::invalid("invalid_body", "body", e.to_string()))?;
         let from = match self.from {
             Some(f) => Sender::parse(&f).map_err(|e| {
                 AppError::invalid("invalid_phone", "from", format!("`from` is not a valid sender: {e}"))
@@ -84,15 +86,13 @@ impl SendRequest {
         let send_at = match self.send_at {
             None => None,
             Some(raw) => {
-                let at = DateTime::parse_from_rfc3339(&raw)
-                    .map_err(|_| {
-                        AppError::invalid(
-                            "invalid_send_at",
-                            "send_at",
-                            "`send_at` must be an RFC 3339 time such as 2026-11-22T15:00:00Z",
-                        )
-                    })?
-                    .with_timezone(&Utc);
+                let at = parse_instant(&raw).map_err(|_| {
+                    AppError::invalid(
+                        "invalid_send_at",
+                        "send_at",
+                        "`send_at` must be an RFC 3339 time such as 2026-11-22T15:00:00Z",
+                    )
+                })?;
                 if at > now + chrono::Duration::days(MAX_SCHEDULE_AHEAD_DAYS) {
                     return Err(AppError::invalid(
                         "invalid_send_at",
@@ -110,13 +110,8 @@ impl SendRequest {
             .transpose()
             .map_err(|e| AppError::invalid("invalid_quiet_hours", "quiet_hours", format!("`quiet_hours`: {e}")))?;
         if let Some(r) = &self.reference {
-            if r.kind.is_empty() || r.id.is_empty() || r.kind.len() > 64 || r.id.len() > 256 {
-                return Err(AppError::invalid(
-                    "invalid_ref",
-                    "ref",
-                    "`ref` needs a non-empty `type` (≤64) and `id` (≤256)",
-                ));
-            }
+            r.validate()
+                .map_err(|e| AppError::invalid("invalid_ref", "ref", e.to_string()))?;
         }
         Ok(SendCommand {
             to,
@@ -175,30 +170,33 @@ pub async fn send_message(ctx: Ctx<'_>, cmd: SendCommand) -> Result<SendOutcome,
     if let Some(at) = fire_at {
         message.send_at = Some(at);
         message.due_at = Some(at);
-        ctx.store.create_message(&message).await?;
+        ctx.messages.create_message(&message).await?;
         tracing::info!(message_id = %id, to = %message.to.masked(), send_at = %at, "message scheduled");
         return Ok(SendOutcome { message, warning: None });
     }
-    if ctx.store.opt_out_of(&message.to).await?.is_some() {
-        message.advance(MessageStatus::Suppressed, None, now);
-        ctx.store.create_message(&message).await?;
-        tracing::info!(message_id = %id, to = %message.to.masked(), "recipient opted out: suppressed");
-        return Ok(SendOutcome { message, warning: None });
-    }
     let limit = ctx.config.rate_limit_per_hour;
-    if !ctx
-        .store
-        .take_send_slot(&message.to, now, chrono::Duration::hours(1), limit)
+    match ctx
+        .consent
+        .check_send(&message.to, now, chrono::Duration::hours(1), limit)
         .await?
     {
-        message.reset_to(MessageStatus::RateLimited, now);
-        message.failed_listed = true;
-        ctx.store.create_message(&message).await?;
-        tracing::warn!(message_id = %id, to = %message.to.masked(), limit, "hourly limit reached: held as rate_limited");
-        return Ok(SendOutcome { message, warning: None });
+        SendCheck::Granted => {}
+        SendCheck::OptedOut(_) => {
+            message.advance(MessageStatus::Suppressed, None, now);
+            ctx.messages.create_message(&message).await?;
+            tracing::info!(message_id = %id, to = %message.to.masked(), "recipient opted out: suppressed");
+            return Ok(SendOutcome { message, warning: None });
+        }
+        SendCheck::Limited => {
+            message.reset_to(MessageStatus::RateLimited, now);
+            message.failed_listed = true;
+            ctx.messages.create_message(&message).await?;
+            tracing::warn!(message_id = %id, to = %message.to.masked(), limit, "hourly limit reached: held as rate_limited");
+            return Ok(SendOutcome { message, warning: None });
+        }
     }
     begin_attempt(&mut message, now, ctx.config.reconcile_after);
-    ctx.store.create_message(&message).await?;
+    ctx.messages.create_message(&message).await?;
     tracing::info!(message_id = %id, to = %message.to.masked(), "message accepted");
     let (message, _outcome, warning) = run_attempt(ctx, message).await?;
     Ok(SendOutcome { message, warning })

@@ -107,6 +107,10 @@ impl fmt::Display for ProviderSid {
 }
 
 /// A link to the caller's own entity (e.g. a calendar event), used for cancel-by-ref.
+///
+/// Deserialising does not validate (stored records are read back as they are); every place that
+/// takes a `Ref` from a caller checks it with [`Ref::validate`], so sends and cancels accept the
+/// same refs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ref {
     /// Entity type, e.g. `calendar_event`.
@@ -114,6 +118,59 @@ pub struct Ref {
     pub kind: String,
     /// Entity id.
     pub id: String,
+}
+
+/// Most characters a ref's `type` or `id` may have.
+pub const MAX_REF_CHARS: usize = 256;
+
+/// Why a ref was rejected. Never carries the ref itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RefError {
+    /// `type` or `id` is empty.
+    #[error("`ref` needs a non-empty `type` and `id`")]
+    Empty,
+    /// `type` or `id` is over [`MAX_REF_CHARS`] characters.
+    #[error("`ref` `type` and `id` may have at most 256 characters each")]
+    TooLong,
+    /// `type` or `id` contains a control character (they become part of store keys).
+    #[error("`ref` `type` and `id` may not contain control characters")]
+    ControlCharacter,
+}
+
+impl Ref {
+    /// A validated ref.
+    ///
+    /// # Errors
+    /// As [`Ref::validate`].
+    pub fn parse(kind: impl Into<String>, id: impl Into<String>) -> Result<Self, RefError> {
+        let r = Self {
+            kind: kind.into(),
+            id: id.into(),
+        };
+        r.validate()?;
+        Ok(r)
+    }
+
+    /// Check a ref a caller gave: `type` and `id` each 1 to [`MAX_REF_CHARS`] characters, no
+    /// control characters.
+    ///
+    /// # Errors
+    /// [`RefError::Empty`], [`RefError::TooLong`] or [`RefError::ControlCharacter`].
+    pub fn validate(&self) -> Result<(), RefError> {
+        for part in [&self.kind, &self.id] {
+            if part.is_empty() {
+                return Err(RefError::Empty);
+            }
+            // Bytes bound characters from above: only long texts need counting.
+            if part.len() > MAX_REF_CHARS && part.chars().count() > MAX_REF_CHARS {
+                return Err(RefError::TooLong);
+            }
+            if part.chars().any(char::is_control) {
+                return Err(RefError::ControlCharacter);
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The provider's error for a failed attempt.
@@ -290,6 +347,7 @@ impl Message {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
     fn generated_ids_parse_and_sort_by_time() {
@@ -310,10 +368,61 @@ mod tests {
         assert!(MessageId::parse("msg_").is_err());
     }
 
+    fn text(n: usize) -> String {
+        "é".repeat(n)
+    }
+
+    #[test]
+    fn a_ref_of_up_to_256_characters_each_is_accepted() {
+        assert!(Ref::parse("calendar_event", "evt_123").is_ok());
+        assert!(Ref::parse(text(256), text(256)).is_ok());
+        assert!(Ref::parse("a", "b").is_ok());
+    }
+
+    #[test]
+    fn a_ref_over_256_characters_is_rejected_whichever_part() {
+        assert_eq!(Ref::parse("job", "x".repeat(257)), Err(RefError::TooLong));
+        assert_eq!(Ref::parse("job", "x".repeat(200_000)), Err(RefError::TooLong));
+        assert_eq!(Ref::parse(text(257), "evt"), Err(RefError::TooLong));
+    }
+
+    #[test]
+    fn a_ref_with_an_empty_part_is_rejected() {
+        assert_eq!(Ref::parse("", "evt"), Err(RefError::Empty));
+        assert_eq!(Ref::parse("job", ""), Err(RefError::Empty));
+    }
+
+    #[test]
+    fn a_ref_with_a_control_character_is_rejected() {
+        // U+001F is the separator of the canceled-ref key: `a\u{1f}b` + `c` must not alias `a` + `b\u{1f}c`.
+        assert_eq!(Ref::parse("a\u{1f}b", "c"), Err(RefError::ControlCharacter));
+        assert_eq!(Ref::parse("job", "evt\u{0}"), Err(RefError::ControlCharacter));
+    }
+
+    #[test]
+    fn deserialising_a_ref_keeps_it_as_stored_and_validate_judges_it() {
+        let long = format!(r#"{{"type": "job", "id": "{}"}}"#, "x".repeat(300));
+        let r: Ref = serde_json::from_str(&long).expect("any stored ref reads back");
+        assert_eq!(r.validate(), Err(RefError::TooLong));
+    }
+
     #[test]
     fn provider_sids_with_key_separators_are_rejected() {
         assert!(ProviderSid::parse("SM1342fe1b2c904d1ab04f0fc7a58abca9").is_ok());
         assert!(ProviderSid::parse("SM#1").is_err());
         assert!(ProviderSid::parse("").is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn validate_accepts_exactly_the_non_empty_control_free_parts_up_to_256_characters(
+            kind in "\\PC{0,300}|[a-z]{250,260}",
+            id in "\\PC{0,300}|[\\x00-\\x7f]{0,10}",
+        ) {
+            let ok = |p: &str| !p.is_empty() && p.chars().count() <= MAX_REF_CHARS && !p.chars().any(char::is_control);
+            let r = Ref { kind: kind.clone(), id: id.clone() };
+            prop_assert_eq!(r.validate().is_ok(), ok(&kind) && ok(&id));
+            prop_assert_eq!(Ref::parse(kind, id).is_ok(), r.validate().is_ok());
+        }
     }
 }

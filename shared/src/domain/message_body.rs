@@ -27,21 +27,64 @@ pub enum Encoding {
     Ucs2,
 }
 
-/// Why a body was rejected. Never carries the body.
+/// Why a body was rejected. Never carries the body. The messages name the field (`` `body` ``)
+/// so the API can show them as they are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum MessageBodyError {
     /// Empty or only white space.
-    #[error("body is empty")]
+    #[error("`body` is empty")]
     Empty,
     /// Over 1,600 characters.
-    #[error("body is {chars} characters; at most 1600 are allowed")]
+    #[error("`body` is {chars} characters; the limit is 1600")]
     TooLong {
         /// How many characters it had.
         chars: usize,
     },
+    /// A control character other than line feed, carriage return and tab (NUL, ESC, DEL, …).
+    #[error("`body` contains the control character U+{code_point:04X}; only line breaks and tabs are allowed")]
+    ControlCharacter {
+        /// The first such character's code point (a control character reveals nothing of the text).
+        code_point: u32,
+    },
+    /// Only white space and invisible characters (zero-width spaces and joiners, BOM, …).
+    #[error("`body` has no visible character (only white space or zero-width characters)")]
+    NoVisibleCharacter,
 }
 
-/// A valid SMS body: 1 to 1,600 characters, not only white space.
+/// Whether `c` is a control character a body may not carry: the C0 and C1 controls and DEL,
+/// except `\n`, `\r` and `\t`.
+fn is_forbidden_control(c: char) -> bool {
+    c.is_control() && !matches!(c, '\n' | '\r' | '\t')
+}
+
+/// Whether `c` shows nothing on a handset: white space, and the format characters that have no
+/// glyph (zero-width space/non-joiner/joiner, direction marks and embeddings, word joiner and
+/// invisible operators, BOM / zero-width no-break space, soft hyphen, combining grapheme joiner,
+/// Mongolian vowel separator, variation selectors, Hangul fillers, tag characters).
+fn is_invisible(c: char) -> bool {
+    c.is_whitespace()
+        || matches!(
+            c,
+            '\u{00AD}'
+                | '\u{034F}'
+                | '\u{115F}'
+                | '\u{1160}'
+                | '\u{180E}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{202A}'..='\u{202E}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{2066}'..='\u{206F}'
+                | '\u{3164}'
+                | '\u{FE00}'..='\u{FE0F}'
+                | '\u{FEFF}'
+                | '\u{FFA0}'
+                | '\u{E0000}'..='\u{E007F}'
+                | '\u{E0100}'..='\u{E01EF}'
+        )
+}
+
+/// A valid SMS body: 1 to 1,600 characters, at least one of them visible, no control
+/// characters other than line breaks and tabs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct MessageBody(String);
@@ -50,8 +93,12 @@ impl MessageBody {
     /// Validate a body.
     ///
     /// # Errors
-    /// [`MessageBodyError::Empty`] when empty or only white space, [`MessageBodyError::TooLong`]
-    /// when over [`MAX_BODY_CHARS`] characters (Unicode scalar values).
+    /// In this order: [`MessageBodyError::Empty`] when empty or only white space,
+    /// [`MessageBodyError::TooLong`] when over [`MAX_BODY_CHARS`] characters (Unicode scalar
+    /// values), [`MessageBodyError::ControlCharacter`] for a control character other than `\n`,
+    /// `\r` and `\t` (a NUL would be cut or refused downstream), and
+    /// [`MessageBodyError::NoVisibleCharacter`] when nothing but white space and zero-width
+    /// characters remains (the recipient would get a blank message).
     pub fn parse(raw: impl Into<String>) -> Result<Self, MessageBodyError> {
         let raw = raw.into();
         if raw.trim().is_empty() {
@@ -60,6 +107,14 @@ impl MessageBody {
         let chars = raw.chars().count();
         if chars > MAX_BODY_CHARS {
             return Err(MessageBodyError::TooLong { chars });
+        }
+        if let Some(c) = raw.chars().find(|&c| is_forbidden_control(c)) {
+            return Err(MessageBodyError::ControlCharacter {
+                code_point: u32::from(c),
+            });
+        }
+        if raw.chars().all(is_invisible) {
+            return Err(MessageBodyError::NoVisibleCharacter);
         }
         Ok(Self(raw))
     }
@@ -192,6 +247,73 @@ mod tests {
         for raw in [" ", "\n\r\t", "   \n  ", "\u{a0}\u{2003}"] {
             assert_eq!(MessageBody::parse(raw), Err(MessageBodyError::Empty), "{raw:?}");
         }
+    }
+
+    #[test]
+    fn control_characters_other_than_line_breaks_and_tabs_are_rejected() {
+        for (raw, code_point) in [
+            ("a\u{0}b", 0x00),
+            ("\u{0}", 0x00),
+            ("bell\u{7}", 0x07),
+            ("esc \u{1b}[31m red", 0x1B),
+            ("form\u{0C}feed", 0x0C),
+            ("del\u{7f}", 0x7F),
+            ("c1 \u{85} next line", 0x85),
+            ("c1 \u{9f}", 0x9F),
+        ] {
+            assert_eq!(
+                MessageBody::parse(raw),
+                Err(MessageBodyError::ControlCharacter { code_point }),
+                "{raw:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn line_breaks_and_tabs_are_allowed() {
+        assert!(MessageBody::parse("line one\nline two\r\n\tindented").is_ok());
+    }
+
+    #[test]
+    fn a_body_of_only_invisible_characters_is_rejected() {
+        for raw in [
+            "\u{200B}",
+            "\u{200B}\u{200C}\u{200D}",
+            "\u{2060}",
+            "\u{FEFF}",
+            " \u{200B} \n\u{FEFF}\t",
+            "\u{00AD}\u{034F}\u{180E}\u{FE0F}",
+            "\u{200E}\u{202E}\u{2066}",
+        ] {
+            assert_eq!(
+                MessageBody::parse(raw),
+                Err(MessageBodyError::NoVisibleCharacter),
+                "{raw:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn invisible_characters_next_to_visible_text_are_kept() {
+        let raw = "\u{FEFF}hi\u{200B}there 👩\u{200D}💻";
+        assert_eq!(MessageBody::parse(raw).map(String::from).as_deref(), Ok(raw));
+    }
+
+    #[test]
+    fn error_messages_read_as_sentences_about_the_body_field() {
+        assert_eq!(
+            MessageBodyError::TooLong { chars: 1601 }.to_string(),
+            "`body` is 1601 characters; the limit is 1600"
+        );
+        assert_eq!(MessageBodyError::Empty.to_string(), "`body` is empty");
+        assert_eq!(
+            MessageBodyError::ControlCharacter { code_point: 0 }.to_string(),
+            "`body` contains the control character U+0000; only line breaks and tabs are allowed"
+        );
+        assert_eq!(
+            MessageBodyError::NoVisibleCharacter.to_string(),
+            "`body` has no visible character (only white space or zero-width characters)"
+        );
     }
 
     #[test]
@@ -433,16 +555,39 @@ mod tests {
         }
 
         #[test]
-        fn parse_accepts_exactly_the_non_blank_texts_up_to_the_limit(text in any::<String>()) {
+        fn parse_accepts_exactly_the_visible_control_free_texts_up_to_the_limit(text in any::<String>()) {
             let result = MessageBody::parse(text.clone());
             let chars = text.chars().count();
             if text.trim().is_empty() {
                 prop_assert_eq!(result, Err(MessageBodyError::Empty));
             } else if chars > MAX_BODY_CHARS {
                 prop_assert_eq!(result, Err(MessageBodyError::TooLong { chars }));
+            } else if let Some(c) = text.chars().find(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
+                prop_assert_eq!(result, Err(MessageBodyError::ControlCharacter { code_point: u32::from(c) }));
+            } else if text.chars().all(is_invisible) {
+                prop_assert_eq!(result, Err(MessageBodyError::NoVisibleCharacter));
             } else {
                 prop_assert_eq!(result.map(String::from), Ok(text));
             }
+        }
+
+        #[test]
+        fn a_control_character_anywhere_in_a_valid_body_is_rejected(
+            before in "[a-z ]{0,40}",
+            after in "[a-z ]{0,40}",
+            c in prop::sample::select((0u32..0x20).chain(0x7F..0xA0).filter(|c| ![0x09, 0x0A, 0x0D].contains(c)).collect::<Vec<_>>()),
+        ) {
+            let c = char::from_u32(c).unwrap_or('\0');
+            let raw = format!("x{before}{c}{after}");
+            prop_assert_eq!(MessageBody::parse(raw), Err(MessageBodyError::ControlCharacter { code_point: u32::from(c) }));
+        }
+
+        #[test]
+        fn zero_width_padding_alone_is_never_a_body(
+            raw in prop::collection::vec(prop::sample::select(vec!['\u{200B}', '\u{200C}', '\u{200D}', '\u{2060}', '\u{FEFF}', ' ', '\n', '\t']), 1..50),
+        ) {
+            let raw: String = raw.into_iter().collect();
+            prop_assert!(MessageBody::parse(raw).is_err());
         }
     }
 }

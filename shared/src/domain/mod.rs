@@ -1,5 +1,6 @@
 //! Pure domain types and rules: no I/O, no async, no AWS.
 
+pub mod area_code_zone;
 pub mod consent;
 pub mod conversation;
 pub mod duration;
@@ -11,7 +12,9 @@ pub mod retell_webhook;
 pub mod retry_policy;
 pub mod schedule;
 pub mod status;
+pub mod time_format;
 
+pub use area_code_zone::zone_for_area_code;
 pub use consent::{current_status, ConsentChannel, ConsentEvidence, ConsentStatus};
 pub use conversation::{
     Conversation, ConversationError, ConversationId, ConversationStatus, Direction, InvalidConversationId, Outcome,
@@ -19,9 +22,10 @@ pub use conversation::{
 };
 pub use duration::{parse_duration, InvalidDuration};
 pub use keyword::Keyword;
-pub use message::{Message, MessageError, MessageId, ProviderSid, Ref, StatusEvent};
+pub use message::{Message, MessageError, MessageId, ProviderSid, Ref, RefError, StatusEvent, MAX_REF_CHARS};
 pub use message_body::{Encoding, MessageBody, MessageBodyError};
 pub use phone_number::{PhoneNumber, PhoneNumberError, Region};
 pub use retell_webhook::{RetellChat, RetellEvent, RetellTurn, RetellWebhookError};
-pub use schedule::{QuietHours, QuietHoursError};
+pub use schedule::{parse_instant, InvalidInstant, QuietHours, QuietHoursError};
 pub use status::MessageStatus;
+pub use time_format::timestamp;

@@ -145,6 +145,9 @@ pub enum PhoneNumberError {
     /// Letters or symbols other than spaces, dashes, dots, parentheses and a leading `+`.
     #[error("phone number contains characters that are not digits")]
     InvalidCharacters,
+    /// Starts (after an optional `+`) with `-` or `.`: a sign or stray separator, not part of a number.
+    #[error("phone number must start with a digit, `+` or `(`")]
+    LeadingSeparator,
     /// Too few digits.
     #[error("phone number is too short")]
     TooShort,
@@ -282,12 +285,14 @@ impl PhoneNumber {
     /// Parse what a person typed, reading national numbers in `default_region`.
     ///
     /// Accepts digits with spaces, `-`, `.`, `(` and `)` between them, and either a leading
-    /// `+` or a leading `00` for international numbers.
+    /// `+` or a leading `00` for international numbers. The first character after the optional
+    /// `+` (and any white space) must be a digit or `(`: `-14155550100` is a negative number,
+    /// not `+14155550100`.
     ///
     /// # Errors
     /// A [`PhoneNumberError`] saying what is wrong: `Empty` for nothing or only white space,
-    /// `InvalidCharacters` for anything other than digits and those separators, then the
-    /// same rules as [`PhoneNumber::parse_e164`].
+    /// `LeadingSeparator` for a leading `-` or `.`, `InvalidCharacters` for anything other than
+    /// digits and those separators, then the same rules as [`PhoneNumber::parse_e164`].
     pub fn parse(raw: &str, default_region: Region) -> Result<Self, PhoneNumberError> {
         let text = raw.trim();
         if text.is_empty() {
@@ -297,6 +302,9 @@ impl PhoneNumber {
             Some(rest) => (true, rest),
             None => (false, text),
         };
+        if rest.trim_start().starts_with(['-', '.']) {
+            return Err(PhoneNumberError::LeadingSeparator);
+        }
         let mut digits = String::with_capacity(rest.len());
         for c in rest.chars() {
             match c {
@@ -518,6 +526,32 @@ mod tests {
         ] {
             assert_eq!(us(raw), Err(PhoneNumberError::InvalidCharacters), "{raw}");
         }
+    }
+
+    #[test]
+    fn a_leading_minus_or_dot_is_rejected_not_read_as_a_plus() {
+        for raw in [
+            "-14155550100",
+            " -14155550100",
+            "-1 415 555 0100",
+            "- 4155550100",
+            "+-14155550100",
+            "+ -14155550100",
+            ".4155550100",
+            "-(415) 555-0100",
+        ] {
+            assert_eq!(us(raw), Err(PhoneNumberError::LeadingSeparator), "{raw:?}");
+        }
+        assert_eq!(
+            in_region("-020 7946 0958", "GB"),
+            Err(PhoneNumberError::LeadingSeparator)
+        );
+    }
+
+    #[test]
+    fn a_leading_parenthesis_or_plus_with_space_is_still_fine() {
+        assert_eq!(us("(415) 555-0100").as_deref(), Ok("+14155550100"));
+        assert_eq!(us("+ 1 415 555 0100").as_deref(), Ok("+14155550100"));
     }
 
     #[test]
@@ -824,6 +858,18 @@ mod tests {
                 prop_assert_eq!(PhoneNumber::parse_e164(n.as_str()), Ok(n.clone()));
                 prop_assert_eq!(PhoneNumber::parse(n.as_str(), Region::US), Ok(n));
             }
+        }
+
+        #[test]
+        fn a_number_behind_a_leading_minus_or_dot_is_never_accepted(
+            sep in "[-.]",
+            plus in "[+]?",
+            rest in "[0-9 ().\\-]{0,24}",
+            region in any_region(),
+        ) {
+            let raw = format!("{plus}{sep}{rest}");
+            prop_assert_eq!(PhoneNumber::parse(&raw, region), Err(PhoneNumberError::LeadingSeparator));
+            prop_assert!(PhoneNumber::parse_e164(&raw).is_err());
         }
 
         #[test]

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
-/// Where a message is in its life (design.md, "A message's life").
+/// Where a message is in its life (docs/design.md, "A message's life").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MessageStatus {
@@ -35,8 +35,6 @@ pub enum MessageStatus {
     Canceled,
     /// Not sent because the recipient opted out.
     Suppressed,
-    /// Not sent because it was no longer valid when it came due.
-    Expired,
 }
 
 /// A status change that the rank rule refuses (out of order or duplicate).
@@ -56,7 +54,7 @@ pub struct UnknownStatus;
 
 impl MessageStatus {
     /// Every status, for exhaustive tests and listings.
-    pub const ALL: [MessageStatus; 12] = [
+    pub const ALL: [MessageStatus; 11] = [
         Self::Scheduled,
         Self::Queued,
         Self::Sending,
@@ -68,7 +66,6 @@ impl MessageStatus {
         Self::Unknown,
         Self::Canceled,
         Self::Suppressed,
-        Self::Expired,
     ];
 
     /// The rank: a status may only be replaced by one of strictly higher rank.
@@ -85,7 +82,7 @@ impl MessageStatus {
             Self::Unknown => 35,
             Self::Undelivered | Self::Failed => 40,
             Self::Delivered => 50,
-            Self::Canceled | Self::Suppressed | Self::Expired => 100,
+            Self::Canceled | Self::Suppressed => 100,
         }
     }
 
@@ -109,28 +106,9 @@ impl MessageStatus {
         )
     }
 
-    /// No further change is expected without an operator.
-    pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            Self::Delivered
-                | Self::Failed
-                | Self::Undelivered
-                | Self::Canceled
-                | Self::Suppressed
-                | Self::Expired
-                | Self::Unknown
-        )
-    }
-
     /// Not yet handed to the provider: it can still be canceled.
     pub fn is_cancelable(self) -> bool {
         matches!(self, Self::Scheduled | Self::Queued | Self::RateLimited)
-    }
-
-    /// Listed by the failed-messages API.
-    pub fn is_listed_as_failed(self) -> bool {
-        matches!(self, Self::Failed | Self::RateLimited)
     }
 
     /// Map a Twilio `MessageStatus` / `status` value onto ours. `None` for values that say
@@ -160,7 +138,6 @@ impl MessageStatus {
             Self::Unknown => "unknown",
             Self::Canceled => "canceled",
             Self::Suppressed => "suppressed",
-            Self::Expired => "expired",
         }
     }
 }
@@ -221,11 +198,7 @@ mod tests {
 
     #[test]
     fn nothing_revives_a_canceled_or_suppressed_message() {
-        for end in [
-            MessageStatus::Canceled,
-            MessageStatus::Suppressed,
-            MessageStatus::Expired,
-        ] {
+        for end in [MessageStatus::Canceled, MessageStatus::Suppressed] {
             for s in MessageStatus::ALL {
                 assert!(end.transition(s).is_err());
             }

@@ -66,7 +66,13 @@ pub async fn drain_queue_once(deps: &Deps, queue: &dyn JobQueue, max: usize) -> 
 /// # Errors
 /// The due index could not be read.
 pub async fn run_processor(deps: &Deps, budget: Duration) -> Result<TickReport, AppError> {
-    process_due(ctx(deps, callback_base(deps)), budget).await
+    process_due(
+        ctx(deps, callback_base(deps)),
+        deps.queries.as_ref(),
+        deps.retention.as_ref(),
+        budget,
+    )
+    .await
 }
 
 #[cfg(feature = "aws")]

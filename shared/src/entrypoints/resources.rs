@@ -1,39 +1,196 @@
-//! JSON shapes of the API's resources (api.md), built from domain records.
+//! JSON shapes of the API's resources (docs/api.md), built from domain records. The types serialize
+//! the responses AND describe them in the OpenAPI document, so the two cannot differ.
 
-use crate::domain::Message;
-use chrono::{DateTime, SecondsFormat, Utc};
-use serde_json::{json, Value};
+use crate::domain::{Message, Ref};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
-/// RFC 3339 UTC with millisecond precision and a `Z`.
-pub fn timestamp(t: &DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+/// RFC 3339 UTC with millisecond precision and a `Z` (kept here for callers of this path).
+pub use crate::domain::timestamp;
+
+/// Every status a message can have (docs/api.md).
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StatusName {
+    /// Waiting for its `send_at`.
+    Scheduled,
+    /// Accepted, not yet handed to the provider.
+    Queued,
+    /// Handed to the provider, answer not yet recorded.
+    Sending,
+    /// Accepted by the provider.
+    Sent,
+    /// The carrier could not deliver it.
+    Undelivered,
+    /// Permanent failure.
+    Failed,
+    /// Delivered to the handset.
+    Delivered,
+    /// Held by the per-recipient rate limit.
+    RateLimited,
+    /// The provider reported a status we do not know.
+    Unknown,
+    /// Canceled before it was sent.
+    Canceled,
+    /// Not sent: the recipient opted out.
+    Suppressed,
 }
 
-/// The message resource of api.md.
+/// The provider's error of the last attempt.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ProviderErrorResource {
+    /// Twilio's numeric error code, e.g. 21211.
+    pub code: u32,
+    /// Human-readable text.
+    pub message: String,
+}
+
+/// One entry of the status history.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct EventResource {
+    /// The status reached.
+    #[schema(value_type = StatusName)]
+    pub status: &'static str,
+    /// When it was recorded.
+    pub at: String,
+    /// Provider error code that came with it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<u32>,
+}
+
+/// A link to the caller's entity.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, ToSchema)]
+pub struct RefResource {
+    /// Entity type, e.g. `calendar_event`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Entity id.
+    pub id: String,
+}
+
+impl From<&Ref> for RefResource {
+    fn from(r: &Ref) -> Self {
+        Self {
+            kind: r.kind.clone(),
+            id: r.id.clone(),
+        }
+    }
+}
+
+/// The message resource of docs/api.md.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct MessageResource {
+    /// `msg_` + ULID.
+    pub id: String,
+    /// Recipient, E.164.
+    pub to: String,
+    /// Sender: E.164 number or Messaging Service sid.
+    pub from: String,
+    /// The text.
+    pub body: String,
+    /// Current status.
+    #[schema(value_type = StatusName)]
+    pub status: &'static str,
+    /// The provider's last raw status.
+    pub provider_status: Option<String>,
+    /// Segments the body costs.
+    pub segments: u32,
+    /// `GSM-7` or `UCS-2`.
+    #[schema(value_type = String)]
+    pub encoding: crate::domain::Encoding,
+    /// Provider id of the current attempt.
+    pub provider_sid: Option<String>,
+    /// Provider attempts made.
+    pub attempts: u32,
+    /// Last provider error.
+    pub error: Option<ProviderErrorResource>,
+    /// When it is to be sent, if scheduled.
+    pub send_at: Option<String>,
+    /// Link to the caller's entity.
+    #[serde(rename = "ref")]
+    pub reference: Option<RefResource>,
+    /// Caller's metadata, as given.
+    #[schema(value_type = Object)]
+    pub metadata: Map<String, Value>,
+    /// When it was accepted.
+    pub created_at: String,
+    /// When it last changed.
+    pub updated_at: String,
+    /// Status history, oldest first.
+    pub events: Vec<EventResource>,
+    /// Set when our last write failed after the provider accepted (the message is not lost).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
+}
+
+impl From<&Message> for MessageResource {
+    fn from(m: &Message) -> Self {
+        Self {
+            id: m.id.as_str().to_owned(),
+            to: m.to.as_str().to_owned(),
+            from: m.from.clone(),
+            body: m.body.as_str().to_owned(),
+            status: m.status.as_str(),
+            provider_status: m.provider_status.clone(),
+            segments: m.segments,
+            encoding: m.encoding,
+            provider_sid: m.provider_sid.as_ref().map(|s| s.as_str().to_owned()),
+            attempts: m.attempts,
+            error: m.error.as_ref().map(|e| ProviderErrorResource {
+                code: e.code,
+                message: e.message.clone(),
+            }),
+            send_at: m.send_at.as_ref().map(timestamp),
+            reference: m.reference.as_ref().map(RefResource::from),
+            metadata: m.metadata.clone(),
+            created_at: timestamp(&m.created_at),
+            updated_at: timestamp(&m.updated_at),
+            events: m
+                .events
+                .iter()
+                .map(|e| EventResource {
+                    status: e.status.as_str(),
+                    at: timestamp(&e.at),
+                    code: e.code,
+                })
+                .collect(),
+            warning: None,
+        }
+    }
+}
+
+/// The message resource of docs/api.md, as a JSON value.
 pub fn message_resource(m: &Message) -> Value {
-    json!({
-        "id": m.id.as_str(),
-        "to": m.to.as_str(),
-        "from": m.from,
-        "body": m.body.as_str(),
-        "status": m.status.as_str(),
-        "provider_status": m.provider_status,
-        "segments": m.segments,
-        "encoding": m.encoding,
-        "provider_sid": m.provider_sid.as_ref().map(|s| s.as_str()),
-        "attempts": m.attempts,
-        "error": m.error.as_ref().map(|e| json!({"code": e.code, "message": e.message})),
-        "send_at": m.send_at.as_ref().map(timestamp),
-        "ref": m.reference,
-        "metadata": m.metadata,
-        "created_at": timestamp(&m.created_at),
-        "updated_at": timestamp(&m.updated_at),
-        "events": m.events.iter().map(|e| {
-            let mut v = json!({"status": e.status.as_str(), "at": timestamp(&e.at)});
-            if let (Some(code), Some(obj)) = (e.code, v.as_object_mut()) {
-                obj.insert("code".to_owned(), json!(code));
-            }
-            v
-        }).collect::<Vec<_>>(),
-    })
+    serde_json::to_value(MessageResource::from(m)).unwrap_or_default()
+}
+
+/// A page of messages (docs/api.md "Lists").
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct MessagePage {
+    /// The messages, newest first.
+    pub data: Vec<MessageResource>,
+    /// Whether another page follows.
+    pub has_more: bool,
+    /// Pass as `?cursor=` for the next page.
+    pub next_cursor: Option<String>,
+}
+
+/// `{"error": {...}}` (docs/api.md "Errors").
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// What went wrong.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// snake_case code, e.g. `invalid_phone`.
+    pub code: String,
+    /// Human-readable text; never echoes a phone number or a body.
+    pub message: String,
+    /// The field at fault (a dotted path such as `quiet_hours.timezone`), when one is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
 }

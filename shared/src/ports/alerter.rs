@@ -1,4 +1,4 @@
-//! Alerts an operator must act on (design.md invariant 8): Slack and EventBridge in AWS, the log
+//! Alerts an operator must act on (docs/design.md invariant 8): Slack and EventBridge in AWS, the log
 //! locally. Raised once per kind and subject per cooldown (the caller dedupes via
 //! `CounterStore::claim`); they carry counts, never phone numbers or bodies.
 

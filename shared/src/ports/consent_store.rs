@@ -16,6 +16,17 @@ pub struct OptOut {
     pub at: DateTime<Utc>,
 }
 
+/// What [`ConsentStore::check_send`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendCheck {
+    /// The recipient opted out (no slot was taken).
+    OptedOut(OptOut),
+    /// The recipient's rate limit is reached (no slot was taken).
+    Limited,
+    /// A send slot was taken: the message may go.
+    Granted,
+}
+
 /// Opt-outs and send slots.
 #[async_trait]
 pub trait ConsentStore: Send + Sync {
@@ -65,4 +76,26 @@ pub trait ConsentStore: Send + Sync {
         window: chrono::Duration,
         limit: u32,
     ) -> Result<bool, StoreError>;
+
+    /// Before a send: the opt-out check, then (if not opted out) [`ConsentStore::take_send_slot`],
+    /// as one call (one transaction where the backend has them).
+    ///
+    /// # Errors
+    /// Backend failures.
+    async fn check_send(
+        &self,
+        phone: &PhoneNumber,
+        now: DateTime<Utc>,
+        window: chrono::Duration,
+        limit: u32,
+    ) -> Result<SendCheck, StoreError> {
+        if let Some(o) = self.opt_out_of(phone).await? {
+            return Ok(SendCheck::OptedOut(o));
+        }
+        Ok(if self.take_send_slot(phone, now, window, limit).await? {
+            SendCheck::Granted
+        } else {
+            SendCheck::Limited
+        })
+    }
 }

@@ -1,4 +1,4 @@
-//! Idempotency records for `Idempotency-Key` (api.md "Conventions"), in the Powertools shape:
+//! Idempotency records for `Idempotency-Key` (docs/api.md "Conventions"), in the Powertools shape:
 //! a conditional `begin`, the work, then `complete` with the response to replay.
 
 use super::StoreError;

@@ -67,10 +67,12 @@ pub trait MessageStore: Send + Sync {
     async fn create_message(&self, message: &Message) -> Result<(), StoreError>;
 
     /// Insert many new message records (bulk; each like [`MessageStore::create_message`]).
-    /// Returns one result per message, in order.
+    /// Returns one result per message, in order: a message reported failed is not stored (so it
+    /// is never sent, and a client retrying it cannot make it go twice); the call fails as a whole
+    /// only when it wrote nothing.
     ///
     /// # Errors
-    /// A failure of the whole call; per-message failures are in the returned list.
+    /// A failure of the whole call (nothing written); per-message failures are in the list.
     async fn create_messages(&self, messages: &[Message]) -> Result<Vec<Result<(), StoreError>>, StoreError> {
         let mut out = Vec::with_capacity(messages.len());
         for m in messages {

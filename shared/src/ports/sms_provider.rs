@@ -117,10 +117,28 @@ pub enum ProviderError {
     Unexpected(#[source] anyhow::Error),
 }
 
+/// Provider refusals that lie with the sender, not the recipient: 21606 and 21212 (the From
+/// number cannot send / is invalid), 30007 (carrier filtering of the sender's traffic) and 30034
+/// (the sender's A2P 10DLC registration).
+const SENDER_SIDE_CODES: [u32; 4] = [21606, 21212, 30007, 30034];
+
 impl ProviderError {
     /// Whether another attempt may succeed.
     pub fn is_retryable(&self) -> bool {
         matches!(self, Self::RateLimited { .. } | Self::Transient { .. })
+    }
+
+    /// Whether the failure lies with the sender or the system rather than with one recipient
+    /// or throttling: a [`SENDER_SIDE_CODES`] refusal, a provider outage, timeout or network
+    /// failure (`Transient`), bad credentials or an unreadable answer (`Unexpected`). Only these
+    /// count toward a sender's consecutive-failure alert; 21211 (invalid To) and 21610 (opted
+    /// out) do not.
+    pub fn is_sender_side(&self) -> bool {
+        match self {
+            Self::Rejected { code, .. } => SENDER_SIDE_CODES.contains(code),
+            Self::Transient { .. } | Self::Unexpected(_) => true,
+            Self::RateLimited { .. } | Self::NotFound => false,
+        }
     }
 }
 
@@ -152,4 +170,43 @@ pub trait SmsProvider: Send + Sync {
         since: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<ProviderMessage>, ProviderError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rejected(code: u32) -> ProviderError {
+        ProviderError::Rejected {
+            code,
+            message: String::new(),
+        }
+    }
+
+    #[test]
+    fn recipient_side_refusals_are_not_the_senders_fault() {
+        assert!(!rejected(21211).is_sender_side());
+        assert!(!rejected(21610).is_sender_side());
+        assert!(!ProviderError::RateLimited { retry_after: None }.is_sender_side());
+    }
+
+    #[test]
+    fn sender_and_system_failures_count_against_the_sender() {
+        for code in [21606, 21212, 30007, 30034] {
+            assert!(rejected(code).is_sender_side(), "{code}");
+        }
+        let timeout = ProviderError::Transient {
+            code: None,
+            reason: "timeout".to_owned(),
+            maybe_sent: true,
+        };
+        assert!(timeout.is_sender_side());
+        let server = ProviderError::Transient {
+            code: Some(20500),
+            reason: "500".to_owned(),
+            maybe_sent: true,
+        };
+        assert!(server.is_sender_side());
+        assert!(ProviderError::Unexpected(anyhow::anyhow!("authentication failed")).is_sender_side());
+    }
 }

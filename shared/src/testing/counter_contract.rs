@@ -4,20 +4,21 @@
 //! test builds a fresh store with the expression it is given (a new table, a new database file),
 //! so tests never share state and may run in parallel. The checks themselves are the `pub async
 //! fn`s below, named after the tests. Expiry is judged by the store against the wall clock, so
-//! the fixtures set expiries an hour before or after now. This module is test support: it panics
+//! the fixtures set expiries an hour before or after now, and
+//! one test moves the caller's `now` days away from the wall clock. This module is test support: it panics
 //! on a broken contract.
 //!
 //! ```ignore
 //! mod sqlite {
 //!     smsrelay::counter_contract!(async {
-//!         smsrelay::adapters::sqlite_store::SqliteStore::open_in_memory().expect("store")
+//!         smsrelay::adapters::sqlite::SqliteStore::open_in_memory().expect("store")
 //!     });
 //! }
 //! ```
 
 #[cfg(feature = "aws")]
 use crate::adapters::dynamodb::DynamoMessageStore;
-use crate::adapters::sqlite_store::SqliteStore;
+use crate::adapters::sqlite::SqliteStore;
 use crate::ports::CounterStore;
 use chrono::{DateTime, Duration, Utc};
 use futures_util::future::join_all;
@@ -52,6 +53,10 @@ macro_rules! counter_contract {
             an_absent_document_is_none,
             an_expired_document_is_none,
             counters_claims_and_documents_do_not_share_keys,
+            expiry_is_judged_at_the_callers_now,
+            a_reset_sets_zero_and_keeps_counting_from_there,
+            concurrent_resets_never_drive_a_counter_negative,
+            add_many_applies_every_change_and_returns_each_value,
         );
     };
     (@tests $make:expr; $($name:ident),+ $(,)?) => {
@@ -127,7 +132,7 @@ fn keys(names: &[&str]) -> Vec<String> {
 }
 
 async fn value(store: &dyn CounterStore, key: &str) -> i64 {
-    let values = store.values(&keys(&[key])).await.expect("values");
+    let values = store.values(&keys(&[key]), Utc::now()).await.expect("values");
     assert_eq!(values.len(), 1, "one value per key");
     values[0]
 }
@@ -136,7 +141,7 @@ async fn value(store: &dyn CounterStore, key: &str) -> i64 {
 /// returned, sorted.
 async fn concurrent_adds(store: &dyn CounterStore, key: &str, n: i64) -> Vec<i64> {
     let expires = later();
-    let results = join_all((0..n).map(|_| store.add(key, 1, Some(expires)))).await;
+    let results = join_all((0..n).map(|_| store.add(key, 1, Some(expires), Utc::now()))).await;
     let mut returned: Vec<i64> = results.into_iter().map(|r| r.expect("concurrent add")).collect();
     returned.sort_unstable();
     returned
@@ -144,16 +149,19 @@ async fn concurrent_adds(store: &dyn CounterStore, key: &str, n: i64) -> Vec<i64
 
 /// The first add to a counter returns `by` and stores it.
 pub async fn an_add_to_an_absent_counter_returns_by(store: &dyn CounterStore) {
-    assert_eq!(store.add("sent:2026-03-01T10", 5, None).await.expect("add"), 5);
+    assert_eq!(
+        store.add("sent:2026-03-01T10", 5, None, Utc::now()).await.expect("add"),
+        5
+    );
     assert_eq!(value(store, "sent:2026-03-01T10").await, 5);
 }
 
 /// Each add returns the running total, with or without an expiry.
 pub async fn adds_accumulate(store: &dyn CounterStore) {
-    assert_eq!(store.add("c", 1, None).await.expect("add"), 1);
-    assert_eq!(store.add("c", 2, Some(later())).await.expect("add"), 3);
-    assert_eq!(store.add("c", 10, None).await.expect("add"), 13);
-    assert_eq!(store.add("c", 0, None).await.expect("add"), 13);
+    assert_eq!(store.add("c", 1, None, Utc::now()).await.expect("add"), 1);
+    assert_eq!(store.add("c", 2, Some(later()), Utc::now()).await.expect("add"), 3);
+    assert_eq!(store.add("c", 10, None, Utc::now()).await.expect("add"), 13);
+    assert_eq!(store.add("c", 0, None, Utc::now()).await.expect("add"), 13);
     assert_eq!(value(store, "c").await, 13);
 }
 
@@ -166,25 +174,34 @@ pub async fn fifty_concurrent_adds_of_one_sum_to_exactly_fifty(store: &dyn Count
 
 /// Negative adds subtract, also below zero and on an absent counter.
 pub async fn negative_adds_work(store: &dyn CounterStore) {
-    assert_eq!(store.add("c", 5, None).await.expect("add"), 5);
-    assert_eq!(store.add("c", -8, None).await.expect("add"), -3);
-    assert_eq!(store.add("d", -2, None).await.expect("add"), -2);
-    assert_eq!(store.values(&keys(&["c", "d"])).await.expect("values"), vec![-3, -2]);
+    assert_eq!(store.add("c", 5, None, Utc::now()).await.expect("add"), 5);
+    assert_eq!(store.add("c", -8, None, Utc::now()).await.expect("add"), -3);
+    assert_eq!(store.add("d", -2, None, Utc::now()).await.expect("add"), -2);
+    assert_eq!(
+        store.values(&keys(&["c", "d"]), Utc::now()).await.expect("values"),
+        vec![-3, -2]
+    );
 }
 
 /// `values` answers key by key, in the order asked (repeats included); absent keys are 0.
 pub async fn values_of_absent_keys_are_zero_and_order_is_preserved(store: &dyn CounterStore) {
-    assert_eq!(store.values(&[]).await.expect("values of nothing"), Vec::<i64>::new());
     assert_eq!(
-        store.values(&keys(&["x", "y"])).await.expect("values"),
+        store.values(&[], Utc::now()).await.expect("values of nothing"),
+        Vec::<i64>::new()
+    );
+    assert_eq!(
+        store.values(&keys(&["x", "y"]), Utc::now()).await.expect("values"),
         vec![0, 0],
         "nothing stored yet"
     );
     for (key, by) in [("a", 1), ("b", 2), ("c", 3)] {
-        store.add(key, by, None).await.expect("add");
+        store.add(key, by, None, Utc::now()).await.expect("add");
     }
     assert_eq!(
-        store.values(&keys(&["c", "x", "a", "b", "a"])).await.expect("values"),
+        store
+            .values(&keys(&["c", "x", "a", "b", "a"]), Utc::now())
+            .await
+            .expect("values"),
         vec![3, 0, 1, 2, 1]
     );
 }
@@ -195,7 +212,7 @@ pub async fn values_cover_more_keys_than_one_batch(store: &dyn CounterStore) {
     let stored: Vec<usize> = (0..250).filter(|i| i % 3 == 0).collect();
     let adds = join_all(stored.iter().map(|&i| {
         let by = i64::try_from(i).expect("small") + 1;
-        store.add(&names[i], by, Some(later()))
+        store.add(&names[i], by, Some(later()), Utc::now())
     }))
     .await;
     for added in adds {
@@ -214,38 +231,46 @@ pub async fn values_cover_more_keys_than_one_batch(store: &dyn CounterStore) {
             }
         })
         .collect();
-    assert_eq!(store.values(&asked).await.expect("values"), expected);
+    assert_eq!(store.values(&asked, Utc::now()).await.expect("values"), expected);
 }
 
 /// An expired counter reads 0 (even if the backend has not deleted it), and the next add starts
 /// again from 0.
 pub async fn an_expired_counter_reads_zero_and_a_later_add_restarts_from_by(store: &dyn CounterStore) {
-    assert_eq!(store.add("c", 5, Some(past())).await.expect("add"), 5);
+    assert_eq!(store.add("c", 5, Some(past()), Utc::now()).await.expect("add"), 5);
     assert_eq!(value(store, "c").await, 0, "expired");
-    assert_eq!(store.add("c", 2, Some(later())).await.expect("add"), 2, "restarted");
+    assert_eq!(
+        store.add("c", 2, Some(later()), Utc::now()).await.expect("add"),
+        2,
+        "restarted"
+    );
     assert_eq!(value(store, "c").await, 2);
-    assert_eq!(store.add("c", 1, None).await.expect("add"), 3, "live again");
+    assert_eq!(store.add("c", 1, None, Utc::now()).await.expect("add"), 3, "live again");
 }
 
 /// An add to a live counter that gives an expiry replaces the counter's expiry.
 pub async fn an_add_with_an_expiry_moves_the_counters_expiry(store: &dyn CounterStore) {
-    assert_eq!(store.add("c", 5, Some(later())).await.expect("add"), 5);
-    assert_eq!(store.add("c", 1, Some(past())).await.expect("add"), 6, "was live");
+    assert_eq!(store.add("c", 5, Some(later()), Utc::now()).await.expect("add"), 5);
+    assert_eq!(
+        store.add("c", 1, Some(past()), Utc::now()).await.expect("add"),
+        6,
+        "was live"
+    );
     assert_eq!(value(store, "c").await, 0, "now expired");
 }
 
 /// Restarting an expired counter without an expiry leaves it without one (the stale expiry
 /// does not make it read as expired again).
 pub async fn a_restarted_counter_does_not_keep_the_old_expiry(store: &dyn CounterStore) {
-    assert_eq!(store.add("c", 5, Some(past())).await.expect("add"), 5);
-    assert_eq!(store.add("c", 2, None).await.expect("add"), 2);
+    assert_eq!(store.add("c", 5, Some(past()), Utc::now()).await.expect("add"), 5);
+    assert_eq!(store.add("c", 2, None, Utc::now()).await.expect("add"), 2);
     assert_eq!(value(store, "c").await, 2);
-    assert_eq!(store.add("c", 1, None).await.expect("add"), 3);
+    assert_eq!(store.add("c", 1, None, Utc::now()).await.expect("add"), 3);
 }
 
 /// Concurrent adds to an expired counter restart it once between them: none is lost.
 pub async fn concurrent_adds_to_an_expired_counter_restart_it_once(store: &dyn CounterStore) {
-    assert_eq!(store.add("c", 100, Some(past())).await.expect("add"), 100);
+    assert_eq!(store.add("c", 100, Some(past()), Utc::now()).await.expect("add"), 100);
     let returned = concurrent_adds(store, "c", 20).await;
     assert_eq!(returned, (1..=20).collect::<Vec<i64>>(), "one restart, then adds");
     assert_eq!(value(store, "c").await, 20);
@@ -336,10 +361,10 @@ pub async fn a_document_round_trips(store: &dyn CounterStore) {
         "negative": -3,
     });
     store.put_doc("progress:b_1", &doc, None).await.expect("put");
-    assert_eq!(store.get_doc("progress:b_1").await.expect("get"), Some(doc));
+    assert_eq!(store.get_doc("progress:b_1", Utc::now()).await.expect("get"), Some(doc));
     let scalar = serde_json::json!("just a string");
     store.put_doc("s", &scalar, Some(later())).await.expect("put");
-    assert_eq!(store.get_doc("s").await.expect("get"), Some(scalar));
+    assert_eq!(store.get_doc("s", Utc::now()).await.expect("get"), Some(scalar));
 }
 
 /// A second put replaces the document, and its expiry.
@@ -353,20 +378,24 @@ pub async fn putting_a_document_replaces_it(store: &dyn CounterStore) {
         .await
         .expect("put");
     assert_eq!(
-        store.get_doc("heartbeat").await.expect("get"),
+        store.get_doc("heartbeat", Utc::now()).await.expect("get"),
         Some(serde_json::json!({"at": 2, "more": [1]}))
     );
     store
         .put_doc("heartbeat", &serde_json::json!({"at": 3}), Some(past()))
         .await
         .expect("put");
-    assert_eq!(store.get_doc("heartbeat").await.expect("get"), None, "expired");
+    assert_eq!(
+        store.get_doc("heartbeat", Utc::now()).await.expect("get"),
+        None,
+        "expired"
+    );
     store
         .put_doc("heartbeat", &serde_json::json!({"at": 4}), None)
         .await
         .expect("put");
     assert_eq!(
-        store.get_doc("heartbeat").await.expect("get"),
+        store.get_doc("heartbeat", Utc::now()).await.expect("get"),
         Some(serde_json::json!({"at": 4})),
         "the replacement has no expiry"
     );
@@ -374,7 +403,7 @@ pub async fn putting_a_document_replaces_it(store: &dyn CounterStore) {
 
 /// A key never written has no document.
 pub async fn an_absent_document_is_none(store: &dyn CounterStore) {
-    assert_eq!(store.get_doc("nothing").await.expect("get"), None);
+    assert_eq!(store.get_doc("nothing", Utc::now()).await.expect("get"), None);
 }
 
 /// A document past its expiry is absent (even if the backend has not deleted it); one with a
@@ -382,20 +411,94 @@ pub async fn an_absent_document_is_none(store: &dyn CounterStore) {
 pub async fn an_expired_document_is_none(store: &dyn CounterStore) {
     let doc = serde_json::json!({"x": 1});
     store.put_doc("old", &doc, Some(past())).await.expect("put");
-    assert_eq!(store.get_doc("old").await.expect("get"), None);
+    assert_eq!(store.get_doc("old", Utc::now()).await.expect("get"), None);
     store.put_doc("fresh", &doc, Some(later())).await.expect("put");
-    assert_eq!(store.get_doc("fresh").await.expect("get"), Some(doc));
+    assert_eq!(store.get_doc("fresh", Utc::now()).await.expect("get"), Some(doc));
 }
 
 /// A counter, a claim and a document under the same key are three separate things.
 pub async fn counters_claims_and_documents_do_not_share_keys(store: &dyn CounterStore) {
     let now = Utc::now();
-    assert_eq!(store.add("k", 3, None).await.expect("add"), 3);
+    assert_eq!(store.add("k", 3, None, Utc::now()).await.expect("add"), 3);
     assert!(store.claim("k", now, now + Duration::minutes(1)).await.expect("claim"));
     let doc = serde_json::json!({"k": true});
     store.put_doc("k", &doc, None).await.expect("put");
     assert_eq!(value(store, "k").await, 3);
-    assert_eq!(store.get_doc("k").await.expect("get"), Some(doc));
+    assert_eq!(store.get_doc("k", Utc::now()).await.expect("get"), Some(doc));
     assert!(!store.claim("k", now, now + Duration::minutes(1)).await.expect("claim"));
-    assert_eq!(store.add("k", 1, None).await.expect("add"), 4);
+    assert_eq!(store.add("k", 1, None, Utc::now()).await.expect("add"), 4);
+}
+
+/// Expiry is judged at the caller's `now`, never the wall clock: ten days ahead of it, a counter
+/// (and a document) expiring an hour later is live, and two hours later it reads as absent and an
+/// add restarts it.
+pub async fn expiry_is_judged_at_the_callers_now(store: &dyn CounterStore) {
+    let t = Utc::now() + Duration::days(10);
+    let expires = Some(t + Duration::hours(1));
+    assert_eq!(store.add("c", 2, expires, t).await.expect("add"), 2);
+    assert_eq!(store.add("c", 3, expires, t).await.expect("add"), 5);
+    assert_eq!(
+        store
+            .values(&keys(&["c"]), t + Duration::minutes(59))
+            .await
+            .expect("values"),
+        vec![5]
+    );
+    let after = t + Duration::hours(2);
+    assert_eq!(store.values(&keys(&["c"]), after).await.expect("values"), vec![0]);
+    assert_eq!(store.add("c", 1, None, after).await.expect("add"), 1, "restarted");
+    let doc = serde_json::json!({"at": "t"});
+    store.put_doc("d", &doc, expires).await.expect("put");
+    assert_eq!(store.get_doc("d", t).await.expect("get"), Some(doc));
+    assert_eq!(store.get_doc("d", after).await.expect("get"), None);
+}
+
+/// A reset is one write to 0; later adds count from 0; resetting an absent counter creates 0.
+pub async fn a_reset_sets_zero_and_keeps_counting_from_there(store: &dyn CounterStore) {
+    let now = Utc::now();
+    assert_eq!(store.add("streak", 4, None, now).await.expect("add"), 4);
+    store.reset("streak").await.expect("reset");
+    assert_eq!(value(store, "streak").await, 0);
+    assert_eq!(store.add("streak", 1, None, now).await.expect("add"), 1);
+    store.reset("never").await.expect("reset absent");
+    assert_eq!(value(store, "never").await, 0);
+}
+
+/// Two (here ten) successes at once must not drive a streak below 0, as a read-then-subtract
+/// did; adds racing the resets leave at most their own count.
+pub async fn concurrent_resets_never_drive_a_counter_negative(store: &dyn CounterStore) {
+    let now = Utc::now();
+    assert_eq!(store.add("streak", 5, None, now).await.expect("add"), 5);
+    let resets = join_all((0..10).map(|_| store.reset("streak"))).await;
+    assert!(resets.iter().all(Result::is_ok));
+    assert_eq!(value(store, "streak").await, 0);
+    let (_, _) = futures_util::join!(
+        join_all((0..5).map(|_| store.reset("streak"))),
+        join_all((0..3).map(|_| store.add("streak", 1, None, now)))
+    );
+    let v = value(store, "streak").await;
+    assert!((0..=3).contains(&v), "{v}");
+}
+
+/// `add_many` is the adds and resets it lists, in order, with each new value.
+pub async fn add_many_applies_every_change_and_returns_each_value(store: &dyn CounterStore) {
+    use crate::ports::CounterOp;
+    let now = Utc::now();
+    assert_eq!(store.add("b", 7, None, now).await.expect("add"), 7);
+    let ops = [
+        CounterOp::Add {
+            key: "a".to_owned(),
+            by: 2,
+            expires_at: Some(later()),
+        },
+        CounterOp::Reset { key: "b".to_owned() },
+        CounterOp::Add {
+            key: "a".to_owned(),
+            by: 3,
+            expires_at: None,
+        },
+    ];
+    assert_eq!(store.add_many(&ops, now).await.expect("add_many"), vec![2, 0, 5]);
+    assert_eq!(store.values(&keys(&["a", "b"]), now).await.expect("values"), vec![5, 0]);
+    assert_eq!(store.add_many(&[], now).await.expect("nothing"), Vec::<i64>::new());
 }

@@ -1,11 +1,13 @@
-//! A `MessageStore` wrapper that counts calls and can fail chosen ones, for tests that must prove
-//! "nothing reached the store" or exercise a store fault at a precise point.
+//! A wrapper around every store port that counts calls and can fail chosen ones, for tests that
+//! must prove "nothing reached the store", exercise a store fault at a precise point, or count
+//! store calls per message (the batch bench). It holds each wrapped port as its own
+//! `Arc<dyn Port>` and counts them all under one set of method names.
 
 use crate::domain::{Message, MessageId, MessageStatus, PhoneNumber, ProviderSid};
 use crate::ports::message_store::Page;
 use crate::ports::{
-    Begin, ConsentStore, IdempotencyStore, MessageQueries, MessageStore, OptOut, SavedResponse, Store, StoreError,
-    WebhookRecord,
+    BatchRecord, BatchState, BatchStore, Begin, ConsentStore, CounterStore, IdempotencyStore, ItemOutcome,
+    MessageQueries, MessageStore, OptOut, Retention, SavedResponse, StoreError, WebhookRecord,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -15,17 +17,39 @@ use std::sync::{Arc, Mutex};
 
 /// Counts every call by method name; `fail_next(method, n)` makes the next `n` calls of `method` fail.
 pub struct CountingStore {
-    inner: Arc<dyn Store>,
+    messages: Arc<dyn MessageStore>,
+    queries: Arc<dyn MessageQueries>,
+    consent: Arc<dyn ConsentStore>,
+    idempotency: Arc<dyn IdempotencyStore>,
+    counters: Arc<dyn CounterStore>,
+    batches: Arc<dyn BatchStore>,
+    retention: Arc<dyn Retention>,
     calls: Mutex<HashMap<&'static str, usize>>,
     failures: Mutex<HashMap<&'static str, usize>>,
     total: AtomicUsize,
 }
 
 impl CountingStore {
-    /// Wrap a store.
-    pub fn new(inner: Arc<dyn Store>) -> Self {
+    /// Wrap every port of one store adapter.
+    pub fn new<S>(inner: Arc<S>) -> Self
+    where
+        S: MessageStore
+            + MessageQueries
+            + ConsentStore
+            + IdempotencyStore
+            + CounterStore
+            + BatchStore
+            + Retention
+            + 'static,
+    {
         Self {
-            inner,
+            messages: inner.clone(),
+            queries: inner.clone(),
+            consent: inner.clone(),
+            idempotency: inner.clone(),
+            counters: inner.clone(),
+            batches: inner.clone(),
+            retention: inner,
             calls: Mutex::default(),
             failures: Mutex::default(),
             total: AtomicUsize::new(0),
@@ -91,32 +115,32 @@ impl CountingStore {
 impl MessageStore for CountingStore {
     async fn create_message(&self, message: &Message) -> Result<(), StoreError> {
         self.enter("create_message")?;
-        self.inner.create_message(message).await
+        self.messages.create_message(message).await
     }
     /// Delegated, so the wrapped store's own bulk path runs (not the trait's one-by-one default).
     async fn create_messages(&self, messages: &[Message]) -> Result<Vec<Result<(), StoreError>>, StoreError> {
         self.enter("create_messages")?;
-        self.inner.create_messages(messages).await
+        self.messages.create_messages(messages).await
     }
     async fn get_message(&self, id: &MessageId) -> Result<Option<Message>, StoreError> {
         self.enter("get_message")?;
-        self.inner.get_message(id).await
+        self.messages.get_message(id).await
     }
     async fn update_message(&self, message: &Message) -> Result<(), StoreError> {
         self.enter("update_message")?;
-        self.inner.update_message(message).await
+        self.messages.update_message(message).await
     }
     async fn link_provider_sid(&self, sid: &ProviderSid, id: &MessageId) -> Result<(), StoreError> {
         self.enter("link_provider_sid")?;
-        self.inner.link_provider_sid(sid, id).await
+        self.messages.link_provider_sid(sid, id).await
     }
     async fn message_id_for_sid(&self, sid: &ProviderSid) -> Result<Option<MessageId>, StoreError> {
         self.enter("message_id_for_sid")?;
-        self.inner.message_id_for_sid(sid).await
+        self.messages.message_id_for_sid(sid).await
     }
     async fn record_webhook(&self, record: &WebhookRecord) -> Result<bool, StoreError> {
         self.enter("record_webhook")?;
-        self.inner.record_webhook(record).await
+        self.messages.record_webhook(record).await
     }
     async fn list_messages_to(
         &self,
@@ -126,7 +150,7 @@ impl MessageStore for CountingStore {
         cursor: Option<&str>,
     ) -> Result<Page<Message>, StoreError> {
         self.enter("list_messages_to")?;
-        self.inner.list_messages_to(to, status, limit, cursor).await
+        self.messages.list_messages_to(to, status, limit, cursor).await
     }
 }
 
@@ -134,31 +158,46 @@ impl MessageStore for CountingStore {
 impl MessageQueries for CountingStore {
     async fn list_due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Message>, StoreError> {
         self.enter("list_due")?;
-        self.inner.list_due(now, limit).await
+        self.queries.list_due(now, limit).await
     }
     async fn list_failed(&self, limit: usize, cursor: Option<&str>) -> Result<Page<Message>, StoreError> {
         self.enter("list_failed")?;
-        self.inner.list_failed(limit, cursor).await
+        self.queries.list_failed(limit, cursor).await
     }
     async fn list_by_ref(&self, reference: &crate::domain::Ref, limit: usize) -> Result<Vec<Message>, StoreError> {
         self.enter("list_by_ref")?;
-        self.inner.list_by_ref(reference, limit).await
+        self.queries.list_by_ref(reference, limit).await
     }
 }
 
 #[async_trait]
-impl crate::ports::CounterStore for CountingStore {
-    async fn add(&self, key: &str, by: i64, expires_at: Option<DateTime<Utc>>) -> Result<i64, StoreError> {
+impl CounterStore for CountingStore {
+    async fn add(
+        &self,
+        key: &str,
+        by: i64,
+        expires_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
         self.enter("add")?;
-        self.inner.add(key, by, expires_at).await
+        self.counters.add(key, by, expires_at, now).await
     }
-    async fn values(&self, keys: &[String]) -> Result<Vec<i64>, StoreError> {
+    async fn reset(&self, key: &str) -> Result<(), StoreError> {
+        self.enter("reset")?;
+        self.counters.reset(key).await
+    }
+    /// Delegated, so the wrapped store's own one-call path runs.
+    async fn add_many(&self, ops: &[crate::ports::CounterOp], now: DateTime<Utc>) -> Result<Vec<i64>, StoreError> {
+        self.enter("add_many")?;
+        self.counters.add_many(ops, now).await
+    }
+    async fn values(&self, keys: &[String], now: DateTime<Utc>) -> Result<Vec<i64>, StoreError> {
         self.enter("values")?;
-        self.inner.values(keys).await
+        self.counters.values(keys, now).await
     }
     async fn claim(&self, key: &str, now: DateTime<Utc>, until: DateTime<Utc>) -> Result<bool, StoreError> {
         self.enter("claim")?;
-        self.inner.claim(key, now, until).await
+        self.counters.claim(key, now, until).await
     }
     async fn put_doc(
         &self,
@@ -167,15 +206,11 @@ impl crate::ports::CounterStore for CountingStore {
         expires_at: Option<DateTime<Utc>>,
     ) -> Result<(), StoreError> {
         self.enter("put_doc")?;
-        self.inner.put_doc(key, doc, expires_at).await
+        self.counters.put_doc(key, doc, expires_at).await
     }
-    async fn get_doc(&self, key: &str) -> Result<Option<serde_json::Value>, StoreError> {
+    async fn get_doc(&self, key: &str, now: DateTime<Utc>) -> Result<Option<serde_json::Value>, StoreError> {
         self.enter("get_doc")?;
-        self.inner.get_doc(key).await
-    }
-    async fn purge_expired(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
-        self.enter("purge_expired")?;
-        self.inner.purge_expired(now).await
+        self.counters.get_doc(key, now).await
     }
 }
 
@@ -183,15 +218,15 @@ impl crate::ports::CounterStore for CountingStore {
 impl ConsentStore for CountingStore {
     async fn opt_out(&self, phone: &PhoneNumber, reason: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
         self.enter("opt_out")?;
-        self.inner.opt_out(phone, reason, at).await
+        self.consent.opt_out(phone, reason, at).await
     }
     async fn opt_in(&self, phone: &PhoneNumber) -> Result<(), StoreError> {
         self.enter("opt_in")?;
-        self.inner.opt_in(phone).await
+        self.consent.opt_in(phone).await
     }
     async fn opt_out_of(&self, phone: &PhoneNumber) -> Result<Option<OptOut>, StoreError> {
         self.enter("opt_out_of")?;
-        self.inner.opt_out_of(phone).await
+        self.consent.opt_out_of(phone).await
     }
     async fn append_consent(
         &self,
@@ -199,11 +234,11 @@ impl ConsentStore for CountingStore {
         evidence: &crate::domain::ConsentEvidence,
     ) -> Result<bool, StoreError> {
         self.enter("append_consent")?;
-        self.inner.append_consent(phone, evidence).await
+        self.consent.append_consent(phone, evidence).await
     }
     async fn consent_history(&self, phone: &PhoneNumber) -> Result<Vec<crate::domain::ConsentEvidence>, StoreError> {
         self.enter("consent_history")?;
-        self.inner.consent_history(phone).await
+        self.consent.consent_history(phone).await
     }
     async fn take_send_slot(
         &self,
@@ -213,7 +248,18 @@ impl ConsentStore for CountingStore {
         limit: u32,
     ) -> Result<bool, StoreError> {
         self.enter("take_send_slot")?;
-        self.inner.take_send_slot(phone, now, window, limit).await
+        self.consent.take_send_slot(phone, now, window, limit).await
+    }
+    /// Delegated, so the wrapped store's own one-call path runs.
+    async fn check_send(
+        &self,
+        phone: &PhoneNumber,
+        now: DateTime<Utc>,
+        window: chrono::Duration,
+        limit: u32,
+    ) -> Result<crate::ports::SendCheck, StoreError> {
+        self.enter("check_send")?;
+        self.consent.check_send(phone, now, window, limit).await
     }
 }
 
@@ -221,7 +267,7 @@ impl ConsentStore for CountingStore {
 impl IdempotencyStore for CountingStore {
     async fn begin(&self, key: &str, request_hash: &str, now: DateTime<Utc>) -> Result<Begin, StoreError> {
         self.enter("begin")?;
-        self.inner.begin(key, request_hash, now).await
+        self.idempotency.begin(key, request_hash, now).await
     }
     async fn complete(
         &self,
@@ -231,10 +277,52 @@ impl IdempotencyStore for CountingStore {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         self.enter("complete")?;
-        self.inner.complete(key, request_hash, response, now).await
+        self.idempotency.complete(key, request_hash, response, now).await
     }
     async fn release(&self, key: &str) -> Result<(), StoreError> {
         self.enter("release")?;
-        self.inner.release(key).await
+        self.idempotency.release(key).await
+    }
+}
+
+#[async_trait]
+impl BatchStore for CountingStore {
+    async fn create_batch(&self, record: &BatchRecord) -> Result<(), StoreError> {
+        self.enter("create_batch")?;
+        self.batches.create_batch(record).await
+    }
+    async fn get_batch(&self, id: &str, now: DateTime<Utc>) -> Result<Option<BatchState>, StoreError> {
+        self.enter("get_batch")?;
+        self.batches.get_batch(id, now).await
+    }
+    async fn record_item(
+        &self,
+        id: &str,
+        item: &MessageId,
+        outcome: ItemOutcome,
+        now: DateTime<Utc>,
+    ) -> Result<Option<BatchState>, StoreError> {
+        self.enter("record_item")?;
+        self.batches.record_item(id, item, outcome, now).await
+    }
+    async fn add_finished(&self, id: &str, n: u32) -> Result<(), StoreError> {
+        self.enter("add_finished")?;
+        self.batches.add_finished(id, n).await
+    }
+    async fn claim_completion(&self, id: &str) -> Result<bool, StoreError> {
+        self.enter("claim_completion")?;
+        self.batches.claim_completion(id).await
+    }
+    async fn mark_alerted(&self, id: &str) -> Result<(), StoreError> {
+        self.enter("mark_alerted")?;
+        self.batches.mark_alerted(id).await
+    }
+}
+
+#[async_trait]
+impl Retention for CountingStore {
+    async fn purge_expired(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.enter("purge_expired")?;
+        self.retention.purge_expired(now).await
     }
 }

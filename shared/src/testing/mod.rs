@@ -1,40 +1,44 @@
-//! Test support (feature `testing`): a clock tests control, and the store contract suite that
-//! every `MessageStore` adapter must pass.
+//! Test support (feature `testing`): a clock tests control ([`ManualClock`]), a scripted provider
+//! on it ([`FakeSmsProvider`]), recording alerter and publisher, the counting store wrapper, and
+//! the store, counter and queue contract suites every adapter must pass.
 
+pub mod batch_contract;
 pub mod conversation_contract;
 pub mod counter_contract;
 pub mod counting_store;
+pub mod fake_provider;
+pub mod manual_clock;
 pub mod queue_contract;
 pub mod store_contract;
 
 pub use counting_store::CountingStore;
+pub use fake_provider::{FakeCall, FakeSmsProvider};
+pub use manual_clock::ManualClock;
 
-use crate::ports::Clock;
-use chrono::{DateTime, Duration, Utc};
+/// Every store port on one value: what a store adapter under the contract suites provides
+/// (test support only; the application holds each port separately in `wiring::Deps`).
+pub trait StoreUnderTest:
+    crate::ports::MessageStore
+    + crate::ports::MessageQueries
+    + crate::ports::ConsentStore
+    + crate::ports::IdempotencyStore
+    + crate::ports::CounterStore
+    + crate::ports::BatchStore
+    + crate::ports::Retention
+{
+}
+impl<T> StoreUnderTest for T where
+    T: crate::ports::MessageStore
+        + crate::ports::MessageQueries
+        + crate::ports::ConsentStore
+        + crate::ports::IdempotencyStore
+        + crate::ports::CounterStore
+        + crate::ports::BatchStore
+        + crate::ports::Retention
+        + ?Sized
+{
+}
 use std::sync::Mutex;
-
-/// A clock that only moves when told to.
-#[derive(Debug)]
-pub struct ManualClock(Mutex<DateTime<Utc>>);
-
-impl ManualClock {
-    /// Start at `at`.
-    pub fn new(at: DateTime<Utc>) -> Self {
-        Self(Mutex::new(at))
-    }
-
-    /// Move forward by `by`.
-    pub fn advance(&self, by: Duration) {
-        let mut t = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        *t += by;
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> DateTime<Utc> {
-        *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
 
 /// An alerter that keeps what it was given, for assertions.
 #[derive(Debug, Default)]

@@ -9,19 +9,20 @@
 //! ```ignore
 //! mod sqlite {
 //!     smsrelay::store_contract!(async {
-//!         smsrelay::adapters::sqlite_store::SqliteStore::open_in_memory().expect("store")
+//!         smsrelay::adapters::sqlite::SqliteStore::open_in_memory().expect("store")
 //!     });
 //! }
 //! ```
 
 #[cfg(feature = "aws")]
 use crate::adapters::dynamodb::DynamoMessageStore;
-use crate::adapters::sqlite_store::SqliteStore;
+use crate::adapters::sqlite::SqliteStore;
 use crate::domain::{
     Message, MessageBody, MessageError, MessageId, MessageStatus, PhoneNumber, ProviderSid, Ref, StatusEvent,
 };
 use crate::ports::message_store::Page;
-use crate::ports::{Begin, OptOut, SavedResponse, Store, StoreError, WebhookRecord};
+use crate::ports::{Begin, OptOut, SavedResponse, StoreError, WebhookRecord};
+use crate::testing::StoreUnderTest as Store;
 use chrono::{DateTime, Duration, Utc};
 use futures_util::future::join_all;
 use std::collections::HashSet;
@@ -39,6 +40,7 @@ macro_rules! store_contract {
         $crate::store_contract!(@tests $make;
             create_then_get_returns_the_same_record,
             a_bulk_create_writes_every_message_and_its_indexes,
+            a_bulk_create_failing_midway_stores_none_of_the_messages_it_reports_failed,
             creating_the_same_message_twice_is_condition_failed,
             getting_an_unknown_id_is_none,
             an_update_with_the_next_version_is_visible_to_the_next_get,
@@ -75,6 +77,8 @@ macro_rules! store_contract {
             send_slots_run_out_at_the_limit,
             concurrent_send_slot_takers_never_exceed_the_limit,
             send_slots_free_up_as_the_window_rolls_on,
+            check_send_suppresses_an_opted_out_recipient_without_taking_a_slot,
+            check_send_grants_up_to_the_limit_then_refuses,
             a_first_begin_is_started_and_a_repeat_is_in_progress,
             a_completed_key_replays_its_response,
             a_key_reused_with_another_request_is_a_mismatch,
@@ -303,6 +307,51 @@ pub async fn a_bulk_create_writes_every_message_and_its_indexes(store: &dyn Stor
         messages.iter().all(|m| due.contains(&m.id)),
         "every bulk-created message is on the due index"
     );
+}
+
+/// A bulk create whose write fails midway (an id that exists at index 40 of 150: on DynamoDB
+/// its whole transaction chunk is refused, on SQLite that one row): every message reported
+/// written is stored as given, every one reported failed is not stored (nor on the due index),
+/// the existing record is kept, and the writes after the failure still happen.
+pub async fn a_bulk_create_failing_midway_stores_none_of_the_messages_it_reports_failed(store: &dyn Store) {
+    let to = recipient(710);
+    let mut existing = message_to(&to, 40, MessageStatus::Sent);
+    existing.due_at = None;
+    create(store, &existing).await;
+    let mut messages: Vec<Message> = (0..150)
+        .map(|i| {
+            let mut m = message_to(&to, i, MessageStatus::Queued);
+            m.due_at = Some(epoch());
+            m
+        })
+        .collect();
+    let mut clash = existing.clone();
+    clash.status = MessageStatus::Queued;
+    clash.due_at = Some(epoch());
+    messages[40] = clash;
+    let results = store.create_messages(&messages).await.expect("the call itself");
+    assert_eq!(results.len(), 150);
+    assert!(results[40].is_err(), "the existing id is not overwritten");
+    assert!(results[149].is_ok(), "writes after the failure still happen");
+    let due: HashSet<MessageId> = store
+        .list_due(epoch() + Duration::seconds(1), 500)
+        .await
+        .expect("due")
+        .into_iter()
+        .map(|m| m.id)
+        .collect();
+    for (i, (m, r)) in messages.iter().zip(&results).enumerate() {
+        let stored = get(store, &m.id).await;
+        if r.is_ok() {
+            assert_eq!(stored.as_ref(), Some(m), "message {i} reported written");
+            assert!(due.contains(&m.id), "message {i} is due");
+        } else if i == 40 {
+            assert_eq!(stored.as_ref(), Some(&existing), "the first record is kept");
+        } else {
+            assert_eq!(stored, None, "message {i} reported failed must not be stored");
+            assert!(!due.contains(&m.id), "message {i} reported failed must not be due");
+        }
+    }
 }
 
 /// Creating an id that exists loses, and keeps the first record.
@@ -1038,6 +1087,39 @@ pub async fn send_slots_free_up_as_the_window_rolls_on(store: &dyn Store) {
         assert!(take(store, 1, later, 5).await, "freed slot {i}");
     }
     assert!(!take(store, 1, later, 5).await);
+}
+
+/// `check_send` on an opted-out number answers `OptedOut` and takes no slot: after opting back
+/// in, the whole limit is still there.
+pub async fn check_send_suppresses_an_opted_out_recipient_without_taking_a_slot(store: &dyn Store) {
+    use crate::ports::SendCheck;
+    let (phone, at) = (recipient(1), epoch());
+    store.opt_out(&phone, "keyword_stop", at).await.expect("opt out");
+    for _ in 0..3 {
+        let check = store
+            .check_send(&phone, at, slot_window(), 2)
+            .await
+            .expect("check_send");
+        assert!(
+            matches!(check, SendCheck::OptedOut(ref o) if o.reason == "keyword_stop"),
+            "{check:?}"
+        );
+    }
+    store.opt_in(&phone).await.expect("opt in");
+    assert!(take(store, 1, at, 2).await);
+    assert!(take(store, 1, at, 2).await);
+    assert!(!take(store, 1, at, 2).await);
+}
+
+/// `check_send` takes slots like `take_send_slot`: `limit` grants, then `Limited`, concurrently too.
+pub async fn check_send_grants_up_to_the_limit_then_refuses(store: &dyn Store) {
+    use crate::ports::SendCheck;
+    let (phone, at) = (recipient(1), epoch());
+    let results = join_all((0..10).map(|_| store.check_send(&phone, at, slot_window(), 4))).await;
+    let checks: Vec<SendCheck> = results.into_iter().map(|r| r.expect("check_send")).collect();
+    assert_eq!(checks.iter().filter(|c| **c == SendCheck::Granted).count(), 4);
+    assert_eq!(checks.iter().filter(|c| **c == SendCheck::Limited).count(), 6);
+    assert!(!take(store, 1, at, 4).await);
 }
 
 // ---- IdempotencyStore ----

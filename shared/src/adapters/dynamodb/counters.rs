@@ -1,14 +1,12 @@
 //! `CounterStore` on `DynamoMessageStore`: counters, one-time claims and small JSON documents as
 //! items of the single table.
 //!
-//! | item | `pk` | `sk` | other |
-//! |---|---|---|---|
-//! | counter | `CNT#<key>` | `CNT` | `value` (Number), `expires_at` (TTL, epoch seconds, optional) |
-//! | claim | `CLAIM#<key>` | `CLAIM` | `until` (Number, epoch millis), `expires_at` (TTL, `until` rounded up to the second) |
-//! | document | `DOC#<key>` | `DOC` | `doc` (String, the JSON), `expires_at` (TTL, optional) |
+//! Item shapes are in `keys.rs` (counter `CNT#<key>`/`CNT`, claim `CLAIM#<key>`/`CLAIM`,
+//! document `DOC#<key>`/`DOC`); a claim's `expires_at` is `until` rounded up to the second.
 //!
 //! DynamoDB deletes expired items only eventually (typically within two days), so every read
-//! filters them: an item whose `expires_at` is before the current second is treated as absent,
+//! filters them: an item whose `expires_at` is before the second of the caller's `now` is treated
+//! as absent,
 //! exactly like `SqliteStore`. Counter adds honour expiry atomically with conditional writes (an
 //! add to an expired counter restarts it from 0); claims compare `until` with the caller's `now`
 //! in the condition.
@@ -16,7 +14,7 @@
 //! `ConditionFailed` (handled here where it is an answer), throttling codes are `Throttled`,
 //! anything else `Unexpected` with the SDK error kept whole as its source.
 
-use super::keys::{EXPIRES_AT, PK, SK};
+use super::keys::{claim_key, counter_key, counter_pk, doc_key, EXPIRES_AT, PK};
 use super::DynamoMessageStore;
 use crate::ports::{CounterStore, StoreError};
 use async_trait::async_trait;
@@ -26,59 +24,15 @@ use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::time::Duration;
 
-// ---- keys of this port's items (to move into keys.rs) ----------------------------------------
-
 /// Counter value (a Number). A DynamoDB reserved word: always use a placeholder.
 const VALUE: &str = "value";
 /// Until when a claim is held (a Number, epoch millis). A reserved word too.
 const UNTIL: &str = "until";
 /// A document's JSON text (a String).
 const DOC: &str = "doc";
-/// Sort key of a counter item.
-const COUNTER_SK: &str = "CNT";
-/// Sort key of a claim item.
-const CLAIM_SK: &str = "CLAIM";
-/// Sort key of a document item.
-const DOC_SK: &str = "DOC";
-
-/// `pk` of a counter item.
-fn counter_pk(key: &str) -> String {
-    format!("CNT#{key}")
-}
-
-/// `pk` of a claim item.
-fn claim_pk(key: &str) -> String {
-    format!("CLAIM#{key}")
-}
-
-/// `pk` of a document item.
-fn doc_pk(key: &str) -> String {
-    format!("DOC#{key}")
-}
 
 fn s(value: String) -> AttributeValue {
     AttributeValue::S(value)
-}
-
-/// The primary key of a counter item.
-fn counter_key(key: &str) -> HashMap<String, AttributeValue> {
-    HashMap::from([
-        (PK.to_owned(), s(counter_pk(key))),
-        (SK.to_owned(), s(COUNTER_SK.to_owned())),
-    ])
-}
-
-/// The primary key of a claim item.
-fn claim_key(key: &str) -> HashMap<String, AttributeValue> {
-    HashMap::from([
-        (PK.to_owned(), s(claim_pk(key))),
-        (SK.to_owned(), s(CLAIM_SK.to_owned())),
-    ])
-}
-
-/// The primary key of a document item.
-fn doc_key(key: &str) -> HashMap<String, AttributeValue> {
-    HashMap::from([(PK.to_owned(), s(doc_pk(key))), (SK.to_owned(), s(DOC_SK.to_owned()))])
 }
 
 /// `expires_at` of a claim item: `until` rounded up to the whole second, so TTL never deletes a
@@ -269,9 +223,15 @@ impl CounterStore for DynamoMessageStore {
     /// fails, the counter has expired but TTL has not deleted it yet: PutItem `value = :by`
     /// conditioned on it still being expired. If that fails too, another writer restarted it (or
     /// TTL removed it) in between, so try again from the top, a bounded number of times.
-    async fn add(&self, key: &str, by: i64, expires_at: Option<DateTime<Utc>>) -> Result<i64, StoreError> {
+    async fn add(
+        &self,
+        key: &str,
+        by: i64,
+        expires_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
         let expires_at = expires_at.map(|t| t.timestamp());
-        let now_s = Utc::now().timestamp();
+        let now_s = now.timestamp();
         for _ in 0..ADD_ATTEMPTS {
             match self.add_to_live(key, by, expires_at, now_s).await {
                 Err(StoreError::ConditionFailed) => {}
@@ -288,9 +248,24 @@ impl CounterStore for DynamoMessageStore {
         )))
     }
 
+    /// UpdateItem `SET value = :zero`: one write, no read, so never below 0 (expiry kept).
+    async fn reset(&self, key: &str) -> Result<(), StoreError> {
+        self.client()
+            .update_item()
+            .table_name(self.table())
+            .set_key(Some(counter_key(key)))
+            .update_expression("SET #value = :zero")
+            .expression_attribute_names("#value", VALUE)
+            .expression_attribute_values(":zero", n(0))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(e, "UpdateItem"))
+    }
+
     /// BatchGetItem (ConsistentRead) of the distinct keys in chunks of 100; expired items read 0.
-    async fn values(&self, keys: &[String]) -> Result<Vec<i64>, StoreError> {
-        let now_s = Utc::now().timestamp();
+    async fn values(&self, keys: &[String], now: DateTime<Utc>) -> Result<Vec<i64>, StoreError> {
+        let now_s = now.timestamp();
         let mut distinct: Vec<&str> = keys.iter().map(String::as_str).collect();
         distinct.sort_unstable();
         distinct.dedup();
@@ -360,8 +335,8 @@ impl CounterStore for DynamoMessageStore {
     }
 
     /// GetItem with ConsistentRead; an expired item is `None`, an unreadable one `Corrupt`.
-    async fn get_doc(&self, key: &str) -> Result<Option<serde_json::Value>, StoreError> {
-        let now_s = Utc::now().timestamp();
+    async fn get_doc(&self, key: &str, now: DateTime<Utc>) -> Result<Option<serde_json::Value>, StoreError> {
+        let now_s = now.timestamp();
         let out = self
             .client()
             .get_item()
@@ -390,6 +365,7 @@ mod tests {
 
     #[test]
     fn keys_have_the_documented_shapes() {
+        use super::super::keys::{claim_pk, doc_pk, SK};
         assert_eq!(counter_pk("metrics#2026-03-01T10"), "CNT#metrics#2026-03-01T10");
         assert_eq!(claim_pk("alert:queue"), "CLAIM#alert:queue");
         assert_eq!(doc_pk("heartbeat"), "DOC#heartbeat");

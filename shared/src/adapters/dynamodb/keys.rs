@@ -12,6 +12,11 @@
 //! | send slots | `SLOTS#<e164>` | `SLOTS` | | `sends` (epoch millis), `version`, `expires_at` (TTL) |
 //! | idempotency record | `IDEM#<scope>:<key>` | `IDEM` | | `request_hash`, `state`, `lease_until`, `expires_at` (TTL), `status`, `body` |
 //! | ref pointer | `REF#<type length>#<type>#<id>` | `<message id>` | | |
+//! | counter | `CNT#<key>` | `CNT` | | `value` (Number), `expires_at` (TTL, optional) |
+//! | claim | `CLAIM#<key>` | `CLAIM` | | `until` (epoch millis), `expires_at` (TTL) |
+//! | document | `DOC#<key>` | `DOC` | | `doc` (JSON text), `expires_at` (TTL, optional) |
+//! | batch | `BATCH#<batch id>` | `BATCH` | | `total`, `accepted`, `rejected`, `created_at`, the tallies, `completed`, `alerted`, `expires_at` (TTL) |
+//! | batch item counted | `BATCH#<batch id>` | `ITEM#<message id>` | | `expires_at` (TTL) |
 //!
 //! Message ids are ULIDs, so `gsi1sk` sorts a recipient's messages by creation time. Times in
 //! index sort keys are fixed-width UTC (`2026-03-01T12:00:00.000Z`, [`sortable_time`]), so text
@@ -113,6 +118,15 @@ pub const OPT_OUT_SK: &str = "OPTOUT";
 pub const SEND_SLOTS_SK: &str = "SLOTS";
 /// Sort key of an idempotency record.
 pub const IDEMPOTENCY_SK: &str = "IDEM";
+
+/// Sort key of a counter item.
+pub const COUNTER_SK: &str = "CNT";
+/// Sort key of a claim item.
+pub const CLAIM_SK: &str = "CLAIM";
+/// Sort key of a document item.
+pub const DOC_SK: &str = "DOC";
+/// Sort key of a batch record.
+pub const BATCH_SK: &str = "BATCH";
 
 /// How long a webhook receipt is kept for deduplication (Twilio retries within minutes to hours).
 const WEBHOOK_RETENTION_DAYS: i64 = 30;
@@ -275,8 +289,70 @@ pub fn idempotency_pk(key: &str) -> String {
     format!("IDEM#{key}")
 }
 
+/// `pk` of a counter item (`key` as the caller gives it).
+pub fn counter_pk(key: &str) -> String {
+    format!("CNT#{key}")
+}
+
+/// `pk` of a claim item.
+pub fn claim_pk(key: &str) -> String {
+    format!("CLAIM#{key}")
+}
+
+/// `pk` of a document item.
+pub fn doc_pk(key: &str) -> String {
+    format!("DOC#{key}")
+}
+
+/// `pk` of a batch record and of its counted items (one partition per batch).
+pub fn batch_pk(id: &str) -> String {
+    format!("BATCH#{id}")
+}
+
+/// `sk` of the marker that a batch item was counted.
+pub fn batch_item_sk(item: &MessageId) -> String {
+    format!("ITEM#{item}")
+}
+
 fn s(value: String) -> AttributeValue {
     AttributeValue::S(value)
+}
+
+/// The primary key of a counter item.
+pub fn counter_key(key: &str) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        (PK.to_owned(), s(counter_pk(key))),
+        (SK.to_owned(), s(COUNTER_SK.to_owned())),
+    ])
+}
+
+/// The primary key of a claim item.
+pub fn claim_key(key: &str) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        (PK.to_owned(), s(claim_pk(key))),
+        (SK.to_owned(), s(CLAIM_SK.to_owned())),
+    ])
+}
+
+/// The primary key of a document item.
+pub fn doc_key(key: &str) -> HashMap<String, AttributeValue> {
+    HashMap::from([(PK.to_owned(), s(doc_pk(key))), (SK.to_owned(), s(DOC_SK.to_owned()))])
+}
+
+/// The primary key of a batch record.
+pub fn batch_key(id: &str) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        (PK.to_owned(), s(batch_pk(id))),
+        (SK.to_owned(), s(BATCH_SK.to_owned())),
+    ])
+}
+
+/// The primary key of a batch item's counted marker.
+pub fn batch_item_key(id: &str, item: &MessageId) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        (PK.to_owned(), s(batch_pk(id))),
+        (SK.to_owned(), s(batch_item_sk(item))),
+    ])
 }
 
 /// The primary key of a message item, for GetItem.

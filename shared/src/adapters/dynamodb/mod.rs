@@ -1,5 +1,5 @@
 //! The DynamoDB single-table store (`DynamoMessageStore`), used by the Lambda functions. It
-//! implements every store port, so it is a `ports::Store`.
+//! implements every store port on one client; `wiring::Deps` holds it once per port.
 //!
 //! - [`keys`]: attribute names and the only code that builds key strings (layout table there).
 //! - `items`: the message, sid-pointer and webhook item shapes and the item ↔ domain mapping
@@ -13,10 +13,13 @@
 //! - `conversations`: `ConversationStore`, conversations and the pair pointer that keeps one open
 //!   per (business number, phone).
 //! - `counters`: `CounterStore`, counters, one-time claims and small documents.
+//! - `batches`: `BatchStore` (batch records, tallies, items counted once) and `Retention`
+//!   (nothing to do: TTL).
 //!
 //! Key schema and every access pattern are described in docs/dynamodb.md. This module must not
 //! Scan, and must not build key strings anywhere but `keys`.
 
+mod batches;
 mod consent;
 mod conversations;
 mod counters;

@@ -16,10 +16,11 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::client::Waiters as _;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
-    PutRequest, ScalarAttributeType, TimeToLiveSpecification, WriteRequest,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType, Put,
+    ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem,
 };
 use aws_sdk_dynamodb::Client;
 use std::time::Duration;
@@ -249,55 +250,43 @@ impl MessageStore for DynamoMessageStore {
         .await
     }
 
-    /// BatchWriteItem in chunks of 25, retrying unprocessed items with backoff. Unlike
-    /// `create_message` it is unconditional (BatchWriteItem takes no conditions): callers pass
-    /// freshly generated ULID ids, which cannot collide. A message whose items stay unprocessed
-    /// after the retries is reported `Throttled` (its send never happens).
+    /// TransactWriteItems per chunk of at most 100 actions (each message's PutItem with
+    /// `attribute_not_exists(pk)`, and its ref pointer), so a chunk is written whole or not at
+    /// all. Each chunk carries a ClientRequestToken (its first message id), so retrying it after
+    /// an ambiguous failure (timeout, 5xx, throttling) can never apply it twice. Chunks are
+    /// independent: every message of a chunk that failed is reported failed and none of them is
+    /// stored; the other chunks are written. So the call never fails as a whole after it wrote
+    /// something, and a failed item is never sent — nor sent twice when the client retries it.
     async fn create_messages(&self, messages: &[Message]) -> Result<Vec<Result<(), StoreError>>, StoreError> {
-        const CHUNK: usize = 25;
-        const ROUNDS: u32 = 8;
-        let mut requests: Vec<(usize, WriteRequest)> = Vec::new();
-        for (i, m) in messages.iter().enumerate() {
-            if let Some(reference) = &m.reference {
-                requests.push((i, put_request(items::ref_pointer_item(reference, &m.id)?)?));
-            }
-            requests.push((i, put_request(items::message_item(m)?)?));
-        }
-        let mut failed = vec![false; messages.len()];
-        for chunk in requests.chunks(CHUNK) {
-            let mut pending: Vec<(usize, WriteRequest)> = chunk.to_vec();
-            let mut round = 0;
-            while !pending.is_empty() {
-                let out = self
-                    .client
-                    .batch_write_item()
-                    .request_items(&self.table, pending.iter().map(|(_, r)| r.clone()).collect())
-                    .send()
-                    .await
-                    .map_err(|e| classify(e, "BatchWriteItem"))?;
-                let unprocessed: Vec<WriteRequest> = out
-                    .unprocessed_items
-                    .and_then(|mut m| m.remove(&self.table))
-                    .unwrap_or_default();
-                pending.retain(|(_, r)| unprocessed.contains(r));
-                round += 1;
-                if pending.is_empty() {
+        let mut out = Vec::with_capacity(messages.len());
+        let mut start = 0;
+        while start < messages.len() {
+            let mut end = start;
+            let mut actions = 0;
+            while end < messages.len() {
+                let n = 1 + usize::from(messages[end].reference.is_some());
+                if actions + n > TRANSACTION_ACTIONS {
                     break;
                 }
-                if round >= ROUNDS {
-                    for (i, _) in &pending {
-                        failed[*i] = true;
-                    }
-                    break;
-                }
-                let backoff = 25u64 << round.min(6);
-                tokio::time::sleep(Duration::from_millis(backoff)).await;
+                actions += n;
+                end += 1;
             }
+            let chunk = &messages[start..end];
+            match self.create_chunk(chunk).await {
+                Ok(()) => out.extend(chunk.iter().map(|_| Ok(()))),
+                Err(e) => {
+                    tracing::warn!(messages = chunk.len(), error.message = %e, "bulk create chunk not written");
+                    out.push(Err(e));
+                    out.extend(chunk.iter().skip(1).map(|_| {
+                        Err(StoreError::Unexpected(anyhow::anyhow!(
+                            "not written: the transaction of its chunk failed"
+                        )))
+                    }));
+                }
+            }
+            start = end;
         }
-        Ok(failed
-            .into_iter()
-            .map(|f| if f { Err(StoreError::Throttled) } else { Ok(()) })
-            .collect())
+        Ok(out)
     }
 
     /// GetItem with ConsistentRead.
@@ -444,12 +433,79 @@ pub(super) async fn query_messages(
 }
 
 /// A BatchWriteItem put of one item.
-fn put_request(item: Item) -> Result<WriteRequest, StoreError> {
-    let put = PutRequest::builder()
-        .set_item(Some(item))
+/// Most actions in one TransactWriteItems call.
+const TRANSACTION_ACTIONS: usize = 100;
+/// Attempts of one bulk-create transaction (the first and retries of retryable failures).
+const TRANSACTION_ATTEMPTS: u32 = 5;
+
+fn transact_put(table: &str, item: Item, condition: Option<&str>) -> Result<TransactWriteItem, StoreError> {
+    let mut put = Put::builder().table_name(table).set_item(Some(item));
+    if let Some(c) = condition {
+        put = put.condition_expression(c).expression_attribute_names("#pk", keys::PK);
+    }
+    let put = put
         .build()
-        .map_err(|e| StoreError::Unexpected(anyhow::Error::new(e).context("build PutRequest")))?;
-    Ok(WriteRequest::builder().put_request(put).build())
+        .map_err(|e| StoreError::Unexpected(anyhow::Error::new(e).context("build transaction Put")))?;
+    Ok(TransactWriteItem::builder().put(put).build())
+}
+
+impl DynamoMessageStore {
+    /// One all-or-nothing TransactWriteItems of `chunk` (≤ 100 actions), retried with the same
+    /// ClientRequestToken while the failure is retryable. A lost condition (an id that exists)
+    /// cancels the whole chunk: `ConditionFailed`.
+    async fn create_chunk(&self, chunk: &[Message]) -> Result<(), StoreError> {
+        let mut actions = Vec::with_capacity(chunk.len() * 2);
+        for m in chunk {
+            if let Some(reference) = &m.reference {
+                actions.push(transact_put(
+                    &self.table,
+                    items::ref_pointer_item(reference, &m.id)?,
+                    None,
+                )?);
+            }
+            actions.push(transact_put(
+                &self.table,
+                items::message_item(m)?,
+                Some("attribute_not_exists(#pk)"),
+            )?);
+        }
+        // Message ids are `msg_` + a ULID (30 characters; the token may have up to 36).
+        let token = chunk.first().map(|m| m.id.as_str().to_owned());
+        let mut pause = Duration::from_millis(50);
+        for attempt in 1..=TRANSACTION_ATTEMPTS {
+            let sent = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(actions.clone()))
+                .set_client_request_token(token.clone())
+                .send()
+                .await;
+            let err = match sent {
+                Ok(_) => return Ok(()),
+                Err(e) => match e.as_service_error() {
+                    Some(TransactWriteItemsError::TransactionCanceledException(c))
+                        if c.cancellation_reasons()
+                            .iter()
+                            .any(|r| r.code() == Some("ConditionalCheckFailed")) =>
+                    {
+                        return Err(StoreError::ConditionFailed);
+                    }
+                    // Cancelled for a conflict or throttling, or the same token still running.
+                    Some(
+                        TransactWriteItemsError::TransactionCanceledException(_)
+                        | TransactWriteItemsError::TransactionInProgressException(_),
+                    ) => StoreError::Throttled,
+                    _ => classify(e, "TransactWriteItems"),
+                },
+            };
+            if !err.is_retryable() || attempt == TRANSACTION_ATTEMPTS {
+                return Err(err);
+            }
+            tokio::time::sleep(pause).await;
+            pause *= 2;
+        }
+        Err(StoreError::Throttled)
+    }
 }
 
 #[cfg(test)]

@@ -86,7 +86,6 @@ fn lock(store: &Store) -> MutexGuard<'_, HashMap<ProviderSid, SimMessage>> {
 pub struct TwilioSimulator {
     auth_token: SecretString,
     http: reqwest::Client,
-    clock: Arc<dyn Clock>,
     first_delay: Duration,
     second_delay: Duration,
     messages: Store,
@@ -109,7 +108,6 @@ impl TwilioSimulator {
         Self {
             auth_token,
             http,
-            clock: Arc::new(SystemClock),
             first_delay: DEFAULT_FIRST_DELAY,
             second_delay: DEFAULT_SECOND_DELAY,
             messages: Arc::new(Mutex::new(HashMap::new())),
@@ -122,13 +120,6 @@ impl TwilioSimulator {
     pub fn with_callback_delays(mut self, first: Duration, second: Duration) -> Self {
         self.first_delay = first;
         self.second_delay = second;
-        self
-    }
-
-    /// Take message creation times from `clock` instead of the system clock.
-    #[must_use]
-    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
         self
     }
 
@@ -189,7 +180,7 @@ impl SmsProvider for TwilioSimulator {
                 messaging_service_sid,
                 body: sms.body.as_str().to_owned(),
                 status: status.to_owned(),
-                date_created: self.clock.now(),
+                date_created: SystemClock.now(),
                 seq,
             };
             map.insert(sid.clone(), message.clone());

@@ -1,29 +1,16 @@
-//! `ConversationStore` on `SqliteStore`. The whole `Conversation` is JSON in `doc`; `open_pair`
+//! `ConversationStore` on `SqliteStore` (table `conversations` in `schema`). The whole `Conversation` is JSON in `doc`; `open_pair`
 //! (`<business>#<phone>` while not ended, NULL once ended) is UNIQUE, so SQLite itself refuses a
 //! second open conversation for a pair, as the DynamoDB adapter's pair pointer does. Listing reads
 //! the `(phone, id DESC)` index; ids are ULIDs, so that is newest first.
 
-use super::sqlite_store::{sql_error, SqliteStore};
+use super::conn::sql_error;
+use super::SqliteStore;
 use crate::domain::{Conversation, ConversationId, ConversationStatus, PhoneNumber};
 use crate::ports::conversation_store::{ConversationFilter, ConversationStore};
 use crate::ports::message_store::Page;
 use crate::ports::StoreError;
 use async_trait::async_trait;
 use rusqlite::{params, OptionalExtension};
-
-/// The conversations table (created with the store's schema).
-pub(crate) const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS conversations (
-    id TEXT PRIMARY KEY,
-    version INTEGER NOT NULL,
-    phone TEXT NOT NULL,
-    status TEXT NOT NULL,
-    outcome TEXT,
-    open_pair TEXT UNIQUE,
-    doc TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS conversations_by_phone ON conversations (phone, id DESC);
-";
 
 fn open_pair(c: &Conversation) -> Option<String> {
     (c.status != ConversationStatus::Ended).then(|| format!("{}#{}", c.business_number.as_str(), c.phone.as_str()))

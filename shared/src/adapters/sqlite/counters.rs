@@ -1,37 +1,18 @@
 //! `CounterStore` on `SqliteStore`: counters, one-time claims and small JSON documents.
 //!
 //! Same semantics as the DynamoDB adapter (the counter contract suite runs against both). Expiry
-//! is epoch seconds, like DynamoDB's TTL attribute: a row whose `expires_at` is before the current
-//! second reads as absent, and an add to an expired counter restarts it from 0. Expired rows are
+//! is epoch seconds, like DynamoDB's TTL attribute: a row whose `expires_at` is before the second
+//! of the caller's `now` reads as absent, and an add to an expired counter restarts it from 0. Expired rows are
 //! not deleted (nothing here scans the tables); they are overwritten when their key is written
 //! again. Every check-and-write is a single statement, so it is atomic under SQLite's own locking
 //! across connections and processes, not only under the store's mutex.
 
-use super::sqlite_ports::sortable_time;
-use super::sqlite_store::{sql_error, SqliteStore};
-use crate::ports::{CounterStore, StoreError};
+use super::conn::sql_error;
+use super::{time, SqliteStore};
+use crate::ports::{CounterOp, CounterStore, StoreError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension};
-
-/// Tables of this port (created with the store's own schema). `expires_at` is epoch seconds;
-/// `until` is a fixed-width UTC time (`sortable_time`), so text order is time order.
-pub(crate) const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS counters (
-    key TEXT PRIMARY KEY,
-    value INTEGER NOT NULL,
-    expires_at INTEGER
-);
-CREATE TABLE IF NOT EXISTS claims (
-    key TEXT PRIMARY KEY,
-    until TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS docs (
-    key TEXT PRIMARY KEY,
-    doc TEXT NOT NULL,
-    expires_at INTEGER
-);
-";
 
 /// One UPSERT: a new row starts at `by`; a live row adds `by` and takes the new expiry if one is
 /// given (else keeps its own); an expired row restarts at `by` with the new expiry (or none).
@@ -44,6 +25,11 @@ ON CONFLICT (key) DO UPDATE SET
     expires_at = CASE WHEN counters.expires_at < ?4 THEN excluded.expires_at
                       ELSE COALESCE(excluded.expires_at, counters.expires_at) END
 RETURNING value";
+
+/// Set to 0, keeping the expiry (a missing counter is created at 0, with no expiry).
+const RESET: &str = "
+INSERT INTO counters (key, value, expires_at) VALUES (?1, 0, NULL)
+ON CONFLICT (key) DO UPDATE SET value = 0";
 
 /// A live counter's value (no row for absent or expired ones).
 const VALUE: &str = "SELECT value FROM counters WHERE key = ?1 AND (expires_at IS NULL OR expires_at >= ?2)";
@@ -63,10 +49,16 @@ const GET_DOC: &str = "SELECT doc FROM docs WHERE key = ?1 AND (expires_at IS NU
 #[async_trait]
 impl CounterStore for SqliteStore {
     /// One `INSERT … ON CONFLICT DO UPDATE … RETURNING value` (see `ADD`).
-    async fn add(&self, key: &str, by: i64, expires_at: Option<DateTime<Utc>>) -> Result<i64, StoreError> {
+    async fn add(
+        &self,
+        key: &str,
+        by: i64,
+        expires_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
         let key = key.to_owned();
         let expires = expires_at.map(|t| t.timestamp());
-        let now = Utc::now().timestamp();
+        let now = now.timestamp();
         self.run(move |conn| {
             conn.prepare_cached(ADD)
                 .map_err(sql_error)?
@@ -76,13 +68,55 @@ impl CounterStore for SqliteStore {
         .await
     }
 
+    /// One UPSERT (see `RESET`).
+    async fn reset(&self, key: &str) -> Result<(), StoreError> {
+        let key = key.to_owned();
+        self.run(move |conn| {
+            conn.prepare_cached(RESET)
+                .map_err(sql_error)?
+                .execute(params![key])
+                .map_err(sql_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Every change in one transaction (one commit), with the statements of `add` and `reset`.
+    async fn add_many(&self, ops: &[CounterOp], now: DateTime<Utc>) -> Result<Vec<i64>, StoreError> {
+        let ops = ops.to_vec();
+        let now = now.timestamp();
+        self.run(move |conn| {
+            let tx = conn.transaction().map_err(sql_error)?;
+            let mut out = Vec::with_capacity(ops.len());
+            for op in &ops {
+                out.push(match op {
+                    CounterOp::Add { key, by, expires_at } => tx
+                        .prepare_cached(ADD)
+                        .map_err(sql_error)?
+                        .query_row(params![key, by, expires_at.map(|t| t.timestamp()), now], |r| r.get(0))
+                        .map_err(sql_error)?,
+                    CounterOp::Reset { key } => {
+                        tx.prepare_cached(RESET)
+                            .map_err(sql_error)?
+                            .execute(params![key])
+                            .map_err(sql_error)?;
+                        0
+                    }
+                });
+            }
+            tx.commit().map_err(sql_error)?;
+            Ok(out)
+        })
+        .await
+    }
+
     /// One indexed lookup per key, all under the connection lock.
-    async fn values(&self, keys: &[String]) -> Result<Vec<i64>, StoreError> {
+    async fn values(&self, keys: &[String], now: DateTime<Utc>) -> Result<Vec<i64>, StoreError> {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
         let keys = keys.to_vec();
-        let now = Utc::now().timestamp();
+        let now = now.timestamp();
         self.run(move |conn| {
             let mut stmt = conn.prepare_cached(VALUE).map_err(sql_error)?;
             keys.iter()
@@ -100,7 +134,7 @@ impl CounterStore for SqliteStore {
 
     /// One conditional UPSERT (see `CLAIM`): taken if a row was inserted or taken over.
     async fn claim(&self, key: &str, now: DateTime<Utc>, until: DateTime<Utc>) -> Result<bool, StoreError> {
-        let (key, now, until) = (key.to_owned(), sortable_time(&now), sortable_time(&until));
+        let (key, now, until) = (key.to_owned(), time::fixed(&now), time::fixed(&until));
         self.run(move |conn| {
             let changed = conn
                 .prepare_cached(CLAIM)
@@ -132,9 +166,9 @@ impl CounterStore for SqliteStore {
         .await
     }
 
-    async fn get_doc(&self, key: &str) -> Result<Option<serde_json::Value>, StoreError> {
+    async fn get_doc(&self, key: &str, now: DateTime<Utc>) -> Result<Option<serde_json::Value>, StoreError> {
         let key = key.to_owned();
-        let now = Utc::now().timestamp();
+        let now = now.timestamp();
         self.run(move |conn| {
             let doc: Option<String> = conn
                 .prepare_cached(GET_DOC)
@@ -147,45 +181,12 @@ impl CounterStore for SqliteStore {
         })
         .await
     }
-
-    /// Expired counters, documents and claims, webhook receipts older than 30 days and
-    /// idempotency records past their expiry: SQLite has no TTL, so the processor calls this.
-    async fn purge_expired(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
-        let epoch = now.timestamp();
-        let until = crate::adapters::sqlite_ports::sortable_time(&now);
-        let receipts = crate::adapters::sqlite_ports::sortable_time(&(now - chrono::Duration::days(30)));
-        self.run(move |conn| {
-            let mut n = 0;
-            n += conn
-                .execute(
-                    "DELETE FROM counters WHERE expires_at IS NOT NULL AND expires_at < ?1",
-                    params![epoch],
-                )
-                .map_err(sql_error)?;
-            n += conn
-                .execute(
-                    "DELETE FROM docs WHERE expires_at IS NOT NULL AND expires_at < ?1",
-                    params![epoch],
-                )
-                .map_err(sql_error)?;
-            n += conn
-                .execute("DELETE FROM claims WHERE until < ?1", params![until])
-                .map_err(sql_error)?;
-            n += conn
-                .execute("DELETE FROM idempotency WHERE expires_at < ?1", params![epoch])
-                .map_err(sql_error)?;
-            n += conn
-                .execute("DELETE FROM webhooks WHERE received_at < ?1", params![receipts])
-                .map_err(sql_error)?;
-            Ok(u64::try_from(n).unwrap_or(u64::MAX))
-        })
-        .await
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ports::Retention as _;
     use chrono::Duration;
 
     #[tokio::test]
@@ -202,7 +203,10 @@ mod tests {
             })
             .await
             .expect("corrupt the row");
-        assert!(matches!(store.get_doc("k").await, Err(StoreError::Corrupt(_))));
+        assert!(matches!(
+            store.get_doc("k", Utc::now()).await,
+            Err(StoreError::Corrupt(_))
+        ));
     }
 
     #[tokio::test]
@@ -221,11 +225,11 @@ mod tests {
                 .await
                 .expect("read expiry")
         };
-        assert_eq!(store.add("k", 1, Some(later)).await.expect("add"), 1);
-        assert_eq!(store.add("k", 1, None).await.expect("add"), 2);
+        assert_eq!(store.add("k", 1, Some(later), Utc::now()).await.expect("add"), 1);
+        assert_eq!(store.add("k", 1, None, Utc::now()).await.expect("add"), 2);
         assert_eq!(expiry(store.clone()).await, Some(later.timestamp()));
-        assert_eq!(store.add("k", 1, Some(past)).await.expect("add"), 3);
-        assert_eq!(store.add("k", 5, None).await.expect("add"), 5);
+        assert_eq!(store.add("k", 1, Some(past), Utc::now()).await.expect("add"), 3);
+        assert_eq!(store.add("k", 5, None, Utc::now()).await.expect("add"), 5);
         assert_eq!(expiry(store.clone()).await, None);
     }
 
@@ -250,14 +254,14 @@ mod tests {
         let store = SqliteStore::open_in_memory().expect("store");
         let now = chrono::Utc::now();
         store
-            .add("old", 1, Some(now - chrono::Duration::hours(1)))
+            .add("old", 1, Some(now - chrono::Duration::hours(1)), now)
             .await
             .expect("add");
         store
-            .add("live", 1, Some(now + chrono::Duration::hours(1)))
+            .add("live", 1, Some(now + chrono::Duration::hours(1)), now)
             .await
             .expect("add");
-        store.add("forever", 1, None).await.expect("add");
+        store.add("forever", 1, None, Utc::now()).await.expect("add");
         assert!(store
             .claim("held", now, now + chrono::Duration::minutes(5))
             .await
@@ -273,7 +277,7 @@ mod tests {
         let purged = store.purge_expired(now).await.expect("purge");
         assert_eq!(purged, 2, "the expired counter and the released claim");
         let keys = ["old".to_owned(), "live".to_owned(), "forever".to_owned()];
-        assert_eq!(store.values(&keys).await.expect("values"), vec![0, 1, 1]);
+        assert_eq!(store.values(&keys, Utc::now()).await.expect("values"), vec![0, 1, 1]);
         assert!(
             !store
                 .claim("held", now, now + chrono::Duration::minutes(5))

@@ -2,32 +2,18 @@
 //! written to the log (`INFO`, with its detail type and detail) and appended to the SQLite table
 //! `domain_events`, which operators and tests read back with [`LogEventPublisher::recent`].
 //!
-//! It opens its own connection to the store's database file (WAL mode, so it neither blocks nor
-//! is blocked by the store's readers) and runs every statement on tokio's blocking pool. It must
+//! It opens its own connection to the store's database file (through `conn`: WAL mode, so it
+//! neither blocks nor is blocked by the store's readers) and runs every statement on tokio's
+//! blocking pool. Its table is `schema::EVENTS`; times are `time::exact`. It must
 //! not touch the store's tables, nor create the database's parent directory. Details are logged
 //! and stored as given: the port forbids full phone numbers and bodies in them.
 
+use super::conn::{self, Db, OpenError, TaskFailed};
+use super::{schema, time};
 use crate::ports::{DomainEvent, EventPublisher, PublishError};
 use async_trait::async_trait;
-use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{params, Connection, ErrorCode};
 use std::path::Path;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
-
-/// How long a statement waits for another connection's lock (the store's) before failing.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// `id` gives the order events were published in (`recent` reads newest first); `at` is RFC 3339
-/// with as many fractional digits as needed, so it reads back to the same instant.
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS domain_events (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    detail_type TEXT NOT NULL,
-    detail TEXT NOT NULL,
-    at TEXT NOT NULL
-);
-";
 
 /// Why the event table could not be opened or read.
 #[derive(Debug, thiserror::Error)]
@@ -49,10 +35,25 @@ impl From<rusqlite::Error> for EventLogError {
     }
 }
 
+impl From<OpenError> for EventLogError {
+    fn from(err: OpenError) -> Self {
+        match err {
+            OpenError::Sql(e) => e.into(),
+            other => Self::Unexpected(anyhow::Error::new(other)),
+        }
+    }
+}
+
+impl From<TaskFailed> for EventLogError {
+    fn from(err: TaskFailed) -> Self {
+        Self::Unexpected(anyhow::Error::new(err))
+    }
+}
+
 /// [`EventPublisher`] writing to the log and the `domain_events` table.
 #[derive(Debug, Clone)]
 pub struct LogEventPublisher {
-    conn: Arc<Mutex<Connection>>,
+    db: Db,
 }
 
 impl LogEventPublisher {
@@ -63,15 +64,7 @@ impl LogEventPublisher {
     /// [`EventLogError::Unexpected`] if the file cannot be opened, WAL is refused or the table
     /// cannot be created; [`EventLogError::Busy`] if another connection holds it locked too long.
     pub fn open(path: &Path) -> Result<Self, EventLogError> {
-        let conn = Connection::open(path)?;
-        conn.busy_timeout(BUSY_TIMEOUT)?;
-        let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(EventLogError::Unexpected(anyhow::anyhow!(
-                "SQLite refused WAL mode (journal_mode is {mode})"
-            )));
-        }
-        Self::with_schema(conn)
+        Self::with_schema(conn::open_file(path)?)
     }
 
     /// A private in-memory table that lives as long as the publisher (tests, throwaway runs).
@@ -79,14 +72,12 @@ impl LogEventPublisher {
     /// # Errors
     /// [`EventLogError::Unexpected`] if SQLite cannot create it.
     pub fn open_in_memory() -> Result<Self, EventLogError> {
-        Self::with_schema(Connection::open_in_memory()?)
+        Self::with_schema(conn::open_memory()?)
     }
 
     fn with_schema(conn: Connection) -> Result<Self, EventLogError> {
-        conn.execute_batch(SCHEMA)?;
-        Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
-        })
+        conn.execute_batch(schema::EVENTS)?;
+        Ok(Self { db: Db::new(conn) })
     }
 
     /// The last `limit` events stored, newest first.
@@ -114,11 +105,8 @@ impl LogEventPublisher {
                     detail: serde_json::from_str(&detail).map_err(|e| {
                         EventLogError::Unexpected(anyhow::Error::new(e).context("stored detail is not JSON"))
                     })?,
-                    at: DateTime::parse_from_rfc3339(&at)
-                        .map_err(|e| {
-                            EventLogError::Unexpected(anyhow::Error::new(e).context("stored time is not RFC 3339"))
-                        })?
-                        .with_timezone(&Utc),
+                    at: time::parse(&at)
+                        .ok_or_else(|| EventLogError::Unexpected(anyhow::anyhow!("stored time is not RFC 3339")))?,
                 });
             }
             Ok(events)
@@ -132,15 +120,7 @@ impl LogEventPublisher {
         F: FnOnce(&mut Connection) -> Result<T, EventLogError> + Send + 'static,
         T: Send + 'static,
     {
-        let conn = Arc::clone(&self.conn);
-        tokio::task::spawn_blocking(move || {
-            // Each publish is one transaction, so a panic while holding the lock cannot leave
-            // half an insert behind: the poisoned connection is still consistent.
-            let mut conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
-            f(&mut conn)
-        })
-        .await
-        .map_err(|e| EventLogError::Unexpected(anyhow::Error::new(e).context("SQLite task did not finish")))?
+        self.db.call(f).await
     }
 }
 
@@ -157,7 +137,7 @@ impl EventPublisher for LogEventPublisher {
         let mut rows = Vec::with_capacity(events.len());
         for event in events {
             let detail = event.detail.to_string();
-            let at = event.at.to_rfc3339_opts(SecondsFormat::AutoSi, true);
+            let at = time::exact(&event.at);
             tracing::info!(detail_type = %event.detail_type, detail = %detail, at = %at, "domain event");
             rows.push((event.detail_type.clone(), detail, at));
         }
@@ -184,7 +164,7 @@ impl EventPublisher for LogEventPublisher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
+    use chrono::{TimeZone, Utc};
     use serde_json::json;
 
     fn event(n: u32) -> DomainEvent {

@@ -1,143 +1,26 @@
-//! `SqliteStore`: the embedded, persistent `MessageStore` behind `smsrelay-local`.
+//! `MessageStore` and `MessageQueries` on `SqliteStore`: message records, the provider-sid
+//! pointers, webhook receipts, the due index, the failed list and the messages of a ref.
 //!
-//! One connection behind a mutex; every call runs on tokio's blocking pool so the async runtime
-//! never waits on disk. The conditional writes mirror `DynamoMessageStore` (primary-key inserts
-//! for "must not exist", `WHERE version = ?` for compare-and-set), and the contract suite
-//! (`testing::store_contract`) holds the two to the same behaviour. The whole `Message` is kept
-//! as JSON in `doc`; the other `messages` columns exist for conditions, the index and filters.
-//! This module must not create the database's parent directory: the caller owns the path.
+//! The conditional writes mirror `DynamoMessageStore` (primary-key inserts for "must not exist",
+//! `WHERE version = ?` for compare-and-set), and the contract suite (`testing::store_contract`)
+//! holds the two to the same behaviour. The whole `Message` is kept as JSON in `doc`; the other
+//! `messages` columns exist for conditions, the indexes and filters.
 
-use crate::domain::{Message, MessageId, MessageStatus, PhoneNumber, ProviderSid};
+use super::conn::{insert_error, sql_error};
+use super::{time, SqliteStore};
+use crate::domain::{Message, MessageId, MessageStatus, PhoneNumber, ProviderSid, Ref};
 use crate::ports::message_store::Page;
-use crate::ports::{MessageStore, StoreError, WebhookRecord};
+use crate::ports::{MessageQueries, MessageStore, StoreError, WebhookRecord};
 use async_trait::async_trait;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use chrono::SecondsFormat;
-use rusqlite::{params, params_from_iter, Connection, ErrorCode, OptionalExtension};
-use std::path::Path;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use chrono::{DateTime, Utc};
+use rusqlite::{params, params_from_iter, OptionalExtension};
 
 /// Insert one message row (create fails on an existing id: the primary key).
 const INSERT_MESSAGE: &str =
     "INSERT INTO messages (id, version, to_number, status, created_at, doc, due_at, failed_key, ref_key) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
-
-/// How long a statement waits for another connection's lock before it is `Throttled`.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS messages (
-    id TEXT PRIMARY KEY,
-    version INTEGER NOT NULL,
-    to_number TEXT NOT NULL,
-    status TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    doc TEXT NOT NULL,
-    -- index columns derived from the document on every write (the due index and the failed list)
-    due_at TEXT,
-    failed_key TEXT,
-    ref_key TEXT
-);
-CREATE INDEX IF NOT EXISTS messages_by_recipient ON messages (to_number, id DESC);
-CREATE INDEX IF NOT EXISTS messages_due ON messages (due_at) WHERE due_at IS NOT NULL;
-CREATE INDEX IF NOT EXISTS messages_failed ON messages (failed_key) WHERE failed_key IS NOT NULL;
-CREATE INDEX IF NOT EXISTS messages_by_ref ON messages (ref_key) WHERE ref_key IS NOT NULL;
-CREATE TABLE IF NOT EXISTS provider_sids (
-    sid TEXT PRIMARY KEY,
-    message_id TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS webhooks (
-    key TEXT PRIMARY KEY,
-    kind TEXT NOT NULL,
-    message_id TEXT,
-    provider_sid TEXT,
-    status TEXT,
-    received_at TEXT NOT NULL
-);
-";
-
-/// The `MessageStore` in one SQLite database file.
-#[derive(Debug, Clone)]
-pub struct SqliteStore {
-    conn: Arc<Mutex<Connection>>,
-}
-
-impl SqliteStore {
-    /// Open (or create) the database at `path`, in WAL mode, creating the tables if missing.
-    /// The parent directory must exist.
-    ///
-    /// # Errors
-    /// `Unexpected` if the file cannot be opened or the schema cannot be created; `Throttled` if
-    /// another process holds the database locked for longer than the busy timeout.
-    pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let conn = Connection::open(path).map_err(sql_error)?;
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(sql_error)?;
-        let mode: String = conn
-            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
-            .map_err(sql_error)?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(StoreError::Unexpected(anyhow::anyhow!(
-                "SQLite refused WAL mode (journal_mode is {mode})"
-            )));
-        }
-        Self::with_schema(conn)
-    }
-
-    /// A private database that lives as long as the store (tests, throwaway runs).
-    ///
-    /// # Errors
-    /// `Unexpected` if SQLite cannot create it.
-    pub fn open_in_memory() -> Result<Self, StoreError> {
-        Self::with_schema(Connection::open_in_memory().map_err(sql_error)?)
-    }
-
-    fn with_schema(conn: Connection) -> Result<Self, StoreError> {
-        conn.execute_batch(SCHEMA).map_err(sql_error)?;
-        conn.execute_batch(super::sqlite_ports::SCHEMA).map_err(sql_error)?;
-        conn.execute_batch(super::sqlite_counters::SCHEMA).map_err(sql_error)?;
-        conn.execute_batch(super::sqlite_conversations::SCHEMA)
-            .map_err(sql_error)?;
-        Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
-        })
-    }
-
-    /// Run `f` on the connection on tokio's blocking pool (also for the other store ports
-    /// implemented on this type).
-    pub(crate) async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
-    where
-        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
-        T: Send + 'static,
-    {
-        let conn = Arc::clone(&self.conn);
-        tokio::task::spawn_blocking(move || {
-            // A panic elsewhere while holding the lock cannot leave a statement half-applied:
-            // each write is one statement, so the connection is still consistent.
-            let mut conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
-            f(&mut conn)
-        })
-        .await
-        .map_err(|e| StoreError::Unexpected(anyhow::Error::new(e).context("SQLite task did not finish")))?
-    }
-}
-
-/// Busy or locked is contention (retry later); anything else is unexpected.
-pub(crate) fn sql_error(err: rusqlite::Error) -> StoreError {
-    match err.sqlite_error_code() {
-        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::Throttled,
-        _ => StoreError::Unexpected(anyhow::Error::new(err)),
-    }
-}
-
-/// Like [`sql_error`], but a primary-key violation is a lost condition.
-pub(crate) fn insert_error(err: rusqlite::Error) -> StoreError {
-    match err.sqlite_error() {
-        Some(e) if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY => StoreError::ConditionFailed,
-        _ => sql_error(err),
-    }
-}
 
 /// The column values of a message row.
 struct MessageRow {
@@ -162,20 +45,20 @@ impl TryFrom<&Message> for MessageRow {
                 .map_err(|e| StoreError::Unexpected(anyhow::Error::new(e).context("message version out of range")))?,
             to_number: m.to.as_str().to_owned(),
             status: m.status.as_str(),
-            created_at: m.created_at.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+            created_at: time::exact(&m.created_at),
             doc: serde_json::to_string(m)
                 .map_err(|e| StoreError::Unexpected(anyhow::Error::new(e).context("encode message document")))?,
-            due_at: m.due_at.as_ref().map(super::sqlite_ports::sortable_time),
+            due_at: m.due_at.as_ref().map(time::fixed),
             failed_key: m
                 .failed_listed
-                .then(|| format!("{}#{}", super::sqlite_ports::sortable_time(&m.updated_at), m.id)),
-            ref_key: m.reference.as_ref().map(super::sqlite_ports::ref_key),
+                .then(|| format!("{}#{}", time::fixed(&m.updated_at), m.id)),
+            ref_key: m.reference.as_ref().map(ref_key),
         })
     }
 }
 
 /// Read a message back from its `id`, `version` and `doc` columns.
-pub(crate) fn decode_message(id: &str, version: i64, doc: &str) -> Result<Message, StoreError> {
+fn decode_message(id: &str, version: i64, doc: &str) -> Result<Message, StoreError> {
     let message: Message =
         serde_json::from_str(doc).map_err(|e| StoreError::Corrupt(format!("message row {id}: {e}")))?;
     if message.id.as_str() != id || i64::try_from(message.version).ok() != Some(version) {
@@ -366,7 +249,7 @@ impl MessageStore for SqliteStore {
                         record.message_id.as_ref().map(MessageId::as_str),
                         record.provider_sid.as_ref().map(ProviderSid::as_str),
                         record.status,
-                        record.received_at.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+                        time::exact(&record.received_at),
                     ],
                 )
                 .map_err(sql_error)?;
@@ -436,11 +319,108 @@ impl MessageStore for SqliteStore {
     }
 }
 
+/// The index value of a caller's entity link (`<type>\u{1f}<id>`; the unit separator cannot be
+/// confused with text in either part).
+pub(crate) fn ref_key(r: &Ref) -> String {
+    format!("{}\u{1f}{}", r.kind, r.id)
+}
+
+fn rows_to_messages(rows: Vec<(String, i64, String)>) -> Result<Vec<Message>, StoreError> {
+    rows.iter().map(|(id, v, doc)| decode_message(id, *v, doc)).collect()
+}
+
+#[async_trait]
+impl MessageQueries for SqliteStore {
+    /// Uses the partial index `messages_due`: reads only rows whose due time has come.
+    async fn list_due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Message>, StoreError> {
+        let upper = time::fixed(&now);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.run(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT id, version, doc FROM messages WHERE due_at IS NOT NULL AND due_at <= ?1 \
+                     ORDER BY due_at, id LIMIT ?2",
+                )
+                .map_err(sql_error)?;
+            let rows = stmt
+                .query_map(params![upper, limit], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .map_err(sql_error)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(sql_error)?;
+            rows_to_messages(rows)
+        })
+        .await
+    }
+
+    /// Uses the partial index `messages_failed` (`<updated_at>#<id>`), newest first; the cursor
+    /// is the last key returned.
+    async fn list_failed(&self, limit: usize, cursor: Option<&str>) -> Result<Page<Message>, StoreError> {
+        let after = match cursor {
+            Some(c) => {
+                let raw = URL_SAFE_NO_PAD
+                    .decode(c)
+                    .ok()
+                    .and_then(|b| String::from_utf8(b).ok())
+                    .filter(|k| k.contains("#msg_"))
+                    .ok_or_else(|| StoreError::Corrupt("listing cursor is not readable".to_owned()))?;
+                Some(raw)
+            }
+            None => None,
+        };
+        let fetch = i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX);
+        let rows: Vec<(String, i64, String, String)> = self
+            .run(move |conn| {
+                let mut stmt = conn
+                    .prepare_cached(
+                        "SELECT id, version, doc, failed_key FROM messages WHERE failed_key IS NOT NULL \
+                         AND (?1 IS NULL OR failed_key < ?1) ORDER BY failed_key DESC LIMIT ?2",
+                    )
+                    .map_err(sql_error)?;
+                let rows = stmt
+                    .query_map(params![after, fetch], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                    })
+                    .map_err(sql_error)?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(sql_error)?;
+                Ok(rows)
+            })
+            .await?;
+        let more = rows.len() > limit;
+        let page: Vec<_> = rows.into_iter().take(limit).collect();
+        let next_cursor = if more {
+            page.last().map(|(_, _, _, key)| URL_SAFE_NO_PAD.encode(key))
+        } else {
+            None
+        };
+        let items = rows_to_messages(page.into_iter().map(|(id, v, doc, _)| (id, v, doc)).collect())?;
+        Ok(Page { items, next_cursor })
+    }
+
+    async fn list_by_ref(&self, reference: &Ref, limit: usize) -> Result<Vec<Message>, StoreError> {
+        let key = ref_key(reference);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.run(move |conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT id, version, doc FROM messages WHERE ref_key = ?1 ORDER BY id LIMIT ?2")
+                .map_err(sql_error)?;
+            let rows = stmt
+                .query_map(params![key, limit], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .map_err(sql_error)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(sql_error)?;
+            rows_to_messages(rows)
+        })
+        .await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::domain::MessageBody;
-    use chrono::DateTime;
+    use rusqlite::Connection;
+    use std::time::Duration;
 
     fn message() -> Message {
         let at = DateTime::from_timestamp(1_767_225_600, 0).expect("time");
@@ -457,7 +437,7 @@ mod tests {
     }
 
     fn corrupt_doc(store: &SqliteStore, id: &MessageId, doc: &str) {
-        let conn = store.conn.lock().expect("lock");
+        let conn = store.db.lock();
         conn.execute("UPDATE messages SET doc = ?2 WHERE id = ?1", params![id.as_str(), doc])
             .expect("update");
     }
@@ -493,9 +473,8 @@ mod tests {
             let store = SqliteStore::open(&path).expect("open");
             store.create_message(&m).await.expect("create");
             let mode: String = store
-                .conn
+                .db
                 .lock()
-                .expect("lock")
                 .query_row("PRAGMA journal_mode", [], |r| r.get(0))
                 .expect("pragma");
             assert_eq!(mode, "wal");
@@ -510,9 +489,8 @@ mod tests {
         let path = dir.path().join("store.db");
         let store = SqliteStore::open(&path).expect("open");
         store
-            .conn
+            .db
             .lock()
-            .expect("lock")
             .busy_timeout(Duration::from_millis(10))
             .expect("timeout");
         let other = Connection::open(&path).expect("second connection");

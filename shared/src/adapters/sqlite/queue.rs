@@ -1,7 +1,7 @@
 //! `SqliteJobQueue`: the embedded, persistent [`JobQueue`] behind `smsrelay-local`.
 //!
-//! One table, `jobs`, which may live in the same SQLite file as the store (its own connection,
-//! WAL mode, 5 s busy timeout). A job is hidden until `visible_at`; receiving it bumps
+//! One table, `jobs` (see `schema::QUEUE`), which may live in the same SQLite file as the store
+//! (its own connection, opened by `conn`: WAL mode, 5 s busy timeout). A job is hidden until `visible_at`; receiving it bumps
 //! `receive_count` and pushes `visible_at` forward by the visibility timeout, and a receive that
 //! would exceed `max_receives` marks it `dead` instead (the dead-letter queue is `dead = 1`).
 //! Receipts carry the receive count (`"<row id>:<receive count>"`), so a stale receipt from an
@@ -10,32 +10,16 @@
 //! Time comes only from the injected [`Clock`]; this file must not read the system time. Every
 //! SQLite call runs on the blocking pool, never on an async worker thread.
 
+use super::conn::{self, Db};
+use super::{schema, time};
 use crate::ports::{Clock, JobPayload, JobQueue, QueueError, QueueStats, ReceivedJob, MAX_DELAY};
 use anyhow::{anyhow, Context as _};
 use async_trait::async_trait;
-use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use rusqlite::{params, Connection, TransactionBehavior};
 use std::path::Path;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
-
-/// Schema: `visible_at`/`created_at` are RFC 3339 UTC with milliseconds and `Z` (fixed width),
-/// so text order is time order and the `(dead, visible_at)` index serves `receive`.
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS jobs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    queue_message_id TEXT UNIQUE,
-    payload TEXT NOT NULL,
-    visible_at TEXT NOT NULL,
-    receive_count INTEGER NOT NULL DEFAULT 0,
-    dead INTEGER NOT NULL DEFAULT 0,
-    created_at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS jobs_dead_visible_at ON jobs (dead, visible_at);
-";
-
-/// How long a connection waits for another writer (e.g. the store's connection) before failing.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Longest visibility timeout, as SQS's (12 hours); longer requests are capped.
 const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 60 * 60);
@@ -43,7 +27,7 @@ const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 60 * 60);
 /// The SQLite-backed job queue. Cheap to clone; clones share one connection.
 #[derive(Clone)]
 pub struct SqliteJobQueue {
-    conn: Arc<Mutex<Connection>>,
+    db: Db,
     max_receives: u32,
     clock: Arc<dyn Clock>,
 }
@@ -63,22 +47,9 @@ impl SqliteJobQueue {
     /// # Errors
     /// `Unexpected` when the file cannot be opened, switched to WAL, or the schema created.
     pub fn open(path: &Path, max_receives: u32, clock: Arc<dyn Clock>) -> Result<Self, QueueError> {
-        let conn = Connection::open(path)
+        let conn = conn::open_file(path)
             .with_context(|| format!("opening queue database {}", path.display()))
             .map_err(QueueError::Unexpected)?;
-        // Before switching to WAL, which needs a lock the store's connection may hold.
-        conn.busy_timeout(BUSY_TIMEOUT)
-            .context("setting busy timeout")
-            .map_err(QueueError::Unexpected)?;
-        let mode: String = conn
-            .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
-            .context("enabling WAL")
-            .map_err(QueueError::Unexpected)?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(QueueError::Unexpected(anyhow!(
-                "SQLite refused WAL mode (journal_mode is {mode})"
-            )));
-        }
         Self::init(conn, max_receives, clock)
     }
 
@@ -87,18 +58,18 @@ impl SqliteJobQueue {
     /// # Errors
     /// `Unexpected` when SQLite cannot create the database or the schema.
     pub fn open_in_memory(max_receives: u32, clock: Arc<dyn Clock>) -> Result<Self, QueueError> {
-        let conn = Connection::open_in_memory()
+        let conn = conn::open_memory()
             .context("opening in-memory queue database")
             .map_err(QueueError::Unexpected)?;
         Self::init(conn, max_receives, clock)
     }
 
     fn init(conn: Connection, max_receives: u32, clock: Arc<dyn Clock>) -> Result<Self, QueueError> {
-        conn.execute_batch(SCHEMA)
+        conn.execute_batch(schema::QUEUE)
             .context("creating the jobs table")
             .map_err(QueueError::Unexpected)?;
         Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
+            db: Db::new(conn),
             max_receives,
             clock,
         })
@@ -110,23 +81,8 @@ impl SqliteJobQueue {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> anyhow::Result<T> + Send + 'static,
     {
-        let conn = Arc::clone(&self.conn);
-        tokio::task::spawn_blocking(move || {
-            // A panic while holding the lock leaves no open transaction (dropping a rusqlite
-            // `Transaction` rolls it back), so a poisoned connection is still consistent.
-            let mut conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
-            f(&mut conn)
-        })
-        .await
-        .context("queue task panicked or was cancelled")
-        .map_err(QueueError::Unexpected)?
-        .map_err(QueueError::Unexpected)
+        self.db.call(f).await.map_err(QueueError::Unexpected)
     }
-}
-
-/// Fixed-width RFC 3339 UTC text (`2026-01-02T03:04:05.678Z`): sorts as time sorts.
-fn timestamp(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 /// `now + by`, failing (rather than wrapping or saturating) on absurd durations.
@@ -169,7 +125,7 @@ impl JobQueue for SqliteJobQueue {
         // The queue's message id is a ULID of the enqueue time (from the clock, not the system).
         let ms = u64::try_from(now.timestamp_millis()).unwrap_or(0);
         let message_id = ulid::Ulid::from_parts(ms, rand::random::<u128>()).to_string();
-        let (visible_at, created_at) = (timestamp(visible_at), timestamp(now));
+        let (visible_at, created_at) = (time::fixed(&visible_at), time::fixed(&now));
         self.with_conn(move |conn| {
             conn.execute(
                 "INSERT INTO jobs (queue_message_id, payload, visible_at, created_at) VALUES (?1, ?2, ?3, ?4)",
@@ -186,8 +142,8 @@ impl JobQueue for SqliteJobQueue {
             return Ok(Vec::new());
         }
         let now = self.clock.now();
-        let hidden_until = timestamp(later(now, visibility.min(MAX_VISIBILITY)).map_err(QueueError::Unexpected)?);
-        let now = timestamp(now);
+        let hidden_until = time::fixed(&later(now, visibility.min(MAX_VISIBILITY)).map_err(QueueError::Unexpected)?);
+        let now = time::fixed(&now);
         let max_receives = i64::from(self.max_receives);
         let rows = self
             .with_conn(move |conn| {
@@ -312,23 +268,8 @@ impl JobQueue for SqliteJobQueue {
 mod tests {
     use super::*;
     use crate::domain::MessageId;
+    use crate::testing::ManualClock;
     use chrono::TimeZone as _;
-
-    /// A clock that only moves when told to.
-    struct ManualClock(Mutex<DateTime<Utc>>);
-
-    impl ManualClock {
-        fn advance(&self, by: Duration) {
-            let mut t = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-            *t += TimeDelta::from_std(by).expect("a small duration");
-        }
-    }
-
-    impl Clock for ManualClock {
-        fn now(&self) -> DateTime<Utc> {
-            *self.0.lock().unwrap_or_else(PoisonError::into_inner)
-        }
-    }
 
     fn start() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0)
@@ -337,7 +278,7 @@ mod tests {
     }
 
     fn queue(max_receives: u32) -> (SqliteJobQueue, Arc<ManualClock>) {
-        let clock = Arc::new(ManualClock(Mutex::new(start())));
+        let clock = Arc::new(ManualClock::new(start()));
         let queue = SqliteJobQueue::open_in_memory(max_receives, clock.clone()).expect("open in memory");
         (queue, clock)
     }
@@ -347,15 +288,6 @@ mod tests {
     }
 
     const VIS: Duration = Duration::from_secs(30);
-
-    #[test]
-    fn timestamps_are_fixed_width_and_sort_as_time() {
-        assert_eq!(timestamp(start()), "2026-03-01T12:00:00.000Z");
-        let a = timestamp(start() + TimeDelta::milliseconds(999));
-        let b = timestamp(start() + TimeDelta::seconds(10));
-        assert_eq!(a.len(), b.len());
-        assert!(a < b);
-    }
 
     #[tokio::test]
     async fn delay_is_honoured_to_the_millisecond_on_the_clock() {
@@ -490,7 +422,7 @@ mod tests {
     async fn queue_waits_for_the_stores_write_lock_instead_of_failing() {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("smsrelay.db");
-        let clock = Arc::new(ManualClock(Mutex::new(start())));
+        let clock = Arc::new(ManualClock::new(start()));
         let q = SqliteJobQueue::open(&path, 3, clock).expect("open file queue");
         // Given the store's connection holding the write lock for a while
         let mut store = Connection::open(&path).expect("store connection");
@@ -521,7 +453,7 @@ mod tests {
         store
             .execute_batch("CREATE TABLE messages (id TEXT PRIMARY KEY)")
             .expect("create store table");
-        let clock = Arc::new(ManualClock(Mutex::new(start())));
+        let clock = Arc::new(ManualClock::new(start()));
         let q = SqliteJobQueue::open(&path, 3, clock.clone()).expect("open file queue");
         q.enqueue(&payload(), Duration::ZERO).await.expect("enqueue");
         // WAL is a property of the file: any new connection sees it.

@@ -1,0 +1,108 @@
+//! The `admin` group: the failed-message list, retry and removal, a processor tick on demand,
+//! and `GET /v1/health` with metrics.
+
+use super::{cursor_error, parse_limit, PROCESSOR_BUDGET};
+use crate::app::health::health as health_use_case;
+use crate::app::operations::{remove_failed as remove_use_case, retry_failed as retry_use_case};
+use crate::app::process_due::process_due;
+use crate::app::AppError;
+use crate::domain::MessageId;
+use crate::entrypoints::extract::{PathId, QueryPairs};
+use crate::entrypoints::handlers::public::health_body;
+use crate::entrypoints::http::{ctx, json_response, public_base, ApiError};
+use crate::entrypoints::openapi::{AdminHealth, TickReportBody};
+use crate::entrypoints::resources::{ErrorBody, MessagePage, MessageResource};
+use crate::wiring::Deps;
+use axum::body::Body;
+use axum::extract::State;
+use axum::response::Response;
+use http::{HeaderMap, StatusCode};
+use serde_json::json;
+
+/// Failed and rate-limited messages, newest first.
+#[utoipa::path(get, path = "/v1/failed-messages",
+    params(
+        ("limit" = Option<u32>, Query, description = "1-200, default 50"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")),
+    responses(
+        (status = 200, description = "A page", body = MessagePage),
+        (status = 400, description = "Invalid parameter", body = ErrorBody),
+        (status = 401, description = "Missing or wrong API key", body = ErrorBody)))]
+pub async fn list_failed(State(deps): State<Deps>, query: QueryPairs) -> Result<Response, ApiError> {
+    let limit = parse_limit(query.get("limit"))?;
+    let page = deps
+        .queries
+        .list_failed(limit, query.get("cursor"))
+        .await
+        .map_err(cursor_error)?;
+    Ok(json_response(
+        StatusCode::OK,
+        &MessagePage {
+            data: page.items.iter().map(MessageResource::from).collect(),
+            has_more: page.next_cursor.is_some(),
+            next_cursor: page.next_cursor,
+        },
+    ))
+}
+
+/// Take a message off the failed list (the record stays for audit).
+#[utoipa::path(delete, path = "/v1/failed-messages/{id}",
+    params(("id" = String, Path, description = "`msg_` + ULID")),
+    responses(
+        (status = 204, description = "Removed from the list"),
+        (status = 401, description = "Missing or wrong API key", body = ErrorBody),
+        (status = 404, description = "Unknown message", body = ErrorBody)))]
+pub async fn remove_failed(State(deps): State<Deps>, PathId(id): PathId) -> Result<Response, ApiError> {
+    let id = MessageId::parse(&id).map_err(|_| AppError::NotFound)?;
+    remove_use_case(ctx(&deps, ""), &id).await?;
+    let mut resp = Response::new(Body::empty());
+    *resp.status_mut() = StatusCode::NO_CONTENT;
+    Ok(resp)
+}
+
+/// Send a failed message again with a fresh attempt budget.
+#[utoipa::path(post, path = "/v1/failed-messages/{id}/retry",
+    params(("id" = String, Path, description = "`msg_` + ULID")),
+    responses(
+        (status = 202, description = "Back to `queued`", body = MessageResource),
+        (status = 401, description = "Missing or wrong API key", body = ErrorBody),
+        (status = 404, description = "Unknown, or not on the failed list", body = ErrorBody),
+        (status = 422, description = "`recipient_opted_out`", body = ErrorBody)))]
+pub async fn retry_failed(State(deps): State<Deps>, PathId(id): PathId) -> Result<Response, ApiError> {
+    let id = MessageId::parse(&id).map_err(|_| AppError::NotFound)?;
+    let m = retry_use_case(ctx(&deps, ""), &id).await?;
+    Ok(json_response(StatusCode::ACCEPTED, &MessageResource::from(&m)))
+}
+
+/// Run one processor tick now.
+#[utoipa::path(post, path = "/v1/processor/run",
+    responses(
+        (status = 200, description = "What the tick did", body = TickReportBody),
+        (status = 401, description = "Missing or wrong API key", body = ErrorBody),
+        (status = 503, description = "Temporarily unavailable (`Retry-After`)", body = ErrorBody)))]
+pub async fn run_processor(State(deps): State<Deps>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let base = public_base(&deps, &headers);
+    let report = process_due(
+        ctx(&deps, &base),
+        deps.queries.as_ref(),
+        deps.retention.as_ref(),
+        PROCESSOR_BUDGET,
+    )
+    .await?;
+    Ok(json_response(StatusCode::OK, &report))
+}
+
+/// Health with metrics and the alerts currently raised.
+#[utoipa::path(get, path = "/v1/health",
+    responses(
+        (status = 200, description = "Status, metrics and alerts", body = AdminHealth),
+        (status = 401, description = "Missing or wrong API key", body = ErrorBody),
+        (status = 503, description = "Temporarily unavailable (`Retry-After`)", body = ErrorBody)))]
+pub async fn v1_health(State(deps): State<Deps>) -> Result<Response, ApiError> {
+    let h = health_use_case(ctx(&deps, ""), deps.queries.as_ref()).await?;
+    let extra = json!({"metrics": h.metrics, "alerts": h.alerts});
+    Ok(json_response(
+        StatusCode::OK,
+        &health_body(&deps, h.status, Some(extra)),
+    ))
+}

@@ -1,0 +1,134 @@
+//! Middleware written once for every route group: request size limits and the body read
+//! (414, 431, 413, 408, 400), the bearer key on `/v1` (401), the 404 / 405 fallbacks and the one
+//! log line per refused request. All answers are in the docs/api.md error shape.
+
+use super::extract::authorize;
+use super::http::{error_body, ApiError, Refusal};
+use crate::app::AppError;
+use crate::config::{Config, MAX_BODY_BYTES};
+use crate::wiring::Deps;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use http::{header, HeaderValue, Method, StatusCode};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use std::time::Duration;
+
+/// Longest path and query accepted (longer → 414).
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+/// Most header bytes accepted, names and values together (more → 431).
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+
+/// The limits the body layer enforces.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest body (413 above).
+    pub max_body: usize,
+    /// How long the whole body may take to arrive (408 after).
+    pub body_timeout: Duration,
+}
+
+impl Limits {
+    /// docs/api.md's 256 KiB and `SMSRELAY_REQUEST_TIMEOUT`.
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            max_body: MAX_BODY_BYTES,
+            body_timeout: config.request_timeout,
+        }
+    }
+}
+
+/// Check the URI and header sizes, then read the whole body within the size limit and the
+/// timeout, so handlers get a complete body or the client a clear error: 413 over the limit,
+/// 408 (and the connection closed) when the body stalls, 400 when it is malformed (a bad chunk).
+pub async fn read_body(State(limits): State<Limits>, req: Request, next: Next) -> Response {
+    let uri_len = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    if uri_len > MAX_URI_BYTES {
+        return error_body(
+            StatusCode::URI_TOO_LONG,
+            "uri_too_long",
+            &format!("the request URI is over {} KiB", MAX_URI_BYTES / 1024),
+            None,
+        );
+    }
+    let header_bytes: usize = req.headers().iter().map(|(n, v)| n.as_str().len() + v.len() + 4).sum();
+    if header_bytes > MAX_HEADER_BYTES {
+        return error_body(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers_too_large",
+            &format!("the request headers are over {} KiB", MAX_HEADER_BYTES / 1024),
+            None,
+        );
+    }
+    let (parts, body) = req.into_parts();
+    let read = tokio::time::timeout(limits.body_timeout, Limited::new(body, limits.max_body).collect()).await;
+    let bytes = match read {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            return ApiError(AppError::PayloadTooLarge(format!(
+                "request body is over {} KiB",
+                limits.max_body / 1024
+            )))
+            .into_response();
+        }
+        Ok(Err(_)) => {
+            return error_body(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_body",
+                "the request body is malformed (bad chunk or length)",
+                None,
+            );
+        }
+        Err(_elapsed) => {
+            let mut resp = error_body(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                &format!("the request body did not arrive within {:?}", limits.body_timeout),
+                None,
+            );
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return resp;
+        }
+    };
+    next.run(Request::from_parts(parts, Body::from(bytes))).await
+}
+
+/// `/v1` routes need `Authorization: Bearer <api key>` (401 otherwise).
+pub async fn require_api_key(State(deps): State<Deps>, req: Request, next: Next) -> Response {
+    match authorize(&deps.config, req.headers()) {
+        Ok(()) => next.run(req).await,
+        Err(e) => ApiError(e).into_response(),
+    }
+}
+
+/// Unknown path: 404 in the error shape.
+pub async fn not_found() -> ApiError {
+    ApiError(AppError::NotFound)
+}
+
+/// Known path, other method: 405 in the error shape (axum adds the `Allow` header).
+pub async fn method_not_allowed(method: Method) -> Response {
+    error_body(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        &format!("{method} is not allowed here"),
+        None,
+    )
+}
+
+/// Log each refused request once, with its method and path (never its body or query).
+pub async fn log_refusals(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let resp = next.run(req).await;
+    if let Some(r) = resp.extensions().get::<Refusal>() {
+        if r.severe {
+            tracing::error!(%method, path, status = resp.status().as_u16(), error.message = %r.message, error.cause_chain = %r.chain, "request failed");
+        } else {
+            tracing::info!(%method, path, status = resp.status().as_u16(), error.message = %r.message, "request refused");
+        }
+    }
+    resp
+}
