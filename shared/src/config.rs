@@ -74,7 +74,16 @@ pub struct Config {
     pub dead_letter_queue_url: Option<String>,
     /// A request whose headers or body stall longer gets 408 or a close (`SMSRELAY_REQUEST_TIMEOUT`).
     pub request_timeout: Duration,
+    /// The reply to HELP / INFO when Twilio is not answering it (`SMSRELAY_HELP_TEXT`).
+    pub help_text: String,
+    /// The key Retell signs its webhooks with (`RETELL_API_KEY`; AWS: `retell_api_key` in the
+    /// secret). `None`: the Retell route answers 403.
+    pub retell_api_key: Option<SecretString>,
 }
+
+/// The HELP answer when `SMSRELAY_HELP_TEXT` is not set.
+pub const DEFAULT_HELP_TEXT: &str =
+    "Reply STOP to stop messages from us, START to receive them again. Msg&data rates may apply.";
 
 /// One or more configuration problems, all listed.
 #[derive(Debug, thiserror::Error)]
@@ -227,6 +236,8 @@ impl Config {
             queue_url: get("SMSRELAY_QUEUE_URL"),
             dead_letter_queue_url: get("SMSRELAY_DLQ_URL"),
             request_timeout,
+            help_text: get("SMSRELAY_HELP_TEXT").unwrap_or_else(|| DEFAULT_HELP_TEXT.to_owned()),
+            retell_api_key: get("RETELL_API_KEY").map(SecretString::from),
         })
     }
 

@@ -13,8 +13,8 @@ use crate::adapters::twilio::{TwilioCredentials, TwilioSimulator, TwilioSmsProvi
 use crate::app::Ctx;
 use crate::config::{Config, ConfigError};
 use crate::ports::{
-    Alerter, BatchStore, Clock, ConsentStore, CounterStore, EventPublisher, IdempotencyStore, JobQueue, MessageQueries,
-    MessageStore, Retention, SmsProvider,
+    Alerter, BatchStore, Clock, ConsentStore, ConversationStore, CounterStore, EnrolmentHook, EventPublisher,
+    IdempotencyStore, JobQueue, MessageQueries, MessageStore, Retention, SmsProvider,
 };
 use std::sync::Arc;
 
@@ -47,6 +47,10 @@ pub struct Deps {
     pub alerter: Arc<dyn Alerter>,
     /// Domain events (EventBridge in AWS; a table and the log locally).
     pub events: Arc<dyn EventPublisher>,
+    /// Conversations (the same store adapter as the other stores).
+    pub conversations: Arc<dyn ConversationStore>,
+    /// Campaign enrolments that inbound texts stop or pause (none until campaigns exist, #11).
+    pub enrolments: Arc<dyn EnrolmentHook>,
 }
 
 /// Why the dependencies could not be built.
@@ -96,6 +100,7 @@ impl Deps {
             + CounterStore
             + BatchStore
             + Retention
+            + ConversationStore
             + 'static,
     {
         Self {
@@ -106,7 +111,9 @@ impl Deps {
             idempotency: store.clone(),
             counters: store.clone(),
             batches: store.clone(),
+            conversations: store.clone(),
             retention: store,
+            enrolments: Arc::new(crate::adapters::no_campaigns::NoEnrolments),
             queue,
             provider,
             clock,

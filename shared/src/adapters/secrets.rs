@@ -93,5 +93,8 @@ pub async fn resolve_secrets(
     if let Some(r) = get("SLACK_WEBHOOK_URL_SECRET") {
         config.slack_webhook_url = Some(read(client, &mut cache, &r).await?);
     }
+    if let Some(r) = get("RETELL_API_KEY_SECRET") {
+        config.retell_api_key = Some(read(client, &mut cache, &r).await?);
+    }
     Ok(api_key)
 }

@@ -24,6 +24,7 @@ pub struct CountingStore {
     counters: Arc<dyn CounterStore>,
     batches: Arc<dyn BatchStore>,
     retention: Arc<dyn Retention>,
+    conversations: Arc<dyn crate::ports::ConversationStore>,
     calls: Mutex<HashMap<&'static str, usize>>,
     failures: Mutex<HashMap<&'static str, usize>>,
     total: AtomicUsize,
@@ -40,9 +41,11 @@ impl CountingStore {
             + CounterStore
             + BatchStore
             + Retention
+            + crate::ports::ConversationStore
             + 'static,
     {
         Self {
+            conversations: inner.clone(),
             messages: inner.clone(),
             queries: inner.clone(),
             consent: inner.clone(),
@@ -324,5 +327,44 @@ impl Retention for CountingStore {
     async fn purge_expired(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
         self.enter("purge_expired")?;
         self.retention.purge_expired(now).await
+    }
+}
+
+#[async_trait]
+impl crate::ports::ConversationStore for CountingStore {
+    async fn create_conversation(&self, c: &crate::domain::Conversation) -> Result<(), StoreError> {
+        self.enter("create_conversation")?;
+        self.conversations.create_conversation(c).await
+    }
+    async fn get_conversation(
+        &self,
+        id: &crate::domain::ConversationId,
+    ) -> Result<Option<crate::domain::Conversation>, StoreError> {
+        self.enter("get_conversation")?;
+        self.conversations.get_conversation(id).await
+    }
+    async fn open_conversation(
+        &self,
+        business_number: &PhoneNumber,
+        phone: &PhoneNumber,
+    ) -> Result<Option<crate::domain::Conversation>, StoreError> {
+        self.enter("open_conversation")?;
+        self.conversations.open_conversation(business_number, phone).await
+    }
+    async fn update_conversation(&self, c: &crate::domain::Conversation) -> Result<(), StoreError> {
+        self.enter("update_conversation")?;
+        self.conversations.update_conversation(c).await
+    }
+    async fn list_conversations(
+        &self,
+        phone: &PhoneNumber,
+        filter: crate::ports::ConversationFilter,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<crate::ports::message_store::Page<crate::domain::Conversation>, StoreError> {
+        self.enter("list_conversations")?;
+        self.conversations
+            .list_conversations(phone, filter, limit, cursor)
+            .await
     }
 }
