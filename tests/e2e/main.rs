@@ -7,6 +7,7 @@ mod faults;
 mod harness;
 mod helpers;
 mod http_contract;
+mod inbound;
 mod lambda_events;
 mod local_http;
 mod openapi;

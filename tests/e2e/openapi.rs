@@ -133,6 +133,8 @@ fn validate(doc: &Value, schema: &Value, v: &Value, at: &str) -> Result<(), Stri
     Ok(())
 }
 
+const RETELL_KEY: &str = "retell-test-key";
+
 #[test]
 fn the_validator_rejects_what_it_should() {
     let doc = json!({"components": {"schemas": {"E": {"type": "object", "required": ["code"],
@@ -154,6 +156,7 @@ struct Call {
     body: Option<String>,
     form: Option<Vec<(String, String)>>,
     auth: bool,
+    headers: Vec<(&'static str, String)>,
 }
 
 fn call(method: &'static str, path: impl Into<String>) -> Call {
@@ -163,6 +166,7 @@ fn call(method: &'static str, path: impl Into<String>) -> Call {
         body: None,
         form: None,
         auth: true,
+        headers: Vec::new(),
     }
 }
 
@@ -175,6 +179,10 @@ impl Call {
         self.auth = false;
         self
     }
+    fn header(mut self, name: &'static str, value: String) -> Self {
+        self.headers.push((name, value));
+        self
+    }
 }
 
 /// Send `c`, check its status and body against the document; return the status and body.
@@ -184,6 +192,9 @@ async fn check(app: &TestApp, doc: &Value, template: &str, c: Call) -> (u16, Val
     let mut req = app.http.request(c.method.parse().expect("method"), &url);
     if c.auth {
         req = req.bearer_auth(API_KEY);
+    }
+    for (name, value) in &c.headers {
+        req = req.header(*name, value);
     }
     if let Some(b) = c.body {
         req = req.header("content-type", "application/json").body(b);
@@ -244,7 +255,12 @@ async fn check(app: &TestApp, doc: &Value, template: &str, c: Call) -> (u16, Val
 
 #[tokio::test]
 async fn every_documented_route_answers_as_its_schema_says() {
-    let app = TestApp::new().await;
+    let app = TestApp::with(crate::helpers::AppOptions {
+        queue_poll: Some(std::time::Duration::from_millis(20)),
+        env: vec![("RETELL_API_KEY", RETELL_KEY.to_owned())],
+        ..crate::helpers::AppOptions::default()
+    })
+    .await;
     let served: Value = app
         .http
         .get(format!("{}/openapi.json", app.url))
@@ -408,6 +424,117 @@ async fn every_documented_route_answers_as_its_schema_says() {
     drive("POST", t);
     let t = "/v1/health";
     check(&app, &doc, t, call("GET", t)).await;
+    drive("GET", t);
+
+    // inbound
+    let t = "/webhooks/twilio/inbound";
+    let lead = "+14155550177";
+    let form = smsrelay::adapters::twilio::inbound::inbound_params(
+        "SM0000000000000000000000000000aa01",
+        "AC00000000000000000000000000000000",
+        lead,
+        "+15005550006",
+        "yes please",
+    );
+    let mut c = call("POST", t).open();
+    c.form = Some(form);
+    let (status, _) = check(&app, &doc, t, c).await;
+    assert_eq!(status, 200);
+    let mut c = call("POST", t).open();
+    c.form = Some(vec![("Body".to_owned(), "hi".to_owned())]);
+    let (status, _) = check(&app, &doc, t, c).await;
+    assert_eq!(status, 400, "signed but without MessageSid/From/To");
+    check(&app, &doc, t, call("POST", t).open()).await;
+    drive("POST", t);
+    let t = "/webhooks/retell";
+    let ping = br#"{"event":"chat_inbound","chat_inbound":{"from_number":"+14155550177","to_number":"+15005550006"}}"#;
+    let now = chrono::Utc::now().timestamp_millis();
+    let mut c = call("POST", t).open().header(
+        "x-retell-signature",
+        smsrelay::adapters::retell::sign_retell(RETELL_KEY, ping, now),
+    );
+    c.body = Some(String::from_utf8_lossy(ping).into_owned());
+    let (status, _) = check(&app, &doc, t, c).await;
+    assert_eq!(status, 200);
+    let mut c = call("POST", t)
+        .open()
+        .header("x-retell-signature", "v=1,d=00".to_owned());
+    c.body = Some("{}".to_owned());
+    check(&app, &doc, t, c).await;
+    drive("POST", t);
+    let t = "/v1/simulator/inbound";
+    let (status, _) = check(
+        &app,
+        &doc,
+        t,
+        call("POST", t).json(json!({"from": lead, "body": "can you call me"})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    check(&app, &doc, t, call("POST", t).json(json!({"from": "x", "body": "y"}))).await;
+    drive("POST", t);
+
+    // conversations and consent
+    let t = "/v1/conversations";
+    let (_, page) = check(&app, &doc, t, call("GET", "/v1/conversations?phone=%2B14155550177")).await;
+    check(&app, &doc, t, call("GET", "/v1/conversations?phone=12")).await;
+    drive("GET", t);
+    let conv = page["data"][0]["id"].as_str().expect("a conversation").to_owned();
+    let t = "/v1/conversations/{id}";
+    check(&app, &doc, t, call("GET", format!("/v1/conversations/{conv}"))).await;
+    check(
+        &app,
+        &doc,
+        t,
+        call("GET", "/v1/conversations/conv_01JD0000000000000000000000"),
+    )
+    .await;
+    drive("GET", t);
+    let t = "/v1/conversations/{id}/messages";
+    let (status, _) = check(
+        &app,
+        &doc,
+        t,
+        call("POST", format!("/v1/conversations/{conv}/messages")).json(json!({"body": "Calling you now"})),
+    )
+    .await;
+    assert_eq!(status, 202);
+    check(
+        &app,
+        &doc,
+        t,
+        call("POST", format!("/v1/conversations/{conv}/messages")).json(json!({})),
+    )
+    .await;
+    drive("POST", t);
+    let t = "/v1/conversations/{id}/outcome";
+    let (status, _) = check(
+        &app,
+        &doc,
+        t,
+        call("POST", format!("/v1/conversations/{conv}/outcome")).json(json!({"outcome": "qualified"})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    check(
+        &app,
+        &doc,
+        t,
+        call("POST", format!("/v1/conversations/{conv}/outcome")).json(json!({"outcome": "x"})),
+    )
+    .await;
+    let (status, _) = check(
+        &app,
+        &doc,
+        "/v1/conversations/{id}/messages",
+        call("POST", format!("/v1/conversations/{conv}/messages")).json(json!({"body": "late"})),
+    )
+    .await;
+    assert_eq!(status, 409);
+    drive("POST", t);
+    let t = "/v1/consent/{phone}";
+    check(&app, &doc, t, call("GET", "/v1/consent/%2B14155550177")).await;
+    check(&app, &doc, t, call("GET", "/v1/consent/12")).await;
     drive("GET", t);
 
     let table: BTreeSet<(String, String)> = smsrelay::entrypoints::route_table()

@@ -85,7 +85,12 @@ fn the_http_routes_match_the_functions_that_serve_them() {
     let mut want: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for r in smsrelay::entrypoints::route_table() {
         let group = Group::from_tag(r.group).expect("known group");
-        want.entry(group.function().to_owned())
+        let Some(function) = group.function() else {
+            // smsrelay-local only: never deployed.
+            assert!(r.path.starts_with("/v1/simulator/"), "{} has no function", r.path);
+            continue;
+        };
+        want.entry(function.to_owned())
             .or_default()
             .push(format!("{} {}", r.method, r.path));
     }

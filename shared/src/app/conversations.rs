@@ -137,3 +137,55 @@ pub async fn set_outcome(
     .await?
     .ok_or(super::AppError::NotFound)
 }
+
+/// Pages of a phone's messages read to join a conversation's outbound messages.
+const JOIN_PAGES: usize = 5;
+/// Messages per page of that read.
+const JOIN_PAGE_SIZE: usize = 200;
+
+/// Both directions of a conversation, in order: its recorded turns (inbound texts, Retell's
+/// turns, a person's replies) joined with every outbound message the send pipeline accepted for
+/// the phone from the conversation's business number while it was open. The join happens when the
+/// conversation is read, so sending costs no extra store call; a message already recorded as a
+/// turn (same message id) appears once. Reads at most `JOIN_PAGES` pages of the phone's messages.
+///
+/// # Errors
+/// Store failures.
+pub async fn conversation_turns(
+    messages: &dyn crate::ports::MessageStore,
+    c: &Conversation,
+) -> Result<Vec<crate::domain::Turn>, StoreError> {
+    use crate::domain::{Direction, Turn};
+    let mut turns = c.turns.clone();
+    let until = c.ended_at;
+    let mut cursor: Option<String> = None;
+    for _ in 0..JOIN_PAGES {
+        let page = messages
+            .list_messages_to(&c.phone, None, JOIN_PAGE_SIZE, cursor.as_deref())
+            .await?;
+        let mut older = false;
+        for m in &page.items {
+            if m.created_at < c.created_at {
+                older = true;
+                continue;
+            }
+            let in_window = until.is_none_or(|u| m.created_at <= u);
+            let known = turns.iter().any(|t| t.message_id.as_ref() == Some(&m.id));
+            if in_window && !known && m.from == c.business_number.as_str() {
+                turns.push(Turn {
+                    direction: Direction::Outbound,
+                    body: m.body.as_str().to_owned(),
+                    at: m.created_at,
+                    message_id: Some(m.id.clone()),
+                    provider_ref: m.provider_sid.as_ref().map(|s| s.as_str().to_owned()),
+                });
+            }
+        }
+        match page.next_cursor {
+            Some(next) if !older => cursor = Some(next),
+            _ => break,
+        }
+    }
+    turns.sort_by_key(|t| t.at);
+    Ok(turns)
+}

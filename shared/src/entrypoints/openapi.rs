@@ -238,6 +238,73 @@ pub struct StatusCallbackForm {
     ErrorMessage: Option<String>,
 }
 
+/// A Twilio incoming message (form fields; the others Twilio sends are accepted, signed and ignored).
+#[derive(ToSchema)]
+#[allow(dead_code, non_snake_case)]
+pub struct InboundSmsForm {
+    /// Twilio's message sid (`SmsSid` is accepted too): the dedupe key.
+    MessageSid: String,
+    /// The lead's number.
+    From: String,
+    /// Our number.
+    To: String,
+    /// The text (up to 1,600 characters; empty for a picture).
+    Body: Option<String>,
+    /// `STOP`, `START` or `HELP` when Twilio's Advanced Opt-Out handled it.
+    OptOutType: Option<String>,
+}
+
+/// The answer to a Retell webhook: for `chat_inbound`, what Retell should use (absent fields:
+/// Retell's own defaults); for every other event `{}`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct RetellAnswer {
+    /// The agent, variables and metadata for the chat.
+    #[schema(value_type = Option<Object>)]
+    chat_inbound: Option<serde_json::Value>,
+}
+
+/// `POST /v1/conversations/{id}/messages`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ConversationReplyBody {
+    /// The text, 1-1,600 characters.
+    body: String,
+}
+
+/// `POST /v1/conversations/{id}/outcome`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct OutcomeBody {
+    /// `success`, `qualified`, `unqualified`, `escalated`, `no_response` or `discarded`.
+    outcome: String,
+    /// Why, in words (at most 1,000 characters).
+    reason: Option<String>,
+}
+
+/// `POST /v1/simulator/inbound`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct SimulatorInboundBody {
+    /// The handset's number.
+    from: String,
+    /// Our number it texts (default: the default sender).
+    to: Option<String>,
+    /// What it texts.
+    body: String,
+}
+
+/// What the simulated inbound webhook answered.
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct SimulatedInbound {
+    /// The `MessageSid` the simulator gave the text.
+    pub message_sid: String,
+    /// The webhook's HTTP status.
+    pub status: u16,
+    /// The webhook's TwiML answer.
+    pub twiml: String,
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(title = "smsrelay", description = "Reliable SMS sending over Twilio: the HTTP contract of docs/api.md."),

@@ -194,3 +194,147 @@ pub struct ErrorDetail {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
 }
+
+/// One message of a conversation (docs/api.md "Campaigns, leads, conversations").
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TurnResource {
+    /// `inbound` (from the lead) or `outbound`.
+    pub direction: &'static str,
+    /// The text.
+    pub body: String,
+    /// When it was received or accepted.
+    pub at: String,
+    /// Our message id, for outbound messages sent through the pipeline.
+    pub message_id: Option<String>,
+}
+
+/// A conversation.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ConversationResource {
+    /// `conv_` + ULID.
+    pub id: String,
+    /// The lead's phone.
+    pub phone: String,
+    /// Our number.
+    pub business_number: String,
+    /// The campaign that started it, if any.
+    pub campaign_id: Option<String>,
+    /// `open`, `needs_human` or `ended`.
+    pub status: &'static str,
+    /// One of the six outcomes once ended.
+    pub outcome: Option<&'static str>,
+    /// Why, in words.
+    pub outcome_reason: Option<String>,
+    /// When it ended.
+    pub ended_at: Option<String>,
+    /// When it was opened.
+    pub created_at: String,
+    /// Last change.
+    pub updated_at: String,
+    /// Both directions, in order.
+    pub messages: Vec<TurnResource>,
+}
+
+impl ConversationResource {
+    /// The resource of `c` with `turns` (its turns joined with its outbound messages).
+    pub fn new(c: &crate::domain::Conversation, turns: &[crate::domain::Turn]) -> Self {
+        Self {
+            id: c.id.as_str().to_owned(),
+            phone: c.phone.as_str().to_owned(),
+            business_number: c.business_number.as_str().to_owned(),
+            campaign_id: c.campaign_id.clone(),
+            status: c.status.as_str(),
+            outcome: c.outcome.map(crate::domain::Outcome::as_str),
+            outcome_reason: c.outcome_reason.clone(),
+            ended_at: c.ended_at.as_ref().map(timestamp),
+            created_at: timestamp(&c.created_at),
+            updated_at: timestamp(&c.updated_at),
+            messages: turns
+                .iter()
+                .map(|t| TurnResource {
+                    direction: match t.direction {
+                        crate::domain::Direction::Inbound => "inbound",
+                        crate::domain::Direction::Outbound => "outbound",
+                    },
+                    body: t.body.clone(),
+                    at: timestamp(&t.at),
+                    message_id: t.message_id.as_ref().map(|m| m.as_str().to_owned()),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A page of conversations, newest first.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ConversationPage {
+    /// The conversations.
+    pub data: Vec<ConversationResource>,
+    /// Whether another page follows.
+    pub has_more: bool,
+    /// Pass as `?cursor=` for the next page.
+    pub next_cursor: Option<String>,
+}
+
+/// One entry of a phone's consent history.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ConsentEntryResource {
+    /// `opted_in` or `opted_out`.
+    pub status: &'static str,
+    /// When.
+    pub at: String,
+    /// The keyword texted, when a keyword caused it.
+    pub keyword: Option<String>,
+    /// `sms`, `retell`, `provider_error` (Twilio 21610) or `api`.
+    pub channel: &'static str,
+    /// The provider's message id that proves it.
+    pub message_sid: Option<String>,
+}
+
+/// `GET /v1/consent/{phone}`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ConsentResource {
+    /// The phone.
+    pub phone: String,
+    /// `opted_in` or `opted_out`.
+    pub status: &'static str,
+    /// Every change, oldest first.
+    pub history: Vec<ConsentEntryResource>,
+}
+
+fn consent_status(s: crate::domain::ConsentStatus) -> &'static str {
+    match s {
+        crate::domain::ConsentStatus::OptedIn => "opted_in",
+        crate::domain::ConsentStatus::OptedOut => "opted_out",
+    }
+}
+
+impl ConsentResource {
+    /// The resource of `phone` from its opt-out state and history.
+    pub fn new(
+        phone: &crate::domain::PhoneNumber,
+        opted_out: bool,
+        history: &[crate::domain::ConsentEvidence],
+    ) -> Self {
+        use crate::domain::ConsentChannel;
+        Self {
+            phone: phone.as_str().to_owned(),
+            status: if opted_out { "opted_out" } else { "opted_in" },
+            history: history
+                .iter()
+                .map(|e| ConsentEntryResource {
+                    status: consent_status(e.status),
+                    at: timestamp(&e.at),
+                    keyword: e.keyword.clone(),
+                    channel: match e.channel {
+                        ConsentChannel::Sms => "sms",
+                        ConsentChannel::Retell => "retell",
+                        ConsentChannel::ProviderError => "provider_error",
+                        ConsentChannel::Api => "api",
+                    },
+                    message_sid: e.message_sid.clone(),
+                })
+                .collect(),
+        }
+    }
+}

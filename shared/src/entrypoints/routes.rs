@@ -8,7 +8,7 @@
 //! which then need the API key; `open` for the others). Adding a group: a [`Group`] variant (with
 //! its tag and SAM function), its arm in [`declare`], and a [`Routes`] variant for its Lambda.
 
-use super::handlers::{admin, batches, messages, public, webhooks};
+use super::handlers::{admin, batches, conversations, inbound, local, messages, public, webhooks};
 use super::layers::{log_refusals, method_not_allowed, not_found, read_body, require_api_key, Limits};
 use crate::wiring::Deps;
 use axum::middleware::{from_fn, from_fn_with_state};
@@ -30,15 +30,17 @@ pub enum Group {
     Batch,
     /// Operations: failed messages, processor run, health with metrics.
     Admin,
-    /// Incoming messages and Retell webhooks (routes arrive with the conversations issue).
+    /// Incoming messages and Retell webhooks.
     Inbound,
-    /// Campaigns, leads, enrolments, conversations (routes arrive with the campaigns issue).
+    /// Conversations (campaigns, leads and enrolments join with issue #11).
     Campaigns,
+    /// smsrelay-local only: the simulator's inbound texts. No Lambda serves it.
+    Local,
 }
 
 impl Group {
     /// Every group.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::Public,
         Self::Send,
         Self::StatusCallback,
@@ -46,6 +48,7 @@ impl Group {
         Self::Admin,
         Self::Inbound,
         Self::Campaigns,
+        Self::Local,
     ];
 
     /// The OpenAPI tag of its routes.
@@ -58,6 +61,7 @@ impl Group {
             Self::Admin => "admin",
             Self::Inbound => "inbound",
             Self::Campaigns => "campaigns",
+            Self::Local => "local",
         }
     }
 
@@ -66,15 +70,16 @@ impl Group {
         Self::ALL.into_iter().find(|g| g.tag() == tag)
     }
 
-    /// The `template.yaml` function that serves it.
-    pub fn function(self) -> &'static str {
+    /// The `template.yaml` function that serves it (`None`: smsrelay-local only).
+    pub fn function(self) -> Option<&'static str> {
         match self {
-            Self::Public | Self::Send => "SendFunction",
-            Self::StatusCallback => "StatusCallbackFunction",
-            Self::Batch => "BatchFunction",
-            Self::Admin => "AdminFunction",
-            Self::Inbound => "InboundFunction",
-            Self::Campaigns => "CampaignsFunction",
+            Self::Public | Self::Send => Some("SendFunction"),
+            Self::StatusCallback => Some("StatusCallbackFunction"),
+            Self::Batch => Some("BatchFunction"),
+            Self::Admin => Some("AdminFunction"),
+            Self::Inbound => Some("InboundFunction"),
+            Self::Campaigns => Some("CampaignsFunction"),
+            Self::Local => None,
         }
     }
 }
@@ -92,6 +97,10 @@ pub enum Routes {
     Admin,
     /// The batch function.
     Batch,
+    /// The inbound function (Twilio inbound, Retell).
+    Inbound,
+    /// The campaigns function (conversations).
+    Campaigns,
 }
 
 impl Routes {
@@ -103,6 +112,8 @@ impl Routes {
             Self::StatusCallback => &[Group::StatusCallback],
             Self::Admin => &[Group::Admin],
             Self::Batch => &[Group::Batch],
+            Self::Inbound => &[Group::Inbound],
+            Self::Campaigns => &[Group::Campaigns],
         }
     }
 }
@@ -149,9 +160,27 @@ fn declare(group: Group) -> Declared {
                 .routes(routes!(admin::remove_failed))
                 .routes(routes!(admin::retry_failed))
                 .routes(routes!(admin::run_processor))
-                .routes(routes!(admin::v1_health)),
+                .routes(routes!(admin::v1_health))
+                .routes(routes!(admin::get_consent)),
         },
-        Group::Inbound | Group::Campaigns => Declared { open, v1 },
+        Group::Inbound => Declared {
+            open: open
+                .routes(routes!(inbound::twilio_inbound))
+                .routes(routes!(inbound::retell)),
+            v1,
+        },
+        Group::Campaigns => Declared {
+            open,
+            v1: v1
+                .routes(routes!(conversations::list_conversations))
+                .routes(routes!(conversations::get_conversation))
+                .routes(routes!(conversations::post_conversation_message))
+                .routes(routes!(conversations::post_conversation_outcome)),
+        },
+        Group::Local => Declared {
+            open,
+            v1: v1.routes(routes!(local::simulator_inbound)),
+        },
     }
 }
 

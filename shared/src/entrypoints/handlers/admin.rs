@@ -106,3 +106,26 @@ pub async fn v1_health(State(deps): State<Deps>) -> Result<Response, ApiError> {
         &health_body(&deps, h.status, Some(extra)),
     ))
 }
+
+/// A phone's consent: opted in or out, with the history of every change and its proof.
+#[utoipa::path(get, path = "/v1/consent/{phone}",
+    params(("phone" = String, Path, description = "The phone, E.164 (`%2B14155550100`) or national format")),
+    responses(
+        (status = 200, description = "Status and history", body = crate::entrypoints::resources::ConsentResource),
+        (status = 400, description = "Not a valid phone number", body = ErrorBody),
+        (status = 401, description = "Missing or wrong API key", body = ErrorBody)))]
+pub async fn get_consent(State(deps): State<Deps>, PathId(raw): PathId) -> Result<Response, ApiError> {
+    let phone = crate::domain::PhoneNumber::parse(&raw, deps.config.default_region).map_err(|e| {
+        AppError::invalid(
+            "invalid_phone",
+            "phone",
+            format!("`phone` is not a valid phone number: {e}"),
+        )
+    })?;
+    let opted_out = deps.consent.opt_out_of(&phone).await.map_err(AppError::from)?.is_some();
+    let history = deps.consent.consent_history(&phone).await.map_err(AppError::from)?;
+    Ok(json_response(
+        StatusCode::OK,
+        &crate::entrypoints::resources::ConsentResource::new(&phone, opted_out, &history),
+    ))
+}

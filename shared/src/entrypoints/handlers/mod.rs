@@ -4,6 +4,9 @@
 
 pub mod admin;
 pub mod batches;
+pub mod conversations;
+pub mod inbound;
+pub mod local;
 pub mod messages;
 pub mod public;
 pub mod webhooks;
