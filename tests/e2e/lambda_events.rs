@@ -41,6 +41,18 @@ struct LambdaEnv {
 }
 
 async fn lambda_env() -> LambdaEnv {
+    lambda_env_at(Arc::new(SystemClock)).await
+}
+
+/// The time the signed events in `events/` were made (their `requestContext.timeEpoch`): Retell
+/// signatures are only good for five minutes around it.
+fn event_time() -> Arc<smsrelay::testing::ManualClock> {
+    Arc::new(smsrelay::testing::ManualClock::new(
+        chrono::DateTime::from_timestamp_millis(1_795_462_200_000).expect("event time"),
+    ))
+}
+
+async fn lambda_env_at(clock: Arc<dyn smsrelay::ports::Clock>) -> LambdaEnv {
     let twilio = MockServer::start().await;
     let (client, table) = dynamodb_table().await;
     let cfg = config(&[
@@ -48,6 +60,7 @@ async fn lambda_env() -> LambdaEnv {
         ("TWILIO_ACCOUNT_SID", ACCOUNT_SID),
         ("TWILIO_AUTH_TOKEN", "12345"),
         ("TWILIO_API_BASE", &twilio.uri()),
+        ("RETELL_API_KEY", "test-api-key"),
     ]);
     let provider = provider_for(&cfg).expect("provider");
     let queue = sqs_queue().await;
@@ -56,7 +69,7 @@ async fn lambda_env() -> LambdaEnv {
         Arc::new(DynamoMessageStore::new(client, table)),
         Arc::new(queue),
         provider,
-        Arc::new(SystemClock),
+        clock,
     );
     LambdaEnv { deps, twilio }
 }
@@ -177,7 +190,7 @@ enum Expect {
 /// Every event file, fed as-is through its function's handler, gets the documented answer.
 #[tokio::test]
 async fn every_event_file_gets_its_documented_answer() {
-    let env = lambda_env().await;
+    let env = lambda_env_at(event_time()).await;
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(201).set_body_json(twilio_created("+14155550100")))
         .mount(&env.twilio)
@@ -203,6 +216,14 @@ async fn every_event_file_gets_its_documented_answer() {
             Expect::Sqs(&["c80e8021-a70a-42c7-a470-796e1186f753"]),
         ),
         ("processor-schedule.json", Expect::Schedule),
+        ("inbound-reply.json", Expect::Http(Routes::Inbound, 200)),
+        ("inbound-duplicate.json", Expect::Http(Routes::Inbound, 200)),
+        ("inbound-stop.json", Expect::Http(Routes::Inbound, 200)),
+        ("inbound-start.json", Expect::Http(Routes::Inbound, 200)),
+        ("inbound-help.json", Expect::Http(Routes::Inbound, 200)),
+        ("inbound-bad-signature.json", Expect::Http(Routes::Inbound, 403)),
+        ("inbound-retell-chat-inbound.json", Expect::Http(Routes::Inbound, 200)),
+        ("inbound-retell-chat-analyzed.json", Expect::Http(Routes::Inbound, 200)),
     ];
     let dir = format!("{}/../events", env!("CARGO_MANIFEST_DIR"));
     let mut files: Vec<String> = std::fs::read_dir(&dir)
@@ -258,4 +279,104 @@ async fn every_event_file_gets_its_documented_answer() {
             }
         }
     }
+}
+
+#[tokio::test]
+async fn the_inbound_events_run_through_the_inbound_handler_on_dynamodb() {
+    use smsrelay::ports::{ConsentStore as _, ConversationFilter, ConversationStore as _};
+    let env = lambda_env_at(event_time()).await;
+    let lead = smsrelay::domain::PhoneNumber::parse_e164("+14155550100").expect("lead");
+    // A reply, then Twilio's retry of it: one conversation, one stored message.
+    for name in ["inbound-reply.json", "inbound-duplicate.json"] {
+        let (status, body) = invoke(&env.deps, Routes::Inbound, &load(name)).await;
+        assert_eq!(status, 200, "{name}");
+        assert!(
+            body.as_str().is_some_and(|b| b.ends_with("<Response/>")),
+            "{name}: {body}"
+        );
+    }
+    let open = env
+        .deps
+        .conversations
+        .list_conversations(&lead, ConversationFilter::default(), 10, None)
+        .await
+        .expect("list");
+    assert_eq!(open.items.len(), 1);
+    assert_eq!(
+        open.items[0].turns.len(),
+        1,
+        "the same MessageSid twice stores one message"
+    );
+    // A bad signature stores nothing.
+    let (status, _) = invoke(&env.deps, Routes::Inbound, &load("inbound-bad-signature.json")).await;
+    assert_eq!(status, 403);
+    assert!(env
+        .deps
+        .consent
+        .consent_history(&lead)
+        .await
+        .expect("history")
+        .is_empty());
+    // STOP: opted out with evidence, the conversation discarded, no reply.
+    let (status, body) = invoke(&env.deps, Routes::Inbound, &load("inbound-stop.json")).await;
+    assert_eq!(status, 200);
+    assert!(body.as_str().is_some_and(|b| b.ends_with("<Response/>")), "{body}");
+    assert!(env.deps.consent.opt_out_of(&lead).await.expect("read").is_some());
+    let ended = env
+        .deps
+        .conversations
+        .get_conversation(&open.items[0].id)
+        .await
+        .expect("get");
+    assert_eq!(
+        ended.and_then(|c| c.outcome),
+        Some(smsrelay::domain::Outcome::Discarded)
+    );
+    // START: opted in again; HELP: the help text in TwiML.
+    let (status, _) = invoke(&env.deps, Routes::Inbound, &load("inbound-start.json")).await;
+    assert_eq!(status, 200);
+    assert!(env.deps.consent.opt_out_of(&lead).await.expect("read").is_none());
+    let history = env.deps.consent.consent_history(&lead).await.expect("history");
+    let sids: Vec<Option<&str>> = history.iter().map(|e| e.message_sid.as_deref()).collect();
+    assert_eq!(
+        sids,
+        [
+            Some("SMa1b2c3d4e5f60718293a4b5c6d7e8f90"),
+            Some("SMb1b2c3d4e5f60718293a4b5c6d7e8f91")
+        ]
+    );
+    let (status, body) = invoke(&env.deps, Routes::Inbound, &load("inbound-help.json")).await;
+    assert_eq!(status, 200);
+    assert!(
+        body.as_str().is_some_and(|b| b.contains(&format!(
+            "<Message>{}</Message>",
+            smsrelay::config::DEFAULT_HELP_TEXT.replace('&', "&amp;")
+        ))),
+        "{body}"
+    );
+    // Retell: chat_inbound answers JSON; chat_analyzed records the chat and its outcome.
+    let (status, body) = invoke(&env.deps, Routes::Inbound, &load("inbound-retell-chat-inbound.json")).await;
+    assert_eq!((status, body), (200, json!({})));
+    let (status, _) = invoke(&env.deps, Routes::Inbound, &load("inbound-retell-chat-analyzed.json")).await;
+    assert_eq!(status, 200);
+    let qualified = env
+        .deps
+        .conversations
+        .list_conversations(
+            &lead,
+            ConversationFilter {
+                status: None,
+                outcome: Some(smsrelay::domain::Outcome::Qualified),
+            },
+            10,
+            None,
+        )
+        .await
+        .expect("list");
+    assert_eq!(qualified.items.len(), 1);
+    assert_eq!(qualified.items[0].turns.len(), 3);
+    // A Retell event out of its five-minute window is refused.
+    let late = lambda_env().await;
+    let (status, _) = invoke(&late.deps, Routes::Inbound, &load("inbound-retell-chat-analyzed.json")).await;
+    assert_eq!(status, 403);
 }
