@@ -12,7 +12,10 @@ pub mod time_format;
 
 pub use area_code_zone::zone_for_area_code;
 pub use duration::{parse_duration, InvalidDuration};
-pub use message::{Message, MessageError, MessageId, ProviderSid, Ref, RefError, StatusEvent, MAX_REF_CHARS};
+pub use message::{
+    Message, MessageError, MessageId, ProviderSid, Ref, RefError, RescheduleReason, Rescheduled, StatusEvent,
+    MAX_REF_CHARS,
+};
 pub use message_body::{Encoding, MessageBody, MessageBodyError};
 pub use phone_number::{PhoneNumber, PhoneNumberError, Region};
 pub use schedule::{parse_instant, InvalidInstant, QuietHours, QuietHoursError};
