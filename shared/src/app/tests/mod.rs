@@ -5,6 +5,7 @@
 //! The clock starts at the real time: the SQLite counters still compare expiries with the system
 //! time (storage slice of issue 8), so a manual time in the real past would expire them at once.
 
+mod alerts;
 mod process_due;
 mod quiet_hours;
 mod record_status;
