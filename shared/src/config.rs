@@ -57,8 +57,9 @@ pub struct Config {
     pub sender_mps: u32,
     /// DynamoDB table (Lambda).
     pub table_name: Option<String>,
-    /// Quiet hours applied to scheduled traffic that does not bring its own (`SMSRELAY_QUIET_HOURS`,
-    /// `HH:MM-HH:MM`, in `SMSRELAY_DEFAULT_TIMEZONE`). `None` when set to `off`.
+    /// The default quiet hours of campaign traffic, placed in the recipient's zone by
+    /// `app::quiet::campaign_quiet_hours` (`SMSRELAY_QUIET_HOURS`, `HH:MM-HH:MM`); API messages
+    /// never get them. `None` when set to `off`.
     pub default_quiet_hours: Option<crate::domain::QuietHours>,
     /// Zone used for the daily limit and default quiet hours when a message names none.
     pub default_timezone: chrono_tz::Tz,

@@ -181,6 +181,16 @@ async fn a_mostly_failing_batch_raises_one_alert_on_slack_and_on_eventbridge() {
         1,
         "exactly one batch alert on Slack: {batch_alerts:?}"
     );
+    assert_eq!(
+        slack_requests.len(),
+        1,
+        "one incident pages once: the items' failures raise nothing of their own"
+    );
+    assert!(
+        batch_alerts[0].to_string().contains("21211: 5"),
+        "the breakdown by error code: {}",
+        batch_alerts[0]
+    );
     assert!(batch_alerts[0]["blocks"].is_array());
     assert!(
         !batch_alerts[0].to_string().contains("1415555090"),
@@ -194,6 +204,12 @@ async fn a_mostly_failing_batch_raises_one_alert_on_slack_and_on_eventbridge() {
         .filter(|e| e["detail-type"] == "alert.raised" && e["detail"]["kind"] == "batch_failure_rate")
         .count();
     assert_eq!(batch_raised, 1, "exactly one alert.raised for the batch: {envelopes:?}");
+    assert_eq!(kinds("alert.raised"), 1, "and no other alert: {envelopes:?}");
+    let raised = envelopes
+        .iter()
+        .find(|e| e["detail-type"] == "alert.raised")
+        .expect("alert.raised");
+    assert_eq!(raised["detail"]["counts"]["failed_by_code"], json!({"21211": 5}));
     assert_eq!(kinds("batch.completed"), 1);
     assert_eq!(
         envelopes.iter().filter(|e| e["source"] == "smsrelay").count(),
@@ -250,4 +266,76 @@ async fn recipient_side_refusals_do_not_count_toward_the_senders_failure_streak(
 async fn five_sender_side_refusals_in_a_row_raise_one_consecutive_failure_alert() {
     // Given a From number that cannot send (21606): five refusals in a row raise it once
     assert_eq!(consecutive_failure_alerts_after_five_refusals(21606).await, 1);
+}
+
+/// `POST /v1/batches` on smsrelay-local (the simulator).
+async fn post_batch(app: &crate::helpers::TestApp, messages: Vec<Value>) -> Value {
+    let resp = app
+        .post_json("/v1/batches", &json!({ "messages": messages }))
+        .send()
+        .await
+        .expect("batch");
+    assert_eq!(resp.status(), 200);
+    resp.json().await.expect("json")
+}
+
+#[tokio::test]
+async fn a_batch_of_seven_with_six_invalid_numbers_raises_one_alert_with_the_breakdown() {
+    // Given six items to the simulator's invalid number (21211) and one good one (the hourly
+    // limit per recipient raised so that all six reach the provider)
+    let app = crate::helpers::TestApp::with(crate::helpers::AppOptions {
+        env: vec![("SMSRELAY_RATE_LIMIT_PER_HOUR", "100".to_owned())],
+        queue_poll: Some(Duration::from_millis(20)),
+        ..crate::helpers::AppOptions::default()
+    })
+    .await;
+    let mut messages: Vec<Value> = (0..6).map(|_| json!({"to": "+15005550001", "body": "x"})).collect();
+    messages.push(json!({"to": "+14155550640", "body": "ok"}));
+    let b = post_batch(&app, messages).await;
+    assert_eq!((b["failed"].as_u64(), b["sent"].as_u64()), (Some(6), Some(1)), "{b}");
+    // Then one alert, the batch's, named for what happened and carrying the breakdown
+    let alerts = app.alerts.alerts();
+    assert_eq!(alerts.len(), 1, "one incident, one alert: {alerts:?}");
+    let a = &alerts[0];
+    assert_eq!(a.kind, smsrelay::ports::AlertKind::BatchFailureRate);
+    assert_eq!(a.subject, b["batch_id"].as_str().expect("id"));
+    assert_eq!(a.counts["failed_by_code"], json!({"21211": 6}));
+    assert_eq!(
+        (a.counts["failed"].as_u64(), a.counts["accepted"].as_u64()),
+        (Some(6), Some(7))
+    );
+    assert!(
+        !serde_json::to_string(a).expect("json").contains("5005550001"),
+        "counts, not numbers"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_batch_whose_items_were_all_rejected_raises_no_alert() {
+    let app = crate::helpers::TestApp::new().await;
+    let b = post_batch(
+        &app,
+        vec![
+            json!({"to": "12345", "body": "x"}),
+            json!({"to": "+14155550641", "body": " "}),
+        ],
+    )
+    .await;
+    assert_eq!(b["rejected"], 2, "{b}");
+    assert!(app.alerts.alerts().is_empty(), "{:?}", app.alerts.alerts());
+    let summary: Value = app
+        .get(&format!("/v1/batches/{}", b["batch_id"].as_str().expect("id")))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        (summary["state"].as_str(), summary["alerted"].as_bool()),
+        (Some("completed"), Some(false))
+    );
+    assert_eq!(app.sim().request_count(), 0);
+    app.stop().await;
 }

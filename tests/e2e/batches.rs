@@ -105,7 +105,13 @@ async fn a_batch_where_most_sends_fail_raises_exactly_one_alert() {
         .into_iter()
         .filter(|a| a.kind == AlertKind::BatchFailureRate)
         .collect();
-    assert_eq!(batch_alerts.len(), 1, "one alert for the batch, not one per message");
+    assert_eq!(batch_alerts.len(), 1, "one alert for the batch, not one per message: {b}");
+    assert_eq!(
+        app.alerts.alerts().len(),
+        1,
+        "and none of the items alerts on its own: {:?}",
+        app.alerts.alerts()
+    );
     assert_eq!(batch_alerts[0].subject, id);
     assert_eq!(batch_alerts[0].counts["failed"], 4);
     assert!(

@@ -101,19 +101,78 @@ async fn a_scheduled_message_survives_a_restart_and_is_sent_exactly_once() {
     second.stop().await;
 }
 
-/// The first `hour`:00 local time in `zone` at or after the real time (the manual clock may not
-/// start in the real past; see `harness`).
+/// The first `hour`:00 local time in `zone` at least a minute after the real time (the manual
+/// clock may not start in the real past; see `harness`; the minute leaves room to start a little
+/// before it).
 fn next_local(zone: chrono_tz::Tz, hour: u32) -> DateTime<Utc> {
-    let now = Utc::now();
-    let today = now.with_timezone(&zone).date_naive();
+    let earliest = Utc::now() + chrono::Duration::minutes(1);
+    let today = earliest.with_timezone(&zone).date_naive();
     (0..3)
         .filter_map(|d| {
             let day = today + chrono::Days::new(d);
             zone.from_local_datetime(&day.and_hms_opt(hour, 0, 0)?).single()
         })
         .map(|t| t.with_timezone(&Utc))
-        .find(|t| *t >= now)
+        .find(|t| *t >= earliest)
         .expect("an hour:00 within three days")
+}
+
+/// The `rescheduled` entries of a message's history.
+fn deferrals(m: &Value) -> Vec<Value> {
+    m["events"]
+        .as_array()
+        .map(|e| e.iter().filter(|e| e["event"] == "rescheduled").cloned().collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_reminder_five_seconds_ahead_at_two_in_new_york_is_sent_five_seconds_later_under_the_default_window() {
+    // Given 02:00 New York time and the default quiet hours as documented (on)
+    let ny = chrono_tz::America::New_York;
+    let app = ClockedApp::with_clock(
+        AppOptions {
+            env: vec![
+                ("SMSRELAY_QUIET_HOURS", "21:00-08:00".to_owned()),
+                ("SMSRELAY_DEFAULT_TIMEZONE", "America/New_York".to_owned()),
+            ],
+            ..AppOptions::default()
+        },
+        Arc::new(ManualClock::new(next_local(ny, 2))),
+    )
+    .await;
+    // When a reminder is scheduled 5 s ahead without quiet_hours
+    let asked = app.at(Duration::from_secs(5));
+    let m = app
+        .send(&json!({"to": "+14155550100", "body": "your appointment", "send_at": asked}))
+        .await;
+    // Then it keeps its time and is sent 5 s later, not at 08:00
+    assert_eq!(
+        (m["status"].as_str(), m["send_at"].as_str()),
+        (Some("scheduled"), Some(asked.as_str()))
+    );
+    assert_eq!(m["original_send_at"], Value::Null);
+    let id = m["id"].as_str().expect("id");
+    app.advance(Duration::from_millis(4999));
+    assert_eq!(app.run_processor().await["due_sent"], 0);
+    app.advance(Duration::from_millis(1));
+    let report = app.run_processor().await;
+    assert_eq!(
+        (report["due_sent"].as_u64(), report["rescheduled"].as_u64()),
+        (Some(1), Some(0)),
+        "{report}"
+    );
+    assert_eq!(app.sim().request_count(), 1);
+    let sent = app.message(id).await;
+    assert_eq!(sent["send_at"], asked.as_str());
+    assert!(deferrals(&sent).is_empty(), "{sent}");
+
+    // And a send_at in the past is sent at once, inside the same window
+    let past = app
+        .send(&json!({"to": "+14155550101", "body": "late", "send_at": app.at(Duration::ZERO)}))
+        .await;
+    assert!(matches!(past["status"].as_str(), Some("sent" | "delivered")), "{past}");
+    assert_eq!(app.sim().request_count(), 2);
+    app.stop().await;
 }
 
 #[tokio::test]
@@ -124,23 +183,35 @@ async fn a_scheduled_message_in_the_recipients_quiet_hours_is_moved_to_the_end_o
         let tz: chrono_tz::Tz = zone.parse().expect("zone");
         let app = ClockedApp::with_clock(AppOptions::default(), Arc::new(ManualClock::new(next_local(tz, 2)))).await;
         let quiet = json!({"start": "21:00", "end": "08:00", "timezone": zone});
+        let asked = app.at(Duration::from_millis(300));
         let m = app
-            .send(&json!({"to": "+14155550100", "body": "good morning", "send_at": app.at(Duration::from_millis(300)), "quiet_hours": quiet}))
+            .send(&json!({"to": "+14155550100", "body": "good morning", "send_at": asked, "quiet_hours": quiet}))
             .await;
-        let id = m["id"].as_str().expect("id");
-        app.advance(Duration::from_millis(300));
-        let report = app.run_processor().await;
-        assert_eq!(report["rescheduled"], 1, "{zone}: {report}");
-        let after = app.message(id).await;
-        assert_eq!(after["status"], "scheduled", "moved, never dropped");
-        let local = parse(&after["send_at"]).with_timezone(&tz);
+        // The 202 already shows the move: the new send_at, the caller's time, the reason.
+        assert_eq!(m["status"], "scheduled", "moved, never dropped");
+        let local = parse(&m["send_at"]).with_timezone(&tz);
         assert_eq!(
             (local.hour(), local.minute()),
             (8, 0),
             "the window's end, local time: {local}"
         );
-        assert!(parse(&after["send_at"]) > app.now());
-        assert!(parse(&after["send_at"]) - app.now() < chrono::Duration::hours(11));
+        assert!(parse(&m["send_at"]) > app.now());
+        assert!(parse(&m["send_at"]) - app.now() < chrono::Duration::hours(11));
+        assert_eq!(m["original_send_at"], asked.as_str(), "{zone}: {m}");
+        assert_eq!(
+            deferrals(&m),
+            [
+                json!({"status": "scheduled", "at": m["created_at"], "event": "rescheduled",
+                    "reason": "quiet_hours", "send_at": m["send_at"]})
+            ],
+            "{zone}"
+        );
+        let id = m["id"].as_str().expect("id");
+        // Nothing goes at the caller's time.
+        app.advance(Duration::from_millis(300));
+        let report = app.run_processor().await;
+        assert_eq!(report["due_sent"], 0, "{zone}: {report}");
+        assert_eq!(app.message(id).await["send_at"], m["send_at"]);
         assert_eq!(app.sim().request_count(), 0);
 
         // An immediate send that brings the same quiet hours is held the same way.
@@ -148,9 +219,56 @@ async fn a_scheduled_message_in_the_recipients_quiet_hours_is_moved_to_the_end_o
             .send(&json!({"to": "+14155550101", "body": "now?", "quiet_hours": quiet}))
             .await;
         assert_eq!(now["status"], "scheduled");
-        assert_eq!(now["send_at"], after["send_at"]);
+        assert_eq!(now["send_at"], m["send_at"]);
+        assert_eq!(now["original_send_at"], now["created_at"], "the caller's time is now");
+        assert_eq!(deferrals(&now).len(), 1);
         app.stop().await;
     }
+}
+
+#[tokio::test]
+async fn a_scheduled_message_that_fires_into_its_quiet_hours_is_moved_visibly_when_it_fires() {
+    // Given 20:59:59 in New York and a message due at 20:59:59.5, outside its quiet hours
+    let ny = chrono_tz::America::New_York;
+    let app = ClockedApp::with_clock(
+        AppOptions::default(),
+        Arc::new(ManualClock::new(next_local(ny, 21) - chrono::Duration::seconds(1))),
+    )
+    .await;
+    let quiet = json!({"start": "21:00", "end": "08:00", "timezone": "America/New_York"});
+    let asked = app.at(Duration::from_millis(500));
+    let m = app
+        .send(&json!({"to": "+14155550102", "body": "evening", "send_at": asked, "quiet_hours": quiet}))
+        .await;
+    assert_eq!(m["send_at"], asked.as_str(), "not moved at acceptance");
+    assert!(deferrals(&m).is_empty());
+    let id = m["id"].as_str().expect("id");
+
+    // When the processor gets to it only at 21:00:01
+    app.advance(Duration::from_secs(2));
+    let report = app.run_processor().await;
+
+    // Then it is moved to 08:00, with the caller's time, the reason and a new updated_at
+    assert_eq!(
+        (report["due_sent"].as_u64(), report["rescheduled"].as_u64()),
+        (Some(0), Some(1)),
+        "{report}"
+    );
+    let after = app.message(id).await;
+    let local = parse(&after["send_at"]).with_timezone(&ny);
+    assert_eq!((local.hour(), local.minute()), (8, 0), "{after}");
+    assert_eq!(after["status"], "scheduled");
+    assert_eq!(after["original_send_at"], asked.as_str());
+    assert_eq!(parse(&after["updated_at"]), app.now(), "updated_at moves");
+    let moved = deferrals(&after);
+    assert_eq!(moved.len(), 1, "{after}");
+    assert_eq!(
+        (moved[0]["reason"].as_str(), &moved[0]["send_at"]),
+        (Some("quiet_hours"), &after["send_at"])
+    );
+    assert_eq!(parse(&moved[0]["at"]), app.now());
+    assert_eq!(app.sim().request_count(), 0);
+    app.stop().await;
 }
 
 #[tokio::test]

@@ -10,7 +10,8 @@ use async_trait::async_trait;
 use chrono::SecondsFormat;
 use std::sync::Arc;
 
-/// [`Alerter`] that writes each alert to the log at `WARN`; it never fails.
+/// [`Alerter`] that writes each alert to the log at `WARN`; it never fails. The only place an
+/// alert is logged (`app::alerts::raise_once` does not log it again).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LogAlerter;
 
@@ -97,9 +98,9 @@ mod tests {
 
     fn alert() -> Alert {
         Alert {
-            kind: AlertKind::DeadLetter,
-            subject: "msg_01J0000000000000000000000X".to_owned(),
-            summary: "message exhausted its 5 attempts".to_owned(),
+            kind: AlertKind::MessagesFailed,
+            subject: "failed_messages".to_owned(),
+            summary: "messages ended failed and wait in the failed list".to_owned(),
             counts: [("attempts".to_owned(), serde_json::json!(5))].into_iter().collect(),
             raised_at: Utc.with_ymd_and_hms(2024, 5, 1, 12, 0, 0).single().expect("valid time"),
         }

@@ -99,7 +99,8 @@ fn kind_title(kind: AlertKind) -> &'static str {
     match kind {
         AlertKind::BatchFailureRate => "Batch failure rate over threshold",
         AlertKind::ConsecutiveSendFailures => "Consecutive send failures",
-        AlertKind::DeadLetter => "Message dead-lettered",
+        AlertKind::MessagesFailed => "Messages failed",
+        AlertKind::DeadLetter => "Retry jobs dead-lettered",
         AlertKind::ProcessorNotRunning => "Processor not running",
         AlertKind::CallbacksMissing => "Delivery callbacks missing",
     }
@@ -146,10 +147,16 @@ fn message(alert: &Alert) -> Value {
     })
 }
 
-/// A count as a person reads it: strings without quotes, everything else as JSON.
+/// A count as a person reads it: strings without quotes, a breakdown (an object, e.g. failures
+/// by error code) as `key: value` pairs, everything else as JSON.
 fn display_value(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),
+        Value::Object(map) => map
+            .iter()
+            .map(|(k, v)| format!("{k}: {}", display_value(v)))
+            .collect::<Vec<_>>()
+            .join(", "),
         other => other.to_string(),
     }
 }
@@ -210,6 +217,22 @@ mod tests {
     }
 
     #[test]
+    fn a_breakdown_reads_as_pairs() {
+        let msg = message(&alert(counts(&[("failed_by_code", json!({"21211": 6, "30007": 1}))])));
+        assert_eq!(
+            msg["blocks"][2]["fields"][0]["text"],
+            "*failed_by_code*\n21211: 6, 30007: 1"
+        );
+    }
+
+    #[test]
+    fn the_titles_say_what_happened() {
+        assert_eq!(kind_title(AlertKind::MessagesFailed), "Messages failed");
+        assert!(!kind_title(AlertKind::MessagesFailed).contains("dead"));
+        assert_eq!(kind_title(AlertKind::DeadLetter), "Retry jobs dead-lettered");
+    }
+
+    #[test]
     fn no_counts_means_no_fields_section() {
         let msg = message(&alert(serde_json::Map::new()));
         let types: Vec<&str> = msg["blocks"]
@@ -249,6 +272,7 @@ mod tests {
         for kind in [
             AlertKind::BatchFailureRate,
             AlertKind::ConsecutiveSendFailures,
+            AlertKind::MessagesFailed,
             AlertKind::DeadLetter,
             AlertKind::ProcessorNotRunning,
             AlertKind::CallbacksMissing,

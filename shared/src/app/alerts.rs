@@ -1,7 +1,9 @@
 //! Raising alerts once (docs/design.md invariant 8): each (kind, subject) is deduplicated for a
 //! cooldown with a store claim, so a hundred failing messages make one alert, and two Lambdas
-//! noticing the same thing make one alert. A delivery failure is logged, never returned: an
-//! alert must not fail the request or job that noticed the problem.
+//! noticing the same thing make one alert. Correlation is the callers': an incident has one
+//! subject that pages (a batch's items are carried by the batch's alert, not alerted one by one).
+//! A delivery failure is logged, never returned: an alert must not fail the request or job that
+//! noticed the problem.
 
 use super::Ctx;
 use crate::ports::{Alert, AlertKind, DomainEvent};
@@ -36,8 +38,8 @@ pub async fn raise_once(
         counts,
         raised_at: now,
     };
-    let figures = Value::Object(alert.counts.clone());
-    tracing::warn!(alert = kind.as_str(), subject, summary = %alert.summary, counts = %figures, "alert raised");
+    // Not logged here: the log is one of the channels (`LogAlerter`, always in the fan-out), so
+    // an alert is one log line, in one format.
     if let Err(e) = ctx.alerter.raise(&alert).await {
         tracing::error!(alert = kind.as_str(), error.message = %e, error.cause_chain = ?e, "alert could not be delivered");
     }

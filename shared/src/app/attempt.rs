@@ -7,7 +7,7 @@
 //! the provider, never resent blindly.
 
 use super::alerts::{publish, raise_once};
-use super::batch_progress::batch_item_finished;
+use super::batch_progress::{batch_item_failed, batch_item_finished};
 use super::metrics::{count, increment, Metric};
 use super::{modify_message, AppError, Ctx};
 use crate::domain::retry_policy::{backoff, means_opted_out};
@@ -256,36 +256,41 @@ async fn after_outcome(ctx: Ctx<'_>, m: &Message, outcome: AttemptOutcome, sende
     }
 }
 
-/// Count an attempt's ending in the message's batch, if it has one and the ending is final.
+/// Count an attempt's ending in the message's batch, if it has one and the ending is final
+/// (a failure is counted by [`message_failed`], with its error code).
 async fn count_in_batch(ctx: Ctx<'_>, m: &Message, outcome: AttemptOutcome) {
     let end = match outcome {
         AttemptOutcome::Sent => ItemOutcome::Sent,
-        AttemptOutcome::Failed => ItemOutcome::Failed,
         AttemptOutcome::Suppressed => ItemOutcome::Suppressed,
-        AttemptOutcome::Retrying(_) | AttemptOutcome::Unconfirmed | AttemptOutcome::Skipped => return,
+        AttemptOutcome::Failed
+        | AttemptOutcome::Retrying(_)
+        | AttemptOutcome::Unconfirmed
+        | AttemptOutcome::Skipped => return,
     };
     batch_item_finished(ctx, m, end).await;
 }
 
-/// A message ended `failed` and is listed for an operator: count it, publish it, alert once
-/// per cooldown (not once per message).
+/// A message ended `failed` (a permanent provider error, or its last attempt failed) and is
+/// listed for an operator: count it, publish it, and raise `messages_failed` once per cooldown
+/// (not once per message). Nothing was dead-lettered, and the alert says so. A batch item raises
+/// no alert of its own: its batch's failure-rate alert is the one page for it, with the
+/// breakdown by error code (`batch_progress`).
 pub(crate) async fn message_failed(ctx: Ctx<'_>, m: &Message) {
-    batch_item_finished(ctx, m, ItemOutcome::Failed).await;
+    batch_item_failed(ctx, m).await;
     count(ctx, Metric::Failed).await;
     publish(ctx, vec![message_event("message.failed", m, ctx.clock.now())]).await;
+    if m.batch_id.is_some() {
+        return;
+    }
     let mut counts = serde_json::Map::new();
     counts.insert("attempts".to_owned(), serde_json::json!(m.attempts));
+    let mut summary = "Messages ended failed and wait in the failed list".to_owned();
     if let Some(e) = &m.error {
         counts.insert("last_error_code".to_owned(), serde_json::json!(e.code));
+        let attempts = if m.attempts == 1 { "attempt" } else { "attempts" };
+        summary = format!("{summary} (latest: error {} after {} {attempts})", e.code, m.attempts);
     }
-    raise_once(
-        ctx,
-        AlertKind::DeadLetter,
-        "failed_messages",
-        "Messages ended failed and wait in the failed list".to_owned(),
-        counts,
-    )
-    .await;
+    raise_once(ctx, AlertKind::MessagesFailed, "failed_messages", summary, counts).await;
 }
 
 /// A domain event about a message: ids, status and codes only (no number, no body).

@@ -1,6 +1,7 @@
 //! A scheduled message whose time has come: checked again before it is sent (issue: pre-send
-//! validation at fire time). Order: ref canceled → canceled; opted out → suppressed; inside quiet
-//! hours → moved to the window's end; then the message is claimed (one conditional write, so two
+//! validation at fire time). Order: ref canceled → canceled; opted out → suppressed; inside the
+//! message's own quiet hours → moved to the window's end (a `rescheduled` entry, the caller's time
+//! kept as `original_send_at`; no default window applies to API messages); then the message is claimed (one conditional write, so two
 //! overlapping processor runs cannot both fire it), and only the claimer counts it against the
 //! recipient's daily limit (over → canceled with the reason) and hourly limit (over → held
 //! `rate_limited`), then makes the attempt.
@@ -8,7 +9,7 @@
 use super::attempt::{claim_attempt, run_attempt, AttemptOutcome, Claim};
 use super::{modify_message, AppError, Ctx};
 use crate::domain::schedule::local_day;
-use crate::domain::{Message, MessageError, MessageStatus, Ref};
+use crate::domain::{Message, MessageError, MessageStatus, Ref, RescheduleReason};
 use chrono::{DateTime, Utc};
 
 /// What firing a scheduled message did.
@@ -16,7 +17,7 @@ use chrono::{DateTime, Utc};
 pub enum Fired {
     /// The attempt was made; its outcome.
     Attempted(AttemptOutcome),
-    /// Moved to the end of the recipient's quiet hours.
+    /// Moved to the end of the message's own quiet hours.
     Rescheduled,
     /// Not sent: canceled (ref canceled, daily limit), suppressed, or held rate-limited.
     NotSent(MessageStatus),
@@ -46,8 +47,8 @@ pub async fn fire_scheduled(ctx: Ctx<'_>, m: &Message) -> Result<Fired, AppError
     if ctx.consent.opt_out_of(&m.to).await?.is_some() {
         return end_without_sending(ctx, m, MessageStatus::Suppressed, None, now).await;
     }
-    let quiet = m.quiet_hours.clone().or_else(|| ctx.config.default_quiet_hours.clone());
-    if let Some(q) = quiet {
+    // Only the message's own quiet hours: a `send_at` without them is the caller's decision.
+    if let Some(q) = &m.quiet_hours {
         let next = q.next_allowed(now);
         if next > now {
             let version = m.version;
@@ -55,12 +56,11 @@ pub async fn fire_scheduled(ctx: Ctx<'_>, m: &Message) -> Result<Fired, AppError
                 if x.status != MessageStatus::Scheduled || x.version != version {
                     return false;
                 }
-                x.due_at = Some(next);
-                x.send_at = Some(next);
+                x.reschedule(next, RescheduleReason::QuietHours, now);
                 true
             })
             .await?;
-            tracing::info!(message_id = %m.id, until = %next, "inside quiet hours: rescheduled");
+            tracing::info!(message_id = %m.id, until = %next, reason = RescheduleReason::QuietHours.as_str(), "rescheduled");
             return Ok(Fired::Rescheduled);
         }
     }

@@ -8,7 +8,7 @@
 //! Pieces they share, each imported by the use cases and importing none of them:
 //! [`attempt`] (one claimed provider attempt and what follows it), [`batch_progress`] (a batch's
 //! tallies and completion), [`heartbeat`] (when the processor last ran), [`alerts`] (raise once,
-//! publish), [`metrics`] (hourly counters).
+//! publish), [`metrics`] (hourly counters), [`quiet`] (the quiet hours of campaign traffic).
 
 pub mod alerts;
 pub mod attempt;
@@ -23,6 +23,7 @@ pub mod heartbeat;
 pub mod metrics;
 pub mod operations;
 pub mod process_due;
+pub mod quiet;
 pub mod reconcile;
 pub mod record_status;
 pub mod retry;

@@ -9,6 +9,7 @@ use super::attempt::{begin_attempt, run_attempt, status_callback_url};
 use super::{AppError, Ctx};
 use crate::domain::{
     parse_instant, Message, MessageBody, MessageId, MessageStatus, PhoneNumber, QuietHours, Ref, Region,
+    RescheduleReason,
 };
 use crate::ports::{SendCheck, Sender};
 use chrono::{DateTime, Utc};
@@ -47,7 +48,9 @@ pub struct SendCommand {
     pub reference: Option<Ref>,
     /// Caller's metadata.
     pub metadata: serde_json::Map<String, serde_json::Value>,
-    /// When to send; `None` sends now.
+    /// The caller's `send_at`, as given: a time in the past or now means send now, and it is
+    /// still the caller's time that `original_send_at` keeps if quiet hours move the message.
+    /// `None` sends now.
     pub send_at: Option<DateTime<Utc>>,
     /// Quiet hours given with the message.
     pub quiet_hours: Option<QuietHours>,
@@ -100,8 +103,7 @@ impl SendRequest {
                         "`send_at` is more than a year ahead",
                     ));
                 }
-                // A time in the past (or now) means: send now.
-                (at > now).then_some(at)
+                Some(at)
             }
         };
         let quiet_hours = self
@@ -144,12 +146,17 @@ pub struct SendOutcome {
 pub async fn send_message(ctx: Ctx<'_>, cmd: SendCommand) -> Result<SendOutcome, AppError> {
     let now = ctx.clock.now();
     let id = MessageId::generate(now);
-    // Quiet hours given with an immediate send also hold it until the window ends.
-    let fire_at = match (cmd.send_at, &cmd.quiet_hours) {
-        (Some(at), _) => Some(at),
-        (None, Some(q)) if q.contains(now) => Some(q.next_allowed(now)),
-        _ => None,
-    };
+    // A future `send_at` schedules it; a past one (or none) means now. Only the message's own
+    // quiet hours can move that time (no default window for API messages: docs/api.md "Quiet
+    // hours"), and they apply to a past, a future and no `send_at` alike.
+    let wanted = cmd.send_at.filter(|at| *at > now);
+    let earliest = wanted.unwrap_or(now);
+    let held = cmd
+        .quiet_hours
+        .as_ref()
+        .map(|q| q.next_allowed(earliest))
+        .filter(|allowed| *allowed > earliest);
+    let fire_at = held.or(wanted);
     let initial = if fire_at.is_some() {
         MessageStatus::Scheduled
     } else {
@@ -168,10 +175,18 @@ pub async fn send_message(ctx: Ctx<'_>, cmd: SendCommand) -> Result<SendOutcome,
     message.status_callback = Some(status_callback_url(ctx.callback_base, &id));
     message.quiet_hours = cmd.quiet_hours;
     if let Some(at) = fire_at {
-        message.send_at = Some(at);
-        message.due_at = Some(at);
+        if held.is_some() {
+            // Visible from the first answer: the 202 shows the new `send_at`, the caller's time
+            // (its `send_at`, past or future, or now) as `original_send_at`, and a `rescheduled`
+            // entry.
+            message.send_at = cmd.send_at;
+            message.reschedule(at, RescheduleReason::QuietHours, now);
+        } else {
+            message.send_at = Some(at);
+            message.due_at = Some(at);
+        }
         ctx.messages.create_message(&message).await?;
-        tracing::info!(message_id = %id, to = %message.to.masked(), send_at = %at, "message scheduled");
+        tracing::info!(message_id = %id, to = %message.to.masked(), send_at = %at, deferred = held.is_some(), "message scheduled");
         return Ok(SendOutcome { message, warning: None });
     }
     let limit = ctx.config.rate_limit_per_hour;

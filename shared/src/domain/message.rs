@@ -182,16 +182,46 @@ pub struct MessageError {
     pub message: String,
 }
 
-/// One entry of a message's status history.
+/// One entry of a message's history: a status reached, or (with `rescheduled`) a deferral of
+/// its send time while the status stayed what it was.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusEvent {
-    /// The status reached.
+    /// The status reached (for a deferral: the status it stayed in).
     pub status: MessageStatus,
     /// When we recorded it.
     pub at: DateTime<Utc>,
     /// Provider error code that came with it, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code: Option<u32>,
+    /// Set when this entry records a deferral rather than a status change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rescheduled: Option<Rescheduled>,
+}
+
+/// Why a message's send time was moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RescheduleReason {
+    /// The time fell inside the quiet hours that apply to the message.
+    QuietHours,
+}
+
+impl RescheduleReason {
+    /// snake_case name, as in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::QuietHours => "quiet_hours",
+        }
+    }
+}
+
+/// A deferral: the send time was moved to `send_at` for `reason`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rescheduled {
+    /// Why.
+    pub reason: RescheduleReason,
+    /// The new send time.
+    pub send_at: DateTime<Utc>,
 }
 
 /// The one record of a message.
@@ -225,6 +255,10 @@ pub struct Message {
     /// When it is to be sent, if scheduled.
     #[serde(default)]
     pub send_at: Option<DateTime<Utc>>,
+    /// The caller's time (its `send_at`, or the acceptance time of an immediate send), once a
+    /// deferral moved `send_at`; the first deferral sets it and later ones keep it.
+    #[serde(default)]
+    pub original_send_at: Option<DateTime<Utc>>,
     /// When the current attempt was started (recorded `sending`), for reconciliation.
     #[serde(default)]
     pub attempt_started_at: Option<DateTime<Utc>>,
@@ -293,6 +327,7 @@ impl Message {
             attempts: 0,
             error: None,
             send_at: None,
+            original_send_at: None,
             attempt_started_at: None,
             due_at: None,
             failed_listed: false,
@@ -308,6 +343,7 @@ impl Message {
                 status,
                 at: now,
                 code: None,
+                rescheduled: None,
             }],
             version: 0,
         }
@@ -324,6 +360,7 @@ impl Message {
                     status: next,
                     at: now,
                     code,
+                    rescheduled: None,
                 });
                 true
             }
@@ -340,6 +377,26 @@ impl Message {
             status,
             at: now,
             code: None,
+            rescheduled: None,
+        });
+    }
+
+    /// Move the send time to `to` for `reason`, visibly: the caller's time is kept as
+    /// `original_send_at` (the current `send_at`, or `now` for a message that had none, i.e. an
+    /// immediate send), `due_at` follows, `updated_at` is `now`, and one `rescheduled` entry
+    /// is appended to the history. The status does not change.
+    pub fn reschedule(&mut self, to: DateTime<Utc>, reason: RescheduleReason, now: DateTime<Utc>) {
+        if self.original_send_at.is_none() {
+            self.original_send_at = Some(self.send_at.unwrap_or(now));
+        }
+        self.send_at = Some(to);
+        self.due_at = Some(to);
+        self.updated_at = now;
+        self.events.push(StatusEvent {
+            status: self.status,
+            at: now,
+            code: None,
+            rescheduled: Some(Rescheduled { reason, send_at: to }),
         });
     }
 }
@@ -348,6 +405,74 @@ impl Message {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).expect("time").with_timezone(&Utc)
+    }
+
+    fn scheduled(send_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Message {
+        let to = PhoneNumber::parse_e164("+14155550100").expect("number");
+        let body = MessageBody::parse("hi".to_owned()).expect("body");
+        let id = MessageId::generate(now);
+        let mut m = Message::new(
+            id,
+            to,
+            "+15005550006".into(),
+            body,
+            MessageStatus::Scheduled,
+            None,
+            Default::default(),
+            now,
+        );
+        m.send_at = send_at;
+        m
+    }
+
+    #[test]
+    fn a_deferral_keeps_the_callers_time_moves_updated_at_and_is_one_history_entry() {
+        let created = utc("2026-11-22T06:59:00Z");
+        let asked = utc("2026-11-22T07:00:05Z");
+        let mut m = scheduled(Some(asked), created);
+        let (now, to) = (utc("2026-11-22T07:00:05Z"), utc("2026-11-22T13:00:00Z"));
+        m.reschedule(to, RescheduleReason::QuietHours, now);
+        assert_eq!(
+            (m.send_at, m.due_at, m.original_send_at),
+            (Some(to), Some(to), Some(asked))
+        );
+        assert_eq!((m.status, m.updated_at), (MessageStatus::Scheduled, now));
+        let last = m.events.last().expect("event");
+        assert_eq!(last.status, MessageStatus::Scheduled, "the status did not change");
+        assert_eq!(last.at, now);
+        assert_eq!(
+            last.rescheduled,
+            Some(Rescheduled {
+                reason: RescheduleReason::QuietHours,
+                send_at: to
+            })
+        );
+        assert_eq!(m.events.len(), 2);
+
+        // A second deferral keeps the caller's time, not the first deferral's.
+        let later = utc("2026-11-23T13:00:00Z");
+        m.reschedule(later, RescheduleReason::QuietHours, to);
+        assert_eq!((m.send_at, m.original_send_at), (Some(later), Some(asked)));
+    }
+
+    #[test]
+    fn deferring_an_immediate_send_keeps_the_acceptance_time_as_the_callers_time() {
+        let now = utc("2026-11-22T07:00:00Z");
+        let mut m = scheduled(None, now);
+        m.reschedule(utc("2026-11-22T13:00:00Z"), RescheduleReason::QuietHours, now);
+        assert_eq!(m.original_send_at, Some(now));
+    }
+
+    #[test]
+    fn a_history_entry_without_a_deferral_reads_and_writes_as_before() {
+        let json = r#"{"status":"sent","at":"2026-11-22T07:00:00Z"}"#;
+        let e: StatusEvent = serde_json::from_str(json).expect("an older entry reads back");
+        assert_eq!(e.rescheduled, None);
+        assert!(!serde_json::to_string(&e).expect("json").contains("rescheduled"));
+    }
 
     #[test]
     fn generated_ids_parse_and_sort_by_time() {

@@ -22,7 +22,10 @@ pub use conversation::{
 };
 pub use duration::{parse_duration, InvalidDuration};
 pub use keyword::Keyword;
-pub use message::{Message, MessageError, MessageId, ProviderSid, Ref, RefError, StatusEvent, MAX_REF_CHARS};
+pub use message::{
+    Message, MessageError, MessageId, ProviderSid, Ref, RefError, RescheduleReason, Rescheduled, StatusEvent,
+    MAX_REF_CHARS,
+};
 pub use message_body::{Encoding, MessageBody, MessageBodyError};
 pub use phone_number::{PhoneNumber, PhoneNumberError, Region};
 pub use retell_webhook::{RetellChat, RetellEvent, RetellTurn, RetellWebhookError};

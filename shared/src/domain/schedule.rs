@@ -1,5 +1,7 @@
-//! Quiet hours: the local-time window in which a scheduled or campaign message must not be
-//! sent. A message due inside the window is moved to the window's end, never dropped.
+//! Quiet hours: the local-time window in which a message must not be sent. Which window applies
+//! is the caller's: the message's own `quiet_hours` (`app::send`, `app::fire_scheduled`), or for
+//! campaign traffic the default window in the recipient's zone (`app::quiet`). A message due
+//! inside the window is moved to the window's end, never dropped.
 
 use chrono::{DateTime, Duration, LocalResult, NaiveDate, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
@@ -58,6 +60,15 @@ impl QuietHours {
     /// The zone.
     pub fn timezone(&self) -> Tz {
         self.timezone
+    }
+
+    /// The same daily window in `timezone` (e.g. the default window placed in a recipient's zone).
+    #[must_use]
+    pub fn in_zone(&self, timezone: Tz) -> Self {
+        Self {
+            timezone,
+            ..self.clone()
+        }
     }
 
     fn contains_local(&self, t: NaiveTime) -> bool {
@@ -205,6 +216,16 @@ mod tests {
         let q = QuietHours::parse("21:00", "02:30", "America/New_York").expect("valid");
         let at = utc("2027-03-14T06:00:00Z"); // 01:00 EST
         assert_eq!(q.next_allowed(at), utc("2027-03-14T07:00:00Z")); // 03:00 EDT
+    }
+
+    #[test]
+    fn the_same_window_in_another_zone_keeps_its_local_times() {
+        let hi = ny().in_zone(chrono_tz::Pacific::Honolulu);
+        assert_eq!(hi.timezone(), chrono_tz::Pacific::Honolulu);
+        // 04:00 in Honolulu (UTC-10) is 09:00 in New York: only Hawaii's night holds it.
+        let at = utc("2026-11-22T14:00:00Z");
+        assert!(hi.contains(at) && !ny().contains(at));
+        assert_eq!(hi.next_allowed(at), utc("2026-11-22T18:00:00Z"));
     }
 
     #[test]

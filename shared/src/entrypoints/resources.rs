@@ -46,10 +46,26 @@ pub struct ProviderErrorResource {
     pub message: String,
 }
 
-/// One entry of the status history.
+/// What a history entry without a status change records.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EventName {
+    /// The send time was moved (`reason`, the new `send_at`); the status stayed.
+    Rescheduled,
+}
+
+/// Why a message was rescheduled.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RescheduleReasonName {
+    /// The time fell inside the message's quiet hours.
+    QuietHours,
+}
+
+/// One entry of the history: a status reached, or (with `event`) a deferral.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct EventResource {
-    /// The status reached.
+    /// The status reached (for a deferral: the status it stayed in).
     #[schema(value_type = StatusName)]
     pub status: &'static str,
     /// When it was recorded.
@@ -57,6 +73,17 @@ pub struct EventResource {
     /// Provider error code that came with it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub code: Option<u32>,
+    /// `rescheduled` for a deferral; absent for a status change.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<EventName>)]
+    pub event: Option<&'static str>,
+    /// Why it was rescheduled (with `event`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<RescheduleReasonName>)]
+    pub reason: Option<&'static str>,
+    /// The new send time (with `event`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub send_at: Option<String>,
 }
 
 /// A link to the caller's entity.
@@ -107,6 +134,9 @@ pub struct MessageResource {
     pub error: Option<ProviderErrorResource>,
     /// When it is to be sent, if scheduled.
     pub send_at: Option<String>,
+    /// The caller's time (its `send_at`, or the acceptance time of an immediate send) when quiet
+    /// hours moved `send_at`; `null` when nothing moved it.
+    pub original_send_at: Option<String>,
     /// Link to the caller's entity.
     #[serde(rename = "ref")]
     pub reference: Option<RefResource>,
@@ -142,6 +172,7 @@ impl From<&Message> for MessageResource {
                 message: e.message.clone(),
             }),
             send_at: m.send_at.as_ref().map(timestamp),
+            original_send_at: m.original_send_at.as_ref().map(timestamp),
             reference: m.reference.as_ref().map(RefResource::from),
             metadata: m.metadata.clone(),
             created_at: timestamp(&m.created_at),
@@ -153,6 +184,9 @@ impl From<&Message> for MessageResource {
                     status: e.status.as_str(),
                     at: timestamp(&e.at),
                     code: e.code,
+                    event: e.rescheduled.map(|_| "rescheduled"),
+                    reason: e.rescheduled.map(|r| r.reason.as_str()),
+                    send_at: e.rescheduled.as_ref().map(|r| timestamp(&r.send_at)),
                 })
                 .collect(),
             warning: None,

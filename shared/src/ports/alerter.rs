@@ -10,11 +10,15 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AlertKind {
-    /// A batch completed with a failure rate above the threshold.
+    /// A batch completed with more than the threshold of its accepted (sent-to) items failed.
     BatchFailureRate,
     /// Several sends in a row failed for one sender.
     ConsecutiveSendFailures,
-    /// A message exhausted its attempts (failed list) or a job reached the dead-letter queue.
+    /// Messages ended `failed` (a permanent provider error such as 21211, or their last attempt
+    /// failed) and wait in the failed list. Not raised for batch items: their batch's
+    /// [`AlertKind::BatchFailureRate`] carries them, with the breakdown by error code.
+    MessagesFailed,
+    /// Retry jobs reached the dead-letter queue.
     DeadLetter,
     /// The processor has not run for two intervals.
     ProcessorNotRunning,
@@ -28,6 +32,7 @@ impl AlertKind {
         match self {
             Self::BatchFailureRate => "batch_failure_rate",
             Self::ConsecutiveSendFailures => "consecutive_send_failures",
+            Self::MessagesFailed => "messages_failed",
             Self::DeadLetter => "dead_letter",
             Self::ProcessorNotRunning => "processor_not_running",
             Self::CallbacksMissing => "callbacks_missing",

@@ -18,7 +18,8 @@
 use crate::adapters::dynamodb::DynamoMessageStore;
 use crate::adapters::sqlite::SqliteStore;
 use crate::domain::{
-    Message, MessageBody, MessageError, MessageId, MessageStatus, PhoneNumber, ProviderSid, Ref, StatusEvent,
+    Message, MessageBody, MessageError, MessageId, MessageStatus, PhoneNumber, ProviderSid, Ref, RescheduleReason,
+    Rescheduled, StatusEvent,
 };
 use crate::ports::message_store::Page;
 use crate::ports::{Begin, OptOut, SavedResponse, StoreError, WebhookRecord};
@@ -209,10 +210,21 @@ pub fn full_message() -> Message {
     m.failed_listed = true;
     m.previous_sids = vec![sid(7), sid(8)];
     m.status_callback = Some("https://relay.example.com/v1/callbacks/twilio/status".to_owned());
+    m.original_send_at = Some(at + Duration::minutes(20));
+    m.events.push(StatusEvent {
+        status: MessageStatus::Scheduled,
+        at: at + Duration::minutes(20),
+        code: None,
+        rescheduled: Some(Rescheduled {
+            reason: RescheduleReason::QuietHours,
+            send_at: at + Duration::minutes(30),
+        }),
+    });
     m.events.push(StatusEvent {
         status: MessageStatus::Undelivered,
         at: at + Duration::minutes(32),
         code: Some(30_005),
+        rescheduled: None,
     });
     m
 }

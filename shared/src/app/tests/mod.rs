@@ -5,7 +5,9 @@
 //! The clock starts at the real time: the SQLite counters still compare expiries with the system
 //! time (storage slice of issue 8), so a manual time in the real past would expire them at once.
 
+mod alerts;
 mod process_due;
+mod quiet_hours;
 mod record_status;
 mod send_batch;
 mod send_message;
@@ -41,10 +43,15 @@ pub(super) struct Env {
 impl Env {
     /// Default configuration (quiet hours off) plus `pairs`.
     pub fn new(pairs: &[(&str, &str)]) -> Self {
+        Self::at(SystemClock.now(), pairs)
+    }
+
+    /// As [`Env::new`], the clock at `start` (on a whole millisecond; not in the real past).
+    pub fn at(start: chrono::DateTime<chrono::Utc>, pairs: &[(&str, &str)]) -> Self {
         let mut vars: HashMap<String, String> = HashMap::from([("SMSRELAY_QUIET_HOURS".into(), "off".into())]);
         vars.extend(pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
         let config = Config::from_lookup(|k| vars.get(k).cloned()).expect("valid test configuration");
-        let clock = Arc::new(ManualClock::new(SystemClock.now().trunc_subsecs(3)));
+        let clock = Arc::new(ManualClock::new(start.trunc_subsecs(3)));
         Self {
             store: SqliteStore::open_in_memory().expect("sqlite"),
             queue: SqliteJobQueue::open_in_memory(5, clock.clone()).expect("queue"),

@@ -19,7 +19,7 @@ fn batch(n: usize) -> BatchRequest {
 }
 
 /// Run `send_batch`, moving the clock to each pacing slot only once an item waits for it.
-async fn run_paced(env: &Env, req: BatchRequest, budget: Duration) -> Value {
+pub(super) async fn run_paced(env: &Env, req: BatchRequest, budget: Duration) -> Value {
     let call = send_batch(env.ctx(), req, budget);
     tokio::pin!(call);
     loop {
