@@ -153,8 +153,12 @@ impl Deps {
     /// # Errors
     /// Invalid configuration (all problems listed) or a client that cannot be built.
     pub async fn from_env() -> Result<Self, WiringError> {
-        let mut config = Config::from_env()?;
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let sdk = aws_config::load_from_env().await;
+        // Secrets first: the configuration reads their values, never a placeholder for them.
+        let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
+        let resolved = crate::adapters::secrets::resolve_secrets(&secrets, env).await?;
+        let config = Config::from_lookup(resolved.lookup(env))?;
         let mut problems = Vec::new();
         if config.table_name.is_none() {
             problems.push("SMSRELAY_TABLE must name the DynamoDB table".to_owned());
@@ -171,9 +175,6 @@ impl Deps {
         else {
             return Err(ConfigError { problems }.into());
         };
-        let sdk = aws_config::load_from_env().await;
-        let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
-        crate::adapters::secrets::resolve_secrets(&mut config, &secrets, env).await?;
         let store = Arc::new(DynamoMessageStore::new(aws_sdk_dynamodb::Client::new(&sdk), table));
         let queue = Arc::new(SqsJobQueue::new(
             aws_sdk_sqs::Client::new(&sdk),
