@@ -5,6 +5,7 @@
 
 #[cfg(feature = "aws")]
 use crate::adapters::dynamodb::DynamoMessageStore;
+use crate::adapters::sqlite::SimulatorLedger;
 #[cfg(feature = "aws")]
 use crate::adapters::sqs_queue::SqsJobQueue;
 #[cfg(feature = "aws")]
@@ -58,6 +59,9 @@ pub enum WiringError {
     /// An HTTP client could not be built.
     #[error("could not build the HTTP client")]
     Http(#[source] reqwest::Error),
+    /// The simulator's ledger could not be opened.
+    #[error("could not open the Twilio simulator's ledger")]
+    Simulator(#[source] crate::ports::StoreError),
     /// A secret could not be read.
     #[cfg(feature = "aws")]
     #[error(transparent)]
@@ -208,12 +212,13 @@ impl Deps {
     }
 }
 
-/// Real Twilio when credentials are configured, otherwise the simulator.
+/// Real Twilio when credentials are configured, otherwise the simulator, keeping its messages in
+/// memory (a Lambda has no file to keep them in; smsrelay-local passes its SQLite file's ledger
+/// through [`simulator_on`]).
 ///
 /// # Errors
-/// The HTTP client cannot be built.
+/// The HTTP client cannot be built, or the simulator's in-memory ledger cannot be opened.
 pub fn provider_for(config: &Config) -> Result<Arc<dyn SmsProvider>, WiringError> {
-    let http = http_client()?;
     Ok(match &config.twilio {
         Some(t) => Arc::new(TwilioSmsProvider::new(
             TwilioCredentials {
@@ -221,8 +226,23 @@ pub fn provider_for(config: &Config) -> Result<Arc<dyn SmsProvider>, WiringError
                 auth_token: t.auth_token.clone(),
             },
             config.twilio_api_base.clone(),
-            http,
+            http_client()?,
         )),
-        None => Arc::new(TwilioSimulator::new(config.webhook_auth_token(), http)),
+        None => Arc::new(simulator_on(
+            config,
+            SimulatorLedger::open_in_memory().map_err(WiringError::Simulator)?,
+        )?),
     })
+}
+
+/// The simulator, signing with the configured webhook token and keeping its messages in `ledger`.
+///
+/// # Errors
+/// The HTTP client cannot be built.
+pub fn simulator_on(config: &Config, ledger: SimulatorLedger) -> Result<TwilioSimulator, WiringError> {
+    Ok(TwilioSimulator::new(
+        config.webhook_auth_token(),
+        http_client()?,
+        ledger,
+    ))
 }
