@@ -152,10 +152,12 @@ impl Deps {
     }
 
     #[cfg(feature = "aws")]
-    /// Lambda: read the environment, build SDK clients and adapters once.
+    /// Lambda: resolve the secret references, read the configuration with their values, build SDK
+    /// clients and adapters once.
     ///
     /// # Errors
-    /// Invalid configuration (all problems listed) or a client that cannot be built.
+    /// A secret reference that cannot be read, invalid configuration (all problems listed), or a
+    /// client that cannot be built.
     pub async fn from_env() -> Result<Self, WiringError> {
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         let sdk = aws_config::load_from_env().await;
