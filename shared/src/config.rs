@@ -1,7 +1,11 @@
 //! Configuration, read once from the environment (docs/api.md "smsrelay-local" table; the same names in Lambda).
 //!
 //! Every variable is read in one pass and *all* problems are reported together. Secret values are
-//! held as `SecretString` and never logged.
+//! held as `SecretString` and never logged. A value that is not there is an error at start, never
+//! a placeholder: a `*_SECRET` variable (a Secrets Manager reference, [`SECRET_REFERENCES`]) is
+//! resolved by the Lambda wiring *before* configuration is read (`wiring::Deps::from_env`), so
+//! reaching this reader unresolved (smsrelay-local has no Secrets Manager) is a problem reported
+//! like any other.
 
 use crate::domain::{parse_duration, PhoneNumberError, Region};
 use crate::ports::Sender;
@@ -12,6 +16,14 @@ use std::time::Duration;
 pub const SIMULATOR_AUTH_TOKEN: &str = "sim-auth-token";
 /// Default sender with the simulator: Twilio's magic "valid From" test number.
 pub const SIMULATOR_FROM: &str = "+15005550006";
+/// The variables that carry a Secrets Manager reference (`<secret id or ARN>[#<json key>]`), each
+/// with the variable whose value it stands for.
+pub const SECRET_REFERENCES: [(&str, &str); 4] = [
+    ("SMSRELAY_API_KEY_SECRET", "SMSRELAY_API_KEY"),
+    ("TWILIO_AUTH_TOKEN_SECRET", "TWILIO_AUTH_TOKEN"),
+    ("SLACK_WEBHOOK_URL_SECRET", "SLACK_WEBHOOK_URL"),
+    ("RETELL_API_KEY_SECRET", "RETELL_API_KEY"),
+];
 /// Largest request body any route accepts (docs/api.md: 256 KiB).
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
@@ -145,9 +157,15 @@ impl Config {
         let max_attempts = num("SMSRELAY_MAX_ATTEMPTS", 3);
         let sender_mps = num("SMSRELAY_SENDER_MPS", 10);
 
-        let token =
-            get("TWILIO_AUTH_TOKEN").or_else(|| get("TWILIO_AUTH_TOKEN_SECRET").map(|_| String::from("(from secret)")));
-        let twilio = match (get("TWILIO_ACCOUNT_SID"), token) {
+        for (reference, var) in SECRET_REFERENCES {
+            if get(reference).is_some() {
+                problems.push(format!(
+                    "{reference} names a Secrets Manager secret, which only the Lambda functions read: \
+                     set {var} instead (smsrelay-local has no Secrets Manager)"
+                ));
+            }
+        }
+        let twilio = match (get("TWILIO_ACCOUNT_SID"), get("TWILIO_AUTH_TOKEN")) {
             (Some(account_sid), Some(token)) => {
                 if !(account_sid.len() == 34 && account_sid.starts_with("AC")) {
                     problems.push("TWILIO_ACCOUNT_SID must be AC followed by 32 characters".to_owned());
@@ -288,6 +306,41 @@ mod tests {
             assert_eq!(err.problems.len(), 1, "{bad}: {err}");
             assert!(err.problems[0].contains("SMSRELAY_REQUEST_TIMEOUT"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn an_unresolved_secret_reference_is_a_configuration_error_not_a_placeholder() {
+        let err = Config::from_lookup(lookup(&[
+            ("TWILIO_ACCOUNT_SID", "AC00000000000000000000000000000000"),
+            ("TWILIO_AUTH_TOKEN_SECRET", "smsrelay#twilio_auth_token"),
+        ]))
+        .err()
+        .expect("a reference nobody resolved is an error at start");
+        let secret = err
+            .problems
+            .iter()
+            .find(|p| p.contains("TWILIO_AUTH_TOKEN_SECRET"))
+            .expect("the reference is named");
+        assert!(secret.contains("set TWILIO_AUTH_TOKEN instead"), "{err}");
+        assert!(
+            !err.to_string().contains("smsrelay#"),
+            "names the variable, not its value: {err}"
+        );
+        for (reference, _) in SECRET_REFERENCES {
+            let err = Config::from_lookup(lookup(&[(reference, "x")])).err().expect(reference);
+            assert!(err.problems[0].contains(reference), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_resolved_token_is_used_as_given() {
+        let c = Config::from_lookup(lookup(&[
+            ("TWILIO_ACCOUNT_SID", "AC00000000000000000000000000000000"),
+            ("TWILIO_AUTH_TOKEN", "tok"),
+        ]))
+        .expect("valid");
+        let t = c.twilio.expect("Twilio");
+        assert_eq!(secrecy::ExposeSecret::expose_secret(&t.auth_token), "tok");
     }
 
     #[test]

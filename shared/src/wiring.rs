@@ -5,6 +5,7 @@
 
 #[cfg(feature = "aws")]
 use crate::adapters::dynamodb::DynamoMessageStore;
+use crate::adapters::sqlite::SimulatorLedger;
 #[cfg(feature = "aws")]
 use crate::adapters::sqs_queue::SqsJobQueue;
 #[cfg(feature = "aws")]
@@ -62,6 +63,9 @@ pub enum WiringError {
     /// An HTTP client could not be built.
     #[error("could not build the HTTP client")]
     Http(#[source] reqwest::Error),
+    /// The simulator's ledger could not be opened.
+    #[error("could not open the Twilio simulator's ledger")]
+    Simulator(#[source] crate::ports::StoreError),
     /// A secret could not be read.
     #[cfg(feature = "aws")]
     #[error(transparent)]
@@ -155,13 +159,19 @@ impl Deps {
     }
 
     #[cfg(feature = "aws")]
-    /// Lambda: read the environment, build SDK clients and adapters once.
+    /// Lambda: resolve the secret references, read the configuration with their values, build SDK
+    /// clients and adapters once.
     ///
     /// # Errors
-    /// Invalid configuration (all problems listed) or a client that cannot be built.
+    /// A secret reference that cannot be read, invalid configuration (all problems listed), or a
+    /// client that cannot be built.
     pub async fn from_env() -> Result<Self, WiringError> {
-        let mut config = Config::from_env()?;
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let sdk = aws_config::load_from_env().await;
+        // Secrets first: the configuration reads their values, never a placeholder for them.
+        let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
+        let resolved = crate::adapters::secrets::resolve_secrets(&secrets, env).await?;
+        let config = Config::from_lookup(resolved.lookup(env))?;
         let mut problems = Vec::new();
         if config.table_name.is_none() {
             problems.push("SMSRELAY_TABLE must name the DynamoDB table".to_owned());
@@ -178,9 +188,6 @@ impl Deps {
         else {
             return Err(ConfigError { problems }.into());
         };
-        let sdk = aws_config::load_from_env().await;
-        let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
-        crate::adapters::secrets::resolve_secrets(&mut config, &secrets, env).await?;
         let store = Arc::new(DynamoMessageStore::new(aws_sdk_dynamodb::Client::new(&sdk), table));
         let queue = Arc::new(SqsJobQueue::new(
             aws_sdk_sqs::Client::new(&sdk),
@@ -214,12 +221,13 @@ impl Deps {
     }
 }
 
-/// Real Twilio when credentials are configured, otherwise the simulator.
+/// Real Twilio when credentials are configured, otherwise the simulator, keeping its messages in
+/// memory (a Lambda has no file to keep them in; smsrelay-local passes its SQLite file's ledger
+/// through [`simulator_on`]).
 ///
 /// # Errors
-/// The HTTP client cannot be built.
+/// The HTTP client cannot be built, or the simulator's in-memory ledger cannot be opened.
 pub fn provider_for(config: &Config) -> Result<Arc<dyn SmsProvider>, WiringError> {
-    let http = http_client()?;
     Ok(match &config.twilio {
         Some(t) => Arc::new(TwilioSmsProvider::new(
             TwilioCredentials {
@@ -227,8 +235,23 @@ pub fn provider_for(config: &Config) -> Result<Arc<dyn SmsProvider>, WiringError
                 auth_token: t.auth_token.clone(),
             },
             config.twilio_api_base.clone(),
-            http,
+            http_client()?,
         )),
-        None => Arc::new(TwilioSimulator::new(config.webhook_auth_token(), http)),
+        None => Arc::new(simulator_on(
+            config,
+            SimulatorLedger::open_in_memory().map_err(WiringError::Simulator)?,
+        )?),
     })
+}
+
+/// The simulator, signing with the configured webhook token and keeping its messages in `ledger`.
+///
+/// # Errors
+/// The HTTP client cannot be built.
+pub fn simulator_on(config: &Config, ledger: SimulatorLedger) -> Result<TwilioSimulator, WiringError> {
+    Ok(TwilioSimulator::new(
+        config.webhook_auth_token(),
+        http_client()?,
+        ledger,
+    ))
 }

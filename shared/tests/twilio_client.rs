@@ -511,7 +511,8 @@ async fn list_sent_rate_limited_is_rate_limited() {
 const SIM_TOKEN: &str = "sim-auth-token";
 
 fn simulator() -> TwilioSimulator {
-    TwilioSimulator::new(SecretString::from(SIM_TOKEN), reqwest::Client::new())
+    let ledger = smsrelay::adapters::sqlite::SimulatorLedger::open_in_memory().expect("ledger");
+    TwilioSimulator::new(SecretString::from(SIM_TOKEN), reqwest::Client::new(), ledger)
         .with_callback_delays(Duration::from_millis(20), Duration::from_millis(40))
 }
 

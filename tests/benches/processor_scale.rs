@@ -421,6 +421,7 @@ async fn tick(counting: Arc<CountingStore>, dir: &std::path::Path) -> (TickRepor
         TwilioSimulator::new(
             SecretString::from(smsrelay::config::SIMULATOR_AUTH_TOKEN),
             reqwest::Client::new(),
+            smsrelay::adapters::sqlite::SimulatorLedger::open(&dir.join("simulator.db")).expect("simulator ledger"),
         )
         .with_callback_delays(Duration::from_secs(3600), Duration::from_secs(3600)),
     );

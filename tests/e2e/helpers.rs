@@ -98,9 +98,17 @@ impl TestApp {
         {
             (None, provider_for(&cfg).expect("provider"))
         } else {
+            // On the app's own file and clock, as smsrelay-local runs it (restart tests see what
+            // the simulator accepted before).
+            let ledger = smsrelay::adapters::sqlite::SimulatorLedger::open(db).expect("simulator ledger");
             let sim = Arc::new(
-                TwilioSimulator::new(SecretString::from(smsrelay::config::SIMULATOR_AUTH_TOKEN), http.clone())
-                    .with_callback_delays(Duration::from_millis(30), Duration::from_millis(60)),
+                TwilioSimulator::new(
+                    SecretString::from(smsrelay::config::SIMULATOR_AUTH_TOKEN),
+                    http.clone(),
+                    ledger,
+                )
+                .with_callback_delays(Duration::from_millis(30), Duration::from_millis(60))
+                .with_clock(clock.clone()),
             );
             (Some(sim.clone()), sim)
         };

@@ -215,6 +215,8 @@ async fn every_event_file_gets_its_documented_answer() {
             "retry-consumer-malformed.json",
             Expect::Sqs(&["c80e8021-a70a-42c7-a470-796e1186f753"]),
         ),
+        // No message id: the record cannot be named, so the whole batch fails (empty identifier).
+        ("retry-consumer-missing-message-id.json", Expect::Sqs(&[""])),
         ("processor-schedule.json", Expect::Schedule),
         ("inbound-reply.json", Expect::Http(Routes::Inbound, 200)),
         ("inbound-duplicate.json", Expect::Http(Routes::Inbound, 200)),

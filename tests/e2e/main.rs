@@ -5,6 +5,7 @@ mod alerts;
 mod batches;
 mod faults;
 mod harness;
+mod health;
 mod helpers;
 mod http_contract;
 mod inbound;

@@ -1,8 +1,8 @@
 //! Secrets come from Secrets Manager (on the moto emulator): references in, values out.
 
-use crate::helpers::config;
 use secrecy::ExposeSecret;
 use smsrelay::adapters::secrets::{resolve_secrets, SecretError};
+use smsrelay::config::Config;
 use std::collections::HashMap;
 
 async fn client() -> aws_sdk_secretsmanager::Client {
@@ -29,21 +29,19 @@ async fn api_key_twilio_token_and_slack_url_are_read_from_one_json_secret() {
         .send()
         .await
         .expect("create secret");
-    let mut cfg = config(&[
-        ("TWILIO_ACCOUNT_SID", "AC00000000000000000000000000000000"),
-        ("TWILIO_AUTH_TOKEN_SECRET", "x"),
-    ]);
     let refs: HashMap<&str, String> = [
         ("SMSRELAY_API_KEY_SECRET", format!("{name}#api_key")),
         ("TWILIO_AUTH_TOKEN_SECRET", format!("{name}#twilio_auth_token")),
         ("SLACK_WEBHOOK_URL_SECRET", format!("{name}#slack_webhook_url")),
+        ("TWILIO_ACCOUNT_SID", "AC00000000000000000000000000000000".to_owned()),
     ]
     .into_iter()
     .collect();
-    let got_key = resolve_secrets(&mut cfg, &sm, |k| refs.get(k).cloned())
-        .await
-        .expect("resolve");
-    assert!(got_key);
+    let env = |k: &str| refs.get(k).cloned();
+    let resolved = resolve_secrets(&sm, env).await.expect("resolve");
+    assert!(resolved.get("SMSRELAY_API_KEY").is_some());
+    // The configuration reads the values, as the Lambda wiring gives them, never a placeholder.
+    let cfg = Config::from_lookup(resolved.lookup(env)).expect("valid once resolved");
     assert_eq!(cfg.api_key.expose_secret(), "live-key-1");
     assert_eq!(cfg.twilio.as_ref().expect("twilio").auth_token.expose_secret(), "tok-2");
     assert_eq!(
@@ -62,15 +60,12 @@ async fn a_missing_secret_or_key_is_an_error_that_names_the_reference_not_a_valu
         .send()
         .await
         .expect("create");
-    let mut cfg = config(&[]);
     let missing_key = format!("{name}#nope");
-    let err = resolve_secrets(&mut cfg, &sm, |k| {
-        (k == "SMSRELAY_API_KEY_SECRET").then(|| missing_key.clone())
-    })
-    .await
-    .expect_err("no such key");
+    let err = resolve_secrets(&sm, |k| (k == "SMSRELAY_API_KEY_SECRET").then(|| missing_key.clone()))
+        .await
+        .expect_err("no such key");
     assert!(matches!(err, SecretError::Missing { .. }));
-    let err = resolve_secrets(&mut cfg, &sm, |k| {
+    let err = resolve_secrets(&sm, |k| {
         (k == "SMSRELAY_API_KEY_SECRET").then(|| "does-not-exist".to_owned())
     })
     .await

@@ -1,5 +1,6 @@
 //! smsrelay-local: every smsrelay route in one process, on the embedded SQLite store and the
-//! Twilio simulator (or real Twilio when credentials are set). The router is the same one the
+//! Twilio simulator (or real Twilio when credentials are set); the simulator keeps its messages
+//! in the same SQLite file. The router is the same one the
 //! Lambda functions run (`Routes::All`, the union of every group); only the adapters differ.
 //! Tests start it in-process through [`start`].
 //!
@@ -14,6 +15,7 @@ use hyper_util::service::TowerToHyperService;
 use smsrelay::adapters::log_alerter::{FanoutAlerter, LogAlerter};
 use smsrelay::adapters::slack::SlackAlerter;
 use smsrelay::adapters::sqlite::LogEventPublisher;
+use smsrelay::adapters::sqlite::SimulatorLedger;
 use smsrelay::adapters::sqlite::SqliteJobQueue;
 use smsrelay::adapters::sqlite::SqliteStore;
 use smsrelay::adapters::system_clock::SystemClock;
@@ -22,7 +24,7 @@ use smsrelay::entrypoints::jobs::{drain_queue_once, run_processor};
 use smsrelay::entrypoints::{router, Routes};
 use smsrelay::ports::Alerter;
 use smsrelay::ports::{Clock, JobQueue, SmsProvider};
-use smsrelay::wiring::{http_client, provider_for, Deps};
+use smsrelay::wiring::{http_client, provider_for, simulator_on, Deps};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -77,7 +79,15 @@ pub fn local_deps(mut config: Config, addr: SocketAddr, data: &Path) -> anyhow::
     if config.public_url.is_none() {
         config.public_url = Some(format!("http://{addr}"));
     }
-    let provider: Arc<dyn SmsProvider> = provider_for(&config)?;
+    // The simulator remembers what it accepted in the same file, so a restart (even after
+    // `kill -9`) still answers status polls and reconciliation as Twilio would.
+    let provider: Arc<dyn SmsProvider> = if config.twilio.is_some() {
+        provider_for(&config)?
+    } else {
+        let ledger = SimulatorLedger::open(data)
+            .with_context(|| format!("cannot open the simulator's ledger in {}", data.display()))?;
+        Arc::new(simulator_on(&config, ledger)?.with_clock(clock.clone()))
+    };
     let events =
         LogEventPublisher::open(data).with_context(|| format!("cannot open the event log in {}", data.display()))?;
     let mut alerters: Vec<Arc<dyn Alerter>> = vec![Arc::new(LogAlerter)];

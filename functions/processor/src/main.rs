@@ -1,5 +1,6 @@
 //! Lambda `processor`: EventBridge rule `rate(5 minutes)`. Due retries, reconciliation of
-//! unconfirmed attempts, status polling; what the budget does not reach stays due.
+//! unconfirmed attempts, status polling; what the budget does not reach stays due. A failed tick
+//! answers a `Diagnostic` whose `errorType` names the class (`Transient`, `Unexpected`).
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
@@ -12,9 +13,7 @@ async fn main() -> Result<(), Error> {
     let deps = Deps::from_env().await?;
     let deps = &deps;
     run(service_fn(
-        move |_event: LambdaEvent<EventBridgeEvent<serde_json::Value>>| async move {
-            handle_schedule(deps).await.map_err(Error::from)
-        },
+        move |_event: LambdaEvent<EventBridgeEvent<serde_json::Value>>| handle_schedule(deps),
     ))
     .await
 }

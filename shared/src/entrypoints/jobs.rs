@@ -77,20 +77,65 @@ pub async fn run_processor(deps: &Deps, budget: Duration) -> Result<TickReport, 
 
 #[cfg(feature = "aws")]
 pub mod lambda {
-    //! Lambda shapes: SQS batches with partial failure reporting, scheduled events.
+    //! Lambda shapes: SQS batches with partial failure reporting, scheduled events, and the
+    //! `Diagnostic` a failed invocation reports to the runtime.
 
     use super::{run_job, run_processor};
+    use crate::app::AppError;
     use crate::wiring::Deps;
     use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+    use lambda_http::lambda_runtime::Diagnostic;
+
+    /// The error class a failed invocation reports as its `errorType` (rt basic-error-thiserror):
+    /// `Transient` (a dependency was unavailable: the same event may succeed on a retry),
+    /// `Unexpected` (a bug or unknown failure), or the name of the input/state refusal. The
+    /// message is the error's opaque `Display`; the cause chain is logged at the boundary.
+    impl From<AppError> for Diagnostic {
+        fn from(e: AppError) -> Self {
+            let error_type = match &e {
+                AppError::Validation { .. } => "Validation",
+                AppError::Unauthorized => "Unauthorized",
+                AppError::Forbidden => "Forbidden",
+                AppError::NotFound => "NotFound",
+                AppError::Conflict { .. } => "Conflict",
+                AppError::Refused { .. } => "Refused",
+                AppError::PayloadTooLarge(_) => "PayloadTooLarge",
+                AppError::Transient(_) => "Transient",
+                AppError::Unexpected(_) => "Unexpected",
+            };
+            Diagnostic {
+                error_type: error_type.to_owned(),
+                error_message: e.to_string(),
+            }
+        }
+    }
 
     /// Retry consumer: run every record concurrently; report the failed ones so only they are
     /// redriven (`ReportBatchItemFailures`), and dead-lettered after `maxReceiveCount`.
+    ///
+    /// A record without a message id cannot be named in `batchItemFailures`, so it fails the
+    /// whole batch (house style §5): the answer is one failure with an empty `itemIdentifier`,
+    /// which Lambda treats as a complete batch failure (every record is redriven, and the bad
+    /// one reaches the dead-letter queue after `maxReceiveCount`). No record of such a batch is
+    /// run: each would be redelivered anyway.
     pub async fn handle_sqs(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
+        let mut response = SqsBatchResponse::default();
+        if event
+            .records
+            .iter()
+            .any(|r| r.message_id.as_deref().is_none_or(str::is_empty))
+        {
+            tracing::error!(
+                records = event.records.len(),
+                "SQS record without a message id: failing the whole batch"
+            );
+            let mut whole_batch = BatchItemFailure::default();
+            whole_batch.item_identifier = String::new();
+            response.batch_item_failures = vec![whole_batch];
+            return response;
+        }
         let futures = event.records.into_iter().map(|record| async move {
-            let Some(id) = record.message_id.clone().filter(|id| !id.is_empty()) else {
-                tracing::error!("SQS record without a message id");
-                return None;
-            };
+            let id = record.message_id.unwrap_or_default();
             match run_job(deps, record.body.as_deref().unwrap_or("")).await {
                 Ok(()) => None,
                 Err(e) => {
@@ -100,7 +145,6 @@ pub mod lambda {
             }
         });
         let failed: Vec<Option<String>> = futures_util::future::join_all(futures).await;
-        let mut response = SqsBatchResponse::default();
         response.batch_item_failures = failed
             .into_iter()
             .flatten()
@@ -117,9 +161,84 @@ pub mod lambda {
     /// the 5-minute schedule, so ticks rarely overlap; overlap is harmless anyway).
     ///
     /// # Errors
-    /// The due index could not be read (Lambda retries the scheduled event).
-    pub async fn handle_schedule(deps: &Deps) -> Result<serde_json::Value, crate::app::AppError> {
-        let report = run_processor(deps, std::time::Duration::from_secs(240)).await?;
-        Ok(serde_json::to_value(report).unwrap_or_default())
+    /// The due index could not be read: a [`Diagnostic`] of class `Transient` or `Unexpected`
+    /// (EventBridge's asynchronous invocation retries the event).
+    pub async fn handle_schedule(deps: &Deps) -> Result<serde_json::Value, Diagnostic> {
+        match run_processor(deps, std::time::Duration::from_secs(240)).await {
+            Ok(report) => Ok(serde_json::to_value(report).unwrap_or_default()),
+            Err(e) => {
+                tracing::error!(error.message = %e, error.cause_chain = ?e, "processor tick failed");
+                Err(Diagnostic::from(e))
+            }
+        }
+    }
+}
+
+#[cfg(all(test, feature = "aws"))]
+mod tests {
+    use super::lambda::{handle_schedule, handle_sqs};
+    use crate::adapters::sqlite::{SqliteJobQueue, SqliteStore};
+    use crate::config::Config;
+    use crate::testing::{CountingStore, FakeSmsProvider, ManualClock};
+    use crate::wiring::Deps;
+    use aws_lambda_events::event::sqs::SqsEvent;
+    use std::sync::Arc;
+
+    fn deps() -> (Deps, Arc<CountingStore>) {
+        let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+        let store = Arc::new(CountingStore::new(Arc::new(
+            SqliteStore::open_in_memory().expect("store"),
+        )));
+        let queue = Arc::new(SqliteJobQueue::open_in_memory(5, clock.clone()).expect("queue"));
+        let config = Config::from_lookup(|_| None).expect("defaults");
+        let provider = Arc::new(FakeSmsProvider::new(clock.clone()));
+        (Deps::new(config, store.clone(), queue, provider, clock), store)
+    }
+
+    fn event(name: &str) -> SqsEvent {
+        let path = format!("{}/../events/{name}", env!("CARGO_MANIFEST_DIR"));
+        serde_json::from_str(&std::fs::read_to_string(path).expect("event file")).expect("SQS event")
+    }
+
+    #[tokio::test]
+    async fn a_record_without_a_message_id_fails_the_whole_batch() {
+        let (deps, store) = deps();
+        let resp = handle_sqs(&deps, event("retry-consumer-missing-message-id.json")).await;
+        // An empty itemIdentifier is Lambda's "complete failure": every record is redriven.
+        assert_eq!(
+            serde_json::to_value(&resp).expect("serialise"),
+            serde_json::json!({"batchItemFailures": [{"itemIdentifier": ""}]})
+        );
+        assert_eq!(store.total_calls(), 0, "no record of a failing batch is run");
+    }
+
+    #[tokio::test]
+    async fn a_batch_whose_records_all_have_ids_reports_only_the_failed_ones() {
+        let (deps, _) = deps();
+        let resp = handle_sqs(&deps, event("retry-consumer-malformed.json")).await;
+        let ids: Vec<String> = resp
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.clone())
+            .collect();
+        assert_eq!(ids, ["c80e8021-a70a-42c7-a470-796e1186f753"]);
+    }
+
+    #[tokio::test]
+    async fn a_failed_tick_is_a_diagnostic_that_names_its_class() {
+        let (deps, store) = deps();
+        store.fail_next("list_due", 1);
+        let err = handle_schedule(&deps).await.expect_err("the due index is unreadable");
+        assert_eq!(err.error_type, "Transient", "{err:?}");
+        assert!(!err.error_message.contains("injected"), "opaque message: {err:?}");
+        assert!(handle_schedule(&deps).await.is_ok(), "the next tick runs");
+    }
+
+    #[test]
+    fn an_unexpected_error_is_classified_unexpected() {
+        let d =
+            lambda_http::lambda_runtime::Diagnostic::from(crate::app::AppError::Unexpected(anyhow::anyhow!("a bug")));
+        assert_eq!(d.error_type, "Unexpected");
+        assert_eq!(d.error_message, "internal error");
     }
 }

@@ -14,6 +14,7 @@
 //! - `retention`: `Retention` (deleting what expired: SQLite has no TTL).
 //! - [`queue`]: `SqliteJobQueue`, the retry queue.
 //! - [`event_log`]: `LogEventPublisher`, domain events in the log and a table.
+//! - [`simulator`]: `SimulatorLedger`, the Twilio simulator's accepted messages.
 //!
 //! Aggregate modules use `conn`, `schema` and `time` only, never each other. The conditional
 //! writes mirror `DynamoMessageStore`, and the contract suites in `crate::testing` hold the two
@@ -31,10 +32,12 @@ mod messages;
 pub mod queue;
 mod retention;
 pub(crate) mod schema;
+pub mod simulator;
 pub(crate) mod time;
 
 pub use event_log::{EventLogError, LogEventPublisher};
 pub use queue::SqliteJobQueue;
+pub use simulator::{SimRecord, SimulatorLedger};
 
 use crate::ports::StoreError;
 use conn::Db;

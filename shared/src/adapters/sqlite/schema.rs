@@ -138,3 +138,19 @@ CREATE TABLE IF NOT EXISTS domain_events (
     at TEXT NOT NULL
 );
 ";
+
+/// The Twilio simulator's accepted messages (what Twilio's side remembers across a restart of
+/// smsrelay-local); the rowid is acceptance order (rows are never deleted), `created_at` a
+/// fixed-width time.
+pub(crate) const SIMULATOR: &str = "
+CREATE TABLE IF NOT EXISTS simulator_messages (
+    sid TEXT PRIMARY KEY,
+    to_number TEXT NOT NULL,
+    from_number TEXT NOT NULL,
+    messaging_service_sid TEXT,
+    body TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS simulator_messages_by_recipient ON simulator_messages (to_number, created_at);
+";

@@ -13,18 +13,26 @@
 //! | `+15005550004` | 21610 recipient unsubscribed (opted out) |
 //! | `+15005550009` | 21614 not a mobile number |
 //!
-//! Sent messages are kept in memory, so `fetch` and `list_sent` agree with the callbacks.
+//! Accepted messages are kept in the [`SimulatorLedger`] (a table in smsrelay-local's SQLite
+//! file), so `fetch` and `list_sent` answer as Twilio would — after a restart too. A message's
+//! status moves on in Twilio's time, not in this process's: it reads `sent` once the first
+//! callback delay has passed since acceptance and `delivered` once both have, whether or not a
+//! callback job survived to post it (a `kill -9` loses the jobs, never Twilio's state). Refused
+//! (magic) numbers are never stored, as Twilio stores no message for a refused create.
 
 use super::error::mask_numbers;
 use super::signature::compute_signature;
+use crate::adapters::sqlite::{SimRecord, SimulatorLedger};
 use crate::adapters::system_clock::SystemClock;
 use crate::domain::{PhoneNumber, ProviderSid};
-use crate::ports::{Clock, OutboundSms, ProviderAccepted, ProviderError, ProviderMessage, Sender, SmsProvider};
+use crate::ports::{
+    Clock, OutboundSms, ProviderAccepted, ProviderError, ProviderMessage, Sender, SmsProvider, StoreError,
+};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The account SID the simulator reports in its callbacks.
@@ -45,40 +53,31 @@ const CALLBACK_RETRY_PAUSE: Duration = Duration::from_millis(100);
 /// Total time allowed for one callback request.
 const CALLBACK_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// One message the simulator accepted.
-#[derive(Debug, Clone)]
-struct SimMessage {
-    sid: ProviderSid,
-    to: PhoneNumber,
-    from: String,
-    messaging_service_sid: Option<String>,
-    body: String,
-    status: String,
-    date_created: DateTime<Utc>,
-    /// Acceptance order, to break ties between equal creation times.
-    seq: u64,
+/// The statuses a message may move from to reach `sent`, and to reach `delivered`.
+const BEFORE_SENT: &[&str] = &["accepted", "queued", "sending"];
+const BEFORE_DELIVERED: &[&str] = &["accepted", "queued", "sending", "sent"];
+
+fn to_provider_message(r: SimRecord, status: String) -> Result<ProviderMessage, ProviderError> {
+    let sid = ProviderSid::parse(&r.sid).map_err(|e| ProviderError::Unexpected(e.into()))?;
+    Ok(ProviderMessage {
+        sid,
+        to: r.to,
+        from: r.from,
+        body: r.body,
+        status,
+        error_code: None,
+        error_message: None,
+        date_created: Some(r.date_created),
+    })
 }
 
-impl SimMessage {
-    fn to_provider_message(&self) -> ProviderMessage {
-        ProviderMessage {
-            sid: self.sid.clone(),
-            to: self.to.as_str().to_owned(),
-            from: self.from.clone(),
-            body: self.body.clone(),
-            status: self.status.clone(),
-            error_code: None,
-            error_message: None,
-            date_created: Some(self.date_created),
-        }
+/// The ledger could not be read or written: like a Twilio 5xx, worth a retry.
+fn ledger_error(e: &StoreError) -> ProviderError {
+    ProviderError::Transient {
+        code: None,
+        reason: format!("simulator ledger unavailable: {e}"),
+        maybe_sent: false,
     }
-}
-
-type Store = Arc<Mutex<HashMap<ProviderSid, SimMessage>>>;
-
-fn lock(store: &Store) -> MutexGuard<'_, HashMap<ProviderSid, SimMessage>> {
-    // A panic while holding the lock cannot leave the map half-updated (single inserts/updates).
-    store.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// [`SmsProvider`] that behaves like Twilio with test credentials, and sends signed callbacks.
@@ -88,8 +87,10 @@ pub struct TwilioSimulator {
     http: reqwest::Client,
     first_delay: Duration,
     second_delay: Duration,
-    messages: Store,
-    requests: Arc<std::sync::atomic::AtomicUsize>,
+    ledger: SimulatorLedger,
+    clock: Arc<dyn Clock>,
+    requests: Arc<AtomicUsize>,
+    accepted: Arc<AtomicUsize>,
 }
 
 impl std::fmt::Debug for TwilioSimulator {
@@ -102,16 +103,19 @@ impl std::fmt::Debug for TwilioSimulator {
 }
 
 impl TwilioSimulator {
-    /// A simulator that signs its callbacks with `auth_token` and posts them with `http`.
-    /// Callbacks come ~50 ms (`sent`) and a further ~100 ms (`delivered`) after acceptance.
-    pub fn new(auth_token: SecretString, http: reqwest::Client) -> Self {
+    /// A simulator that signs its callbacks with `auth_token`, posts them with `http` and keeps
+    /// its messages in `ledger` (smsrelay-local: the store's SQLite file). Callbacks come ~50 ms
+    /// (`sent`) and a further ~100 ms (`delivered`) after acceptance; time is the system clock.
+    pub fn new(auth_token: SecretString, http: reqwest::Client, ledger: SimulatorLedger) -> Self {
         Self {
             auth_token,
             http,
             first_delay: DEFAULT_FIRST_DELAY,
             second_delay: DEFAULT_SECOND_DELAY,
-            messages: Arc::new(Mutex::new(HashMap::new())),
-            requests: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+            ledger,
+            clock: Arc::new(SystemClock),
+            requests: Arc::new(AtomicUsize::new(0)),
+            accepted: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -123,14 +127,35 @@ impl TwilioSimulator {
         self
     }
 
-    /// How many create-message requests reached the simulator, refused ones included.
-    pub fn request_count(&self) -> usize {
-        self.requests.load(std::sync::atomic::Ordering::SeqCst)
+    /// Read creation times and Twilio's progress from `clock` (the app's clock in tests).
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
-    /// How many messages the simulator has accepted (refused sends are not counted).
+    /// How many create-message requests reached this simulator, refused ones included.
+    pub fn request_count(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
+    }
+
+    /// How many messages this simulator accepted since it was built (refused sends are not
+    /// counted; the ledger also holds those of earlier runs).
     pub fn sent_count(&self) -> usize {
-        lock(&self.messages).len()
+        self.accepted.load(Ordering::SeqCst)
+    }
+
+    /// The status Twilio reports for `r` at `now`: the stored one, or further along when the
+    /// callback delays have passed since acceptance (Twilio's state moves on without us).
+    fn status_at(&self, r: &SimRecord, now: DateTime<Utc>) -> String {
+        let since = (now - r.date_created).to_std().unwrap_or(Duration::ZERO);
+        if since >= self.first_delay + self.second_delay && BEFORE_DELIVERED.contains(&r.status.as_str()) {
+            "delivered".to_owned()
+        } else if since >= self.first_delay && BEFORE_SENT.contains(&r.status.as_str()) {
+            "sent".to_owned()
+        } else {
+            r.status.clone()
+        }
     }
 
     /// The refusal Twilio's test credentials give for this `To` number, if it is a magic one.
@@ -157,7 +182,7 @@ fn new_sid() -> Result<ProviderSid, ProviderError> {
 #[async_trait]
 impl SmsProvider for TwilioSimulator {
     async fn send(&self, sms: &OutboundSms) -> Result<ProviderAccepted, ProviderError> {
-        self.requests.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.requests.fetch_add(1, Ordering::SeqCst);
         if let Some(refusal) = Self::magic_refusal(&sms.to) {
             if let ProviderError::Rejected { code, .. } = &refusal {
                 tracing::info!(to = %sms.to.masked(), code, "simulator refused the message");
@@ -170,29 +195,25 @@ impl SmsProvider for TwilioSimulator {
             // Twilio's initial status for a Messaging Service send is `accepted`.
             Sender::MessagingService(ms) => (SIMULATOR_POOL_NUMBER.to_owned(), Some(ms.clone()), "accepted"),
         };
-        let message = {
-            let mut map = lock(&self.messages);
-            let seq = u64::try_from(map.len()).unwrap_or(u64::MAX);
-            let message = SimMessage {
-                sid: sid.clone(),
-                to: sms.to.clone(),
-                from,
-                messaging_service_sid,
-                body: sms.body.as_str().to_owned(),
-                status: status.to_owned(),
-                date_created: SystemClock.now(),
-                seq,
-            };
-            map.insert(sid.clone(), message.clone());
-            message
+        let record = SimRecord {
+            sid: sid.as_str().to_owned(),
+            to: sms.to.as_str().to_owned(),
+            from,
+            messaging_service_sid,
+            body: sms.body.as_str().to_owned(),
+            status: status.to_owned(),
+            date_created: self.clock.now(),
         };
+        // Recorded before it is acknowledged: Twilio never answers 201 for a message it forgets.
+        self.ledger.insert(record.clone()).await.map_err(|e| ledger_error(&e))?;
+        self.accepted.fetch_add(1, Ordering::SeqCst);
         tracing::info!(to = %sms.to.masked(), sid = %sid, "simulator accepted the message");
         let job = CallbackJob {
             http: self.http.clone(),
             auth_token: self.auth_token.clone(),
             url: sms.status_callback.clone(),
-            messages: Arc::clone(&self.messages),
-            message,
+            ledger: self.ledger.clone(),
+            message: record,
             first_delay: self.first_delay,
             second_delay: self.second_delay,
         };
@@ -205,10 +226,10 @@ impl SmsProvider for TwilioSimulator {
     }
 
     async fn fetch(&self, sid: &ProviderSid) -> Result<ProviderMessage, ProviderError> {
-        lock(&self.messages)
-            .get(sid)
-            .map(SimMessage::to_provider_message)
-            .ok_or(ProviderError::NotFound)
+        let found = self.ledger.get(sid.as_str()).await.map_err(|e| ledger_error(&e))?;
+        let record = found.ok_or(ProviderError::NotFound)?;
+        let status = self.status_at(&record, self.clock.now());
+        to_provider_message(record, status)
     }
 
     /// Same filters as the real client: `to`, the sender (number, or Messaging Service), created
@@ -221,21 +242,19 @@ impl SmsProvider for TwilioSimulator {
         limit: usize,
     ) -> Result<Vec<ProviderMessage>, ProviderError> {
         let cutoff = since - chrono::TimeDelta::minutes(1);
-        let map = lock(&self.messages);
-        let mut found: Vec<&SimMessage> = map
-            .values()
-            .filter(|m| &m.to == to && m.date_created >= cutoff)
-            .filter(|m| match from {
-                Sender::Number(n) => m.messaging_service_sid.is_none() && m.from == n.as_str(),
-                Sender::MessagingService(ms) => m.messaging_service_sid.as_deref() == Some(ms.as_str()),
-            })
-            .collect();
-        found.sort_by_key(|m| std::cmp::Reverse((m.date_created, m.seq)));
-        Ok(found
+        let found = self
+            .ledger
+            .list(to.as_str(), from, cutoff, limit)
+            .await
+            .map_err(|e| ledger_error(&e))?;
+        let now = self.clock.now();
+        found
             .into_iter()
-            .take(limit)
-            .map(SimMessage::to_provider_message)
-            .collect())
+            .map(|r| {
+                let status = self.status_at(&r, now);
+                to_provider_message(r, status)
+            })
+            .collect()
     }
 }
 
@@ -244,8 +263,8 @@ struct CallbackJob {
     http: reqwest::Client,
     auth_token: SecretString,
     url: String,
-    messages: Store,
-    message: SimMessage,
+    ledger: SimulatorLedger,
+    message: SimRecord,
     first_delay: Duration,
     second_delay: Duration,
 }
@@ -253,16 +272,16 @@ struct CallbackJob {
 impl CallbackJob {
     async fn run(self) {
         tokio::time::sleep(self.first_delay).await;
-        self.advance("sent").await;
+        self.advance(BEFORE_SENT, "sent").await;
         tokio::time::sleep(self.second_delay).await;
-        self.advance("delivered").await;
+        self.advance(BEFORE_DELIVERED, "delivered").await;
     }
 
     /// Move the stored message to `status` (Twilio's state changes whether or not the callback
     /// gets through), then post the callback.
-    async fn advance(&self, status: &str) {
-        if let Some(m) = lock(&self.messages).get_mut(&self.message.sid) {
-            m.status = status.to_owned();
+    async fn advance(&self, from: &'static [&'static str], status: &'static str) {
+        if let Err(e) = self.ledger.advance(&self.message.sid, from, status).await {
+            tracing::warn!(sid = %self.message.sid, status, error.message = %e, "simulator could not record the status");
         }
         if self.url.is_empty() {
             return;
@@ -312,7 +331,7 @@ impl CallbackJob {
             ("AccountSid".to_owned(), SIMULATOR_ACCOUNT_SID.to_owned()),
             ("ApiVersion".to_owned(), "2010-04-01".to_owned()),
             ("From".to_owned(), self.message.from.clone()),
-            ("To".to_owned(), self.message.to.as_str().to_owned()),
+            ("To".to_owned(), self.message.to.clone()),
             ("MessageSid".to_owned(), sid.to_owned()),
             ("SmsSid".to_owned(), sid.to_owned()),
             ("MessageStatus".to_owned(), status.to_owned()),
@@ -340,8 +359,61 @@ mod tests {
     }
 
     fn sim() -> TwilioSimulator {
-        TwilioSimulator::new(SecretString::from("sim-token"), reqwest::Client::new())
+        let ledger = SimulatorLedger::open_in_memory().expect("ledger");
+        TwilioSimulator::new(SecretString::from("sim-token"), reqwest::Client::new(), ledger)
             .with_callback_delays(Duration::from_millis(1), Duration::from_millis(1))
+    }
+
+    /// A simulator on the ledger file at `path` whose callbacks would take an hour, on `clock`.
+    fn slow_sim_on(path: &std::path::Path, clock: Arc<crate::testing::ManualClock>) -> TwilioSimulator {
+        let ledger = SimulatorLedger::open(path).expect("ledger");
+        TwilioSimulator::new(SecretString::from("sim-token"), reqwest::Client::new(), ledger)
+            .with_callback_delays(Duration::from_secs(60), Duration::from_secs(60))
+            .with_clock(clock)
+    }
+
+    #[tokio::test]
+    async fn a_restarted_simulator_answers_for_messages_accepted_before_as_twilio_would() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("local.db");
+        let clock = Arc::new(crate::testing::ManualClock::new(Utc::now()));
+        let first = slow_sim_on(&path, clock.clone());
+        let accepted = first.send(&sms("+14155550100", "")).await.expect("accepted");
+        assert!(matches!(
+            first.send(&sms("+15005550001", "")).await,
+            Err(ProviderError::Rejected { .. })
+        ));
+        // The process dies before any callback job runs.
+        drop(first);
+        let second = slow_sim_on(&path, clock.clone());
+        let m = second.fetch(&accepted.sid).await.expect("known after the restart");
+        assert_eq!(m.status, "queued", "no time has passed");
+        assert_eq!(m.body, "hello");
+        clock.advance(Duration::from_secs(61));
+        assert_eq!(second.fetch(&accepted.sid).await.expect("known").status, "sent");
+        clock.advance(Duration::from_secs(60));
+        assert_eq!(second.fetch(&accepted.sid).await.expect("known").status, "delivered");
+        let to = PhoneNumber::parse_e164("+14155550100").expect("to");
+        let from = Sender::Number(PhoneNumber::parse_e164("+15005550006").expect("from"));
+        let listed = second
+            .list_sent(&to, &from, clock.now() - chrono::TimeDelta::minutes(2), 10)
+            .await
+            .expect("list");
+        assert_eq!(listed.len(), 1);
+        assert_eq!(
+            (listed[0].sid.clone(), listed[0].status.as_str()),
+            (accepted.sid, "delivered")
+        );
+        let refused = PhoneNumber::parse_e164("+15005550001").expect("magic");
+        assert!(
+            second
+                .list_sent(&refused, &from, clock.now() - chrono::TimeDelta::hours(1), 10)
+                .await
+                .expect("list")
+                .is_empty(),
+            "a refused create leaves no message behind"
+        );
+        assert_eq!(second.sent_count(), 0, "counts this run's acceptances");
     }
 
     #[tokio::test]

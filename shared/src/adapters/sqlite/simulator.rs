@@ -1,0 +1,303 @@
+//! `SimulatorLedger`: the Twilio simulator's own record of the messages it accepted, in the
+//! table `simulator_messages` (`schema::SIMULATOR`) of the same SQLite file as the store. It is
+//! what Twilio's side of the line remembers: a restarted smsrelay-local finds every message its
+//! simulator accepted before the crash, so status polls and reconciliation get Twilio's answers
+//! instead of "not found".
+//!
+//! Its own connection (through `conn`: WAL mode, busy timeout), every statement on the blocking
+//! pool. Times are `time::fixed` (text order is time order). It must not touch the store's tables.
+
+use super::conn::{self, Db};
+use super::{schema, time};
+use crate::ports::{Sender, StoreError};
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
+use std::path::Path;
+
+/// One message the simulator accepted, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimRecord {
+    /// Twilio-shaped `SM…` sid.
+    pub sid: String,
+    /// Recipient, E.164.
+    pub to: String,
+    /// The number it was sent from (the pool number for a Messaging Service send).
+    pub from: String,
+    /// The Messaging Service it was sent through, if any.
+    pub messaging_service_sid: Option<String>,
+    /// The text.
+    pub body: String,
+    /// The last status a callback job moved it to (`queued`/`accepted`, `sent`, `delivered`).
+    pub status: String,
+    /// When the simulator accepted it.
+    pub date_created: DateTime<Utc>,
+}
+
+/// The simulator's messages in SQLite. Cheap to clone; clones share one connection.
+#[derive(Debug, Clone)]
+pub struct SimulatorLedger {
+    db: Db,
+}
+
+const COLUMNS: &str = "sid, to_number, from_number, messaging_service_sid, body, status, created_at";
+
+fn record(row: &Row<'_>) -> rusqlite::Result<(SimRecord, String)> {
+    let created: String = row.get(6)?;
+    Ok((
+        SimRecord {
+            sid: row.get(0)?,
+            to: row.get(1)?,
+            from: row.get(2)?,
+            messaging_service_sid: row.get(3)?,
+            body: row.get(4)?,
+            status: row.get(5)?,
+            date_created: DateTime::<Utc>::MIN_UTC,
+        },
+        created,
+    ))
+}
+
+fn with_time((mut r, created): (SimRecord, String)) -> Result<SimRecord, StoreError> {
+    r.date_created = time::parse(&created).ok_or_else(|| StoreError::Corrupt(format!("created_at of {}", r.sid)))?;
+    Ok(r)
+}
+
+impl SimulatorLedger {
+    /// Open (or create) the ledger in the SQLite file at `path` (normally the store's file). The
+    /// parent directory must exist.
+    ///
+    /// # Errors
+    /// `Unexpected` if the file cannot be opened or the table created; `Throttled` if another
+    /// connection holds it locked past the busy timeout.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::with_schema(conn::open_file(path)?)
+    }
+
+    /// A private in-memory ledger (Lambda without Twilio credentials, tests): gone with the process.
+    ///
+    /// # Errors
+    /// `Unexpected` if SQLite cannot create it.
+    pub fn open_in_memory() -> Result<Self, StoreError> {
+        Self::with_schema(conn::open_memory()?)
+    }
+
+    fn with_schema(conn: Connection) -> Result<Self, StoreError> {
+        conn.execute_batch(schema::SIMULATOR).map_err(conn::sql_error)?;
+        Ok(Self { db: Db::new(conn) })
+    }
+
+    /// Record an accepted message.
+    ///
+    /// # Errors
+    /// `ConditionFailed` if the sid exists; other SQLite failures.
+    pub async fn insert(&self, r: SimRecord) -> Result<(), StoreError> {
+        self.db
+            .call(move |c| {
+                c.execute(
+                    "INSERT INTO simulator_messages
+                       (sid, to_number, from_number, messaging_service_sid, body, status, created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![
+                        r.sid,
+                        r.to,
+                        r.from,
+                        r.messaging_service_sid,
+                        r.body,
+                        r.status,
+                        time::fixed(&r.date_created)
+                    ],
+                )
+                .map_err(conn::insert_error)?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// The message with `sid`, if the simulator ever accepted it.
+    ///
+    /// # Errors
+    /// SQLite failures; `Corrupt` for an unreadable row.
+    pub async fn get(&self, sid: &str) -> Result<Option<SimRecord>, StoreError> {
+        let sid = sid.to_owned();
+        self.db
+            .call(move |c| {
+                c.query_row(
+                    &format!("SELECT {COLUMNS} FROM simulator_messages WHERE sid = ?1"),
+                    params![sid],
+                    record,
+                )
+                .optional()
+                .map_err(conn::sql_error)?
+                .map(with_time)
+                .transpose()
+            })
+            .await
+    }
+
+    /// Move `sid` to `status` if its stored status is one of `from` (a status only moves
+    /// forward). Returns whether it moved.
+    ///
+    /// # Errors
+    /// SQLite failures.
+    pub async fn advance(
+        &self,
+        sid: &str,
+        from: &'static [&'static str],
+        status: &'static str,
+    ) -> Result<bool, StoreError> {
+        let sid = sid.to_owned();
+        self.db
+            .call(move |c| {
+                let tx = c
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .map_err(conn::sql_error)?;
+                let current: Option<String> = tx
+                    .query_row(
+                        "SELECT status FROM simulator_messages WHERE sid = ?1",
+                        params![sid],
+                        |row| row.get(0),
+                    )
+                    .optional()
+                    .map_err(conn::sql_error)?;
+                let moved = current.is_some_and(|s| from.contains(&s.as_str()));
+                if moved {
+                    tx.execute(
+                        "UPDATE simulator_messages SET status = ?2 WHERE sid = ?1",
+                        params![sid, status],
+                    )
+                    .map_err(conn::sql_error)?;
+                }
+                tx.commit().map_err(conn::sql_error)?;
+                Ok(moved)
+            })
+            .await
+    }
+
+    /// Messages to `to` from `from` (a number, or a Messaging Service) created at or after
+    /// `since`, newest first (acceptance order breaks ties), at most `limit`.
+    ///
+    /// # Errors
+    /// SQLite failures; `Corrupt` for an unreadable row.
+    pub async fn list(
+        &self,
+        to: &str,
+        from: &Sender,
+        since: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<SimRecord>, StoreError> {
+        let to = to.to_owned();
+        let (number, service) = match from {
+            Sender::Number(n) => (Some(n.as_str().to_owned()), None),
+            Sender::MessagingService(ms) => (None, Some(ms.clone())),
+        };
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.db
+            .call(move |c| {
+                let mut stmt = c
+                    .prepare(&format!(
+                        "SELECT {COLUMNS} FROM simulator_messages
+                         WHERE to_number = ?1 AND created_at >= ?2
+                           AND ((?3 IS NOT NULL AND messaging_service_sid IS NULL AND from_number = ?3)
+                             OR (?4 IS NOT NULL AND messaging_service_sid = ?4))
+                         ORDER BY created_at DESC, rowid DESC
+                         LIMIT ?5"
+                    ))
+                    .map_err(conn::sql_error)?;
+                let rows = stmt
+                    .query_map(params![to, time::fixed(&since), number, service, limit], record)
+                    .map_err(conn::sql_error)?;
+                let mut out = Vec::new();
+                for row in rows {
+                    out.push(with_time(row.map_err(conn::sql_error)?)?);
+                }
+                Ok(out)
+            })
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::PhoneNumber;
+
+    fn rec(sid: &str, at: DateTime<Utc>) -> SimRecord {
+        SimRecord {
+            sid: sid.to_owned(),
+            to: "+14155550100".to_owned(),
+            from: "+15005550006".to_owned(),
+            messaging_service_sid: None,
+            body: "hello".to_owned(),
+            status: "queued".to_owned(),
+            date_created: at,
+        }
+    }
+
+    #[tokio::test]
+    async fn messages_survive_a_reopen_of_the_file() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("local.db");
+        let at = time::parse("2026-11-21T19:30:00.123Z").expect("time");
+        {
+            let ledger = SimulatorLedger::open(&path).expect("open");
+            ledger.insert(rec("SM1", at)).await.expect("insert");
+            assert!(ledger.advance("SM1", &["queued"], "sent").await.expect("advance"));
+        }
+        let reopened = SimulatorLedger::open(&path).expect("reopen");
+        let got = reopened.get("SM1").await.expect("get").expect("kept");
+        assert_eq!(
+            got,
+            SimRecord {
+                status: "sent".to_owned(),
+                ..rec("SM1", at)
+            }
+        );
+        assert!(
+            !reopened.advance("SM1", &["queued"], "sent").await.expect("advance"),
+            "only forward"
+        );
+        assert!(reopened.get("SM2").await.expect("get").is_none());
+        assert!(matches!(
+            reopened.insert(rec("SM1", at)).await,
+            Err(StoreError::ConditionFailed)
+        ));
+    }
+
+    #[tokio::test]
+    async fn list_filters_by_recipient_sender_and_time_newest_first() {
+        let ledger = SimulatorLedger::open_in_memory().expect("open");
+        let t0 = time::parse("2026-11-21T19:30:00.000Z").expect("time");
+        ledger.insert(rec("SMa", t0)).await.expect("a");
+        ledger.insert(rec("SMb", t0)).await.expect("b");
+        ledger
+            .insert(rec("SMc", t0 + chrono::TimeDelta::seconds(1)))
+            .await
+            .expect("c");
+        let from = Sender::Number(PhoneNumber::parse_e164("+15005550006").expect("from"));
+        let sids = |v: Vec<SimRecord>| v.into_iter().map(|r| r.sid).collect::<Vec<_>>();
+        assert_eq!(
+            sids(ledger.list("+14155550100", &from, t0, 10).await.expect("list")),
+            ["SMc", "SMb", "SMa"]
+        );
+        assert_eq!(
+            sids(ledger.list("+14155550100", &from, t0, 1).await.expect("list")),
+            ["SMc"]
+        );
+        let later = t0 + chrono::TimeDelta::milliseconds(500);
+        assert_eq!(
+            sids(ledger.list("+14155550100", &from, later, 10).await.expect("list")),
+            ["SMc"]
+        );
+        let service = Sender::MessagingService("MG1".to_owned());
+        assert!(ledger
+            .list("+14155550100", &service, t0, 10)
+            .await
+            .expect("list")
+            .is_empty());
+        assert!(ledger
+            .list("+14155550199", &from, t0, 10)
+            .await
+            .expect("list")
+            .is_empty());
+    }
+}
