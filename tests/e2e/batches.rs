@@ -105,7 +105,11 @@ async fn a_batch_where_most_sends_fail_raises_exactly_one_alert() {
         .into_iter()
         .filter(|a| a.kind == AlertKind::BatchFailureRate)
         .collect();
-    assert_eq!(batch_alerts.len(), 1, "one alert for the batch, not one per message: {b}");
+    assert_eq!(
+        batch_alerts.len(),
+        1,
+        "one alert for the batch, not one per message: {b}"
+    );
     assert_eq!(
         app.alerts.alerts().len(),
         1,

@@ -285,7 +285,7 @@ async fn every_event_file_gets_its_documented_answer() {
 
 #[tokio::test]
 async fn the_inbound_events_run_through_the_inbound_handler_on_dynamodb() {
-    use smsrelay::ports::{ConsentStore as _, ConversationFilter, ConversationStore as _};
+    use smsrelay::ports::ConversationFilter;
     let env = lambda_env_at(event_time()).await;
     let lead = smsrelay::domain::PhoneNumber::parse_e164("+14155550100").expect("lead");
     // A reply, then Twilio's retry of it: one conversation, one stored message.
