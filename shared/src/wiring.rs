@@ -14,8 +14,8 @@ use crate::adapters::twilio::{TwilioCredentials, TwilioSimulator, TwilioSmsProvi
 use crate::app::Ctx;
 use crate::config::{Config, ConfigError};
 use crate::ports::{
-    Alerter, BatchStore, Clock, ConsentStore, ConversationStore, CounterStore, EnrolmentHook, EventPublisher,
-    IdempotencyStore, JobQueue, MessageQueries, MessageStore, Retention, SmsProvider,
+    Alerter, BatchStore, CampaignAgents, Clock, ConsentStore, ConversationStore, CounterStore, EnrolmentHook,
+    EventPublisher, IdempotencyStore, JobQueue, MessageQueries, MessageStore, Retention, SmsProvider,
 };
 use std::sync::Arc;
 
@@ -52,6 +52,8 @@ pub struct Deps {
     pub conversations: Arc<dyn ConversationStore>,
     /// Campaign enrolments that inbound texts stop or pause (none until campaigns exist, #11).
     pub enrolments: Arc<dyn EnrolmentHook>,
+    /// The agent of a conversation's campaign (none until campaigns exist, #11).
+    pub campaign_agents: Arc<dyn CampaignAgents>,
 }
 
 /// Why the dependencies could not be built.
@@ -118,6 +120,7 @@ impl Deps {
             conversations: store.clone(),
             retention: store,
             enrolments: Arc::new(crate::adapters::no_campaigns::NoEnrolments),
+            campaign_agents: Arc::new(crate::adapters::no_campaigns::NoCampaigns),
             queue,
             provider,
             clock,

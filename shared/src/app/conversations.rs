@@ -138,6 +138,37 @@ pub async fn set_outcome(
     .ok_or(super::AppError::NotFound)
 }
 
+/// A conversation silent for its campaign's `end_after_silence` ends (docs/api.md, the last outcome
+/// rule). Without a model to classify it: `qualified` if the lead replied, else `no_response`,
+/// the reason saying which. An ended conversation is left as it is. Returns whether it ended now.
+///
+/// # Errors
+/// Store failures (a missing conversation is not one: there is nothing to end).
+pub async fn end_after_silence(
+    conversations: &dyn ConversationStore,
+    id: &ConversationId,
+    now: DateTime<Utc>,
+) -> Result<bool, super::AppError> {
+    use crate::domain::{ConversationStatus, Direction, Outcome};
+    let ended = modify_conversation(conversations, id, |c| {
+        if c.status == ConversationStatus::Ended {
+            return false;
+        }
+        let replied = c.turns.iter().any(|t| t.direction == Direction::Inbound);
+        let (outcome, reason) = if replied {
+            (
+                Outcome::Qualified,
+                "the lead replied; no model classified the conversation",
+            )
+        } else {
+            (Outcome::NoResponse, "the lead never replied")
+        };
+        c.end(outcome, reason.to_owned(), now).is_ok()
+    })
+    .await?;
+    Ok(ended.is_some_and(|c| c.status == ConversationStatus::Ended && c.ended_at == Some(now)))
+}
+
 /// Pages of a phone's messages read to join a conversation's outbound messages.
 const JOIN_PAGES: usize = 5;
 /// Messages per page of that read.

@@ -4,13 +4,19 @@
 
 use super::attempt::{claim_attempt, enqueue_attempt, run_attempt, AttemptOutcome, Claim};
 use super::{AppError, Ctx};
-use crate::ports::{JobKind, JobPayload};
+use crate::ports::{ConversationStore, JobKind, JobPayload};
 
-/// Handle one job. `Ok` means acknowledge it; `Err` means let the queue redeliver it.
+/// Handle one job. `Ok` means acknowledge it; `Err` means let the queue redeliver it. Send
+/// attempts use the send pipeline's ports (`ctx`); conversation jobs also read and end
+/// conversations.
 ///
 /// # Errors
 /// Store failures (transient: the job is redelivered, and dead-lettered after max receives).
-pub async fn handle_job(ctx: Ctx<'_>, job: &JobPayload) -> Result<Option<AttemptOutcome>, AppError> {
+pub async fn handle_job(
+    ctx: Ctx<'_>,
+    conversations: &dyn ConversationStore,
+    job: &JobPayload,
+) -> Result<Option<AttemptOutcome>, AppError> {
     match job.kind {
         JobKind::SendAttempt => {
             let Some(message_id) = &job.message_id else {
@@ -38,6 +44,13 @@ pub async fn handle_job(ctx: Ctx<'_>, job: &JobPayload) -> Result<Option<Attempt
             }
             // TODO(#11): the campaign's agent answers here. Until agents exist, a conversation
             // waits for a person (POST /v1/conversations/{id}/messages), so there is nothing to do.
+            Ok(None)
+        }
+        JobKind::ConversationSilent => {
+            let Some(id) = job.conversation_id.as_ref() else {
+                return Err(malformed("a conversation_silent job needs a conversation_id"));
+            };
+            super::conversations::end_after_silence(conversations, id, ctx.clock.now()).await?;
             Ok(None)
         }
     }

@@ -1,5 +1,6 @@
 //! Pure domain types and rules: no I/O, no async, no AWS.
 
+pub mod agent;
 pub mod area_code_zone;
 pub mod consent;
 pub mod conversation;
@@ -14,6 +15,7 @@ pub mod schedule;
 pub mod status;
 pub mod time_format;
 
+pub use agent::{AgentSpec, AgentSpecError, ScriptedRule};
 pub use area_code_zone::zone_for_area_code;
 pub use consent::{current_status, ConsentChannel, ConsentEvidence, ConsentStatus};
 pub use conversation::{

@@ -29,7 +29,7 @@ pub async fn run_job(deps: &Deps, body: &str) -> Result<(), AppError> {
         message: format!("job body is not a valid job: {e}"),
         field: None,
     })?;
-    let outcome = handle_job(ctx(deps, callback_base(deps)), &payload).await?;
+    let outcome = handle_job(ctx(deps, callback_base(deps)), deps.conversations.as_ref(), &payload).await?;
     tracing::debug!(kind = ?payload.kind, ?outcome, "job handled");
     Ok(())
 }

@@ -19,6 +19,9 @@ pub enum JobKind {
     SendAttempt,
     /// Ask the conversation's agent for a reply (`conversation_id`).
     AgentTurn,
+    /// The conversation has been silent for its campaign's `end_after_silence`: end it with an
+    /// outcome (`conversation_id`).
+    ConversationSilent,
 }
 
 /// A job's content (the SQS message body, JSON).
@@ -51,6 +54,16 @@ impl JobPayload {
     pub fn agent_turn(conversation_id: ConversationId, not_before: DateTime<Utc>) -> Self {
         Self {
             kind: JobKind::AgentTurn,
+            message_id: None,
+            conversation_id: Some(conversation_id),
+            not_before,
+        }
+    }
+
+    /// End `conversation_id`, silent for its campaign's `end_after_silence`, with an outcome.
+    pub fn conversation_silent(conversation_id: ConversationId, not_before: DateTime<Utc>) -> Self {
+        Self {
+            kind: JobKind::ConversationSilent,
             message_id: None,
             conversation_id: Some(conversation_id),
             not_before,

@@ -118,7 +118,7 @@ impl Env {
                 return ran;
             }
             for job in jobs {
-                handle_job(self.ctx(), &job.payload).await.expect("job");
+                handle_job(self.ctx(), &self.store, &job.payload).await.expect("job");
                 self.queue.ack(&job.receipt).await.expect("ack");
                 ran += 1;
             }

@@ -1,0 +1,177 @@
+//! Which agent answers a campaign's conversations (docs/api.md "Campaigns, leads, conversations",
+//! `agent`): an OpenAI-compatible model with the campaign's prompt, Retell's own agent, or the
+//! built-in scripted rules. A campaign without one records replies and waits for a person.
+//!
+//! Pure data, shared by campaigns (which store it) and the agent adapters (which act on it).
+
+use super::Outcome;
+use serde::{Deserialize, Serialize};
+
+/// A campaign's `agent` object, tagged by `provider`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "provider", rename_all = "snake_case")]
+pub enum AgentSpec {
+    /// Any OpenAI-compatible Chat Completions server (`OPENAI_BASE_URL`).
+    Openai {
+        /// The system prompt.
+        prompt: String,
+        /// The model; `SMSRELAY_AGENT_MODEL` when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        model: Option<String>,
+    },
+    /// Retell's agent writes the replies itself; smsrelay records them.
+    Retell {
+        /// Retell's agent id (`create-sms-chat` `override_agent_id`).
+        retell_agent_id: String,
+    },
+    /// Built-in rules, no network: first match wins, else the fallback.
+    Scripted {
+        /// The rules, in order.
+        #[serde(default)]
+        rules: Vec<ScriptedRule>,
+        /// The reply when no rule matches (none: stay quiet).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fallback: Option<String>,
+    },
+}
+
+/// One scripted rule: a regex over the lead's text, a reply, an optional outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScriptedRule {
+    /// A regular expression (`regex-lite` syntax), matched case-insensitively.
+    #[serde(rename = "match")]
+    pub pattern: String,
+    /// The reply sent when it matches.
+    pub reply: String,
+    /// The outcome the conversation ends with when it matches.
+    #[serde(default)]
+    pub outcome: Option<Outcome>,
+}
+
+/// Why an agent spec is unusable (a 400 at campaign creation).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AgentSpecError {
+    /// A required text is empty.
+    #[error("agent.{0} must not be empty")]
+    Empty(&'static str),
+    /// A scripted rule's `match` is not a regular expression.
+    #[error("agent.rules[{index}].match is not a regular expression: {reason}")]
+    BadPattern {
+        /// Which rule.
+        index: usize,
+        /// What the regex parser said.
+        reason: String,
+    },
+}
+
+impl AgentSpec {
+    /// The `provider` value.
+    pub fn provider(&self) -> &'static str {
+        match self {
+            Self::Openai { .. } => "openai",
+            Self::Retell { .. } => "retell",
+            Self::Scripted { .. } => "scripted",
+        }
+    }
+
+    /// Check what serde cannot: non-empty prompt and id, rules that compile.
+    ///
+    /// # Errors
+    /// The first problem found.
+    pub fn validate(&self) -> Result<(), AgentSpecError> {
+        match self {
+            Self::Openai { prompt, model } => {
+                if prompt.trim().is_empty() {
+                    return Err(AgentSpecError::Empty("prompt"));
+                }
+                if model.as_deref().is_some_and(|m| m.trim().is_empty()) {
+                    return Err(AgentSpecError::Empty("model"));
+                }
+            }
+            Self::Retell { retell_agent_id } => {
+                if retell_agent_id.trim().is_empty() {
+                    return Err(AgentSpecError::Empty("retell_agent_id"));
+                }
+            }
+            Self::Scripted { rules, .. } => {
+                for (index, rule) in rules.iter().enumerate() {
+                    rule.regex().map_err(|e| AgentSpecError::BadPattern {
+                        index,
+                        reason: e.to_string(),
+                    })?;
+                    if rule.reply.trim().is_empty() {
+                        return Err(AgentSpecError::Empty("rules[].reply"));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ScriptedRule {
+    /// The rule's pattern compiled, case-insensitive.
+    ///
+    /// # Errors
+    /// The pattern does not parse.
+    pub fn regex(&self) -> Result<regex_lite::Regex, regex_lite::Error> {
+        regex_lite::RegexBuilder::new(&self.pattern)
+            .case_insensitive(true)
+            .build()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_three_providers_read_as_api_md_writes_them() {
+        let openai: AgentSpec = serde_json::from_str(
+            r#"{"provider":"openai","prompt":"You book roof inspections","model":"gpt-4.1-mini"}"#,
+        )
+        .expect("openai");
+        assert_eq!(openai.provider(), "openai");
+        let retell: AgentSpec =
+            serde_json::from_str(r#"{"provider":"retell","retell_agent_id":"agent_1"}"#).expect("retell");
+        assert_eq!(
+            retell,
+            AgentSpec::Retell {
+                retell_agent_id: "agent_1".into()
+            }
+        );
+        let scripted: AgentSpec = serde_json::from_str(
+            r#"{"provider":"scripted","rules":[{"match":"\\byes\\b","reply":"Great!","outcome":"qualified"}],"fallback":"Tell me more"}"#,
+        )
+        .expect("scripted");
+        let AgentSpec::Scripted { rules, fallback } = &scripted else {
+            panic!("scripted")
+        };
+        assert_eq!(rules[0].outcome, Some(Outcome::Qualified));
+        assert_eq!(fallback.as_deref(), Some("Tell me more"));
+        assert!(rules[0].regex().expect("compiles").is_match("YES please"));
+        assert!(scripted.validate().is_ok());
+    }
+
+    #[test]
+    fn unusable_specs_are_refused_with_the_reason() {
+        let bad = AgentSpec::Scripted {
+            rules: vec![ScriptedRule {
+                pattern: "(".into(),
+                reply: "x".into(),
+                outcome: None,
+            }],
+            fallback: None,
+        };
+        assert!(matches!(
+            bad.validate(),
+            Err(AgentSpecError::BadPattern { index: 0, .. })
+        ));
+        let empty = AgentSpec::Openai {
+            prompt: "  ".into(),
+            model: None,
+        };
+        assert_eq!(empty.validate(), Err(AgentSpecError::Empty("prompt")));
+        assert!(serde_json::from_str::<AgentSpec>(r#"{"provider":"claude","prompt":"x"}"#).is_err());
+    }
+}
