@@ -18,12 +18,17 @@ pub const SIMULATOR_AUTH_TOKEN: &str = "sim-auth-token";
 pub const SIMULATOR_FROM: &str = "+15005550006";
 /// The variables that carry a Secrets Manager reference (`<secret id or ARN>[#<json key>]`), each
 /// with the variable whose value it stands for.
-pub const SECRET_REFERENCES: [(&str, &str); 4] = [
+pub const SECRET_REFERENCES: [(&str, &str); 5] = [
     ("SMSRELAY_API_KEY_SECRET", "SMSRELAY_API_KEY"),
     ("TWILIO_AUTH_TOKEN_SECRET", "TWILIO_AUTH_TOKEN"),
     ("SLACK_WEBHOOK_URL_SECRET", "SLACK_WEBHOOK_URL"),
     ("RETELL_API_KEY_SECRET", "RETELL_API_KEY"),
+    ("OPENAI_API_KEY_SECRET", "OPENAI_API_KEY"),
 ];
+/// Longest an agent turn may work (model calls, retries and backoff) when
+/// `SMSRELAY_AGENT_DEADLINE` is not set: it fits the retry consumer's 30 s Lambda timeout with
+/// room for the send that follows.
+pub const DEFAULT_AGENT_DEADLINE: Duration = Duration::from_secs(20);
 /// Largest request body any route accepts (docs/api.md: 256 KiB).
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
@@ -92,6 +97,18 @@ pub struct Config {
     /// The key Retell signs its webhooks with (`RETELL_API_KEY`; AWS: `retell_api_key` in the
     /// secret). `None`: the Retell route answers 403.
     pub retell_api_key: Option<SecretString>,
+    /// Chat Completions base URL for `openai` agents (`OPENAI_BASE_URL`, no trailing slash).
+    pub openai_base_url: String,
+    /// `OPENAI_API_KEY` (AWS: `openai_api_key` in the secret); `None` sends no Authorization
+    /// header (local compatible servers).
+    pub openai_api_key: Option<SecretString>,
+    /// The model when a campaign's agent names none (`SMSRELAY_AGENT_MODEL`).
+    pub agent_model: Option<String>,
+    /// Agent replies per conversation per UTC day (`SMSRELAY_AGENT_MAX_REPLIES_PER_DAY`), so two
+    /// bots can never loop.
+    pub agent_max_replies_per_day: u32,
+    /// How long one agent turn may work, retries included (`SMSRELAY_AGENT_DEADLINE`).
+    pub agent_deadline: Duration,
 }
 
 /// The HELP answer when `SMSRELAY_HELP_TEXT` is not set.
@@ -156,6 +173,22 @@ impl Config {
         let daily_limit = num("SMSRELAY_DAILY_LIMIT", 10);
         let max_attempts = num("SMSRELAY_MAX_ATTEMPTS", 3);
         let sender_mps = num("SMSRELAY_SENDER_MPS", 10);
+        let agent_max_replies_per_day = num("SMSRELAY_AGENT_MAX_REPLIES_PER_DAY", 20);
+        let agent_deadline = match get("SMSRELAY_AGENT_DEADLINE").map(|raw| parse_duration(&raw)) {
+            None => DEFAULT_AGENT_DEADLINE,
+            Some(Ok(d)) if !d.is_zero() && d <= Duration::from_secs(600) => d,
+            Some(_) => {
+                problems.push("SMSRELAY_AGENT_DEADLINE must be a duration from 1ms to 10m, like 20s".to_owned());
+                DEFAULT_AGENT_DEADLINE
+            }
+        };
+        let openai_base_url = get("OPENAI_BASE_URL")
+            .unwrap_or_else(|| "https://api.openai.com/v1".to_owned())
+            .trim_end_matches('/')
+            .to_owned();
+        if url::Url::parse(&openai_base_url).is_err() {
+            problems.push("OPENAI_BASE_URL must be an absolute URL such as https://api.openai.com/v1".to_owned());
+        }
 
         for (reference, var) in SECRET_REFERENCES {
             if get(reference).is_some() {
@@ -257,6 +290,11 @@ impl Config {
             request_timeout,
             help_text: get("SMSRELAY_HELP_TEXT").unwrap_or_else(|| DEFAULT_HELP_TEXT.to_owned()),
             retell_api_key: get("RETELL_API_KEY").map(SecretString::from),
+            openai_base_url,
+            openai_api_key: get("OPENAI_API_KEY").map(SecretString::from),
+            agent_model: get("SMSRELAY_AGENT_MODEL"),
+            agent_max_replies_per_day,
+            agent_deadline,
         })
     }
 

@@ -14,7 +14,7 @@ use crate::adapters::twilio::{TwilioCredentials, TwilioSimulator, TwilioSmsProvi
 use crate::app::Ctx;
 use crate::config::{Config, ConfigError};
 use crate::ports::{
-    Alerter, BatchStore, CampaignAgents, Clock, ConsentStore, ConversationStore, CounterStore, EnrolmentHook,
+    Agent, Alerter, BatchStore, CampaignAgents, Clock, ConsentStore, ConversationStore, CounterStore, EnrolmentHook,
     EventPublisher, IdempotencyStore, JobQueue, MessageQueries, MessageStore, Retention, SmsProvider,
 };
 use std::sync::Arc;
@@ -54,6 +54,8 @@ pub struct Deps {
     pub enrolments: Arc<dyn EnrolmentHook>,
     /// The agent of a conversation's campaign (none until campaigns exist, #11).
     pub campaign_agents: Arc<dyn CampaignAgents>,
+    /// The agents that answer (`openai`, `scripted`; `retell` answers itself).
+    pub agent: Arc<dyn Agent>,
 }
 
 /// Why the dependencies could not be built.
@@ -109,7 +111,9 @@ impl Deps {
             + ConversationStore
             + 'static,
     {
+        let agent = Arc::new(agent_for(&config, clock.clone()));
         Self {
+            agent,
             config: Arc::new(config),
             messages: store.clone(),
             queries: store.clone(),
@@ -222,6 +226,29 @@ impl Deps {
             .with_alerter(Arc::new(crate::adapters::log_alerter::FanoutAlerter::new(alerters)))
             .with_events(events))
     }
+}
+
+/// The agent router of a deployment: the Chat Completions client on `OPENAI_BASE_URL` (with
+/// `OPENAI_API_KEY` when set) sleeping on `clock` between retries, and the scripted rules. The
+/// same in Lambda (the retry consumer) and smsrelay-local (its queue worker).
+pub fn agent_for(config: &Config, clock: Arc<dyn Clock>) -> crate::adapters::agents::AgentRouter {
+    use crate::adapters::openai::{OpenAiAgent, OpenAiSettings};
+    let openai = match http_client() {
+        Ok(http) => Some(OpenAiAgent::new(
+            OpenAiSettings {
+                base_url: config.openai_base_url.clone(),
+                api_key: config.openai_api_key.clone(),
+                default_model: config.agent_model.clone(),
+            },
+            http,
+            clock,
+        )),
+        Err(e) => {
+            tracing::error!(error.message = %e, "no HTTP client: openai agents are unavailable");
+            None
+        }
+    };
+    crate::adapters::agents::AgentRouter::new(openai)
 }
 
 /// Real Twilio when credentials are configured, otherwise the simulator, keeping its messages in

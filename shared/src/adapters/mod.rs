@@ -5,6 +5,8 @@
 //!   (smsrelay-local), one file per aggregate.
 //! - [`twilio`]: the Twilio REST client, webhook signatures, and the built-in simulator.
 //! - [`retell`]: Retell webhook signatures.
+//! - [`agents`]: `AgentRouter`, the agent port over [`openai`] (Chat Completions) and [`scripted`]
+//!   (built-in rules); a Retell agent writes its own replies.
 //! - [`slack`], [`log_alerter`]: alert channels (`SlackAlerter`, `LogAlerter`, `FanoutAlerter`).
 //! - [`eventbridge`]: `EventBridgePublisher` and `EventBridgeAlerter` (domain events on EventBridge).
 //! - [`log_only`]: `LogOnlyPublisher`, domain events in the log only.
@@ -12,6 +14,7 @@
 //! - [`secrets`]: secret values from Secrets Manager at cold start.
 //! - [`system_clock`]: wall-clock time.
 
+pub mod agents;
 #[cfg(feature = "aws")]
 pub mod dynamodb;
 #[cfg(feature = "aws")]
@@ -19,7 +22,9 @@ pub mod eventbridge;
 pub mod log_alerter;
 pub mod log_only;
 pub mod no_campaigns;
+pub mod openai;
 pub mod retell;
+pub mod scripted;
 #[cfg(feature = "aws")]
 pub mod secrets;
 pub mod slack;

@@ -109,6 +109,15 @@ impl AgentSpec {
     }
 }
 
+/// Whether a lead's text asks for a person ("human", "agent", "person", "representative" as
+/// words, any case): the conversation is escalated before any agent answers (docs/api.md
+/// outcomes: "asked for a person → escalated"), with or without a model.
+pub fn asks_for_person(text: &str) -> bool {
+    const WORDS: [&str; 4] = ["human", "agent", "person", "representative"];
+    text.split(|c: char| !c.is_alphanumeric())
+        .any(|word| WORDS.iter().any(|w| word.eq_ignore_ascii_case(w)))
+}
+
 impl ScriptedRule {
     /// The rule's pattern compiled, case-insensitive.
     ///
@@ -151,6 +160,17 @@ mod tests {
         assert_eq!(fallback.as_deref(), Some("Tell me more"));
         assert!(rules[0].regex().expect("compiles").is_match("YES please"));
         assert!(scripted.validate().is_ok());
+    }
+
+    #[test]
+    fn asking_for_a_person_is_recognised_as_a_word_only() {
+        for yes in ["Can I talk to a HUMAN?", "real person please", "agent!", "a representative, now"] {
+            assert!(asks_for_person(yes), "{yes}");
+        }
+        for no in ["personally I like Thursday", "humane society", "yes 2pm", "agents-of"] {
+            assert!(!asks_for_person(no), "{no}");
+        }
+        assert!(!asks_for_person("agents"), "plural is not the keyword");
     }
 
     #[test]

@@ -177,6 +177,21 @@ pub struct Turn {
     pub provider_ref: Option<String>,
 }
 
+/// An appointment the agent booked (`book_appointment`): the business's calendar hears of it
+/// through `appointment.booked`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Appointment {
+    /// When it starts, RFC 3339 with the lead's offset, as the model gave it (validated).
+    pub start: String,
+    /// How long, in minutes.
+    pub duration_minutes: u32,
+    /// Anything the lead asked to note.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notes: Option<String>,
+    /// When it was booked.
+    pub booked_at: DateTime<Utc>,
+}
+
 /// A conversation record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Conversation {
@@ -190,7 +205,8 @@ pub struct Conversation {
     pub campaign_id: Option<String>,
     /// Where it stands.
     pub status: ConversationStatus,
-    /// How it ended (set exactly when `status` is `ended`).
+    /// How it ended (set when `status` is `ended`, and `escalated` while it `needs_human` after an
+    /// escalation).
     pub outcome: Option<Outcome>,
     /// Why, in words.
     pub outcome_reason: Option<String>,
@@ -198,6 +214,10 @@ pub struct Conversation {
     pub ended_at: Option<DateTime<Utc>>,
     /// Both directions, in order.
     pub turns: Vec<Turn>,
+    /// The appointment booked in it, if any (stores keep the whole record as one document, so
+    /// older records without it read as `None`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub appointment: Option<Appointment>,
     /// When it was opened.
     pub created_at: DateTime<Utc>,
     /// Last change.
@@ -232,6 +252,7 @@ impl Conversation {
             outcome_reason: None,
             ended_at: None,
             turns: Vec::new(),
+            appointment: None,
             created_at: now,
             updated_at: now,
             version: 0,
@@ -277,6 +298,26 @@ impl Conversation {
         self.status = ConversationStatus::NeedsHuman;
         self.updated_at = now;
         Ok(())
+    }
+
+    /// The lead asked for a person or the agent called `escalate_to_human`: the agent stops
+    /// (`needs_human`) and the outcome reads `escalated` until a person ends or corrects it.
+    /// Returns whether anything changed (escalating twice changes nothing).
+    ///
+    /// # Errors
+    /// [`ConversationError::Ended`].
+    pub fn escalate(&mut self, reason: impl Into<String>, now: DateTime<Utc>) -> Result<bool, ConversationError> {
+        if !self.is_open() {
+            return Err(ConversationError::Ended);
+        }
+        if self.status == ConversationStatus::NeedsHuman && self.outcome == Some(Outcome::Escalated) {
+            return Ok(false);
+        }
+        self.status = ConversationStatus::NeedsHuman;
+        self.outcome = Some(Outcome::Escalated);
+        self.outcome_reason = Some(reason.into());
+        self.updated_at = now;
+        Ok(true)
     }
 
     /// End with `outcome`. Ending is sticky: an ended conversation refuses (use

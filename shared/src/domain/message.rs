@@ -27,6 +27,19 @@ impl MessageId {
         Self(format!("msg_{ulid}"))
     }
 
+    /// The id of a message that must exist at most once per `seed` (an agent's reply to one
+    /// inbound turn): the ULID's time is `at`, its random part a hash of `seed`, so a redelivered
+    /// job derives the same id and the store's conditional create refuses a second message.
+    pub fn derived(at: DateTime<Utc>, seed: &str) -> Self {
+        use sha2::Digest;
+        let ms = u64::try_from(at.timestamp_millis()).unwrap_or(0);
+        let digest = sha2::Sha256::digest(seed.as_bytes());
+        let mut low = [0u8; 16];
+        low.copy_from_slice(&digest[..16]);
+        let ulid = ulid::Ulid::from_parts(ms, u128::from_be_bytes(low));
+        Self(format!("msg_{ulid}"))
+    }
+
     /// Parse an id given by a caller or a callback URL.
     ///
     /// # Errors

@@ -15,11 +15,11 @@ pub mod schedule;
 pub mod status;
 pub mod time_format;
 
-pub use agent::{AgentSpec, AgentSpecError, ScriptedRule};
+pub use agent::{asks_for_person, AgentSpec, AgentSpecError, ScriptedRule};
 pub use area_code_zone::zone_for_area_code;
 pub use consent::{current_status, ConsentChannel, ConsentEvidence, ConsentStatus};
 pub use conversation::{
-    Conversation, ConversationError, ConversationId, ConversationStatus, Direction, InvalidConversationId, Outcome,
+    Appointment, Conversation, ConversationError, ConversationId, ConversationStatus, Direction, InvalidConversationId, Outcome,
     Turn,
 };
 pub use duration::{parse_duration, InvalidDuration};

@@ -3,6 +3,7 @@
 //! client); `wiring::Deps` holds each as its own `Arc<dyn Port>`, so a use case (and a test fake)
 //! sees only the ports it uses.
 
+pub mod agent;
 pub mod alerter;
 pub mod batch_store;
 pub mod campaign_agents;
@@ -19,6 +20,7 @@ pub mod message_store;
 pub mod retention;
 pub mod sms_provider;
 
+pub use agent::{Agent, AgentError, AgentReply, AgentRequest, Classification, ToolCall, ToolHost};
 pub use alerter::{Alert, AlertError, AlertKind, Alerter};
 pub use batch_store::{BatchProgress, BatchRecord, BatchState, BatchStore, ItemOutcome};
 pub use campaign_agents::CampaignAgents;
