@@ -103,6 +103,7 @@ fn kind_title(kind: AlertKind) -> &'static str {
         AlertKind::DeadLetter => "Retry jobs dead-lettered",
         AlertKind::ProcessorNotRunning => "Processor not running",
         AlertKind::CallbacksMissing => "Delivery callbacks missing",
+        AlertKind::ConversationEscalated => "Conversation needs a person",
     }
 }
 

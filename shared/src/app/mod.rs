@@ -2,7 +2,8 @@
 //! and never read the system time or sleep on a timer: time, budgets and pacing come from
 //! `ctx.clock` (scripts/test.sh rejects system-time reads and tokio timers in this folder).
 //!
-//! Use cases: [`send`] (one message), [`send_batch`], [`record_status`] (status callbacks),
+//! Use cases: [`send`] (one message), [`agent_turn`] (the campaign's agent answers a lead; a silent
+//! conversation is classified), [`send_batch`], [`record_status`] (status callbacks),
 //! [`retry`] (a queued attempt), [`process_due`] (the processor tick: [`fire_scheduled`],
 //! [`reconcile`], status polls), [`operations`] (failed list, cancel), [`health`].
 //! Pieces they share, each imported by the use cases and importing none of them:
@@ -10,6 +11,7 @@
 //! tallies and completion), [`heartbeat`] (when the processor last ran), [`alerts`] (raise once,
 //! publish), [`metrics`] (hourly counters), [`quiet`] (the quiet hours of campaign traffic).
 
+pub mod agent_turn;
 pub mod alerts;
 pub mod attempt;
 pub mod batch_progress;

@@ -3,18 +3,19 @@
 //! `queued` and does nothing.
 
 use super::attempt::{claim_attempt, enqueue_attempt, run_attempt, AttemptOutcome, Claim};
+use super::agent_turn::{agent_turn, conversation_silent, ConversationPorts};
 use super::{AppError, Ctx};
-use crate::ports::{ConversationStore, JobKind, JobPayload};
+use crate::ports::{JobKind, JobPayload};
 
 /// Handle one job. `Ok` means acknowledge it; `Err` means let the queue redeliver it. Send
-/// attempts use the send pipeline's ports (`ctx`); conversation jobs also read and end
-/// conversations.
+/// attempts use the send pipeline's ports (`ctx`); conversation jobs (the agent's turn, a silent
+/// conversation) also use `conversations` (the store, the campaign's agent, the agents).
 ///
 /// # Errors
 /// Store failures (transient: the job is redelivered, and dead-lettered after max receives).
 pub async fn handle_job(
     ctx: Ctx<'_>,
-    conversations: &dyn ConversationStore,
+    conversations: ConversationPorts<'_>,
     job: &JobPayload,
 ) -> Result<Option<AttemptOutcome>, AppError> {
     match job.kind {
@@ -39,18 +40,18 @@ pub async fn handle_job(
             }
         }
         JobKind::AgentTurn => {
-            if job.conversation_id.is_none() {
+            let Some(id) = job.conversation_id.as_ref() else {
                 return Err(malformed("an agent_turn job needs a conversation_id"));
-            }
-            // TODO(#11): the campaign's agent answers here. Until agents exist, a conversation
-            // waits for a person (POST /v1/conversations/{id}/messages), so there is nothing to do.
+            };
+            let outcome = agent_turn(ctx, conversations, id).await?;
+            tracing::info!(conversation_id = %id, ?outcome, "agent turn");
             Ok(None)
         }
         JobKind::ConversationSilent => {
             let Some(id) = job.conversation_id.as_ref() else {
                 return Err(malformed("a conversation_silent job needs a conversation_id"));
             };
-            super::conversations::end_after_silence(conversations, id, ctx.clock.now()).await?;
+            conversation_silent(ctx, conversations, id).await?;
             Ok(None)
         }
     }

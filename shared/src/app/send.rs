@@ -137,6 +137,19 @@ pub struct SendOutcome {
     pub warning: Option<String>,
 }
 
+/// How [`send_message_with`] differs from an API send.
+#[derive(Debug, Clone, Default)]
+pub struct SendOptions {
+    /// Use this id instead of a new one: a message that must exist at most once (an agent's reply
+    /// to one inbound turn, `MessageId::derived`). If a message with this id exists already,
+    /// nothing is sent and that message is returned.
+    pub id: Option<MessageId>,
+    /// A reply to a lead's own message (the agent answering): exempt from quiet hours and the
+    /// hourly cap (docs/api.md, issue 11 item 4; the agent's own daily cap bounds it instead),
+    /// but never from consent: an opted-out lead's reply is `suppressed`.
+    pub reply_to_lead: bool,
+}
+
 /// Accept a message: consent and the hourly limit first, then record it `sending`, call the
 /// provider once, record the outcome (a temporary failure goes to the retry queue).
 ///
@@ -144,8 +157,36 @@ pub struct SendOutcome {
 /// `AppError::Transient` when the record cannot be written (nothing was sent);
 /// a failure *after* the provider answered is reported as a warning, never as an error.
 pub async fn send_message(ctx: Ctx<'_>, cmd: SendCommand) -> Result<SendOutcome, AppError> {
+    send_message_with(ctx, cmd, SendOptions::default()).await
+}
+
+/// Write the new record; with a caller-chosen id, an existing record means it was sent already
+/// (`Some`: that record, and nothing more is done).
+async fn create(ctx: Ctx<'_>, message: &Message, chosen_id: bool) -> Result<Option<Message>, AppError> {
+    match ctx.messages.create_message(message).await {
+        Ok(()) => Ok(None),
+        Err(crate::ports::StoreError::ConditionFailed) if chosen_id => {
+            let existing = ctx.messages.get_message(&message.id).await?;
+            tracing::info!(message_id = %message.id, "a message with this id exists already: not sent again");
+            existing.map(Some).ok_or(AppError::Transient(crate::ports::StoreError::ConditionFailed))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// [`send_message`] with [`SendOptions`].
+///
+/// # Errors
+/// As [`send_message`].
+pub async fn send_message_with(ctx: Ctx<'_>, mut cmd: SendCommand, opts: SendOptions) -> Result<SendOutcome, AppError> {
     let now = ctx.clock.now();
-    let id = MessageId::generate(now);
+    let chosen_id = opts.id.is_some();
+    let id = opts.id.unwrap_or_else(|| MessageId::generate(now));
+    if opts.reply_to_lead {
+        // A reply goes now: no quiet hours, no schedule.
+        cmd.quiet_hours = None;
+        cmd.send_at = None;
+    }
     // A future `send_at` schedules it; a past one (or none) means now. Only the message's own
     // quiet hours can move that time (no default window for API messages: docs/api.md "Quiet
     // hours"), and they apply to a past, a future and no `send_at` alike.
@@ -185,33 +226,54 @@ pub async fn send_message(ctx: Ctx<'_>, cmd: SendCommand) -> Result<SendOutcome,
             message.send_at = Some(at);
             message.due_at = Some(at);
         }
-        ctx.messages.create_message(&message).await?;
+        if let Some(existing) = create(ctx, &message, chosen_id).await? {
+            return Ok(SendOutcome { message: existing, warning: None });
+        }
         tracing::info!(message_id = %id, to = %message.to.masked(), send_at = %at, deferred = held.is_some(), "message scheduled");
         return Ok(SendOutcome { message, warning: None });
     }
+    if chosen_id {
+        if let Some(existing) = ctx.messages.get_message(&id).await? {
+            tracing::info!(message_id = %id, "a message with this id exists already: not sent again");
+            return Ok(SendOutcome { message: existing, warning: None });
+        }
+    }
     let limit = ctx.config.rate_limit_per_hour;
-    match ctx
-        .consent
-        .check_send(&message.to, now, chrono::Duration::hours(1), limit)
-        .await?
-    {
+    let check = if opts.reply_to_lead {
+        // Exempt from the hourly cap, never from consent.
+        match ctx.consent.opt_out_of(&message.to).await? {
+            Some(o) => SendCheck::OptedOut(o),
+            None => SendCheck::Granted,
+        }
+    } else {
+        ctx.consent
+            .check_send(&message.to, now, chrono::Duration::hours(1), limit)
+            .await?
+    };
+    match check {
         SendCheck::Granted => {}
         SendCheck::OptedOut(_) => {
             message.advance(MessageStatus::Suppressed, None, now);
-            ctx.messages.create_message(&message).await?;
+            if let Some(existing) = create(ctx, &message, chosen_id).await? {
+                return Ok(SendOutcome { message: existing, warning: None });
+            }
             tracing::info!(message_id = %id, to = %message.to.masked(), "recipient opted out: suppressed");
             return Ok(SendOutcome { message, warning: None });
         }
         SendCheck::Limited => {
             message.reset_to(MessageStatus::RateLimited, now);
             message.failed_listed = true;
-            ctx.messages.create_message(&message).await?;
+            if let Some(existing) = create(ctx, &message, chosen_id).await? {
+                return Ok(SendOutcome { message: existing, warning: None });
+            }
             tracing::warn!(message_id = %id, to = %message.to.masked(), limit, "hourly limit reached: held as rate_limited");
             return Ok(SendOutcome { message, warning: None });
         }
     }
     begin_attempt(&mut message, now, ctx.config.reconcile_after);
-    ctx.messages.create_message(&message).await?;
+    if let Some(existing) = create(ctx, &message, chosen_id).await? {
+        return Ok(SendOutcome { message: existing, warning: None });
+    }
     tracing::info!(message_id = %id, to = %message.to.masked(), "message accepted");
     let (message, _outcome, warning) = run_attempt(ctx, message).await?;
     Ok(SendOutcome { message, warning })

@@ -29,7 +29,12 @@ pub async fn run_job(deps: &Deps, body: &str) -> Result<(), AppError> {
         message: format!("job body is not a valid job: {e}"),
         field: None,
     })?;
-    let outcome = handle_job(ctx(deps, callback_base(deps)), deps.conversations.as_ref(), &payload).await?;
+    let conversations = crate::app::agent_turn::ConversationPorts {
+        conversations: deps.conversations.as_ref(),
+        campaign_agents: deps.campaign_agents.as_ref(),
+        agent: deps.agent.as_ref(),
+    };
+    let outcome = handle_job(ctx(deps, callback_base(deps)), conversations, &payload).await?;
     tracing::debug!(kind = ?payload.kind, ?outcome, "job handled");
     Ok(())
 }

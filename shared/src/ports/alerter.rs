@@ -24,6 +24,9 @@ pub enum AlertKind {
     ProcessorNotRunning,
     /// Messages sent long ago never got a final status from the provider.
     CallbacksMissing,
+    /// A conversation was handed to a person (the lead asked for one, or the agent called
+    /// `escalate_to_human`); the subject is the conversation id.
+    ConversationEscalated,
 }
 
 impl AlertKind {
@@ -36,6 +39,7 @@ impl AlertKind {
             Self::DeadLetter => "dead_letter",
             Self::ProcessorNotRunning => "processor_not_running",
             Self::CallbacksMissing => "callbacks_missing",
+            Self::ConversationEscalated => "conversation_escalated",
         }
     }
 }

@@ -3,6 +3,7 @@
 //! the store, counter and queue contract suites every adapter must pass.
 
 pub mod batch_contract;
+pub mod campaign_agents;
 pub mod conversation_contract;
 pub mod counter_contract;
 pub mod counting_store;
@@ -11,6 +12,7 @@ pub mod manual_clock;
 pub mod queue_contract;
 pub mod store_contract;
 
+pub use campaign_agents::StaticCampaignAgents;
 pub use counting_store::CountingStore;
 pub use fake_provider::{FakeCall, FakeSmsProvider};
 pub use manual_clock::ManualClock;

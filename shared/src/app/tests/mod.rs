@@ -5,6 +5,7 @@
 //! The clock starts at the real time: the SQLite counters still compare expiries with the system
 //! time (storage slice of issue 8), so a manual time in the real past would expire them at once.
 
+mod agent_turn;
 mod alerts;
 mod process_due;
 mod quiet_hours;
@@ -38,6 +39,10 @@ pub(super) struct Env {
     pub alerts: RecordingAlerter,
     pub events: RecordingPublisher,
     pub config: Config,
+    /// The agent of each campaign a test sets.
+    pub campaigns: crate::testing::StaticCampaignAgents,
+    /// The agents, the Chat Completions client on `OPENAI_BASE_URL` sleeping on the manual clock.
+    pub agent: crate::adapters::agents::AgentRouter,
 }
 
 impl Env {
@@ -53,6 +58,8 @@ impl Env {
         let config = Config::from_lookup(|k| vars.get(k).cloned()).expect("valid test configuration");
         let clock = Arc::new(ManualClock::new(start.trunc_subsecs(3)));
         Self {
+            agent: crate::wiring::agent_for(&config, clock.clone()),
+            campaigns: crate::testing::StaticCampaignAgents::default(),
             store: SqliteStore::open_in_memory().expect("sqlite"),
             queue: SqliteJobQueue::open_in_memory(5, clock.clone()).expect("queue"),
             provider: FakeSmsProvider::new(clock.clone()),
@@ -77,6 +84,15 @@ impl Env {
             events: &self.events,
             config: &self.config,
             callback_base: CALLBACK_BASE,
+        }
+    }
+
+    /// The ports of conversation jobs.
+    pub fn conversation_ports(&self) -> crate::app::agent_turn::ConversationPorts<'_> {
+        crate::app::agent_turn::ConversationPorts {
+            conversations: &self.store,
+            campaign_agents: &self.campaigns,
+            agent: &self.agent,
         }
     }
 
@@ -118,7 +134,7 @@ impl Env {
                 return ran;
             }
             for job in jobs {
-                handle_job(self.ctx(), &self.store, &job.payload).await.expect("job");
+                handle_job(self.ctx(), self.conversation_ports(), &job.payload).await.expect("job");
                 self.queue.ack(&job.receipt).await.expect("ack");
                 ran += 1;
             }
