@@ -382,3 +382,36 @@ async fn the_inbound_events_run_through_the_inbound_handler_on_dynamodb() {
     let (status, _) = invoke(&late.deps, Routes::Inbound, &load("inbound-retell-chat-analyzed.json")).await;
     assert_eq!(status, 403);
 }
+
+#[tokio::test]
+async fn the_signed_chat_inbound_event_names_the_retell_agent_of_the_campaign_conversation_on_dynamodb() {
+    let mut env = lambda_env_at(event_time()).await;
+    let agents = Arc::new(smsrelay::testing::StaticCampaignAgents::default());
+    agents.set(
+        "roof-leads",
+        smsrelay::domain::AgentSpec::Retell {
+            retell_agent_id: "agent_campaign_roofing_v3".to_owned(),
+        },
+    );
+    env.deps.campaign_agents = agents;
+    let lead = smsrelay::domain::PhoneNumber::parse_e164("+14155550100").expect("lead");
+    let ours = smsrelay::domain::PhoneNumber::parse_e164("+15005550006").expect("ours");
+    let now = smsrelay::ports::Clock::now(env.deps.clock.as_ref());
+    let c = smsrelay::app::conversations::open_or_create(
+        env.deps.conversations.as_ref(),
+        &ours,
+        &lead,
+        Some("roof-leads".to_owned()),
+        now,
+    )
+    .await
+    .expect("opened");
+
+    let (status, body) = invoke(&env.deps, Routes::Inbound, &load("inbound-retell-chat-inbound.json")).await;
+
+    assert_eq!(status, 200);
+    assert_eq!(body["chat_inbound"]["override_agent_id"], "agent_campaign_roofing_v3");
+    assert_eq!(body["chat_inbound"]["dynamic_variables"]["conversation_id"], c.id.as_str());
+    assert_eq!(body["chat_inbound"]["metadata"]["smsrelay"]["conversation_id"], c.id.as_str());
+    assert_eq!(body["chat_inbound"]["metadata"]["smsrelay"]["from_number"], "+14155550100");
+}

@@ -240,6 +240,7 @@ pub(crate) mod tests {
         pub(crate) queue: SqliteJobQueue,
         pub(crate) events: RecordingPublisher,
         pub(crate) clock: Arc<ManualClock>,
+        pub(crate) campaigns: crate::testing::StaticCampaignAgents,
     }
 
     impl World {
@@ -252,6 +253,7 @@ pub(crate) mod tests {
                 queue: SqliteJobQueue::open_in_memory(5, clock.clone()).unwrap_or_else(|e| panic!("{e}")),
                 events: RecordingPublisher::default(),
                 clock,
+                campaigns: crate::testing::StaticCampaignAgents::default(),
             }
         }
 

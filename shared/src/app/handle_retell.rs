@@ -8,7 +8,7 @@ use super::conversations::{modify_conversation, open_or_create};
 use super::handle_inbound::{handle_inbound, InboundOutcome, InboundPorts, InboundText};
 use super::AppError;
 use crate::domain::{
-    ConsentChannel, Conversation, ConversationId, Direction, Keyword, Outcome, PhoneNumber, Region, RetellChat,
+    AgentSpec, ConsentChannel, Conversation, ConversationId, ConversationStatus, Direction, Keyword, Outcome, PhoneNumber, Region, RetellChat,
     RetellEvent, Turn,
 };
 use chrono::{DateTime, Utc};
@@ -35,12 +35,14 @@ pub enum RetellOutcome {
 }
 
 /// Handle one parsed Retell webhook. `body_hash` identifies the raw body (the dedupe key of the
-/// older `sms_inbound` shape, which carries no id); `region` parses national numbers.
+/// older `sms_inbound` shape, which carries no id); `region` parses national numbers; `agents`
+/// names the Retell agent of the pair's open conversation's campaign (`chat_inbound`).
 ///
 /// # Errors
 /// A store failure (`Transient`: Retell retries, which is safe).
 pub async fn handle_retell(
     ports: InboundPorts<'_>,
+    agents: &dyn crate::ports::CampaignAgents,
     event: RetellEvent,
     body_hash: &str,
     region: Region,
@@ -56,11 +58,10 @@ pub async fn handle_retell(
             from_number, to_number, ..
         } => {
             let (lead, ours) = (phone(&from_number, "from_number")?, phone(&to_number, "to_number")?);
-            // A text arrived: the pair's enrolments pause. Which Retell agent answers comes from
-            // the conversation's campaign — TODO(#11): campaigns with a Retell agent; until then
-            // nothing is known, so Retell uses the number's own agent.
+            // A text arrived: the pair's enrolments pause. The Retell agent of the open
+            // conversation's campaign answers it; otherwise Retell uses the number's own agent.
             ports.enrolments.pause_pair(&ours, &lead, now).await?;
-            Ok(RetellOutcome::Answer(json!({})))
+            Ok(RetellOutcome::Answer(chat_inbound_answer(ports, agents, &lead, &ours).await?))
         }
         RetellEvent::SmsInbound {
             from_number,
@@ -84,6 +85,39 @@ pub async fn handle_retell(
             Ok(RetellOutcome::Ignored)
         }
     }
+}
+
+/// The `chat_inbound` answer (conversation-facts §1.3): for an `open` conversation of the pair
+/// whose campaign's agent is Retell's, that agent (`override_agent_id`), the ids as
+/// `dynamic_variables` (strings) and, in `metadata.smsrelay`, the ids and both numbers, which
+/// Retell's chat events echo back (a chat object carries no numbers). Anything else: `{}`.
+async fn chat_inbound_answer(
+    ports: InboundPorts<'_>,
+    agents: &dyn crate::ports::CampaignAgents,
+    lead: &PhoneNumber,
+    ours: &PhoneNumber,
+) -> Result<Value, AppError> {
+    let Some(c) = ports.conversations.open_conversation(ours, lead).await? else {
+        return Ok(json!({}));
+    };
+    let Some(campaign) = c.campaign_id.as_deref().filter(|_| c.status == ConversationStatus::Open) else {
+        return Ok(json!({}));
+    };
+    let Some(AgentSpec::Retell { retell_agent_id }) = agents.agent_of(campaign).await? else {
+        return Ok(json!({}));
+    };
+    Ok(json!({
+        "chat_inbound": {
+            "override_agent_id": retell_agent_id,
+            "dynamic_variables": { "conversation_id": c.id.as_str(), "campaign_id": campaign },
+            "metadata": { "smsrelay": {
+                "conversation_id": c.id.as_str(),
+                "campaign_id": campaign,
+                "from_number": lead.as_str(),
+                "to_number": ours.as_str(),
+            } }
+        }
+    }))
 }
 
 /// The conversation a chat belongs to: named by our metadata, else the pair's open one (opened
@@ -221,7 +255,7 @@ mod tests {
 
     async fn run(w: &World, event: RetellEvent) -> RetellOutcome {
         let now = crate::ports::Clock::now(w.clock.as_ref());
-        handle_retell(w.ports(), event, "hash", Region::US, "help", now)
+        handle_retell(w.ports(), &w.campaigns, event, "hash", Region::US, "help", now)
             .await
             .unwrap_or_else(|e| panic!("{e}"))
     }
@@ -305,6 +339,62 @@ mod tests {
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(none.items.is_empty());
+    }
+
+    #[tokio::test]
+    async fn chat_inbound_names_the_retell_agent_of_the_open_campaign_conversation_and_its_chat_lands_there() {
+        let w = World::new();
+        let now = crate::ports::Clock::now(w.clock.as_ref());
+        w.campaigns.set(
+            "roof-leads",
+            AgentSpec::Retell {
+                retell_agent_id: "agent_campaign_roofing_v3".into(),
+            },
+        );
+        w.campaigns.set(
+            "scripted-leads",
+            AgentSpec::Scripted {
+                rules: Vec::new(),
+                fallback: None,
+            },
+        );
+        let c = open_or_create(&w.store, &ours(), &lead(), Some("roof-leads".into()), now)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let body = br#"{"event":"chat_inbound","event_timestamp":1795462200000,"chat_inbound":{"agent_id":"agent_12345","agent_version":1,"from_number":"+14155550100","to_number":"+15005550006"}}"#;
+        let inbound = RetellEvent::parse(body).unwrap_or_else(|e| panic!("{e}"));
+        let RetellOutcome::Answer(answer) = run(&w, inbound.clone()).await else {
+            panic!("not an answer");
+        };
+        assert_eq!(
+            answer,
+            json!({"chat_inbound": {
+                "override_agent_id": "agent_campaign_roofing_v3",
+                "dynamic_variables": {"conversation_id": c.id.as_str(), "campaign_id": "roof-leads"},
+                "metadata": {"smsrelay": {"conversation_id": c.id.as_str(), "campaign_id": "roof-leads",
+                             "from_number": "+14155550100", "to_number": "+15005550006"}}
+            }})
+        );
+        // Retell's chat events echo the metadata: the turns land in that conversation.
+        let started = format!(
+            r#"{{"event":"chat_ended","chat":{{"chat_id":"chat_9","message_with_tool_calls":[{TURNS}],"metadata":{}}}}}"#,
+            answer["chat_inbound"]["metadata"]
+        );
+        let RetellOutcome::Recorded { conversation_id, appended, .. } =
+            run(&w, RetellEvent::parse(started.as_bytes()).unwrap_or_else(|e| panic!("{e}"))).await
+        else {
+            panic!("not recorded");
+        };
+        assert_eq!((conversation_id, appended), (Some(c.id.clone()), 2));
+        // Another agent, or a conversation a person has taken over: Retell's own agent.
+        w.campaigns.set("roof-leads", AgentSpec::Scripted { rules: Vec::new(), fallback: None });
+        assert_eq!(run(&w, inbound.clone()).await, RetellOutcome::Answer(json!({})));
+        w.campaigns.set("roof-leads", AgentSpec::Retell { retell_agent_id: "agent_campaign_roofing_v3".into() });
+        let handed = modify_conversation(&w.store, &c.id, |c| c.hand_to_human(now).is_ok())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(handed.map(|c| c.status), Some(crate::domain::ConversationStatus::NeedsHuman));
+        assert_eq!(run(&w, inbound).await, RetellOutcome::Answer(json!({})));
     }
 
     #[tokio::test]

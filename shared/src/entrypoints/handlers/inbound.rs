@@ -105,6 +105,7 @@ pub async fn retell(State(deps): State<Deps>, headers: HeaderMap, body: Bytes) -
     let hash: String = Sha256::digest(&body).iter().map(|b| format!("{b:02x}")).collect();
     let outcome = handle_retell(
         inbound_ports(&deps),
+        deps.campaign_agents.as_ref(),
         event,
         &hash,
         deps.config.default_region,
