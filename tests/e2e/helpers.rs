@@ -40,6 +40,8 @@ pub struct AppOptions {
     pub queue_poll: Option<Duration>,
     /// The clock; `None` is the system clock (`harness::ClockedApp` passes its manual clock).
     pub clock: Option<Arc<dyn Clock>>,
+    /// The campaigns' agents; `None` keeps the app's own lookup.
+    pub campaign_agents: Option<Arc<dyn smsrelay::ports::CampaignAgents>>,
 }
 
 /// smsrelay-local running in-process on an ephemeral port, SQLite in a temp dir.
@@ -116,9 +118,12 @@ impl TestApp {
         let queue = Arc::new(SqliteJobQueue::open(db, smsrelay_local::MAX_RECEIVES, clock.clone()).expect("queue"));
         let alerts = Arc::new(smsrelay::testing::RecordingAlerter::default());
         let events = Arc::new(smsrelay::testing::RecordingPublisher::default());
-        let deps = Deps::new(cfg, store.clone(), queue, provider, clock)
+        let mut deps = Deps::new(cfg, store.clone(), queue, provider, clock)
             .with_alerter(alerts.clone())
             .with_events(events.clone());
+        if let Some(agents) = &opts.campaign_agents {
+            deps.campaign_agents = agents.clone();
+        }
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let workers = smsrelay_local::Workers {
             tick: opts.tick,

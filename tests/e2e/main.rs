@@ -1,6 +1,7 @@
 //! End-to-end tests: smsrelay-local over real HTTP (SQLite + simulator), the Lambda handlers fed
 //! with `events/*.json` on DynamoDB Local with a Twilio-shaped server, and the SAM template.
 
+mod agent;
 mod alerts;
 mod batches;
 mod faults;
