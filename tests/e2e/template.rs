@@ -173,3 +173,19 @@ fn the_processor_runs_every_five_minutes() {
     assert_eq!(schedule.len(), 1);
     assert_eq!(schedule[0]["Properties"]["Schedule"], "rate(5 minutes)");
 }
+
+#[test]
+fn the_retry_consumer_runs_agents_with_a_deadline_inside_its_timeout_and_the_key_from_the_secret() {
+    let t = template();
+    let props = &t["Resources"]["RetryConsumerFunction"]["Properties"];
+    let vars = &props["Environment"]["Variables"];
+    let timeout = props["Timeout"].as_u64().expect("Timeout");
+    let deadline = smsrelay::domain::parse_duration(vars["SMSRELAY_AGENT_DEADLINE"].as_str().expect("deadline"))
+        .expect("a duration");
+    assert!(deadline.as_secs() + 5 <= timeout, "room for the send after the model");
+    // The key is a Secrets Manager reference (resolved at cold start), never a value.
+    let secret = serde_yaml::to_string(&vars["OPENAI_API_KEY_SECRET"]).expect("yaml");
+    assert!(secret.contains("#openai_api_key"), "{secret}");
+    assert!(vars.get("OPENAI_API_KEY").is_none());
+    assert!(smsrelay::config::SECRET_REFERENCES.contains(&("OPENAI_API_KEY_SECRET", "OPENAI_API_KEY")));
+}
