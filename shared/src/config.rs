@@ -331,6 +331,10 @@ mod tests {
         assert!(c.twilio.is_none());
         assert_eq!(c.twilio_api_base, "https://api.twilio.com");
         assert_eq!(c.request_timeout, Duration::from_secs(30));
+        assert_eq!(c.openai_base_url, "https://api.openai.com/v1");
+        assert!(c.openai_api_key.is_none() && c.agent_model.is_none());
+        assert_eq!(c.agent_max_replies_per_day, 20);
+        assert_eq!(c.agent_deadline, Duration::from_secs(20));
     }
 
     #[test]
