@@ -39,7 +39,9 @@ impl ToolHost for Host {
     async fn execute(&self, call: &ToolCall) -> Result<Value, String> {
         self.0.lock().expect("lock").push(call.clone());
         Ok(match call {
-            ToolCall::BookAppointment { start, .. } => json!({"status": "confirmed", "booking_id": "bk_551", "start": start}),
+            ToolCall::BookAppointment { start, .. } => {
+                json!({"status": "confirmed", "booking_id": "bk_551", "start": start})
+            }
             _ => json!({"status": "recorded"}),
         })
     }
@@ -207,14 +209,20 @@ async fn a_tool_call_is_executed_its_result_goes_back_and_the_final_text_is_the_
     let bodies = w.bodies().await;
     assert_eq!(bodies.len(), 2);
     let first = &bodies[0];
-    assert_eq!(first["model"], "gpt-4.1-mini", "SMSRELAY_AGENT_MODEL when the campaign names none");
+    assert_eq!(
+        first["model"], "gpt-4.1-mini",
+        "SMSRELAY_AGENT_MODEL when the campaign names none"
+    );
     assert_eq!(first["tool_choice"], "auto");
     assert_eq!(first["messages"][0]["role"], "system");
     assert!(first["messages"][0]["content"]
         .as_str()
         .is_some_and(|c| c.starts_with("You book roof inspections for Acme.")));
     assert_eq!(first["messages"][1]["role"], "assistant");
-    assert_eq!(first["messages"][2], json!({"role": "user", "content": "yes thursday 2pm if possible"}));
+    assert_eq!(
+        first["messages"][2],
+        json!({"role": "user", "content": "yes thursday 2pm if possible"})
+    );
     let names: Vec<&str> = first["tools"]
         .as_array()
         .expect("tools")
@@ -223,7 +231,13 @@ async fn a_tool_call_is_executed_its_result_goes_back_and_the_final_text_is_the_
         .collect();
     assert_eq!(
         names,
-        ["book_appointment", "escalate_to_human", "mark_qualified", "mark_unqualified", "end_conversation"]
+        [
+            "book_appointment",
+            "escalate_to_human",
+            "mark_qualified",
+            "mark_unqualified",
+            "end_conversation"
+        ]
     );
     // The assistant message comes back unchanged, then the tool's result under its call id.
     let messages = bodies[1]["messages"].as_array().expect("messages");
@@ -264,7 +278,10 @@ async fn bad_tool_arguments_go_back_to_the_model_as_an_error_and_nothing_is_exec
     let tool_message = &bodies[1]["messages"][4];
     assert_eq!(tool_message["tool_call_id"], "call_9xY");
     let result: Value = serde_json::from_str(tool_message["content"].as_str().expect("content")).expect("JSON");
-    assert!(result["error"].as_str().is_some_and(|e| e.contains("start")), "{result}");
+    assert!(
+        result["error"].as_str().is_some_and(|e| e.contains("start")),
+        "{result}"
+    );
 }
 
 #[tokio::test]
@@ -309,7 +326,10 @@ async fn a_long_retry_after_is_capped_and_an_insufficient_quota_429_is_not_retri
     assert_eq!(w.next_wakeup().await, Duration::from_secs(10), "capped at 10 s");
     let err = task.await.expect("task").expect_err("quota is not retried");
 
-    assert!(matches!(err, AgentError::Refused(ref m) if m.contains("insufficient_quota")), "{err}");
+    assert!(
+        matches!(err, AgentError::Refused(ref m) if m.contains("insufficient_quota")),
+        "{err}"
+    );
     assert_eq!(w.bodies().await.len(), 2);
 }
 
@@ -350,7 +370,11 @@ async fn a_wait_past_the_deadline_is_an_error_without_another_request() {
         .mount(&w.server)
         .await;
 
-    let err = w.reply(Duration::from_secs(5)).await.expect("task").expect_err("deadline");
+    let err = w
+        .reply(Duration::from_secs(5))
+        .await
+        .expect("task")
+        .expect_err("deadline");
 
     assert!(matches!(err, AgentError::DeadlineExceeded), "{err}");
     assert_eq!(w.bodies().await.len(), 1);
@@ -382,7 +406,9 @@ async fn classification_asks_for_a_strict_schema_and_reads_the_outcome() {
     Mock::given(method("POST"))
         .and(path(PATH))
         .and(body_string_contains("lead_outcome"))
-        .respond_with(text(r#"{"outcome":"qualified","reason":"Wants an inspection, no time agreed."}"#))
+        .respond_with(text(
+            r#"{"outcome":"qualified","reason":"Wants an inspection, no time agreed."}"#,
+        ))
         .up_to_n_times(1)
         .mount(&w.server)
         .await;
@@ -407,7 +433,14 @@ async fn classification_asks_for_a_strict_schema_and_reads_the_outcome() {
     assert_eq!(format["json_schema"]["schema"]["additionalProperties"], false);
     assert_eq!(
         format["json_schema"]["schema"]["properties"]["outcome"]["enum"],
-        json!(["success", "qualified", "unqualified", "escalated", "no_response", "discarded"])
+        json!([
+            "success",
+            "qualified",
+            "unqualified",
+            "escalated",
+            "no_response",
+            "discarded"
+        ])
     );
     assert!(body.get("tools").is_none());
 

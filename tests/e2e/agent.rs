@@ -26,7 +26,10 @@ fn scripted() -> AgentSpec {
 
 async fn lead_texts(app: &ClockedApp, body: &str) {
     let resp = app
-        .post_json("/v1/simulator/inbound", &json!({"from": LEAD, "to": OURS, "body": body}))
+        .post_json(
+            "/v1/simulator/inbound",
+            &json!({"from": LEAD, "to": OURS, "body": body}),
+        )
         .send()
         .await
         .expect("simulate");
@@ -92,7 +95,12 @@ async fn the_scripted_agent_answers_a_lead_through_smsrelay_local() {
     assert_eq!(body["outcome"], "qualified");
     assert_eq!(body["status"], "ended");
     // Both replies went out through the simulator, from the conversation's number.
-    for m in body["messages"].as_array().expect("messages").iter().filter(|m| m["direction"] == "outbound") {
+    for m in body["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter(|m| m["direction"] == "outbound")
+    {
         let id = m["message_id"].as_str().expect("linked message");
         let sent = app.message(id).await;
         assert_eq!(sent["from"], OURS);

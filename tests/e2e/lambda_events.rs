@@ -411,7 +411,16 @@ async fn the_signed_chat_inbound_event_names_the_retell_agent_of_the_campaign_co
 
     assert_eq!(status, 200);
     assert_eq!(body["chat_inbound"]["override_agent_id"], "agent_campaign_roofing_v3");
-    assert_eq!(body["chat_inbound"]["dynamic_variables"]["conversation_id"], c.id.as_str());
-    assert_eq!(body["chat_inbound"]["metadata"]["smsrelay"]["conversation_id"], c.id.as_str());
-    assert_eq!(body["chat_inbound"]["metadata"]["smsrelay"]["from_number"], "+14155550100");
+    assert_eq!(
+        body["chat_inbound"]["dynamic_variables"]["conversation_id"],
+        c.id.as_str()
+    );
+    assert_eq!(
+        body["chat_inbound"]["metadata"]["smsrelay"]["conversation_id"],
+        c.id.as_str()
+    );
+    assert_eq!(
+        body["chat_inbound"]["metadata"]["smsrelay"]["from_number"],
+        "+14155550100"
+    );
 }

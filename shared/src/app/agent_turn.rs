@@ -78,7 +78,11 @@ const COUNTER_DAYS: i64 = 2;
 ///
 /// # Errors
 /// Store failures and agent failures (the job is retried); nothing was sent then.
-pub async fn agent_turn(ctx: Ctx<'_>, ports: ConversationPorts<'_>, id: &ConversationId) -> Result<TurnOutcome, AppError> {
+pub async fn agent_turn(
+    ctx: Ctx<'_>,
+    ports: ConversationPorts<'_>,
+    id: &ConversationId,
+) -> Result<TurnOutcome, AppError> {
     let now = ctx.clock.now();
     let Some(c) = ports.conversations.get_conversation(id).await? else {
         return Ok(TurnOutcome::Skipped("no such conversation"));
@@ -92,7 +96,9 @@ pub async fn agent_turn(ctx: Ctx<'_>, ports: ConversationPorts<'_>, id: &Convers
         return Ok(TurnOutcome::Skipped("no campaign: replies wait for a person"));
     };
     let Some(spec) = ports.campaign_agents.agent_of(&campaign_id).await? else {
-        return Ok(TurnOutcome::Skipped("the campaign has no agent: replies wait for a person"));
+        return Ok(TurnOutcome::Skipped(
+            "the campaign has no agent: replies wait for a person",
+        ));
     };
     if matches!(spec, AgentSpec::Retell { .. }) {
         return Ok(TurnOutcome::Skipped("Retell's agent answers by itself"));
@@ -100,7 +106,10 @@ pub async fn agent_turn(ctx: Ctx<'_>, ports: ConversationPorts<'_>, id: &Convers
     let Some(last_in) = c.turns.iter().rposition(|t| t.direction == Direction::Inbound) else {
         return Ok(TurnOutcome::Skipped("nothing to answer"));
     };
-    if c.turns[last_in + 1..].iter().any(|t| t.direction == Direction::Outbound) {
+    if c.turns[last_in + 1..]
+        .iter()
+        .any(|t| t.direction == Direction::Outbound)
+    {
         return Ok(TurnOutcome::AlreadyAnswered);
     }
     let inbound = c.turns[last_in].clone();
@@ -154,7 +163,12 @@ async fn answer(
         deadline: ctx.clock.monotonic() + ctx.config.agent_deadline,
     };
     let reply = ports.agent.reply(request, &host).await.map_err(agent_error)?;
-    if let Some(e) = host.failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() {
+    if let Some(e) = host
+        .failure
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take()
+    {
         return Err(e.into());
     }
     let mut sent_turn = None;

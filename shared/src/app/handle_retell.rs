@@ -8,8 +8,8 @@ use super::conversations::{modify_conversation, open_or_create};
 use super::handle_inbound::{handle_inbound, InboundOutcome, InboundPorts, InboundText};
 use super::AppError;
 use crate::domain::{
-    AgentSpec, ConsentChannel, Conversation, ConversationId, ConversationStatus, Direction, Keyword, Outcome, PhoneNumber, Region, RetellChat,
-    RetellEvent, Turn,
+    AgentSpec, ConsentChannel, Conversation, ConversationId, ConversationStatus, Direction, Keyword, Outcome,
+    PhoneNumber, Region, RetellChat, RetellEvent, Turn,
 };
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
@@ -61,7 +61,9 @@ pub async fn handle_retell(
             // A text arrived: the pair's enrolments pause. The Retell agent of the open
             // conversation's campaign answers it; otherwise Retell uses the number's own agent.
             ports.enrolments.pause_pair(&ours, &lead, now).await?;
-            Ok(RetellOutcome::Answer(chat_inbound_answer(ports, agents, &lead, &ours).await?))
+            Ok(RetellOutcome::Answer(
+                chat_inbound_answer(ports, agents, &lead, &ours).await?,
+            ))
         }
         RetellEvent::SmsInbound {
             from_number,
@@ -100,7 +102,11 @@ async fn chat_inbound_answer(
     let Some(c) = ports.conversations.open_conversation(ours, lead).await? else {
         return Ok(json!({}));
     };
-    let Some(campaign) = c.campaign_id.as_deref().filter(|_| c.status == ConversationStatus::Open) else {
+    let Some(campaign) = c
+        .campaign_id
+        .as_deref()
+        .filter(|_| c.status == ConversationStatus::Open)
+    else {
         return Ok(json!({}));
     };
     let Some(AgentSpec::Retell { retell_agent_id }) = agents.agent_of(campaign).await? else {
@@ -380,20 +386,41 @@ mod tests {
             r#"{{"event":"chat_ended","chat":{{"chat_id":"chat_9","message_with_tool_calls":[{TURNS}],"metadata":{}}}}}"#,
             answer["chat_inbound"]["metadata"]
         );
-        let RetellOutcome::Recorded { conversation_id, appended, .. } =
-            run(&w, RetellEvent::parse(started.as_bytes()).unwrap_or_else(|e| panic!("{e}"))).await
+        let RetellOutcome::Recorded {
+            conversation_id,
+            appended,
+            ..
+        } = run(
+            &w,
+            RetellEvent::parse(started.as_bytes()).unwrap_or_else(|e| panic!("{e}")),
+        )
+        .await
         else {
             panic!("not recorded");
         };
         assert_eq!((conversation_id, appended), (Some(c.id.clone()), 2));
         // Another agent, or a conversation a person has taken over: Retell's own agent.
-        w.campaigns.set("roof-leads", AgentSpec::Scripted { rules: Vec::new(), fallback: None });
+        w.campaigns.set(
+            "roof-leads",
+            AgentSpec::Scripted {
+                rules: Vec::new(),
+                fallback: None,
+            },
+        );
         assert_eq!(run(&w, inbound.clone()).await, RetellOutcome::Answer(json!({})));
-        w.campaigns.set("roof-leads", AgentSpec::Retell { retell_agent_id: "agent_campaign_roofing_v3".into() });
+        w.campaigns.set(
+            "roof-leads",
+            AgentSpec::Retell {
+                retell_agent_id: "agent_campaign_roofing_v3".into(),
+            },
+        );
         let handed = modify_conversation(&w.store, &c.id, |c| c.hand_to_human(now).is_ok())
             .await
             .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(handed.map(|c| c.status), Some(crate::domain::ConversationStatus::NeedsHuman));
+        assert_eq!(
+            handed.map(|c| c.status),
+            Some(crate::domain::ConversationStatus::NeedsHuman)
+        );
         assert_eq!(run(&w, inbound).await, RetellOutcome::Answer(json!({})));
     }
 

@@ -2,8 +2,8 @@
 //! SQLite queue locally). Idempotent: a redelivered or duplicated job finds the message no longer
 //! `queued` and does nothing.
 
-use super::attempt::{claim_attempt, enqueue_attempt, run_attempt, AttemptOutcome, Claim};
 use super::agent_turn::{agent_turn, conversation_silent, ConversationPorts};
+use super::attempt::{claim_attempt, enqueue_attempt, run_attempt, AttemptOutcome, Claim};
 use super::{AppError, Ctx};
 use crate::ports::{JobKind, JobPayload};
 

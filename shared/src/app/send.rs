@@ -168,7 +168,9 @@ async fn create(ctx: Ctx<'_>, message: &Message, chosen_id: bool) -> Result<Opti
         Err(crate::ports::StoreError::ConditionFailed) if chosen_id => {
             let existing = ctx.messages.get_message(&message.id).await?;
             tracing::info!(message_id = %message.id, "a message with this id exists already: not sent again");
-            existing.map(Some).ok_or(AppError::Transient(crate::ports::StoreError::ConditionFailed))
+            existing
+                .map(Some)
+                .ok_or(AppError::Transient(crate::ports::StoreError::ConditionFailed))
         }
         Err(e) => Err(e.into()),
     }
@@ -227,7 +229,10 @@ pub async fn send_message_with(ctx: Ctx<'_>, mut cmd: SendCommand, opts: SendOpt
             message.due_at = Some(at);
         }
         if let Some(existing) = create(ctx, &message, chosen_id).await? {
-            return Ok(SendOutcome { message: existing, warning: None });
+            return Ok(SendOutcome {
+                message: existing,
+                warning: None,
+            });
         }
         tracing::info!(message_id = %id, to = %message.to.masked(), send_at = %at, deferred = held.is_some(), "message scheduled");
         return Ok(SendOutcome { message, warning: None });
@@ -235,7 +240,10 @@ pub async fn send_message_with(ctx: Ctx<'_>, mut cmd: SendCommand, opts: SendOpt
     if chosen_id {
         if let Some(existing) = ctx.messages.get_message(&id).await? {
             tracing::info!(message_id = %id, "a message with this id exists already: not sent again");
-            return Ok(SendOutcome { message: existing, warning: None });
+            return Ok(SendOutcome {
+                message: existing,
+                warning: None,
+            });
         }
     }
     let limit = ctx.config.rate_limit_per_hour;
@@ -255,7 +263,10 @@ pub async fn send_message_with(ctx: Ctx<'_>, mut cmd: SendCommand, opts: SendOpt
         SendCheck::OptedOut(_) => {
             message.advance(MessageStatus::Suppressed, None, now);
             if let Some(existing) = create(ctx, &message, chosen_id).await? {
-                return Ok(SendOutcome { message: existing, warning: None });
+                return Ok(SendOutcome {
+                    message: existing,
+                    warning: None,
+                });
             }
             tracing::info!(message_id = %id, to = %message.to.masked(), "recipient opted out: suppressed");
             return Ok(SendOutcome { message, warning: None });
@@ -264,7 +275,10 @@ pub async fn send_message_with(ctx: Ctx<'_>, mut cmd: SendCommand, opts: SendOpt
             message.reset_to(MessageStatus::RateLimited, now);
             message.failed_listed = true;
             if let Some(existing) = create(ctx, &message, chosen_id).await? {
-                return Ok(SendOutcome { message: existing, warning: None });
+                return Ok(SendOutcome {
+                    message: existing,
+                    warning: None,
+                });
             }
             tracing::warn!(message_id = %id, to = %message.to.masked(), limit, "hourly limit reached: held as rate_limited");
             return Ok(SendOutcome { message, warning: None });
@@ -272,7 +286,10 @@ pub async fn send_message_with(ctx: Ctx<'_>, mut cmd: SendCommand, opts: SendOpt
     }
     begin_attempt(&mut message, now, ctx.config.reconcile_after);
     if let Some(existing) = create(ctx, &message, chosen_id).await? {
-        return Ok(SendOutcome { message: existing, warning: None });
+        return Ok(SendOutcome {
+            message: existing,
+            warning: None,
+        });
     }
     tracing::info!(message_id = %id, to = %message.to.masked(), "message accepted");
     let (message, _outcome, warning) = run_attempt(ctx, message).await?;

@@ -164,7 +164,12 @@ mod tests {
 
     #[test]
     fn asking_for_a_person_is_recognised_as_a_word_only() {
-        for yes in ["Can I talk to a HUMAN?", "real person please", "agent!", "a representative, now"] {
+        for yes in [
+            "Can I talk to a HUMAN?",
+            "real person please",
+            "agent!",
+            "a representative, now",
+        ] {
             assert!(asks_for_person(yes), "{yes}");
         }
         for no in ["personally I like Thursday", "humane society", "yes 2pm", "agents-of"] {

@@ -19,8 +19,8 @@ pub use agent::{asks_for_person, AgentSpec, AgentSpecError, ScriptedRule};
 pub use area_code_zone::zone_for_area_code;
 pub use consent::{current_status, ConsentChannel, ConsentEvidence, ConsentStatus};
 pub use conversation::{
-    Appointment, Conversation, ConversationError, ConversationId, ConversationStatus, Direction, InvalidConversationId, Outcome,
-    Turn,
+    Appointment, Conversation, ConversationError, ConversationId, ConversationStatus, Direction, InvalidConversationId,
+    Outcome, Turn,
 };
 pub use duration::{parse_duration, InvalidDuration};
 pub use keyword::Keyword;

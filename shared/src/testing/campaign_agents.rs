@@ -24,6 +24,11 @@ impl StaticCampaignAgents {
 #[async_trait]
 impl CampaignAgents for StaticCampaignAgents {
     async fn agent_of(&self, campaign_id: &str) -> Result<Option<AgentSpec>, StoreError> {
-        Ok(self.0.lock().unwrap_or_else(PoisonError::into_inner).get(campaign_id).cloned())
+        Ok(self
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(campaign_id)
+            .cloned())
     }
 }

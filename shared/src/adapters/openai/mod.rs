@@ -15,9 +15,7 @@
 pub mod tools;
 
 use crate::domain::{AgentSpec, Direction, Outcome, Turn};
-use crate::ports::{
-    Agent, AgentError, AgentReply, AgentRequest, Classification, Clock, Moment, ToolHost,
-};
+use crate::ports::{Agent, AgentError, AgentReply, AgentRequest, Classification, Clock, Moment, ToolHost};
 use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
@@ -189,8 +187,16 @@ impl OpenAiAgent {
             });
         }
         let error: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-        let code = error["error"]["code"].as_str().or(error["error"]["type"].as_str()).unwrap_or("");
-        let message: String = error["error"]["message"].as_str().unwrap_or("").chars().take(200).collect();
+        let code = error["error"]["code"]
+            .as_str()
+            .or(error["error"]["type"].as_str())
+            .unwrap_or("");
+        let message: String = error["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .chars()
+            .take(200)
+            .collect();
         let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
         let mut retry = matches!(status, 408 | 409 | 429 | 500..=599) && code != "insufficient_quota";
         match header("x-should-retry") {
@@ -200,11 +206,7 @@ impl OpenAiAgent {
         }
         Err(Failure {
             retry,
-            server_delay: retry_after(
-                header("retry-after-ms"),
-                header("retry-after"),
-                self.clock.now(),
-            ),
+            server_delay: retry_after(header("retry-after-ms"), header("retry-after"), self.clock.now()),
             what: format!("HTTP {status} {code}: {message}"),
         })
     }
@@ -213,7 +215,10 @@ impl OpenAiAgent {
 /// The delay a server asked for: `retry-after-ms`, else `Retry-After` in seconds or as an HTTP
 /// date (openai-python `_parse_retry_after_header`).
 fn retry_after(ms: Option<&str>, header: Option<&str>, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
-    if let Some(ms) = ms.and_then(|v| v.parse::<f64>().ok()).filter(|v| v.is_finite() && *v >= 0.0) {
+    if let Some(ms) = ms
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|v| v.is_finite() && *v >= 0.0)
+    {
         return Some(Duration::from_secs_f64(ms / 1000.0));
     }
     let raw = header?;
@@ -357,7 +362,13 @@ impl Agent for OpenAiAgent {
             .as_str()
             .and_then(|o| o.parse::<Outcome>().ok())
             .ok_or_else(|| AgentError::BadOutput("`outcome` is not one of the six".to_owned()))?;
-        let reason = parsed["reason"].as_str().unwrap_or("").trim().chars().take(500).collect::<String>();
+        let reason = parsed["reason"]
+            .as_str()
+            .unwrap_or("")
+            .trim()
+            .chars()
+            .take(500)
+            .collect::<String>();
         Ok(Some(Classification {
             outcome,
             reason: if reason.is_empty() {

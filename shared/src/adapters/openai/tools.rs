@@ -124,7 +124,11 @@ pub fn parse_call(name: &str, arguments: &str) -> Result<ToolCall, String> {
                     DURATION_RANGE.end()
                 ));
             }
-            let notes = a.notes.filter(|n| !n.trim().is_empty()).map(|n| text("notes", n)).transpose()?;
+            let notes = a
+                .notes
+                .filter(|n| !n.trim().is_empty())
+                .map(|n| text("notes", n))
+                .transpose()?;
             Ok(ToolCall::BookAppointment {
                 start: a.start.trim().to_owned(),
                 duration_minutes: a.duration_minutes,
@@ -193,9 +197,18 @@ mod tests {
             })
         );
         for (name, bad) in [
-            ("book_appointment", r#"{"start":"thursday 2pm","duration_minutes":60,"notes":null}"#),
-            ("book_appointment", r#"{"start":"2026-10-08T14:00:00-04:00","duration_minutes":0,"notes":null}"#),
-            ("book_appointment", r#"{"start":"2026-10-08T14:00:00-04:00","duration_minutes":60,"notes":null,"x":1}"#),
+            (
+                "book_appointment",
+                r#"{"start":"thursday 2pm","duration_minutes":60,"notes":null}"#,
+            ),
+            (
+                "book_appointment",
+                r#"{"start":"2026-10-08T14:00:00-04:00","duration_minutes":0,"notes":null}"#,
+            ),
+            (
+                "book_appointment",
+                r#"{"start":"2026-10-08T14:00:00-04:00","duration_minutes":60,"notes":null,"x":1}"#,
+            ),
             ("book_appointment", r#"{"start":"2026-10-08T14:00:00-04:00""#),
             ("escalate_to_human", r#"{"reason":"  "}"#),
             ("end_conversation", r#"{"outcome":"success","reason":"booked"}"#),

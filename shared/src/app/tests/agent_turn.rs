@@ -60,9 +60,15 @@ impl Env {
     /// The campaign's conversation with the lead, opened as an enrolment would open it.
     async fn campaign_conversation(&self, spec: AgentSpec) -> Conversation {
         self.campaigns.set(CAMPAIGN, spec);
-        open_or_create(&self.store, &phone(OURS), &phone(LEAD), Some(CAMPAIGN.to_owned()), self.now())
-            .await
-            .expect("opened")
+        open_or_create(
+            &self.store,
+            &phone(OURS),
+            &phone(LEAD),
+            Some(CAMPAIGN.to_owned()),
+            self.now(),
+        )
+        .await
+        .expect("opened")
     }
 
     /// The lead texts `body` (Twilio's inbound webhook, as `handle_inbound` handles it).
@@ -146,7 +152,10 @@ async fn a_reply_is_answered_by_the_model_through_the_send_pipeline_and_a_bookin
     assert_eq!(stored.outcome, Some(Outcome::Success));
     assert_eq!(stored.status, ConversationStatus::Ended);
     let appointment = stored.appointment.expect("recorded");
-    assert_eq!((appointment.start.as_str(), appointment.duration_minutes), ("2026-12-03T14:00:00-08:00", 60));
+    assert_eq!(
+        (appointment.start.as_str(), appointment.duration_minutes),
+        ("2026-12-03T14:00:00-08:00", 60)
+    );
     let directions: Vec<Direction> = stored.turns.iter().map(|t| t.direction).collect();
     assert_eq!(directions, [Direction::Inbound, Direction::Outbound]);
     let reply = stored.turns[1].message_id.clone().expect("linked message");
@@ -162,13 +171,23 @@ async fn a_reply_is_answered_by_the_model_through_the_send_pipeline_and_a_bookin
     assert_eq!(booked.len(), 1);
     assert_eq!(booked[0].detail["conversation_id"], c.id.as_str());
     assert_eq!(booked[0].detail["start"], "2026-12-03T14:00:00-08:00");
-    assert!(!booked[0].detail.to_string().contains("4155550100"), "no phone in the event");
+    assert!(
+        !booked[0].detail.to_string().contains("4155550100"),
+        "no phone in the event"
+    );
     // The model heard the recorded booking back.
     let requests = server.received_requests().await.unwrap_or_default();
     let second: Value = serde_json::from_slice(&requests[1].body).expect("JSON");
-    let last = second["messages"].as_array().and_then(|m| m.last()).cloned().unwrap_or_default();
+    let last = second["messages"]
+        .as_array()
+        .and_then(|m| m.last())
+        .cloned()
+        .unwrap_or_default();
     assert_eq!(last["role"], "tool");
-    assert!(last["content"].as_str().is_some_and(|s| s.contains("confirmed")), "{last}");
+    assert!(
+        last["content"].as_str().is_some_and(|s| s.contains("confirmed")),
+        "{last}"
+    );
 }
 
 #[tokio::test]
@@ -176,7 +195,10 @@ async fn escalate_to_human_hands_over_with_one_alert_and_the_agent_stops() {
     let server = MockServer::start().await;
     model_says(
         &server,
-        Some(("escalate_to_human", r#"{"reason":"The lead is upset about a past job."}"#)),
+        Some((
+            "escalate_to_human",
+            r#"{"reason":"The lead is upset about a past job."}"#,
+        )),
         "I'm sorry. A teammate will call you shortly.",
     )
     .await;
@@ -197,7 +219,11 @@ async fn escalate_to_human_hands_over_with_one_alert_and_the_agent_stops() {
     assert_eq!(alerts[0].kind, AlertKind::ConversationEscalated);
     assert_eq!(alerts[0].subject, c.id.as_str());
     assert!(!serde_json::to_string(&alerts[0]).expect("json").contains("4155550100"));
-    assert_eq!(server.received_requests().await.unwrap_or_default().len(), 2, "no model call after the handover");
+    assert_eq!(
+        server.received_requests().await.unwrap_or_default().len(),
+        2,
+        "no model call after the handover"
+    );
 }
 
 #[tokio::test]
@@ -210,7 +236,10 @@ async fn a_lead_asking_for_a_person_is_escalated_without_any_model() {
 
     assert!(env.sent_bodies().is_empty(), "the scripted fallback is not sent");
     let stored = env.conversation(&c.id).await;
-    assert_eq!((stored.status, stored.outcome), (ConversationStatus::NeedsHuman, Some(Outcome::Escalated)));
+    assert_eq!(
+        (stored.status, stored.outcome),
+        (ConversationStatus::NeedsHuman, Some(Outcome::Escalated))
+    );
     assert_eq!(env.alerts.alerts().len(), 1);
 }
 
@@ -218,7 +247,10 @@ async fn a_lead_asking_for_a_person_is_escalated_without_any_model() {
 async fn the_scripted_agent_answers_exempt_from_the_hourly_cap_up_to_the_daily_cap() {
     let env = env(
         None,
-        &[("SMSRELAY_AGENT_MAX_REPLIES_PER_DAY", "2"), ("SMSRELAY_RATE_LIMIT_PER_HOUR", "1")],
+        &[
+            ("SMSRELAY_AGENT_MAX_REPLIES_PER_DAY", "2"),
+            ("SMSRELAY_RATE_LIMIT_PER_HOUR", "1"),
+        ],
     );
     let c = env.campaign_conversation(scripted()).await;
 
@@ -228,13 +260,23 @@ async fn the_scripted_agent_answers_exempt_from_the_hourly_cap_up_to_the_daily_c
         env.advance(std::time::Duration::from_secs(60));
     }
 
-    assert_eq!(env.sent_bodies().len(), 2, "two replies within the hour despite a cap of 1/hour, then the daily cap");
+    assert_eq!(
+        env.sent_bodies().len(),
+        2,
+        "two replies within the hour despite a cap of 1/hour, then the daily cap"
+    );
     let stored = env.conversation(&c.id).await;
-    let outbound = stored.turns.iter().filter(|t| t.direction == Direction::Outbound).count();
+    let outbound = stored
+        .turns
+        .iter()
+        .filter(|t| t.direction == Direction::Outbound)
+        .count();
     assert_eq!(outbound, 2);
     assert_eq!(stored.status, ConversationStatus::Open);
     assert_eq!(
-        agent_turn(env.ctx(), env.conversation_ports(), &c.id).await.expect("turn"),
+        agent_turn(env.ctx(), env.conversation_ports(), &c.id)
+            .await
+            .expect("turn"),
         TurnOutcome::Capped
     );
     // A rule with an outcome ends the conversation, reply sent first.
@@ -243,7 +285,10 @@ async fn the_scripted_agent_answers_exempt_from_the_hourly_cap_up_to_the_daily_c
     env.drain_queue().await;
     let stored = env.conversation(&c.id).await;
     assert_eq!(stored.outcome, Some(Outcome::Unqualified));
-    assert_eq!(env.sent_bodies().last().map(String::as_str), Some("No problem, thanks for letting us know!"));
+    assert_eq!(
+        env.sent_bodies().last().map(String::as_str),
+        Some("No problem, thanks for letting us know!")
+    );
 }
 
 #[tokio::test]
@@ -272,8 +317,12 @@ async fn a_redelivered_job_sends_nothing_twice_even_after_a_crash_between_send_a
     send_message_with(env.ctx(), cmd, opts).await.expect("sent");
 
     env.drain_queue().await; // the job handle_inbound queued
-    handle_job(env.ctx(), env.conversation_ports(), &job).await.expect("redelivery");
-    handle_job(env.ctx(), env.conversation_ports(), &job).await.expect("redelivery");
+    handle_job(env.ctx(), env.conversation_ports(), &job)
+        .await
+        .expect("redelivery");
+    handle_job(env.ctx(), env.conversation_ports(), &job)
+        .await
+        .expect("redelivery");
 
     assert_eq!(env.provider.call_count(), 1);
     let stored = env.conversation(&c.id).await;
@@ -301,29 +350,47 @@ async fn a_model_that_refuses_fails_the_job_sends_nothing_and_a_later_delivery_a
     assert!(handle_job(env.ctx(), env.conversation_ports(), &job).await.is_err());
     assert_eq!(env.provider.call_count(), 0);
 
-    handle_job(env.ctx(), env.conversation_ports(), &job).await.expect("retried");
-    assert_eq!(env.sent_bodies(), ["Happy to help. What day suits you?"], "the failed try gave its slot back");
+    handle_job(env.ctx(), env.conversation_ports(), &job)
+        .await
+        .expect("retried");
+    assert_eq!(
+        env.sent_bodies(),
+        ["Happy to help. What day suits you?"],
+        "the failed try gave its slot back"
+    );
 }
 
 #[tokio::test]
 async fn a_silent_conversation_is_classified_by_the_campaigns_model_else_by_the_rule() {
     let server = MockServer::start().await;
-    model_says(&server, None, r#"{"outcome":"unqualified","reason":"Renting; cannot order work."}"#).await;
+    model_says(
+        &server,
+        None,
+        r#"{"outcome":"unqualified","reason":"Renting; cannot order work."}"#,
+    )
+    .await;
     let env = env(Some(&server), &[]);
     let c = env.campaign_conversation(openai()).await;
     env.lead_texts("SM1", "I rent, is that ok?").await;
 
-    assert!(conversation_silent(env.ctx(), env.conversation_ports(), &c.id).await.expect("classified"));
+    assert!(conversation_silent(env.ctx(), env.conversation_ports(), &c.id)
+        .await
+        .expect("classified"));
     let stored = env.conversation(&c.id).await;
     assert_eq!(stored.outcome, Some(Outcome::Unqualified));
-    assert_eq!(stored.outcome_reason.as_deref(), Some("classified by the model: Renting; cannot order work."));
+    assert_eq!(
+        stored.outcome_reason.as_deref(),
+        Some("classified by the model: Renting; cannot order work.")
+    );
     let body: Value =
         serde_json::from_slice(&server.received_requests().await.unwrap_or_default()[0].body).expect("JSON");
     assert_eq!(body["response_format"]["json_schema"]["strict"], true);
 
     // A scripted campaign has no model: the no-model rule (the lead replied → qualified).
     let other = env.env_with_scripted_conversation().await;
-    assert!(conversation_silent(env.ctx(), env.conversation_ports(), &other).await.expect("ended"));
+    assert!(conversation_silent(env.ctx(), env.conversation_ports(), &other)
+        .await
+        .expect("ended"));
     assert_eq!(env.conversation(&other).await.outcome, Some(Outcome::Qualified));
 }
 
@@ -332,9 +399,15 @@ impl Env {
     async fn env_with_scripted_conversation(&self) -> ConversationId {
         self.campaigns.set("scripted-campaign", scripted());
         let ours = phone("+15005550007");
-        let mut c = open_or_create(&self.store, &ours, &phone(LEAD), Some("scripted-campaign".to_owned()), self.now())
-            .await
-            .expect("opened");
+        let mut c = open_or_create(
+            &self.store,
+            &ours,
+            &phone(LEAD),
+            Some("scripted-campaign".to_owned()),
+            self.now(),
+        )
+        .await
+        .expect("opened");
         c.append(crate::domain::Turn {
             direction: Direction::Inbound,
             body: "maybe".to_owned(),

@@ -134,7 +134,9 @@ impl Env {
                 return ran;
             }
             for job in jobs {
-                handle_job(self.ctx(), self.conversation_ports(), &job.payload).await.expect("job");
+                handle_job(self.ctx(), self.conversation_ports(), &job.payload)
+                    .await
+                    .expect("job");
                 self.queue.ack(&job.receipt).await.expect("ack");
                 ran += 1;
             }
