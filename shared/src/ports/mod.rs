@@ -17,6 +17,7 @@ pub mod idempotency_store;
 pub mod job_queue;
 pub mod message_queries;
 pub mod message_store;
+pub mod retell_chats;
 pub mod retention;
 pub mod sms_provider;
 
@@ -34,5 +35,6 @@ pub use idempotency_store::{Begin, IdempotencyStore, SavedResponse};
 pub use job_queue::{JobKind, JobPayload, JobQueue, QueueError, QueueStats, ReceivedJob, MAX_DELAY};
 pub use message_queries::MessageQueries;
 pub use message_store::{MessageStore, StoreError, WebhookRecord};
+pub use retell_chats::{RetellChats, SmsChat, SmsChatError, SmsChatRequest};
 pub use retention::Retention;
 pub use sms_provider::{OutboundSms, ProviderAccepted, ProviderError, ProviderMessage, Sender, SmsProvider};
