@@ -93,9 +93,15 @@ fn next(mut c: Conversation) -> Conversation {
     c
 }
 
-/// Created, then read by id: every field as written, turns included.
+/// Created, then read by id: every field as written, turns and the booked appointment included.
 pub async fn a_created_conversation_reads_back_whole(store: &dyn ConversationStore) {
     let mut c = conversation(1, 1, 0);
+    c.appointment = Some(crate::domain::Appointment {
+        start: "2026-12-03T14:00:00-08:00".to_owned(),
+        duration_minutes: 60,
+        notes: Some("side gate".to_owned()),
+        booked_at: epoch(),
+    });
     c.append(Turn {
         direction: Direction::Outbound,
         body: "Hi Ana, thanks for your request! Reply STOP to opt out.".to_owned(),

@@ -421,3 +421,98 @@ impl Env {
         c.id
     }
 }
+
+#[tokio::test]
+async fn a_retell_campaign_turn_does_nothing_retell_answers_itself() {
+    let env = env(None, &[]);
+    let c = env
+        .campaign_conversation(AgentSpec::Retell {
+            retell_agent_id: "agent_1".to_owned(),
+        })
+        .await;
+    env.lead_texts("SM1", "hi").await;
+
+    assert_eq!(
+        agent_turn(env.ctx(), env.conversation_ports(), &c.id)
+            .await
+            .expect("turn"),
+        TurnOutcome::Skipped("Retell's agent answers by itself")
+    );
+    env.drain_queue().await;
+    assert_eq!(env.provider.call_count(), 0);
+    assert_eq!(env.conversation(&c.id).await.status, ConversationStatus::Open);
+}
+
+#[tokio::test]
+async fn a_reply_to_an_opted_out_lead_is_suppressed_not_sent() {
+    let env = env(None, &[]);
+    let c = env.campaign_conversation(scripted()).await;
+    env.lead_texts("SM1", "hi").await;
+    // Opted out elsewhere (a 21610 on another send) while the conversation stayed open.
+    crate::ports::ConsentStore::opt_out(&env.store, &phone(LEAD), "provider_21610", env.now())
+        .await
+        .expect("opted out");
+
+    let TurnOutcome::Answered {
+        message_id: Some(id), ..
+    } = agent_turn(env.ctx(), env.conversation_ports(), &c.id)
+        .await
+        .expect("turn")
+    else {
+        panic!("not answered");
+    };
+
+    assert_eq!(env.provider.call_count(), 0);
+    assert_eq!(env.message(&id).await.status, crate::domain::MessageStatus::Suppressed);
+}
+
+#[tokio::test]
+async fn an_agent_reply_is_not_held_by_quiet_hours_but_an_api_message_is() {
+    let env = env(None, &[]);
+    let night = crate::domain::QuietHours::parse("00:00", "23:59", "UTC").expect("window");
+    let cmd = || SendCommand {
+        to: phone(LEAD),
+        body: MessageBody::parse("Sure, 2pm works.").expect("body"),
+        from: Sender::parse(OURS).expect("sender"),
+        reference: None,
+        metadata: serde_json::Map::new(),
+        send_at: None,
+        quiet_hours: Some(night.clone()),
+    };
+    let held = send_message_with(env.ctx(), cmd(), SendOptions::default())
+        .await
+        .expect("accepted");
+    assert_eq!(held.message.status, crate::domain::MessageStatus::Scheduled);
+    let reply = SendOptions {
+        id: None,
+        reply_to_lead: true,
+    };
+    let sent = send_message_with(env.ctx(), cmd(), reply).await.expect("accepted");
+    assert_ne!(sent.message.status, crate::domain::MessageStatus::Scheduled);
+    assert_eq!(env.provider.call_count(), 1);
+}
+
+#[tokio::test]
+async fn two_deliveries_of_one_turn_at_once_send_one_reply() {
+    let env = env(None, &[]);
+    let c = env.campaign_conversation(scripted()).await;
+    env.lead_texts("SM1", "hi").await;
+
+    let (a, b) = tokio::join!(
+        agent_turn(env.ctx(), env.conversation_ports(), &c.id),
+        agent_turn(env.ctx(), env.conversation_ports(), &c.id)
+    );
+    a.expect("first");
+    b.expect("second");
+
+    assert_eq!(env.provider.call_count(), 1);
+    let stored = env.conversation(&c.id).await;
+    assert_eq!(
+        stored
+            .turns
+            .iter()
+            .filter(|t| t.direction == Direction::Outbound)
+            .count(),
+        1
+    );
+}
