@@ -242,6 +242,19 @@ pub struct TurnResource {
     pub message_id: Option<String>,
 }
 
+/// The appointment an agent booked in a conversation (`book_appointment`).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AppointmentResource {
+    /// Start, RFC 3339 with the lead's offset.
+    pub start: String,
+    /// Length in minutes.
+    pub duration_minutes: u32,
+    /// Notes, if any.
+    pub notes: Option<String>,
+    /// When it was booked.
+    pub booked_at: String,
+}
+
 /// A conversation.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ConversationResource {
@@ -265,6 +278,8 @@ pub struct ConversationResource {
     pub created_at: String,
     /// Last change.
     pub updated_at: String,
+    /// The appointment booked in it, if any.
+    pub appointment: Option<AppointmentResource>,
     /// Both directions, in order.
     pub messages: Vec<TurnResource>,
 }
@@ -283,6 +298,12 @@ impl ConversationResource {
             ended_at: c.ended_at.as_ref().map(timestamp),
             created_at: timestamp(&c.created_at),
             updated_at: timestamp(&c.updated_at),
+            appointment: c.appointment.as_ref().map(|a| AppointmentResource {
+                start: a.start.clone(),
+                duration_minutes: a.duration_minutes,
+                notes: a.notes.clone(),
+                booked_at: timestamp(&a.booked_at),
+            }),
             messages: turns
                 .iter()
                 .map(|t| TurnResource {
