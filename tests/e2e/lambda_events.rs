@@ -53,15 +53,23 @@ fn event_time() -> Arc<smsrelay::testing::ManualClock> {
 }
 
 async fn lambda_env_at(clock: Arc<dyn smsrelay::ports::Clock>) -> LambdaEnv {
+    lambda_env_with(clock, &[]).await
+}
+
+/// As [`lambda_env_at`], with `extra` configuration.
+async fn lambda_env_with(clock: Arc<dyn smsrelay::ports::Clock>, extra: &[(&str, &str)]) -> LambdaEnv {
     let twilio = MockServer::start().await;
     let (client, table) = dynamodb_table().await;
-    let cfg = config(&[
+    let twilio_base = twilio.uri();
+    let mut pairs = vec![
         ("SMSRELAY_API_KEY", "test-api-key"),
         ("TWILIO_ACCOUNT_SID", ACCOUNT_SID),
         ("TWILIO_AUTH_TOKEN", "12345"),
-        ("TWILIO_API_BASE", &twilio.uri()),
+        ("TWILIO_API_BASE", twilio_base.as_str()),
         ("RETELL_API_KEY", "test-api-key"),
-    ]);
+    ];
+    pairs.extend_from_slice(extra);
+    let cfg = config(&pairs);
     let provider = provider_for(&cfg).expect("provider");
     let queue = sqs_queue().await;
     let deps = Deps::new(
@@ -422,5 +430,118 @@ async fn the_signed_chat_inbound_event_names_the_retell_agent_of_the_campaign_co
     assert_eq!(
         body["chat_inbound"]["metadata"]["smsrelay"]["from_number"],
         "+14155550100"
+    );
+}
+
+/// One SQS record carrying `job` (what the retry consumer receives).
+fn sqs_job(job: &smsrelay::ports::JobPayload, id: &str) -> aws_lambda_events::event::sqs::SqsEvent {
+    let mut event = load("retry-consumer-job.json");
+    event["Records"][0]["body"] = json!(serde_json::to_string(job).expect("job"));
+    event["Records"][0]["messageId"] = json!(id);
+    serde_json::from_value(event).expect("SQS event")
+}
+
+#[tokio::test]
+async fn the_retry_consumer_runs_the_agent_turn_on_dynamodb_and_a_redelivery_sends_nothing_twice() {
+    let openai = MockServer::start().await;
+    let base = format!("{}/v1", openai.uri());
+    let mut env = lambda_env_with(
+        Arc::new(SystemClock),
+        &[("OPENAI_BASE_URL", base.as_str()), ("OPENAI_API_KEY", "sk-test")],
+    )
+    .await;
+    let agents = Arc::new(smsrelay::testing::StaticCampaignAgents::default());
+    agents.set(
+        "roof-leads",
+        smsrelay::domain::AgentSpec::Openai {
+            prompt: "You book roof inspections for Acme.".to_owned(),
+            model: Some("gpt-4.1-mini".to_owned()),
+        },
+    );
+    env.deps.campaign_agents = agents;
+    let events = Arc::new(smsrelay::testing::RecordingPublisher::default());
+    env.deps.events = events.clone();
+    let completion = |message: Value| {
+        ResponseTemplate::new(200).set_body_json(json!({
+            "id": "chatcmpl-1", "object": "chat.completion", "created": 1_780_012_790, "model": "gpt-4.1-mini",
+            "choices": [{"index": 0, "finish_reason": "stop", "message": message}]
+        }))
+    };
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .and(body_string_contains("\"role\":\"tool\""))
+        .respond_with(completion(
+            json!({"role": "assistant", "content": "Booked: tomorrow 3pm. See you then!"}),
+        ))
+        .mount(&openai)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(completion(
+            json!({"role": "assistant", "content": null, "tool_calls": [{
+            "id": "call_1", "type": "function", "function": {"name": "book_appointment",
+            "arguments": "{\"start\":\"2026-11-22T15:00:00-08:00\",\"duration_minutes\":60,\"notes\":null}"}}]}),
+        ))
+        .mount(&openai)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(format!("/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json")))
+        .and(body_string_contains("Booked%3A+tomorrow+3pm"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(twilio_created("+14155550100")))
+        .expect(1)
+        .mount(&env.twilio)
+        .await;
+    let lead = smsrelay::domain::PhoneNumber::parse_e164("+14155550100").expect("lead");
+    let ours = smsrelay::domain::PhoneNumber::parse_e164("+15005550006").expect("ours");
+    let now = smsrelay::ports::Clock::now(env.deps.clock.as_ref());
+    let c = smsrelay::app::conversations::open_or_create(
+        env.deps.conversations.as_ref(),
+        &ours,
+        &lead,
+        Some("roof-leads".to_owned()),
+        now,
+    )
+    .await
+    .expect("opened");
+
+    // The lead's reply through the inbound Lambda, then the queued turn through the consumer, twice.
+    let (status, _) = invoke(&env.deps, Routes::Inbound, &load("inbound-reply.json")).await;
+    assert_eq!(status, 200);
+    let job = smsrelay::ports::JobPayload::agent_turn(c.id.clone(), now);
+    for id in ["first-delivery", "redelivery"] {
+        let resp = smsrelay::entrypoints::jobs::lambda::handle_sqs(&env.deps, sqs_job(&job, id)).await;
+        assert!(resp.batch_item_failures.is_empty(), "{id}");
+    }
+
+    let stored = env
+        .deps
+        .conversations
+        .get_conversation(&c.id)
+        .await
+        .expect("read")
+        .expect("stored");
+    assert_eq!(stored.outcome, Some(smsrelay::domain::Outcome::Success));
+    assert_eq!(
+        stored.appointment.map(|a| a.start).as_deref(),
+        Some("2026-11-22T15:00:00-08:00")
+    );
+    let bodies: Vec<&str> = stored.turns.iter().map(|t| t.body.as_str()).collect();
+    assert_eq!(
+        bodies,
+        [
+            "Yes! Tomorrow at 3pm works, thanks",
+            "Booked: tomorrow 3pm. See you then!"
+        ]
+    );
+    let booked = events
+        .events()
+        .into_iter()
+        .filter(|e| e.detail_type == "appointment.booked")
+        .count();
+    assert_eq!(booked, 1);
+    assert_eq!(
+        openai.received_requests().await.unwrap_or_default().len(),
+        2,
+        "the redelivery asked no model"
     );
 }
