@@ -447,3 +447,18 @@ async fn classification_asks_for_a_strict_schema_and_reads_the_outcome() {
     let bad = w.classify().await.expect_err("not one of the six");
     assert!(matches!(bad, AgentError::BadOutput(_)), "{bad}");
 }
+
+#[tokio::test]
+async fn a_2xx_that_is_not_a_completion_is_bad_output_not_retried() {
+    let w = world().await;
+    Mock::given(method("POST"))
+        .and(path(PATH))
+        .respond_with(ResponseTemplate::new(200).set_body_string("<html>gateway</html>"))
+        .mount(&w.server)
+        .await;
+
+    let err = w.reply(Duration::from_secs(20)).await.expect("task").expect_err("unusable");
+
+    assert!(matches!(err, AgentError::BadOutput(_)), "{err}");
+    assert_eq!(w.bodies().await.len(), 1);
+}

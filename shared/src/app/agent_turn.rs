@@ -402,6 +402,15 @@ pub async fn conversation_silent(
     if c.status == ConversationStatus::Ended {
         return Ok(false);
     }
+    if c.outcome == Some(Outcome::Escalated) {
+        // Handed to a person, then silent: it ends as it stood; no model re-decides it.
+        let reason = c.outcome_reason.clone().unwrap_or_else(|| "escalated".to_owned());
+        let ended = modify_conversation(ports.conversations, id, |c| {
+            c.end(Outcome::Escalated, reason.clone(), now).is_ok()
+        })
+        .await?;
+        return Ok(ended.is_some_and(|c| c.ended_at == Some(now)));
+    }
     let spec = match &c.campaign_id {
         Some(campaign) => ports.campaign_agents.agent_of(campaign).await?,
         None => None,

@@ -76,6 +76,8 @@ struct Failure {
     retry: bool,
     server_delay: Option<Duration>,
     what: String,
+    /// A 2xx whose body is not a completion (the server answered, in the wrong shape).
+    bad_output: bool,
 }
 
 const HOUSE_RULES: &str = "You are answering by SMS. Reply in plain text, at most 320 characters, \
@@ -128,6 +130,9 @@ impl OpenAiAgent {
                 Ok(v) => return Ok(v),
                 Err(f) => f,
             };
+            if failure.bad_output {
+                return Err(AgentError::BadOutput(failure.what));
+            }
             if !failure.retry {
                 return Err(AgentError::Refused(failure.what));
             }
@@ -166,6 +171,7 @@ impl OpenAiAgent {
             // Timeouts and connection errors may pass; anything else about the request will not.
             retry: e.is_timeout() || e.is_connect() || e.is_request(),
             server_delay: None,
+            bad_output: false,
             what: if e.is_timeout() {
                 "timed out".to_owned()
             } else {
@@ -177,12 +183,14 @@ impl OpenAiAgent {
         let text = resp.text().await.map_err(|_| Failure {
             retry: true,
             server_delay: None,
+            bad_output: false,
             what: format!("HTTP {status}: the body could not be read"),
         })?;
         if (200..300).contains(&status) {
             return serde_json::from_str(&text).map_err(|_| Failure {
                 retry: false,
                 server_delay: None,
+                bad_output: true,
                 what: format!("HTTP {status}: the body is not JSON"),
             });
         }
@@ -206,6 +214,7 @@ impl OpenAiAgent {
         }
         Err(Failure {
             retry,
+            bad_output: false,
             server_delay: retry_after(header("retry-after-ms"), header("retry-after"), self.clock.now()),
             what: format!("HTTP {status} {code}: {message}"),
         })

@@ -516,3 +516,24 @@ async fn two_deliveries_of_one_turn_at_once_send_one_reply() {
         1
     );
 }
+
+#[tokio::test]
+async fn an_escalated_conversation_that_goes_silent_ends_escalated_without_a_model() {
+    let server = MockServer::start().await;
+    let env = env(Some(&server), &[]);
+    let c = env.campaign_conversation(openai()).await;
+    env.lead_texts("SM1", "I want to speak to a representative").await;
+    env.drain_queue().await;
+
+    assert!(conversation_silent(env.ctx(), env.conversation_ports(), &c.id)
+        .await
+        .expect("ended"));
+
+    let stored = env.conversation(&c.id).await;
+    assert_eq!(
+        (stored.status, stored.outcome),
+        (ConversationStatus::Ended, Some(Outcome::Escalated))
+    );
+    assert_eq!(stored.outcome_reason.as_deref(), Some("the lead asked for a person"));
+    assert!(server.received_requests().await.unwrap_or_default().is_empty());
+}
