@@ -457,7 +457,11 @@ async fn a_2xx_that_is_not_a_completion_is_bad_output_not_retried() {
         .mount(&w.server)
         .await;
 
-    let err = w.reply(Duration::from_secs(20)).await.expect("task").expect_err("unusable");
+    let err = w
+        .reply(Duration::from_secs(20))
+        .await
+        .expect("task")
+        .expect_err("unusable");
 
     assert!(matches!(err, AgentError::BadOutput(_)), "{err}");
     assert_eq!(w.bodies().await.len(), 1);

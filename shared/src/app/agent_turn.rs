@@ -172,8 +172,14 @@ async fn answer(
         return Err(e.into());
     }
     let mut sent_turn = None;
-    if let Some(text) = reply.text.as_deref() {
-        let text: String = text.chars().take(MAX_REPLY_CHARS).collect();
+    // A model may emit control characters or a blank text: those never reach the lead.
+    let text = reply.text.as_deref().map(|t| {
+        t.chars()
+            .filter(|c| !c.is_control() || matches!(c, '\n' | '\t'))
+            .take(MAX_REPLY_CHARS)
+            .collect::<String>()
+    });
+    if let Some(text) = text.filter(|t| !t.trim().is_empty()) {
         let body = MessageBody::parse(text)
             .map_err(|e| AppError::Unexpected(anyhow::anyhow!("the agent's reply is not a message body: {e}")))?;
         let from = Sender::parse(c.business_number.as_str())

@@ -537,3 +537,16 @@ async fn an_escalated_conversation_that_goes_silent_ends_escalated_without_a_mod
     assert_eq!(stored.outcome_reason.as_deref(), Some("the lead asked for a person"));
     assert!(server.received_requests().await.unwrap_or_default().is_empty());
 }
+
+#[tokio::test]
+async fn control_characters_from_the_model_never_reach_the_lead() {
+    let server = MockServer::start().await;
+    model_says(&server, None, "Sure\u{7}, 2pm works.\u{0}").await;
+    let env = env(Some(&server), &[]);
+    env.campaign_conversation(openai()).await;
+
+    env.lead_texts("SM1", "is 2pm ok?").await;
+    env.drain_queue().await;
+
+    assert_eq!(env.sent_bodies(), ["Sure, 2pm works."]);
+}
