@@ -388,3 +388,31 @@ impl Agent for OpenAiAgent {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_reads_milliseconds_then_seconds_then_an_http_date() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-12-01T15:00:00Z")
+            .map(|t| t.with_timezone(&chrono::Utc))
+            .unwrap_or_default();
+        assert_eq!(
+            retry_after(Some("250"), Some("3"), now),
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(retry_after(None, Some("3"), now), Some(Duration::from_secs(3)));
+        assert_eq!(retry_after(None, Some("1.5"), now), Some(Duration::from_millis(1500)));
+        assert_eq!(
+            retry_after(None, Some("Tue, 01 Dec 2026 15:00:07 GMT"), now),
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(
+            retry_after(None, Some("Tue, 01 Dec 2026 14:00:00 GMT"), now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(retry_after(Some("soon"), Some("-1"), now), None);
+        assert_eq!(retry_after(None, None, now), None);
+    }
+}
