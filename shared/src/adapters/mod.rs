@@ -5,6 +5,7 @@
 //!   (smsrelay-local), one file per aggregate.
 //! - [`twilio`]: the Twilio REST client, webhook signatures, and the built-in simulator.
 //! - [`retell`]: Retell webhook signatures.
+//! - [`no_campaigns`]: `NoEnrolments` and `NoCampaigns`, for a deployment without campaigns.
 //! - [`slack`], [`log_alerter`]: alert channels (`SlackAlerter`, `LogAlerter`, `FanoutAlerter`).
 //! - [`eventbridge`]: `EventBridgePublisher` and `EventBridgeAlerter` (domain events on EventBridge).
 //! - [`log_only`]: `LogOnlyPublisher`, domain events in the log only.
