@@ -543,8 +543,16 @@ mod tests {
         }
 
         #[test]
-        fn quiet_hours_parse_never_panics(start in "\\PC{0,8}", end in "[0-9: ]{0,6}", zone in "\\PC{0,24}") {
+        fn quiet_hours_parse_never_panics(
+            start in prop_oneof!["\\PC{0,8}", "[0-2][0-9]:[0-6][0-9]"],
+            end in prop_oneof!["[0-9: ]{0,6}", "[0-2][0-9]:[0-6][0-9]"],
+            zone in prop_oneof![
+                "\\PC{0,24}",
+                prop::sample::select(chrono_tz::TZ_VARIANTS.to_vec()).prop_map(|z| format!(" {} ", z.name())),
+            ],
+        ) {
             if let Ok(q) = QuietHours::parse(&start, &end, &zone) {
+                prop_assert_eq!(q.timezone().name(), zone.trim());
                 let wire = QuietHoursWire::from(q.clone());
                 prop_assert_eq!(QuietHours::try_from(wire), Ok(q));
             }

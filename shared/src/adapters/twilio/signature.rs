@@ -699,7 +699,7 @@ mod tests {
         }
 
         #[test]
-        fn only_one_of_the_two_port_variant_signatures_is_accepted(
+        fn arbitrary_headers_are_accepted_exactly_when_they_are_a_port_variants_signature(
             token in any_token(), url in prop_oneof![any_url(), any::<String>()], params in any_params(), header in any::<String>(),
         ) {
             // Arbitrary header values (and arbitrary URLs) never panic, and are accepted exactly when
