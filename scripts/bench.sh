@@ -17,3 +17,24 @@ start_dynamodb_local dynamodb-bench.log
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 log "cargo bench -p e2e $*"
 cargo bench -p e2e "$@"
+
+# Throughput of the hot path (issue #8 item 5): smsrelay-local (release, simulator on, callbacks
+# included) driven by wrk -c32 with a distinct valid number per request. Prints accepted
+# messages/s; the store calls per sent message are printed by the batch bench above
+# ("store calls per message"), counted by CountingStore around the real SQLite store.
+if [ "${BENCH_SKIP_WRK:-0}" != 1 ] && [ $# -eq 0 ]; then
+  if ! command -v wrk >/dev/null 2>&1; then
+    log "installing wrk (apt)"
+    { apt-get install -y wrk || { apt-get update && apt-get install -y wrk; }; } >&2
+  fi
+  log "cargo build --release -p smsrelay-local"
+  cargo build --release -p smsrelay-local
+  data="$(mktemp -d)"
+  port="$(free_port)"
+  SMSRELAY_API_KEY=bench-key SMSRELAY_RATE_LIMIT_PER_HOUR=1000 RUST_LOG=warn \
+    ./target/release/smsrelay-local --port "$port" --data "$data/bench.db" --tick 1h >"$data/local.log" 2>&1 &
+  PIDS+=($!)
+  wait_port "$port" smsrelay-local "${PIDS[-1]}" "$data/local.log"
+  log "wrk -t2 -c32 -d${BENCH_WRK_SECONDS:-15}s POST /v1/messages"
+  wrk -t2 -c32 -d"${BENCH_WRK_SECONDS:-15}s" -s scripts/wrk-send.lua "http://127.0.0.1:$port"
+fi

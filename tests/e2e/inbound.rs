@@ -113,6 +113,43 @@ async fn stop_suppresses_the_next_send_with_evidence_and_start_lets_it_out_again
 }
 
 #[tokio::test]
+async fn the_registry_api_opts_a_phone_out_and_in_with_evidence() {
+    let app = TestApp::new().await;
+    let path = format!("{}/v1/consent/{}", app.url, LEAD.replace('+', "%2B"));
+    let change = |status: &'static str| {
+        app.http
+            .post(&path)
+            .bearer_auth(crate::helpers::API_KEY)
+            .json(&json!({ "status": status }))
+            .send()
+    };
+    // An operator opts the phone out: the next send is suppressed, no provider request
+    let resp = change("opted_out").await.expect("post");
+    assert_eq!(resp.status(), 200);
+    let before = app.sim().request_count();
+    assert_eq!(app.send(LEAD, "hello").await["status"], "suppressed");
+    assert_eq!(app.sim().request_count(), before);
+    // A status that is neither is a 400 naming the field, and changes nothing
+    let resp = change("maybe").await.expect("post");
+    assert_eq!(resp.status(), 400);
+    let err: Value = resp.json().await.expect("json");
+    assert_eq!(err["error"]["field"], "status", "{err}");
+    // Back in: the send goes out; the history holds both changes from the api channel
+    assert_eq!(change("opted_in").await.expect("post").status(), 200);
+    assert_ne!(app.send(LEAD, "hello again").await["status"], "suppressed");
+    let c = consent(&app).await;
+    assert_eq!(c["status"], "opted_in");
+    let channels: Vec<&str> = c["history"]
+        .as_array()
+        .expect("history")
+        .iter()
+        .map(|e| e["channel"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(channels, ["api", "api"], "{c}");
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn help_gets_the_help_text_unless_twilio_answered_it() {
     let app = TestApp::with(AppOptions {
         env: vec![(

@@ -9,6 +9,7 @@ use smsrelay::adapters::dynamodb::DynamoMessageStore;
 use smsrelay::adapters::system_clock::SystemClock;
 use smsrelay::adapters::twilio::compute_signature;
 use smsrelay::entrypoints::{lambda, Routes};
+use smsrelay::ports::Clock as _;
 use smsrelay::wiring::{provider_for, Deps};
 use std::sync::Arc;
 use wiremock::matchers::{body_string_contains, header_exists, method, path};
@@ -45,11 +46,36 @@ async fn lambda_env() -> LambdaEnv {
 }
 
 /// The time the signed events in `events/` were made (their `requestContext.timeEpoch`): Retell
-/// signatures are only good for five minutes around it.
-fn event_time() -> Arc<smsrelay::testing::ManualClock> {
-    Arc::new(smsrelay::testing::ManualClock::new(
-        chrono::DateTime::from_timestamp_millis(1_795_462_200_000).expect("event time"),
-    ))
+/// signatures are only good for five minutes around it. Time runs from there at its real pace
+/// (the handlers pace batches and wait on retries, which a stopped clock would hang).
+fn event_time() -> Arc<dyn smsrelay::ports::Clock> {
+    Arc::new(RunningFrom {
+        wall: chrono::DateTime::from_timestamp_millis(1_795_462_200_000).expect("event time"),
+        started: SystemClock.monotonic(),
+    })
+}
+
+/// Wall time that starts at `wall` and runs at the system clock's pace; monotonic time and sleeps
+/// are the system clock's.
+struct RunningFrom {
+    wall: chrono::DateTime<chrono::Utc>,
+    started: smsrelay::ports::Moment,
+}
+
+#[async_trait::async_trait]
+impl smsrelay::ports::Clock for RunningFrom {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        let elapsed = SystemClock.elapsed_since(self.started);
+        self.wall + chrono::Duration::from_std(elapsed).expect("a short test")
+    }
+
+    fn monotonic(&self) -> smsrelay::ports::Moment {
+        SystemClock.monotonic()
+    }
+
+    async fn sleep_until(&self, at: smsrelay::ports::Moment) {
+        SystemClock.sleep_until(at).await;
+    }
 }
 
 async fn lambda_env_at(clock: Arc<dyn smsrelay::ports::Clock>) -> LambdaEnv {

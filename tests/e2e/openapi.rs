@@ -536,6 +536,22 @@ async fn every_documented_route_answers_as_its_schema_says() {
     check(&app, &doc, t, call("GET", "/v1/consent/%2B14155550177")).await;
     check(&app, &doc, t, call("GET", "/v1/consent/12")).await;
     drive("GET", t);
+    let (status, _) = check(
+        &app,
+        &doc,
+        t,
+        call("POST", "/v1/consent/%2B14155550177").json(json!({"status": "opted_out"})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    check(
+        &app,
+        &doc,
+        t,
+        call("POST", "/v1/consent/%2B14155550177").json(json!({"status": "maybe"})),
+    )
+    .await;
+    drive("POST", t);
 
     let table: BTreeSet<(String, String)> = smsrelay::entrypoints::route_table()
         .into_iter()

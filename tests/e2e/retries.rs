@@ -259,6 +259,22 @@ async fn after_a_21610_the_next_send_is_suppressed_without_a_provider_request() 
         .expect("retry");
     assert_eq!(resp.status(), 422);
     assert_eq!(app.sim().request_count(), requests);
+    // The refusal is the evidence: an entry of channel provider_error in the consent history.
+    let consent: serde_json::Value = app
+        .http
+        .get(format!("{}/v1/consent/+15005550004", app.url))
+        .bearer_auth(API_KEY)
+        .send()
+        .await
+        .expect("consent")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(consent["status"], "opted_out");
+    let history = consent["history"].as_array().expect("history");
+    assert_eq!(history.len(), 1, "{consent}");
+    assert_eq!(history[0]["channel"], "provider_error");
+    assert_eq!(history[0]["status"], "opted_out");
     app.stop().await;
 }
 

@@ -7,6 +7,7 @@
 //! - [`retell`]: Retell webhook signatures.
 //! - [`agents`]: `AgentRouter`, the agent port over [`openai`] (Chat Completions) and [`scripted`]
 //!   (built-in rules); a Retell agent writes its own replies.
+//! - [`no_campaigns`]: `NoEnrolments` and `NoCampaigns`, for a deployment without campaigns.
 //! - [`slack`], [`log_alerter`]: alert channels (`SlackAlerter`, `LogAlerter`, `FanoutAlerter`).
 //! - [`eventbridge`]: `EventBridgePublisher` and `EventBridgeAlerter` (domain events on EventBridge).
 //! - [`log_only`]: `LogOnlyPublisher`, domain events in the log only.

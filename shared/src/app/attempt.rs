@@ -196,7 +196,15 @@ pub async fn run_attempt_at(
         After::Nothing => {}
         After::Enqueue(delay) => enqueue_attempt(ctx, &id, now, delay).await,
         After::OptOut => {
-            if let Err(e) = ctx.consent.opt_out(&stored.to, "provider_21610", now).await {
+            let evidence = crate::domain::ConsentEvidence {
+                status: crate::domain::ConsentStatus::OptedOut,
+                at: now,
+                keyword: None,
+                channel: crate::domain::ConsentChannel::ProviderError,
+                // Twilio's 400 carries no sid; the refused message is ours.
+                message_sid: stored.provider_sid.as_ref().map(|s| s.as_str().to_owned()),
+            };
+            if let Err(e) = super::consent::record_consent(ctx.consent, &stored.to, &evidence).await {
                 tracing::error!(message_id = %id, error.message = %e, "could not record provider opt-out");
             }
         }

@@ -5,11 +5,14 @@
 //! Use cases: [`send`] (one message), [`agent_turn`] (the campaign's agent answers a lead; a silent
 //! conversation is classified), [`send_batch`], [`record_status`] (status callbacks),
 //! [`retry`] (a queued attempt), [`process_due`] (the processor tick: [`fire_scheduled`],
-//! [`reconcile`], status polls), [`operations`] (failed list, cancel), [`health`].
+//! [`reconcile`], status polls), [`operations`] (failed list, cancel), [`health`],
+//! [`handle_inbound`] (Twilio inbound texts: keywords, replies), [`handle_retell`] (Retell's
+//! webhooks), [`conversations`] (open, reply as a person, set the outcome, read both directions).
 //! Pieces they share, each imported by the use cases and importing none of them:
 //! [`attempt`] (one claimed provider attempt and what follows it), [`batch_progress`] (a batch's
 //! tallies and completion), [`heartbeat`] (when the processor last ran), [`alerts`] (raise once,
-//! publish), [`metrics`] (hourly counters), [`quiet`] (the quiet hours of campaign traffic).
+//! publish), [`metrics`] (hourly counters), [`quiet`] (the quiet hours of campaign traffic),
+//! [`consent`] (a consent change and its evidence).
 
 pub mod agent_turn;
 pub mod alerts;

@@ -126,4 +126,58 @@ mod tests {
         let off = config(&[("SMSRELAY_QUIET_HOURS", "off")]);
         assert_eq!(campaign_quiet_hours(&off, None, &phone("+12125550100"), None), None);
     }
+
+    mod proptests {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn any_zone() -> impl Strategy<Value = Tz> {
+            prop::sample::select(chrono_tz::TZ_VARIANTS.to_vec())
+        }
+
+        fn any_phone() -> impl Strategy<Value = PhoneNumber> {
+            prop_oneof![
+                (200u16..=999, 200u16..=999, 0u16..=9999).prop_map(|(a, x, l)| format!("+1{a}{x}{l:04}")),
+                "\\+44[0-9]{10}",
+                "\\+61[0-9]{9}",
+            ]
+            .prop_filter_map("valid", |raw| PhoneNumber::parse_e164(&raw).ok())
+        }
+
+        proptest! {
+            #[test]
+            fn the_recipient_zone_is_the_first_known_in_order(
+                lead in prop::option::of(any_zone()),
+                phone in any_phone(),
+                campaign in prop::option::of(any_zone()),
+                default in any_zone(),
+            ) {
+                let want = lead.or_else(|| zone_for_area_code(&phone)).or(campaign).unwrap_or(default);
+                prop_assert_eq!(recipient_zone(lead, &phone, campaign, default), want);
+                if let Some(l) = lead {
+                    prop_assert_eq!(recipient_zone(lead, &phone, campaign, default), l);
+                }
+                if !phone.as_str().starts_with("+1") {
+                    prop_assert_eq!(recipient_zone(None, &phone, None, default), default);
+                }
+            }
+
+            #[test]
+            fn a_campaign_window_keeps_its_local_times_in_the_recipients_zone(
+                lead in prop::option::of(any_zone()),
+                phone in any_phone(),
+                at in 1_700_000_000i64..1_900_000_000,
+            ) {
+                let c = config(&[]);
+                let q = campaign_quiet_hours(&c, lead, &phone, None).ok_or_else(|| TestCaseError::fail("on by default"))?;
+                let zone = recipient_zone(lead, &phone, None, c.default_timezone);
+                prop_assert_eq!(q.timezone(), zone);
+                let at = DateTime::from_timestamp(at, 0).unwrap_or_default();
+                let default = c.default_quiet_hours.as_ref().ok_or_else(|| TestCaseError::fail("a default"))?;
+                prop_assert_eq!(q.contains(at), default.in_zone(zone).contains(at));
+                prop_assert!(!q.contains(q.next_allowed(at)));
+                prop_assert!(campaign_quiet_hours(&config(&[("SMSRELAY_QUIET_HOURS", "off")]), lead, &phone, None).is_none());
+            }
+        }
+    }
 }

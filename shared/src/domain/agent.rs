@@ -199,4 +199,132 @@ mod tests {
         assert_eq!(empty.validate(), Err(AgentSpecError::Empty("prompt")));
         assert!(serde_json::from_str::<AgentSpec>(r#"{"provider":"claude","prompt":"x"}"#).is_err());
     }
+
+    // ---- properties ----
+
+    use proptest::prelude::*;
+
+    fn text() -> impl Strategy<Value = String> {
+        prop_oneof!["\\PC{0,24}", Just(String::new()), Just("  ".to_owned()), "[a-z ]{1,12}"]
+    }
+
+    fn pattern() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[a-z]{1,8}".prop_map(|w| format!("\\b{w}\\b")),
+            "[a-z|]{1,12}",
+            "\\PC{0,12}",
+            prop::sample::select(vec!["(", "[a-", "a{2,1}", "\\", "*", "(?i)yes", "^(stop|no)$"])
+                .prop_map(str::to_owned),
+        ]
+    }
+
+    fn any_rule() -> impl Strategy<Value = ScriptedRule> {
+        (
+            pattern(),
+            text(),
+            prop::option::of(prop::sample::select(Outcome::ALL.to_vec())),
+        )
+            .prop_map(|(pattern, reply, outcome)| ScriptedRule {
+                pattern,
+                reply,
+                outcome,
+            })
+    }
+
+    fn any_spec() -> impl Strategy<Value = AgentSpec> {
+        prop_oneof![
+            (text(), prop::option::of(text())).prop_map(|(prompt, model)| AgentSpec::Openai { prompt, model }),
+            text().prop_map(|retell_agent_id| AgentSpec::Retell { retell_agent_id }),
+            (prop::collection::vec(any_rule(), 0..5), prop::option::of(text()))
+                .prop_map(|(rules, fallback)| AgentSpec::Scripted { rules, fallback }),
+        ]
+    }
+
+    /// The first problem in `spec`, by a separate reading of the contract.
+    fn first_problem(spec: &AgentSpec) -> Option<AgentSpecError> {
+        let blank = |s: &str| s.trim().is_empty();
+        match spec {
+            AgentSpec::Openai { prompt, .. } if blank(prompt) => Some(AgentSpecError::Empty("prompt")),
+            AgentSpec::Openai { model: Some(m), .. } if blank(m) => Some(AgentSpecError::Empty("model")),
+            AgentSpec::Openai { .. } => None,
+            AgentSpec::Retell { retell_agent_id } if blank(retell_agent_id) => {
+                Some(AgentSpecError::Empty("retell_agent_id"))
+            }
+            AgentSpec::Retell { .. } => None,
+            AgentSpec::Scripted { rules, .. } => {
+                rules
+                    .iter()
+                    .enumerate()
+                    .find_map(|(index, rule)| match regex_lite::Regex::new(&rule.pattern) {
+                        Err(e) => Some(AgentSpecError::BadPattern {
+                            index,
+                            reason: e.to_string(),
+                        }),
+                        Ok(_) if blank(&rule.reply) => Some(AgentSpecError::Empty("rules[].reply")),
+                        Ok(_) => None,
+                    })
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn every_spec_round_trips_through_json_with_its_provider_tag(spec in any_spec()) {
+            let value = serde_json::to_value(&spec).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(value.get("provider").and_then(serde_json::Value::as_str), Some(spec.provider()));
+            prop_assert_eq!(serde_json::from_value::<AgentSpec>(value).ok(), Some(spec));
+        }
+
+        #[test]
+        fn validate_reports_the_first_problem(spec in any_spec()) {
+            match (spec.validate(), first_problem(&spec)) {
+                (Ok(()), None) => {}
+                (Err(AgentSpecError::BadPattern { index, .. }), Some(AgentSpecError::BadPattern { index: want, .. })) => {
+                    prop_assert_eq!(index, want);
+                }
+                (got, want) => prop_assert_eq!(got.err(), want),
+            }
+        }
+
+        #[test]
+        fn a_valid_literal_rule_matches_its_word_in_any_ascii_case(
+            word in "[a-z]{1,10}", flips in prop::collection::vec(any::<bool>(), 1..10), before in "[ ,.!]{0,3}", after in "[ ,.!?]{0,3}",
+        ) {
+            let rule = ScriptedRule { pattern: format!("\\b{}\\b", regex_lite::escape(&word)), reply: "ok".to_owned(), outcome: None };
+            let spoken: String = word
+                .chars()
+                .zip(flips.iter().cycle())
+                .map(|(c, &up)| if up { c.to_ascii_uppercase() } else { c })
+                .collect();
+            let re = rule.regex().map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let said = format!("{before}{spoken}{after}");
+            let glued = format!("x{spoken}x");
+            prop_assert!(re.is_match(&said));
+            prop_assert!(!re.is_match(&glued), "a word boundary is a word boundary");
+        }
+
+        #[test]
+        fn arbitrary_json_never_panics_and_is_tagged_by_provider(
+            provider in prop_oneof![Just("openai".to_owned()), Just("retell".to_owned()), Just("scripted".to_owned()), "\\PC{0,8}"],
+            prompt in prop::option::of(prop_oneof![text().prop_map(serde_json::Value::from), any::<i64>().prop_map(serde_json::Value::from)]),
+            rules in prop::option::of(prop::collection::vec(any_rule(), 0..3)),
+            extra in prop::option::of("\\PC{0,8}"),
+        ) {
+            let mut v = serde_json::json!({ "provider": provider });
+            if let Some(p) = prompt {
+                v["prompt"] = p.clone();
+                v["retell_agent_id"] = p;
+            }
+            if let Some(r) = rules {
+                v["rules"] = serde_json::to_value(r).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            }
+            if let Some(x) = extra {
+                v["unknown_field"] = serde_json::Value::from(x);
+            }
+            if let Ok(spec) = serde_json::from_value::<AgentSpec>(v) {
+                prop_assert_eq!(spec.provider(), provider.as_str());
+                prop_assert_eq!(spec.validate().is_ok(), first_problem(&spec).is_none());
+            }
+        }
+    }
 }

@@ -67,11 +67,12 @@ impl ConsentEvidence {
     }
 }
 
-/// The status a history leads to: its latest entry's, or opted in when there is none.
+/// The status a history leads to: its latest entry's, or opted in when there is none. Entries at
+/// the same instant opt out (the safe reading), so the answer never depends on the order given.
 pub fn current_status(history: &[ConsentEvidence]) -> ConsentStatus {
     history
         .iter()
-        .max_by_key(|e| e.at)
+        .max_by_key(|e| (e.at, e.status == ConsentStatus::OptedOut))
         .map_or(ConsentStatus::OptedIn, |e| e.status)
 }
 
@@ -79,6 +80,7 @@ pub fn current_status(history: &[ConsentEvidence]) -> ConsentStatus {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+    use proptest::prelude::*;
 
     fn entry(status: ConsentStatus, min: i64) -> ConsentEvidence {
         ConsentEvidence {
@@ -109,6 +111,16 @@ mod tests {
     }
 
     #[test]
+    fn an_opt_out_and_an_opt_in_at_the_same_instant_opt_out_in_either_order() {
+        // Found by `the_status_is_the_latest_entrys_whatever_the_order_given`: `max_by_key` took
+        // the last of equal times, so the order the store returned them in decided.
+        let both = [entry(ConsentStatus::OptedOut, 5), entry(ConsentStatus::OptedIn, 5)];
+        assert_eq!(current_status(&both), ConsentStatus::OptedOut);
+        let both = [entry(ConsentStatus::OptedIn, 5), entry(ConsentStatus::OptedOut, 5)];
+        assert_eq!(current_status(&both), ConsentStatus::OptedOut);
+    }
+
+    #[test]
     fn no_history_means_opted_in() {
         assert_eq!(current_status(&[]), ConsentStatus::OptedIn);
     }
@@ -119,5 +131,62 @@ mod tests {
         assert_eq!(current_status(&history), ConsentStatus::OptedIn);
         let history = [entry(ConsentStatus::OptedIn, 1), entry(ConsentStatus::OptedOut, 10)];
         assert_eq!(current_status(&history), ConsentStatus::OptedOut);
+    }
+
+    fn any_entry() -> impl Strategy<Value = ConsentEvidence> {
+        (
+            any::<bool>(),
+            0i64..6,
+            prop::sample::select(vec![
+                ConsentChannel::Sms,
+                ConsentChannel::Retell,
+                ConsentChannel::ProviderError,
+                ConsentChannel::Api,
+            ]),
+            prop::option::of("SM[0-9]{1,2}"),
+        )
+            .prop_map(|(out, min, channel, message_sid)| {
+                let status = if out {
+                    ConsentStatus::OptedOut
+                } else {
+                    ConsentStatus::OptedIn
+                };
+                ConsentEvidence {
+                    channel,
+                    message_sid,
+                    ..entry(status, min)
+                }
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn the_status_is_the_latest_entrys_whatever_the_order_given(
+            history in prop::collection::vec(any_entry(), 0..8),
+            rotate in any::<usize>(),
+        ) {
+            let mut reordered = history.clone();
+            reordered.reverse();
+            if !reordered.is_empty() {
+                let len = reordered.len();
+                reordered.rotate_left(rotate % len);
+            }
+            let status = current_status(&history);
+            prop_assert_eq!(current_status(&reordered), status);
+            match history.iter().map(|e| e.at).max() {
+                None => prop_assert_eq!(status, ConsentStatus::OptedIn),
+                Some(latest) => prop_assert!(history.iter().any(|e| e.at == latest && e.status == status)),
+            }
+        }
+
+        #[test]
+        fn two_entries_share_a_dedupe_key_exactly_when_they_are_the_same_event(a in any_entry(), b in any_entry()) {
+            let same = match (&a.message_sid, &b.message_sid) {
+                (Some(x), Some(y)) => x == y,
+                (None, None) => a.at.timestamp_millis() == b.at.timestamp_millis() && a.channel == b.channel && a.status == b.status,
+                _ => false,
+            };
+            prop_assert_eq!(a.dedupe_key() == b.dedupe_key(), same);
+        }
     }
 }

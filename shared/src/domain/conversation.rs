@@ -435,4 +435,193 @@ mod tests {
         assert!(ConversationId::parse("msg_01ARZ3NDEKTSV4RRFFQ69G5FAV").is_err());
         assert!(ConversationId::parse("conv_nope").is_err());
     }
+
+    // ---- properties ----
+
+    use proptest::prelude::*;
+
+    /// One thing that can happen to a conversation.
+    #[derive(Debug, Clone)]
+    enum Op {
+        Append {
+            direction: Direction,
+            minute: i64,
+            message_id: Option<u8>,
+            provider_ref: Option<u8>,
+        },
+        HandToHuman(i64),
+        End(Outcome, i64),
+        Correct(Outcome, i64),
+    }
+
+    fn message_id(n: u8) -> Option<MessageId> {
+        MessageId::parse(&format!(
+            "msg_01ARZ3NDEKTSV4RRFFQ69G5FA{}",
+            ["V", "W", "X", "Y"][usize::from(n % 4)]
+        ))
+        .ok()
+    }
+
+    fn any_op() -> impl Strategy<Value = Op> {
+        let outcome = prop::sample::select(Outcome::ALL.to_vec());
+        prop_oneof![
+            6 => (any::<bool>(), -30i64..120, prop::option::of(0u8..4), prop::option::of(0u8..6)).prop_map(
+                |(inbound, minute, message_id, provider_ref)| Op::Append {
+                    direction: if inbound { Direction::Inbound } else { Direction::Outbound },
+                    minute,
+                    message_id,
+                    provider_ref,
+                }
+            ),
+            1 => (-30i64..120).prop_map(Op::HandToHuman),
+            2 => (outcome.clone(), -30i64..120).prop_map(|(o, m)| Op::End(o, m)),
+            1 => (outcome, -30i64..120).prop_map(|(o, m)| Op::Correct(o, m)),
+        ]
+    }
+
+    fn turn_of(direction: Direction, minute: i64, message_id_n: Option<u8>, provider_ref: Option<u8>) -> Turn {
+        Turn {
+            direction,
+            body: format!("t{minute}"),
+            at: at(minute),
+            message_id: message_id_n.and_then(message_id),
+            provider_ref: provider_ref.map(|n| format!("SM{n}")),
+        }
+    }
+
+    /// Apply `op`, returning whether the state machine accepted it.
+    fn apply(c: &mut Conversation, op: &Op) -> Result<Option<bool>, ConversationError> {
+        match op {
+            Op::Append {
+                direction,
+                minute,
+                message_id,
+                provider_ref,
+            } => c
+                .append(turn_of(*direction, *minute, *message_id, *provider_ref))
+                .map(Some),
+            Op::HandToHuman(m) => c.hand_to_human(at(*m)).map(|()| None),
+            Op::End(o, m) => c.end(*o, "ended", at(*m)).map(|()| None),
+            Op::Correct(o, m) => {
+                c.correct_outcome(*o, "a person's correction", at(*m));
+                Ok(None)
+            }
+        }
+    }
+
+    fn check_invariants(c: &Conversation) -> Result<(), TestCaseError> {
+        let ended = c.status == ConversationStatus::Ended;
+        prop_assert_eq!(ended, c.outcome.is_some());
+        prop_assert_eq!(ended, c.ended_at.is_some());
+        prop_assert_eq!(ended, c.outcome_reason.is_some());
+        prop_assert_eq!(c.is_open(), !ended);
+        prop_assert!(c.turns.windows(2).all(|w| w[0].at <= w[1].at), "turns out of order");
+        for (i, a) in c.turns.iter().enumerate() {
+            for b in &c.turns[i + 1..] {
+                prop_assert!(
+                    a.provider_ref.is_none() || a.provider_ref != b.provider_ref,
+                    "duplicate provider ref"
+                );
+                prop_assert!(
+                    a.message_id.is_none() || a.message_id != b.message_id || a.direction != b.direction,
+                    "duplicate message id"
+                );
+            }
+        }
+        let latest_inbound = c
+            .turns
+            .iter()
+            .filter(|t| t.direction == Direction::Inbound)
+            .map(|t| t.at)
+            .max();
+        prop_assert_eq!(c.last_inbound_at(), latest_inbound);
+        Ok(())
+    }
+
+    proptest! {
+        #[test]
+        fn an_ended_conversation_stays_ended_under_anything_but_a_correction(ops in prop::collection::vec(any_op(), 0..40)) {
+            let mut c = convo();
+            let mut ended_at = None;
+            for op in &ops {
+                let before = c.clone();
+                let result = apply(&mut c, op);
+                if let Some(first_end) = ended_at {
+                    if let Op::Correct(o, m) = op {
+                        // A person's correction: still ended, new outcome, same end time, same turns.
+                        prop_assert_eq!(c.status, ConversationStatus::Ended);
+                        prop_assert_eq!(c.outcome, Some(*o));
+                        prop_assert_eq!(c.ended_at, Some(first_end));
+                        prop_assert_eq!(c.updated_at, at(*m));
+                        prop_assert_eq!(&c.turns, &before.turns);
+                    } else {
+                        prop_assert_eq!(result, Err(ConversationError::Ended));
+                        prop_assert_eq!(&c, &before, "a refused {:?} changed the conversation", op);
+                    }
+                } else {
+                    match op {
+                        Op::Append { .. } => prop_assert!(result.is_ok()),
+                        Op::HandToHuman(_) => {
+                            prop_assert_eq!(result, Ok(None));
+                            prop_assert_eq!(c.status, ConversationStatus::NeedsHuman);
+                        }
+                        Op::End(o, m) | Op::Correct(o, m) => {
+                            prop_assert_eq!(result, Ok(None));
+                            prop_assert_eq!((c.status, c.outcome, c.ended_at), (ConversationStatus::Ended, Some(*o), Some(at(*m))));
+                            ended_at = Some(at(*m));
+                        }
+                    }
+                }
+                check_invariants(&c)?;
+            }
+        }
+
+        #[test]
+        fn append_adds_exactly_the_turns_not_seen_before(ops in prop::collection::vec(any_op(), 0..40)) {
+            let mut c = convo();
+            for op in &ops {
+                let (before, was_open) = (c.turns.clone(), c.is_open());
+                let result = apply(&mut c, op);
+                if let Op::Append { direction, minute, message_id, provider_ref } = op {
+                    if !was_open {
+                        prop_assert_eq!(result, Err(ConversationError::Ended));
+                        continue;
+                    }
+                    let turn = turn_of(*direction, *minute, *message_id, *provider_ref);
+                    let seen = before.iter().any(|t| {
+                        (turn.provider_ref.is_some() && t.provider_ref == turn.provider_ref)
+                            || (turn.message_id.is_some() && t.message_id == turn.message_id && t.direction == turn.direction)
+                    });
+                    prop_assert_eq!(result, Ok(Some(!seen)));
+                    prop_assert_eq!(c.turns.len(), before.len() + usize::from(!seen));
+                    if !seen {
+                        prop_assert!(c.turns.contains(&turn));
+                        prop_assert!(c.updated_at >= turn.at);
+                    }
+                }
+                check_invariants(&c)?;
+            }
+        }
+
+        #[test]
+        fn a_conversation_round_trips_through_json(ops in prop::collection::vec(any_op(), 0..20)) {
+            let mut c = convo();
+            // Refusals (after the end) leave it as it was; the JSON must hold whatever state results.
+            let _results: Vec<_> = ops.iter().map(|op| apply(&mut c, op)).collect();
+            let json = serde_json::to_string(&c).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let back: Conversation = serde_json::from_str(&json).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(back, c);
+        }
+
+        #[test]
+        fn names_and_ids_parse_only_their_own_shape(raw in any::<String>(), ms in 0i64..4_102_444_800_000) {
+            prop_assert_eq!(raw.parse::<Outcome>().ok(), Outcome::ALL.into_iter().find(|o| o.as_str() == raw));
+            prop_assert_eq!(raw.parse::<ConversationStatus>().is_ok(), ["open", "needs_human", "ended"].contains(&raw.as_str()));
+            if ConversationId::parse(&raw).is_ok() {
+                prop_assert!(raw.starts_with("conv_") && raw.len() == 31);
+            }
+            let id = ConversationId::generate(DateTime::from_timestamp_millis(ms).unwrap_or_default());
+            prop_assert_eq!(ConversationId::parse(id.as_str()), Ok(id));
+        }
+    }
 }

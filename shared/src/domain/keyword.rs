@@ -140,10 +140,122 @@ mod tests {
         assert_eq!(Keyword::classify("hello", Some("SOMETHING")), Keyword::Reply);
     }
 
+    fn any_keyword() -> impl Strategy<Value = &'static str> {
+        prop::sample::select(
+            STOP_KEYWORDS
+                .iter()
+                .chain(START_KEYWORDS)
+                .chain(HELP_KEYWORDS)
+                .copied()
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    /// `word` with each ASCII letter's case chosen by `flips`.
+    fn recase(word: &str, flips: &[bool]) -> String {
+        word.chars()
+            .zip(flips.iter().cycle())
+            .map(|(c, &up)| {
+                if up {
+                    c.to_ascii_uppercase()
+                } else {
+                    c.to_ascii_lowercase()
+                }
+            })
+            .collect()
+    }
+
+    fn padding() -> impl Strategy<Value = String> {
+        prop::collection::vec(
+            prop::sample::select(vec![' ', '\t', '\n', '\r', '\u{a0}', '\u{2003}', '\u{3000}']),
+            0..4,
+        )
+        .prop_map(|v| v.into_iter().collect())
+    }
+
+    fn opt_out_kinds() -> impl Strategy<Value = &'static str> {
+        prop::sample::select(vec!["STOP", "START", "HELP"])
+    }
+
     proptest! {
         #[test]
         fn text_with_an_inner_space_is_never_a_keyword(a in "[a-zA-Z]{1,8}", b in "[a-zA-Z]{1,8}") {
             prop_assert_eq!(Keyword::classify(&format!("{a} {b}"), None), Keyword::Reply);
+        }
+
+        #[test]
+        fn every_keyword_is_recognised_in_any_case_with_any_padding(
+            k in any_keyword(),
+            flips in prop::collection::vec(any::<bool>(), 1..12),
+            before in padding(),
+            after in padding(),
+        ) {
+            let got = Keyword::classify(&format!("{before}{}{after}", recase(k, &flips)), None);
+            let want = if STOP_KEYWORDS.contains(&k) {
+                Keyword::Stop(k.to_owned())
+            } else if START_KEYWORDS.contains(&k) {
+                Keyword::Start(k.to_owned())
+            } else {
+                Keyword::Help { keyword: k.to_owned(), answered_by_provider: false }
+            };
+            prop_assert_eq!(got, want);
+        }
+
+        #[test]
+        fn ascii_case_and_outer_white_space_never_change_the_answer(
+            body in prop_oneof![any::<String>(), any_keyword().prop_map(str::to_owned)],
+            flips in prop::collection::vec(any::<bool>(), 1..12),
+            before in padding(),
+            after in padding(),
+            kind in proptest::option::of(prop_oneof![opt_out_kinds().prop_map(str::to_owned), any::<String>()]),
+        ) {
+            let variant = format!("{before}{}{after}", recase(&body, &flips));
+            let kind_variant = kind.as_deref().map(|k| format!("{before}{}", recase(k, &flips)));
+            prop_assert_eq!(
+                Keyword::classify(&variant, kind_variant.as_deref()),
+                Keyword::classify(&body, kind.as_deref())
+            );
+        }
+
+        #[test]
+        fn without_opt_out_type_only_the_whole_listed_word_is_a_keyword(body in any::<String>()) {
+            let word = body.trim().to_uppercase();
+            match Keyword::classify(&body, None) {
+                Keyword::Stop(k) => prop_assert!(STOP_KEYWORDS.contains(&k.as_str()) && k == word),
+                Keyword::Start(k) => prop_assert!(START_KEYWORDS.contains(&k.as_str()) && k == word),
+                Keyword::Help { keyword, answered_by_provider } => {
+                    prop_assert!(HELP_KEYWORDS.contains(&keyword.as_str()) && keyword == word);
+                    prop_assert!(!answered_by_provider);
+                }
+                Keyword::Reply => prop_assert!(
+                    !STOP_KEYWORDS.iter().chain(START_KEYWORDS).chain(HELP_KEYWORDS).any(|k| *k == word)
+                ),
+            }
+        }
+
+        #[test]
+        fn opt_out_type_wins_over_any_body(
+            body in prop_oneof![any::<String>(), any_keyword().prop_map(str::to_owned)],
+            kind in opt_out_kinds(),
+            flips in prop::collection::vec(any::<bool>(), 1..6),
+            pad in padding(),
+        ) {
+            let given = format!("{pad}{}{pad}", recase(kind, &flips));
+            let word = body.trim().to_uppercase();
+            let keyword = if word.is_empty() { kind.to_owned() } else { word };
+            let want = match kind {
+                "STOP" => Keyword::Stop(keyword),
+                "START" => Keyword::Start(keyword),
+                _ => Keyword::Help { keyword, answered_by_provider: true },
+            };
+            prop_assert_eq!(Keyword::classify(&body, Some(&given)), want);
+        }
+
+        #[test]
+        fn an_unknown_opt_out_type_is_as_if_there_were_none(body in any::<String>(), kind in any::<String>()) {
+            let known = ["STOP", "START", "HELP"].contains(&kind.trim().to_uppercase().as_str());
+            prop_assume!(!known);
+            prop_assert_eq!(Keyword::classify(&body, Some(&kind)), Keyword::classify(&body, None));
         }
     }
 }

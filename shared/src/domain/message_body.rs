@@ -589,5 +589,55 @@ mod tests {
             let raw: String = raw.into_iter().collect();
             prop_assert!(MessageBody::parse(raw).is_err());
         }
+
+        #[test]
+        fn segment_counts_follow_the_length_rules_for_mixed_text(
+            text in prop::collection::vec(
+                prop_oneof![
+                    6 => prop::char::range('a', 'z'),
+                    2 => prop::sample::select(vec!['€', '{', '}', '[', ']', '~', '^', '|', '\\', '\u{0C}']),
+                    2 => prop::sample::select(vec!['é', 'Ä', 'ñ', '£', '\n', ' ', '\u{0394}']),
+                    1 => prop::sample::select(vec!['ж', '😀', 'ç', 'Ş', '中', '\u{1F1FA}', '’']),
+                ],
+                0..800,
+            )
+            .prop_map(|cs| cs.into_iter().collect::<String>()),
+        ) {
+            let (encoding, segments) = analyse(&text);
+            let gsm = text.chars().all(|c| gsm7_septets(c).is_some());
+            // One character GSM-7 cannot carry makes the whole message UCS-2.
+            prop_assert_eq!(encoding, if gsm { Encoding::Gsm7 } else { Encoding::Ucs2 });
+            let (units, single, part, widest): (u32, u32, u32, u32) = if gsm {
+                (text.chars().map(|c| gsm7_septets(c).unwrap_or(1)).sum(), 160, 153, 2)
+            } else {
+                (u32::try_from(text.encode_utf16().count()).unwrap_or(u32::MAX), 70, 67, 2)
+            };
+            if units <= single {
+                prop_assert_eq!(segments, 1);
+            } else {
+                // Each part holds at most `part` units and is only closed when the next character
+                // (at most `widest` units) does not fit, so it holds more than `part - widest`.
+                prop_assert!(units <= part * segments, "{} units in {} segments", units, segments);
+                prop_assert!(units > (part - widest + 1) * (segments - 1) , "{} units in {} segments", units, segments);
+                prop_assert!(segments >= units.div_ceil(part));
+            }
+            if let Ok(b) = MessageBody::parse(text.clone()) {
+                prop_assert_eq!((b.encoding(), b.segments()), (encoding, segments));
+            }
+        }
+
+        #[test]
+        fn appending_a_character_never_lowers_the_cost_within_an_encoding(
+            text in "[a-z€{ }]{0,400}|[а-я😀 ]{0,200}",
+            c in prop_oneof![prop::char::range('a', 'z'), Just('€'), Just('😀'), Just('ж')],
+        ) {
+            let (enc, before) = analyse(&text);
+            let longer = format!("{text}{c}");
+            let (enc_after, after) = analyse(&longer);
+            if enc == enc_after {
+                prop_assert!(after >= before, "{} -> {}", before, after);
+                prop_assert!(after <= before + 1);
+            }
+        }
     }
 }

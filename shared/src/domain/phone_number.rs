@@ -909,5 +909,46 @@ mod tests {
                 prop_assert!(masked.contains("***"));
             }
         }
+
+        #[test]
+        fn a_number_written_nationally_in_its_region_parses_to_its_e164_form(
+            region in any_region(),
+            npa in 200u16..=999,
+            nxx in 200u16..=999,
+            line in 0u16..=9999,
+            rest in "[1-9][0-9]{5,11}",
+            italian in "[03][1-9][0-9]{5,8}",
+            mexican in "[1-9][0-9]{9}",
+            sep in prop::sample::select(vec!["", " ", "-", ".", " - "]),
+            trunk in any::<bool>(),
+        ) {
+            let cc = region.calling_code();
+            let significant = match region.as_str() {
+                _ if region.is_nanp() => format!("{npa}{nxx}{line:04}"),
+                "IT" => italian,
+                "MX" => mexican,
+                "ES" => rest.clone(),
+                _ => rest,
+            };
+            let want = format!("+{cc}{significant}");
+            // Only numbers that are valid E.164 to begin with.
+            prop_assume!(PhoneNumber::parse_e164(&want).is_ok());
+            let national = match region.as_str() {
+                _ if region.is_nanp() => if trunk { format!("1{significant}") } else { significant.clone() },
+                "IT" | "ES" | "MX" => significant.clone(),
+                _ => if trunk { format!("0{significant}") } else { significant.clone() },
+            };
+            // Separators between digit groups of three.
+            let written: String = national
+                .as_bytes()
+                .chunks(3)
+                .map(|c| String::from_utf8_lossy(c).into_owned())
+                .collect::<Vec<_>>()
+                .join(sep);
+            prop_assert_eq!(PhoneNumber::parse(&written, region).map(String::from), Ok(want.clone()), "{}", written);
+            // The international forms read the same in any region.
+            prop_assert_eq!(PhoneNumber::parse(&format!("00{cc}{sep}{significant}"), Region::US).map(String::from), Ok(want.clone()));
+            prop_assert_eq!(PhoneNumber::parse(&format!("+{cc} {significant}"), region).map(String::from), Ok(want));
+        }
     }
 }

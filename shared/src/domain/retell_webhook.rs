@@ -312,4 +312,278 @@ mod tests {
             Err(RetellWebhookError::Missing("chat"))
         );
     }
+
+    // ---- properties ----
+
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    /// Any JSON value, a few levels deep, with the keys the parser looks for among the random ones.
+    fn any_json() -> impl Strategy<Value = Value> {
+        let key = prop_oneof![
+            prop::sample::select(vec![
+                "event",
+                "chat",
+                "chat_inbound",
+                "sms_inbound",
+                "from_number",
+                "to_number",
+                "agent_id",
+                "chat_id",
+                "message",
+                "metadata",
+                "smsrelay",
+                "message_with_tool_calls",
+                "role",
+                "content",
+                "chat_analysis",
+                "custom_analysis_data",
+                "outcome",
+                "tool_call_id",
+                "successful",
+                "name",
+            ])
+            .prop_map(str::to_owned),
+            "\\PC{0,6}",
+        ];
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+            prop::sample::select(vec![
+                "chat_inbound",
+                "sms_inbound",
+                "chat_started",
+                "chat_ended",
+                "chat_analyzed",
+                "transcript_updated",
+                "user",
+                "agent",
+                "tool_call_invocation",
+                "tool_call_result",
+                "book_appointment",
+            ])
+            .prop_map(Value::from),
+            "\\PC{0,12}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 48, 6, move |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::btree_map(key.clone(), inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn opt_text() -> impl Strategy<Value = Option<String>> {
+        prop::option::of("\\PC{0,16}")
+    }
+
+    /// A chat object as Retell sends it, and what the parser must make of it.
+    fn any_chat() -> impl Strategy<Value = (Value, RetellChat)> {
+        let turn = (
+            prop::sample::select(vec![
+                "user",
+                "agent",
+                "tool_call_invocation",
+                "tool_call_result",
+                "node_transition",
+            ]),
+            opt_text(),
+            prop::option::of(any::<i64>()),
+            prop::option::of("\\PC{0,20}"),
+            any::<bool>(),
+            prop::sample::select(vec!["book_appointment", "lookup"]),
+            0u8..3,
+        );
+        (
+            "[a-z0-9_]{1,16}",
+            opt_text(),
+            prop::option::of(prop::sample::select(vec!["ongoing", "ended", "error"])),
+            opt_text(),
+            opt_text(),
+            opt_text(),
+            prop::collection::vec(turn, 0..10),
+            opt_text(),
+            opt_text(),
+        )
+            .prop_map(
+                |(chat_id, agent_id, status, conversation_id, from, to, turns, outcome, summary)| {
+                    let mut raw = Vec::new();
+                    let mut want_turns = Vec::new();
+                    let mut invoked = Vec::new();
+                    for (role, message_id, created, content, ok, tool, call) in turns {
+                        let call_id = format!("tc_{call}");
+                        let mut t = json!({"role": role, "content": content});
+                        if let Some(id) = &message_id {
+                            t["message_id"] = json!(id);
+                        }
+                        if let Some(ms) = created {
+                            t["created_timestamp"] = json!(ms);
+                        }
+                        match (role, &content) {
+                            // A text turn without content (null) is not a turn.
+                            ("user" | "agent", Some(text)) => want_turns.push(RetellTurn {
+                                message_id: message_id.clone(),
+                                from_lead: role == "user",
+                                content: text.clone(),
+                                created_ms: created,
+                            }),
+                            ("tool_call_invocation", _) => {
+                                t["tool_call_id"] = json!(call_id);
+                                t["name"] = json!(tool);
+                                if tool == "book_appointment" {
+                                    invoked.push(call_id);
+                                }
+                            }
+                            ("tool_call_result", _) => {
+                                t["tool_call_id"] = json!(call_id);
+                                t["successful"] = json!(ok);
+                            }
+                            _ => {}
+                        }
+                        raw.push(t);
+                    }
+                    // A booking needs a successful result of a book_appointment invocation (anywhere in
+                    // the list: the parser reads it whole).
+                    let booked = raw.iter().any(|t| {
+                        t["role"] == "tool_call_result"
+                            && t["successful"] == json!(true)
+                            && t["tool_call_id"]
+                                .as_str()
+                                .is_some_and(|id| invoked.iter().any(|i| i == id))
+                    });
+                    let mut chat = json!({
+                        "chat_id": chat_id,
+                        "message_with_tool_calls": raw,
+                        "metadata": {"smsrelay": {}, "other": {"from_number": "+10000000000"}},
+                        "chat_analysis": {"custom_analysis_data": {}},
+                        "collected_dynamic_variables": {"x": 1},
+                    });
+                    if let Some(a) = &agent_id {
+                        chat["agent_id"] = json!(a);
+                    }
+                    if let Some(st) = status {
+                        chat["chat_status"] = json!(st);
+                    }
+                    for (k, v) in [
+                        ("conversation_id", &conversation_id),
+                        ("from_number", &from),
+                        ("to_number", &to),
+                    ] {
+                        if let Some(v) = v {
+                            chat["metadata"]["smsrelay"][k] = json!(v);
+                        }
+                    }
+                    if let Some(o) = &outcome {
+                        chat["chat_analysis"]["custom_analysis_data"]["outcome"] = json!(o);
+                    }
+                    if let Some(sm) = &summary {
+                        chat["chat_analysis"]["chat_summary"] = json!(sm);
+                    }
+                    let want = RetellChat {
+                        chat_id,
+                        agent_id,
+                        chat_status: status.map(str::to_owned),
+                        conversation_id,
+                        from_number: from,
+                        to_number: to,
+                        turns: want_turns,
+                        booked,
+                        analysed_outcome: outcome,
+                        summary,
+                    };
+                    (chat, want)
+                },
+            )
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(body in prop::collection::vec(any::<u8>(), 0..300)) {
+            match RetellEvent::parse(&body) {
+                Ok(_) => prop_assert!(serde_json::from_slice::<Value>(&body).is_ok() || body.iter().all(u8::is_ascii_whitespace)),
+                Err(RetellWebhookError::InvalidJson) => prop_assert!(serde_json::from_slice::<Value>(&body).is_err()),
+                Err(RetellWebhookError::Missing(_)) => prop_assert!(serde_json::from_slice::<Value>(&body).is_ok()),
+            }
+        }
+
+        #[test]
+        fn arbitrary_json_never_panics_and_only_known_objects_are_events(value in any_json()) {
+            let bytes = serde_json::to_vec(&value).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let result = RetellEvent::parse(&bytes);
+            let event = value.get("event").and_then(Value::as_str);
+            match (&result, value.is_object()) {
+                (Ok(RetellEvent::Ignored { event: None }), false) => {}
+                (_, false) => prop_assert!(false, "a non-object gave {:?}", result),
+                (Ok(RetellEvent::Ignored { event: e }), true) => {
+                    prop_assert_eq!(e.as_deref(), event);
+                    prop_assert!(!matches!(event, Some("chat_inbound" | "sms_inbound" | "chat_started" | "chat_ended" | "chat_analyzed" | "transcript_updated")));
+                }
+                (Ok(RetellEvent::ChatInbound { .. }), true) => prop_assert_eq!(event, Some("chat_inbound")),
+                (Ok(RetellEvent::SmsInbound { .. }), true) => prop_assert_eq!(event, Some("sms_inbound")),
+                (Ok(RetellEvent::Chat { event: e, .. }), true) => prop_assert_eq!(Some(e.as_str()), event),
+                (Err(RetellWebhookError::Missing(_)), true) => prop_assert!(event.is_some()),
+                (Err(RetellWebhookError::InvalidJson), true) => prop_assert!(false, "valid JSON refused"),
+            }
+        }
+
+        #[test]
+        fn trailing_or_truncated_json_is_invalid(value in any_json(), cut in any::<usize>()) {
+            let bytes = serde_json::to_vec(&value).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let mut doubled = bytes.clone();
+            doubled.extend_from_slice(b" {}");
+            prop_assert_eq!(RetellEvent::parse(&doubled), Err(RetellWebhookError::InvalidJson));
+            let truncated = &bytes[..cut % bytes.len()];
+            if serde_json::from_slice::<Value>(truncated).is_err() && !truncated.iter().all(u8::is_ascii_whitespace) {
+                prop_assert_eq!(RetellEvent::parse(truncated), Err(RetellWebhookError::InvalidJson));
+            }
+        }
+
+        #[test]
+        fn a_generated_chat_inbound_round_trips_nested_or_at_the_top_level(
+            from in "\\PC{0,16}", to in "\\PC{0,16}", agent in opt_text(), chat_id in opt_text(), nested in any::<bool>(),
+        ) {
+            let mut fields = json!({"from_number": from, "to_number": to, "agent_version": 3});
+            if let Some(a) = &agent { fields["agent_id"] = json!(a); }
+            if let Some(c) = &chat_id { fields["chat_id"] = json!(c); }
+            let body = if nested {
+                json!({"event": "chat_inbound", "event_timestamp": 1_780_012_672_105_i64, "chat_inbound": fields})
+            } else {
+                let mut top = fields;
+                top["event"] = json!("chat_inbound");
+                top
+            };
+            let bytes = serde_json::to_vec(&body).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(
+                RetellEvent::parse(&bytes),
+                Ok(RetellEvent::ChatInbound { from_number: from, to_number: to, agent_id: agent, chat_id })
+            );
+        }
+
+        #[test]
+        fn a_generated_sms_inbound_round_trips(from in "\\PC{0,16}", to in "\\PC{0,16}", message in opt_text()) {
+            let mut fields = json!({"from_number": from, "to_number": to});
+            if let Some(m) = &message { fields["message"] = json!(m); }
+            let bytes = serde_json::to_vec(&json!({"event": "sms_inbound", "sms_inbound": fields}))
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(
+                RetellEvent::parse(&bytes),
+                Ok(RetellEvent::SmsInbound { from_number: from, to_number: to, message: message.unwrap_or_default() })
+            );
+        }
+
+        #[test]
+        fn a_generated_chat_event_round_trips_its_fields(
+            event in prop::sample::select(vec!["chat_started", "chat_ended", "chat_analyzed", "transcript_updated"]),
+            (chat, want) in any_chat(),
+            pretty in any::<bool>(),
+        ) {
+            let body = json!({"event": event, "chat": chat, "event_timestamp": 1});
+            let bytes = if pretty { serde_json::to_vec_pretty(&body) } else { serde_json::to_vec(&body) }
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(RetellEvent::parse(&bytes), Ok(RetellEvent::Chat { event: event.to_owned(), chat: want }));
+        }
+    }
 }

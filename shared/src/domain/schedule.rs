@@ -84,32 +84,86 @@ impl QuietHours {
         self.contains_local(at.with_timezone(&self.timezone).time())
     }
 
-    /// `at` if it is outside the window, else the first instant after the window ends.
+    /// `at` if it is outside the window, else the first instant after it at which the window has
+    /// ended.
+    ///
+    /// Around a clock change that is not always the next `end` on the wall clock: when the clocks
+    /// go back, `end` happens twice (the first occurrence may be before `at`) and the clocks can
+    /// fall back out of the window before reaching it; when they go forward over `end`, the first
+    /// instant after the gap may already be inside the window again (then that day has no allowed
+    /// time, and the next day's `end` is the answer).
     pub fn next_allowed(&self, at: DateTime<Utc>) -> DateTime<Utc> {
-        if !self.contains(at) {
-            return at;
+        let mut t = at;
+        // Each step leaves the window or crosses a clock change; a few always suffice (a change
+        // lasts at least weeks, and after one the next `end` on the wall clock leaves the window).
+        for _ in 0..8 {
+            if !self.contains(t) {
+                return t;
+            }
+            let end = self.next_end_after(t);
+            t = first_offset_change(self.timezone, t, end).unwrap_or(end);
         }
-        let local = at.with_timezone(&self.timezone);
-        // The window ends today if `end` is still ahead of the local time, else tomorrow.
-        let mut day: NaiveDate = local.date_naive();
-        if local.time() >= self.end {
-            day = day.succ_opt().unwrap_or(day);
-        }
-        self.resolve(day, self.end).unwrap_or(at + Duration::hours(1))
+        t
     }
 
-    /// A local date and time as UTC, stepping over a DST gap (the first valid instant after it).
-    fn resolve(&self, day: NaiveDate, time: NaiveTime) -> Option<DateTime<Utc>> {
+    /// The first instant after `t` whose wall-clock time is `end` (or, when `end` falls in a DST gap,
+    /// the first instant after the gap).
+    fn next_end_after(&self, t: DateTime<Utc>) -> DateTime<Utc> {
+        let mut day = t
+            .with_timezone(&self.timezone)
+            .date_naive()
+            .pred_opt()
+            .unwrap_or(NaiveDate::MIN);
+        // Yesterday to three days on: a zone can skip a whole local day (Samoa, 30 December 2011).
+        for _ in 0..5 {
+            if let Some(found) = self.resolve_all(day, self.end).into_iter().find(|&c| c > t) {
+                return found;
+            }
+            day = day.succ_opt().unwrap_or(day);
+        }
+        t + Duration::hours(1)
+    }
+
+    /// Every instant a local date and time names, in order: two when the clocks go back over it,
+    /// none when they jump over it (then the first valid instant after the gap), none for a day the
+    /// zone skipped.
+    fn resolve_all(&self, day: NaiveDate, time: NaiveTime) -> Vec<DateTime<Utc>> {
         let naive = day.and_time(time);
         for minutes in 0..=120 {
             match self.timezone.from_local_datetime(&(naive + Duration::minutes(minutes))) {
-                LocalResult::Single(t) => return Some(t.with_timezone(&Utc)),
-                LocalResult::Ambiguous(first, _) => return Some(first.with_timezone(&Utc)),
+                LocalResult::Single(t) => return vec![t.with_timezone(&Utc)],
+                LocalResult::Ambiguous(first, second) => {
+                    return vec![first.with_timezone(&Utc), second.with_timezone(&Utc)]
+                }
                 LocalResult::None => continue,
             }
         }
-        None
+        Vec::new()
     }
+}
+
+/// The first instant in `(from, to]` at which `tz`'s UTC offset differs from its offset at `from`
+/// (to the second: tzdb changes happen on whole seconds), if there is one. Two changes that cancel
+/// out within `(from, to]` (at most a day and a few hours) are not seen; no zone has them.
+fn first_offset_change(tz: Tz, from: DateTime<Utc>, to: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    use chrono::Offset;
+    let offset =
+        |secs: i64| DateTime::from_timestamp(secs, 0).map(|t| t.with_timezone(&tz).offset().fix().local_minus_utc());
+    let (mut lo, mut hi) = (from.timestamp(), to.timestamp());
+    let before = offset(lo)?;
+    if offset(hi)? == before {
+        return None;
+    }
+    // Invariant: offset(lo) == before, offset(hi) != before.
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if offset(mid)? == before {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    DateTime::from_timestamp(hi, 0)
 }
 
 /// A local time written exactly `HH:MM` (surrounding white space allowed): two ASCII digits,
@@ -219,6 +273,54 @@ mod tests {
     }
 
     #[test]
+    fn an_end_the_clocks_repeat_is_taken_from_the_pass_the_instant_is_in() {
+        // Found by `next_allowed_is_never_earlier_than_the_input_nor_inside_the_window`: on
+        // 2015-11-01 New York goes from 01:59:59 EDT back to 01:00 EST. At 01:00 EST (second pass)
+        // the window 01:00-01:45 ends at 01:45 EST; the first 01:45 (EDT) was 15 minutes earlier
+        // than the input, which would have sent at once, inside the quiet hours.
+        let q = QuietHours::parse("01:00", "01:45", "America/New_York").expect("valid");
+        let at = utc("2015-11-01T06:00:00Z"); // 01:00 EST
+        assert!(q.contains(at));
+        assert_eq!(q.next_allowed(at), utc("2015-11-01T06:45:00Z")); // 01:45 EST
+                                                                     // In the first pass the first 01:45 is the answer.
+        assert_eq!(q.next_allowed(utc("2015-11-01T05:10:00Z")), utc("2015-11-01T05:45:00Z"));
+    }
+
+    #[test]
+    fn falling_back_out_of_the_window_ends_it_there() {
+        // Found by `next_allowed_skips_no_allowed_instant`: Dublin 2012-10-28, 02:00 IST falls back
+        // to 01:00 GMT. At 01:59:59 IST the window 01:01-01:00 holds it, and one second later the
+        // clock reads 01:00 (allowed); it used to wait a whole day for the next 01:00.
+        let q = QuietHours::parse("01:01", "01:00", "Europe/Dublin").expect("valid");
+        let at = utc("2012-10-28T00:59:59Z");
+        assert!(q.contains(at));
+        assert_eq!(q.next_allowed(at), utc("2012-10-28T01:00:00Z"));
+        // Clocks falling back out of a window ends it at the change, before `end`.
+        let q = QuietHours::parse("01:30", "02:30", "America/New_York").expect("valid");
+        let at = utc("2015-11-01T05:45:00Z"); // 01:45 EDT
+        assert_eq!(q.next_allowed(at), utc("2015-11-01T06:00:00Z")); // 01:00 EST
+    }
+
+    #[test]
+    fn a_day_whose_allowed_time_the_clocks_skip_moves_to_the_next_day() {
+        // 2027-03-14 New York jumps from 02:00 to 03:00: the allowed 02:30-02:45 does not exist that
+        // day, and the first instant after the gap (03:00) is inside 02:45-02:30 again.
+        let q = QuietHours::parse("02:45", "02:30", "America/New_York").expect("valid");
+        let at = utc("2027-03-14T06:00:00Z"); // 01:00 EST
+        let next = q.next_allowed(at);
+        assert!(!q.contains(next));
+        assert_eq!(next, utc("2027-03-15T06:30:00Z")); // 02:30 EDT the next day
+    }
+
+    #[test]
+    fn a_day_the_zone_skipped_is_stepped_over() {
+        // Samoa skipped 2011-12-30 (23:59:59 on the 29th at -10 was followed by 00:00 on the 31st at +14).
+        let q = QuietHours::parse("21:00", "08:00", "Pacific/Apia").expect("valid");
+        let at = utc("2011-12-30T09:30:00Z"); // 23:30 on the 29th, local
+        assert_eq!(q.next_allowed(at), utc("2011-12-30T18:00:00Z")); // 08:00 on the 31st
+    }
+
+    #[test]
     fn the_same_window_in_another_zone_keeps_its_local_times() {
         let hi = ny().in_zone(chrono_tz::Pacific::Honolulu);
         assert_eq!(hi.timezone(), chrono_tz::Pacific::Honolulu);
@@ -314,6 +416,161 @@ mod tests {
         let json = serde_json::to_string(&ny()).expect("json");
         assert_eq!(json, r#"{"start":"21:00","end":"08:00","timezone":"America/New_York"}"#);
         assert_eq!(serde_json::from_str::<QuietHours>(&json).expect("parse"), ny());
+    }
+
+    // ---- quiet-hour properties, aimed at DST transitions ----
+
+    /// Zones with every kind of clock change: US and UK (one hour), Lord Howe (half an hour),
+    /// Dublin (negative DST in tzdb), Chatham (+12:45/+13:45), St John's (-3:30), Apia (skipped
+    /// 30 December 2011), Kolkata and UTC (none).
+    const ZONES: [Tz; 9] = [
+        chrono_tz::America::New_York,
+        chrono_tz::Europe::London,
+        chrono_tz::Australia::Lord_Howe,
+        chrono_tz::Europe::Dublin,
+        chrono_tz::Pacific::Chatham,
+        chrono_tz::America::St_Johns,
+        chrono_tz::Pacific::Apia,
+        chrono_tz::Asia::Kolkata,
+        chrono_tz::UTC,
+    ];
+
+    fn offset_secs(tz: Tz, t: DateTime<Utc>) -> i32 {
+        use chrono::Offset;
+        t.with_timezone(&tz).offset().fix().local_minus_utc()
+    }
+
+    /// Every UTC-offset change of `tz` from 2010 to 2030, to the second (hourly scan, then bisect).
+    fn transitions(tz: Tz) -> Vec<DateTime<Utc>> {
+        let mut out = Vec::new();
+        let mut t = utc("2010-01-01T00:00:00Z");
+        let stop = utc("2030-01-01T00:00:00Z");
+        while t < stop {
+            let next = t + Duration::hours(1);
+            if offset_secs(tz, t) != offset_secs(tz, next) {
+                let (mut lo, mut hi) = (t, next);
+                while hi - lo > Duration::seconds(1) {
+                    let mid = lo + (hi - lo) / 2;
+                    if offset_secs(tz, mid) == offset_secs(tz, lo) {
+                        lo = mid;
+                    } else {
+                        hi = mid;
+                    }
+                }
+                out.push(hi);
+            }
+            t = next;
+        }
+        out
+    }
+
+    /// (zone, transition) pairs, computed once.
+    fn all_transitions() -> &'static [(Tz, DateTime<Utc>)] {
+        static CELL: std::sync::OnceLock<Vec<(Tz, DateTime<Utc>)>> = std::sync::OnceLock::new();
+        CELL.get_or_init(|| {
+            ZONES
+                .iter()
+                .flat_map(|&tz| transitions(tz).into_iter().map(move |t| (tz, t)))
+                .collect()
+        })
+    }
+
+    fn hh_mm(minutes: u32) -> String {
+        format!("{:02}:{:02}", minutes / 60 % 24, minutes % 60)
+    }
+
+    /// A window and an instant: either anywhere (any zone, 2010-2030), or within three hours of a
+    /// clock change with the window's start and end within three hours of the change's local time.
+    fn window_and_instant() -> impl Strategy<Value = (QuietHours, DateTime<Utc>)> {
+        let anywhere = (
+            prop::sample::select(ZONES.to_vec()),
+            0u32..1440,
+            0u32..1440,
+            1_262_304_000i64..1_893_456_000,
+            0u32..1_000_000_000,
+        )
+            .prop_map(|(tz, start, end, secs, nanos)| {
+                let at = DateTime::from_timestamp(secs, nanos).unwrap_or_default();
+                (tz, start, end, at)
+            });
+        let near_a_change = (
+            0..all_transitions().len(),
+            -180i64..=180,
+            -180i64..=180,
+            -10_800i64..=10_800,
+        )
+            .prop_map(|(i, ds, de, dt)| {
+                let (tz, change) = all_transitions()[i];
+                let local = change.with_timezone(&tz).naive_local();
+                let minute_of_day = |d: i64| {
+                    let t = (local + Duration::minutes(d)).time();
+                    u32::try_from(t.signed_duration_since(NaiveTime::MIN).num_minutes()).unwrap_or(0)
+                };
+                (tz, minute_of_day(ds), minute_of_day(de), change + Duration::seconds(dt))
+            });
+        prop_oneof![anywhere, near_a_change].prop_filter_map("start == end", |(tz, start, end, at)| {
+            QuietHours::parse(&hh_mm(start), &hh_mm(end), tz.name())
+                .ok()
+                .map(|q| (q, at))
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn next_allowed_is_never_earlier_than_the_input_nor_inside_the_window((q, at) in window_and_instant()) {
+            let next = q.next_allowed(at);
+            prop_assert!(next >= at, "{:?} at {} gave the earlier {}", q, at, next);
+            prop_assert!(!q.contains(next), "{:?} at {} gave {} inside the window", q, at, next);
+            if !q.contains(at) {
+                prop_assert_eq!(next, at);
+            }
+        }
+
+        #[test]
+        fn next_allowed_skips_no_allowed_instant((q, at) in window_and_instant()) {
+            // Offsets are whole minutes, so whether an instant is inside changes only on UTC minute
+            // boundaries: checking `at` and each minute after it up to `next` checks them all.
+            let next = q.next_allowed(at);
+            prop_assert!(next - at <= Duration::hours(50), "{:?} at {} waited until {}", q, at, next);
+            let first_minute = DateTime::from_timestamp(at.timestamp() - at.timestamp().rem_euclid(60) + 60, 0).unwrap_or_default();
+            let mut t = first_minute;
+            while t < next {
+                prop_assert!(q.contains(t), "{:?} at {}: {} is allowed but next_allowed waited until {}", q, at, t, next);
+                t += Duration::minutes(1);
+            }
+        }
+
+        #[test]
+        fn quiet_hours_parse_never_panics(
+            start in prop_oneof!["\\PC{0,8}", "[0-2][0-9]:[0-6][0-9]"],
+            end in prop_oneof!["[0-9: ]{0,6}", "[0-2][0-9]:[0-6][0-9]"],
+            zone in prop_oneof![
+                "\\PC{0,24}",
+                prop::sample::select(chrono_tz::TZ_VARIANTS.to_vec()).prop_map(|z| format!(" {} ", z.name())),
+            ],
+        ) {
+            if let Ok(q) = QuietHours::parse(&start, &end, &zone) {
+                prop_assert_eq!(q.timezone().name(), zone.trim());
+                let wire = QuietHoursWire::from(q.clone());
+                prop_assert_eq!(QuietHours::try_from(wire), Ok(q));
+            }
+        }
+
+        #[test]
+        fn every_valid_window_round_trips_through_json((q, _at) in window_and_instant()) {
+            let json = serde_json::to_string(&q).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(serde_json::from_str::<QuietHours>(&json).ok(), Some(q));
+        }
+
+        #[test]
+        fn parse_instant_never_panics_on_arbitrary_text(raw in any::<String>()) {
+            if let Ok(at) = parse_instant(&raw) {
+                prop_assert!(at.timestamp_subsec_nanos() < 1_000_000_000);
+                prop_assert_eq!(parse_instant(&at.to_rfc3339()), Ok(at));
+            }
+        }
     }
 
     proptest! {

@@ -158,6 +158,7 @@ impl FromStr for MessageStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
     fn late_sent_never_overwrites_delivered() {
@@ -222,5 +223,57 @@ mod tests {
             Some(MessageStatus::Undelivered)
         );
         assert_eq!(MessageStatus::from_twilio("received"), None);
+    }
+
+    fn any_status() -> impl Strategy<Value = MessageStatus> {
+        prop::sample::select(MessageStatus::ALL.to_vec())
+    }
+
+    proptest! {
+        #[test]
+        fn callbacks_in_any_order_never_move_a_message_backwards(
+            start in any_status(),
+            events in prop::collection::vec(any_status(), 0..30),
+        ) {
+            let mut cur = start;
+            for &next in &events {
+                let before = cur;
+                match cur.transition(next) {
+                    Ok(s) => {
+                        prop_assert_eq!(s, next);
+                        prop_assert!(s.rank() > before.rank());
+                        cur = s;
+                    }
+                    Err(e) => {
+                        prop_assert_eq!(e, InvalidTransition { from: before, to: next });
+                        prop_assert!(next.rank() <= before.rank());
+                    }
+                }
+            }
+            // Whatever the order, the message ends at the highest rank it was told about.
+            let top = events.iter().map(|s| s.rank()).chain([start.rank()]).max().unwrap_or(0);
+            prop_assert_eq!(cur.rank(), top);
+        }
+
+        #[test]
+        fn status_names_and_twilio_values_parse_only_their_own(raw in prop_oneof![
+            any::<String>(),
+            prop::sample::select(vec![
+                "accepted", "queued", "sending", "sent", "scheduled", "delivered", "read", "partially_delivered",
+                "undelivered", "failed", "canceled", "receiving", "received", "rate_limited", "suppressed", "unknown",
+            ]).prop_map(str::to_owned),
+        ]) {
+            match raw.parse::<MessageStatus>() {
+                Ok(s) => prop_assert_eq!(s.as_str(), raw.as_str()),
+                Err(_) => prop_assert!(MessageStatus::ALL.iter().all(|s| s.as_str() != raw)),
+            }
+            if let Some(s) = MessageStatus::from_twilio(&raw) {
+                // A provider callback can only report what the provider does.
+                prop_assert!(matches!(
+                    s,
+                    MessageStatus::Sent | MessageStatus::Delivered | MessageStatus::Undelivered | MessageStatus::Failed | MessageStatus::Canceled
+                ));
+            }
+        }
     }
 }

@@ -282,6 +282,14 @@ pub struct OutcomeBody {
     reason: Option<String>,
 }
 
+/// `POST /v1/consent/{phone}`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ConsentChangeBody {
+    /// `opted_out` or `opted_in`.
+    status: String,
+}
+
 /// `POST /v1/simulator/inbound`.
 #[derive(ToSchema)]
 #[allow(dead_code)]

@@ -161,7 +161,7 @@ fn declare(group: Group) -> Declared {
                 .routes(routes!(admin::retry_failed))
                 .routes(routes!(admin::run_processor))
                 .routes(routes!(admin::v1_health))
-                .routes(routes!(admin::get_consent)),
+                .routes(routes!(admin::get_consent, admin::post_consent)),
         },
         Group::Inbound => Declared {
             open: open

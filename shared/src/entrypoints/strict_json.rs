@@ -611,4 +611,131 @@ mod tests {
         assert!(!e.message.contains("14155550100"));
         assert!(err(r#"{"to": "x""#).message.contains("ends too early"));
     }
+
+    // ---- properties ----
+
+    use proptest::prelude::*;
+
+    /// A JSON document as written, duplicate keys possible.
+    #[derive(Debug, Clone)]
+    enum Doc {
+        Obj(Vec<(String, Doc)>),
+        Arr(Vec<Doc>),
+        Str(String),
+        Num(i64),
+        Bool(bool),
+        Null,
+    }
+
+    impl Doc {
+        fn render(&self) -> String {
+            let quote = |s: &str| serde_json::to_string(s).unwrap_or_default();
+            match self {
+                Self::Obj(fields) => format!(
+                    "{{{}}}",
+                    fields
+                        .iter()
+                        .map(|(k, v)| format!("{}:{}", quote(k), v.render()))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                ),
+                Self::Arr(items) => format!("[{}]", items.iter().map(Self::render).collect::<Vec<_>>().join(",")),
+                Self::Str(s) => quote(s),
+                Self::Num(n) => n.to_string(),
+                Self::Bool(b) => b.to_string(),
+                Self::Null => "null".to_owned(),
+            }
+        }
+
+        fn has_duplicate_key(&self) -> bool {
+            match self {
+                Self::Obj(fields) => {
+                    let mut keys: Vec<&str> = fields.iter().map(|(k, _)| k.as_str()).collect();
+                    keys.sort_unstable();
+                    keys.windows(2).any(|w| w[0] == w[1]) || fields.iter().any(|(_, v)| v.has_duplicate_key())
+                }
+                Self::Arr(items) => items.iter().any(Self::has_duplicate_key),
+                _ => false,
+            }
+        }
+    }
+
+    /// String values carry a phone-number-like marker so errors can be checked for quoting them.
+    fn any_doc() -> impl Strategy<Value = Doc> {
+        let leaf = prop_oneof![
+            "[0-9]{4}".prop_map(|d| Doc::Str(format!("+1415555{d}"))),
+            any::<i64>().prop_map(Doc::Num),
+            any::<bool>().prop_map(Doc::Bool),
+            Just(Doc::Null),
+        ];
+        leaf.prop_recursive(4, 40, 5, |inner| {
+            let key = prop::sample::select(vec![
+                "to",
+                "ref",
+                "start",
+                "timezone",
+                "items",
+                "metadata",
+                "quiet_hours",
+                "a",
+            ]);
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..5).prop_map(Doc::Arr),
+                prop::collection::vec((key.prop_map(str::to_owned), inner), 0..5).prop_map(Doc::Obj),
+            ]
+        })
+    }
+
+    fn quotes_a_value(e: &JsonError) -> bool {
+        e.message.contains("+1415555") || e.field.as_deref().is_some_and(|f| f.contains("+1415555"))
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic_and_only_objects_are_accepted(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
+            match parse_object(&bytes) {
+                Ok(map) => prop_assert_eq!(serde_json::from_slice::<Value>(&bytes).ok(), Some(Value::Object(map))),
+                Err(e) => prop_assert_eq!(e.code, "invalid_json"),
+            }
+        }
+
+        #[test]
+        fn a_document_is_accepted_exactly_when_it_is_an_object_without_duplicate_keys(
+            doc in any_doc(), pad in "[ \t\n]{0,2}", trailing in prop::option::of(prop::sample::select(vec!["{}", "x", "1", ",", "]"])),
+        ) {
+            let text = format!("{pad}{}{pad}{}", doc.render(), trailing.unwrap_or_default());
+            let result = parse_object(text.as_bytes());
+            let want_ok = matches!(doc, Doc::Obj(_)) && !doc.has_duplicate_key() && trailing.is_none();
+            match result {
+                Ok(map) => {
+                    prop_assert!(want_ok, "accepted {}", text);
+                    prop_assert_eq!(serde_json::from_str::<Value>(&text).ok(), Some(Value::Object(map)));
+                }
+                Err(e) => {
+                    prop_assert!(!want_ok, "refused {}: {:?}", text, e);
+                    prop_assert_eq!(e.code, "invalid_json");
+                    prop_assert!(!quotes_a_value(&e), "{:?}", e);
+                    if matches!(doc, Doc::Obj(_)) && doc.has_duplicate_key() && trailing.is_none() {
+                        prop_assert!(e.message.starts_with("duplicate key"), "{:?}", e);
+                        prop_assert!(e.field.is_some());
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn reading_a_struct_never_panics_nor_quotes_a_value(doc in any_doc()) {
+            match from_slice::<Body>(doc.render().as_bytes()) {
+                Ok((_, value)) => {
+                    prop_assert!(value.is_object());
+                    // What the strict reader accepts, plain serde accepts too.
+                    prop_assert!(serde_json::from_value::<Body>(value).is_ok());
+                }
+                Err(e) => {
+                    prop_assert!(e.code == "invalid_json" || e.code == "missing_field");
+                    prop_assert!(!quotes_a_value(&e), "{:?}", e);
+                }
+            }
+        }
+    }
 }

@@ -175,6 +175,7 @@ pub trait SmsProvider: Send + Sync {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn rejected(code: u32) -> ProviderError {
         ProviderError::Rejected {
@@ -208,5 +209,32 @@ mod tests {
         };
         assert!(server.is_sender_side());
         assert!(ProviderError::Unexpected(anyhow::anyhow!("authentication failed")).is_sender_side());
+    }
+
+    proptest! {
+        #[test]
+        fn a_sender_is_a_messaging_service_sid_or_an_e164_number_and_keeps_its_text(raw in prop_oneof![
+            any::<String>(),
+            "MG[0-9a-fA-F]{30,34}",
+            "MG[0-9a-f]{31}[^0-9a-zA-Z]",
+            "\\+1[2-9][0-9]{2}[2-9][0-9]{6}",
+            "\\+?[0-9 ]{8,16}",
+        ]) {
+            let service = raw.len() == 34 && raw.starts_with("MG") && raw.bytes().all(|b| b.is_ascii_alphanumeric());
+            match Sender::parse(&raw) {
+                Ok(Sender::MessagingService(s)) => {
+                    prop_assert!(service);
+                    prop_assert_eq!(s, raw);
+                }
+                Ok(Sender::Number(n)) => {
+                    prop_assert!(!service);
+                    prop_assert_eq!(n.as_str(), raw.as_str());
+                }
+                Err(e) => {
+                    prop_assert!(!service);
+                    prop_assert_eq!(Err(e), PhoneNumber::parse_e164(&raw).map(|_| ()));
+                }
+            }
+        }
     }
 }

@@ -144,4 +144,103 @@ mod tests {
             );
         }
     }
+
+    // ---- properties ----
+
+    use proptest::prelude::*;
+
+    /// Timestamps the header can carry (at most 15 digits), and a `now` within the window of it.
+    fn stamp_and_now() -> impl Strategy<Value = (i64, i64)> {
+        (0i64..=999_999_999_999_999, -WINDOW_MS..=WINDOW_MS).prop_map(|(ts, skew)| (ts, ts + skew))
+    }
+
+    fn any_key() -> impl Strategy<Value = String> {
+        prop_oneof!["key_[0-9a-f]{24}", "\\PC{0,80}"]
+    }
+
+    fn any_body() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            prop::collection::vec(any::<u8>(), 0..300),
+            "\\{\"event\":\"[a-z_]{1,12}\",\"chat\":\\{\"chat_id\":\"[a-z0-9_]{1,12}\"\\}\\}"
+                .prop_map(String::into_bytes),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn a_signature_made_by_the_signer_verifies_within_the_window(
+            key in any_key(), body in any_body(), (ts, now) in stamp_and_now(),
+        ) {
+            prop_assert_eq!(verify(&key, &body, &sign(&key, &body, ts), now), Ok(()));
+        }
+
+        #[test]
+        fn outside_the_window_it_is_expired(
+            key in any_key(), body in any_body(), ts in 0i64..=999_999_999_999_999, late in 1i64..1_000_000_000, early in any::<bool>(),
+        ) {
+            let now = if early { ts - WINDOW_MS - late } else { ts + WINDOW_MS + late };
+            prop_assert_eq!(verify(&key, &body, &sign(&key, &body, ts), now), Err(RetellSignatureError::Expired));
+        }
+
+        #[test]
+        fn changing_any_one_byte_of_the_body_is_a_mismatch(
+            key in any_key(), body in any_body(), (ts, now) in stamp_and_now(), index in any::<usize>(), delta in 1u8..,
+        ) {
+            prop_assume!(!body.is_empty());
+            let header = sign(&key, &body, ts);
+            let mut changed = body.clone();
+            let i = index % changed.len();
+            changed[i] = changed[i].wrapping_add(delta);
+            prop_assert_eq!(verify(&key, &changed, &header, now), Err(RetellSignatureError::Mismatch));
+        }
+
+        #[test]
+        fn changing_any_one_byte_of_the_key_is_a_mismatch(
+            key in "[!-~]{1,64}", body in any_body(), (ts, now) in stamp_and_now(), index in any::<usize>(), delta in 1u8..94,
+        ) {
+            let header = sign(&key, &body, ts);
+            let mut bytes = key.clone().into_bytes();
+            let i = index % bytes.len();
+            bytes[i] = (bytes[i] - b'!' + delta) % 94 + b'!';
+            let changed = String::from_utf8(bytes).unwrap_or_default();
+            prop_assert_eq!(verify(&changed, &body, &header, now), Err(RetellSignatureError::Mismatch));
+        }
+
+        #[test]
+        fn changing_any_one_byte_of_the_header_is_refused(
+            key in any_key(), body in any_body(), (ts, now) in stamp_and_now(), index in any::<usize>(), delta in 1u8..,
+        ) {
+            let header = sign(&key, &body, ts);
+            let mut bytes = header.clone().into_bytes();
+            let i = index % bytes.len();
+            bytes[i] = bytes[i].wrapping_add(delta);
+            let changed = String::from_utf8_lossy(&bytes).into_owned();
+            prop_assert!(verify(&key, &body, &changed, now).is_err(), "{} -> {}", header, changed);
+        }
+
+        #[test]
+        fn arbitrary_headers_never_panic_and_are_refused(
+            key in any_key(),
+            body in any_body(),
+            header in prop_oneof![
+                any::<String>(),
+                "v=[0-9]{0,17},d=[0-9a-fA-F]{62,66}",
+                "v=-?[0-9]{1,15},d=[0-9a-f]{64}(,.*)?",
+                "\\PCv=[0-9]{13},d=[0-9a-f]{64}",
+            ],
+            now in any::<i64>(),
+        ) {
+            prop_assert!(verify(&key, &body, &header, now).is_err());
+        }
+
+        #[test]
+        fn a_well_formed_header_is_refused_for_the_right_reason(
+            key in any_key(), body in any_body(), ts in "[0-9]{1,15}", d in "[0-9a-f]{64}", skew in -2 * WINDOW_MS..=2 * WINDOW_MS,
+        ) {
+            let stamp: i64 = ts.parse().unwrap_or(0);
+            let header = format!("v={ts},d={d}");
+            let want = if skew.abs() > WINDOW_MS { RetellSignatureError::Expired } else { RetellSignatureError::Mismatch };
+            prop_assert_eq!(verify(&key, &body, &header, stamp + skew), Err(want));
+        }
+    }
 }

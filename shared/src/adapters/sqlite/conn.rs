@@ -1,6 +1,9 @@
 //! The one SQLite connection helper: open a file in WAL mode with a busy timeout (or a private
-//! in-memory database), keep the connection behind a mutex, and run every call on tokio's
-//! blocking pool so the async runtime never waits on disk. Error mapping of SQLite failures onto
+//! in-memory database), and give the connection a thread of its own that runs the calls in the
+//! order they come, so the async runtime never waits on disk or on a lock. (A call per
+//! `spawn_blocking` task made dozens of pool threads fight over one connection's mutex: under
+//! load most of the time went to futex wake-ups; one owner thread has no contention and works
+//! through a queue of calls without sleeping between them.) Error mapping of SQLite failures onto
 //! the store port's `StoreError` lives here too. This module knows no table.
 
 use crate::ports::StoreError;
@@ -35,6 +38,12 @@ pub(crate) fn open_file(path: &Path) -> Result<Connection, OpenError> {
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(OpenError::NotWal(mode));
     }
+    // In WAL mode, NORMAL syncs the log at checkpoints instead of at every commit: a committed
+    // write survives the process being killed (it is in the OS's file cache, and the next open
+    // replays the log), which is what smsrelay-local's write-before-send rule needs; only a power
+    // loss or kernel crash can drop the last commits. FULL would fsync every one of the ~6 writes
+    // of a message.
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
     Ok(conn)
 }
 
@@ -43,10 +52,10 @@ pub(crate) fn open_memory() -> Result<Connection, OpenError> {
     Ok(Connection::open_in_memory()?)
 }
 
-/// The blocking task that ran a statement panicked or was cancelled.
+/// The call panicked, or the connection's thread is gone.
 #[derive(Debug, thiserror::Error)]
 #[error("SQLite task did not finish")]
-pub(crate) struct TaskFailed(#[source] tokio::task::JoinError);
+pub(crate) struct TaskFailed;
 
 impl From<TaskFailed> for StoreError {
     fn from(e: TaskFailed) -> Self {
@@ -63,36 +72,54 @@ impl From<OpenError> for StoreError {
     }
 }
 
-/// One connection shared by clones, used on the blocking pool.
+/// A call waiting for the connection's thread.
+type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+
+/// One connection shared by clones, owned by a thread of its own that runs the calls in order.
+/// The thread ends when the last clone is dropped.
 #[derive(Debug, Clone)]
 pub(crate) struct Db {
+    jobs: std::sync::mpsc::Sender<Job>,
+    /// The thread's connection, for tests that poke at rows.
+    #[cfg_attr(not(test), allow(dead_code))]
     conn: Arc<Mutex<Connection>>,
 }
 
 impl Db {
-    /// Wrap an opened connection.
+    /// Wrap an opened connection and start its thread.
     pub(crate) fn new(conn: Connection) -> Self {
-        Self {
-            conn: Arc::new(Mutex::new(conn)),
-        }
+        let conn = Arc::new(Mutex::new(conn));
+        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+        let owned = Arc::clone(&conn);
+        std::thread::Builder::new()
+            .name("sqlite".into())
+            .spawn(move || {
+                while let Ok(job) = queue.recv() {
+                    // Uncontended but for tests that poke at rows (`lock`). A panicking call
+                    // leaves no half-applied write: each write is one statement or one
+                    // transaction, and dropping a rusqlite `Transaction` rolls it back.
+                    let mut c = owned.lock().unwrap_or_else(PoisonError::into_inner);
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut c)));
+                }
+            })
+            .expect("spawn the SQLite connection thread");
+        Self { jobs, conn }
     }
 
-    /// Run `f` with the connection on tokio's blocking pool.
+    /// Run `f` with the connection on its thread. A caller that stops waiting does not stop the
+    /// call: it runs to its end, as a write that reached the store must.
     pub(crate) async fn call<T, E, F>(&self, f: F) -> Result<T, E>
     where
         F: FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
         E: From<TaskFailed> + Send + 'static,
     {
-        let conn = Arc::clone(&self.conn);
-        tokio::task::spawn_blocking(move || {
-            // A panic while holding the lock leaves no half-applied write: each write is one
-            // statement or one transaction, and dropping a rusqlite `Transaction` rolls it back.
-            let mut conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
-            f(&mut conn)
-        })
-        .await
-        .map_err(|e| E::from(TaskFailed(e)))?
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            let _ = reply.send(f(conn));
+        });
+        self.jobs.send(job).map_err(|_| E::from(TaskFailed))?;
+        answer.await.map_err(|_| E::from(TaskFailed))?
     }
 
     /// The connection, locked on the calling thread (tests that poke at rows).

@@ -406,4 +406,103 @@ mod tests {
         assert_eq!(parse_retry_after(Some("Wed, 21 Oct 2015 07:28:00 GMT")), None);
         assert_eq!(parse_retry_after(None), None);
     }
+
+    // ---- properties ----
+
+    use proptest::prelude::*;
+
+    /// The longest run of ASCII digits in `text`.
+    fn longest_digit_run(text: &str) -> usize {
+        text.split(|c: char| !c.is_ascii_digit())
+            .map(str::len)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Error bodies of both shapes, with a phone number in the text, or junk.
+    fn any_body() -> impl Strategy<Value = (String, String)> {
+        let number = "\\+1[2-9][0-9]{9}|\\+44[0-9]{10}";
+        let code = prop_oneof![
+            prop::sample::select(vec![
+                21211u32, 21610, 21611, 30001, 20003, 20429, 20500, 20503, 21408, 30007
+            ]),
+            any::<u32>(),
+        ];
+        prop_oneof![
+            (code.clone(), number, "\\PC{0,40}", 0usize..3).prop_map(|(code, n, text, shape)| {
+                let message = format!("{text} {n} {text}");
+                let body = match shape {
+                    0 => serde_json::json!({"code": code, "message": message, "status": 400}),
+                    1 => serde_json::json!({"type": "x", "title": "t", "code": code.to_string(), "detail": message}),
+                    _ => serde_json::json!({"code": -1, "message": message}),
+                };
+                (body.to_string(), n)
+            }),
+            ("\\PC{0,80}", Just(String::new())).prop_map(|(b, n)| (b, n)),
+            ("\\PC{0,10}", prop::collection::vec("[0-9]{7,12}", 0..3))
+                .prop_map(|(t, ns)| (format!("{{\"message\":\"{t}{}\"}}", ns.join("-")), String::new())),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn classification_never_panics_and_follows_the_rules_in_order(
+            http_status in prop_oneof![100u16..600, prop::sample::select(vec![400u16, 401, 403, 404, 429, 500, 503])],
+            (body, number) in any_body(),
+            retry in prop::option::of(0u64..100_000),
+        ) {
+            let retry_after = retry.map(Duration::from_secs);
+            let parsed = ErrorBody::parse(&body);
+            let code = parsed.code.unwrap_or(u32::from(http_status));
+            let got = classify_error(http_status, &body, retry_after);
+            match &got {
+                ProviderError::RateLimited { retry_after: r } => {
+                    prop_assert!(http_status == 429 || code == 20429);
+                    prop_assert_eq!(*r, retry_after);
+                }
+                ProviderError::Transient { maybe_sent: false, .. } => {
+                    prop_assert!(http_status != 429 && code != 20429 && (code == 21611 || code == 30001));
+                }
+                ProviderError::Transient { maybe_sent: true, .. } => {
+                    prop_assert!(!matches!(code, 21611 | 30001 | 20429 | 20003) && !matches!(http_status, 401 | 403 | 404 | 429));
+                    prop_assert!((500..=599).contains(&http_status) || code == 20500 || code == 20503);
+                }
+                ProviderError::NotFound => prop_assert_eq!(http_status, 404),
+                ProviderError::Rejected { code: c, message } => {
+                    prop_assert!((400..=499).contains(&http_status));
+                    prop_assert_eq!(*c, code);
+                    // Phone numbers masked, length bounded.
+                    prop_assert!(longest_digit_run(message) < 7, "{}", message);
+                    prop_assert!(number.is_empty() || !message.contains(&number), "{}", message);
+                    prop_assert!(message.chars().count() <= MAX_MESSAGE_CHARS + 1);
+                }
+                ProviderError::Unexpected(_) => {
+                    prop_assert!(!(400..=599).contains(&http_status) || matches!(http_status, 401 | 403) || code == 20003);
+                }
+            }
+            if http_status == 429 {
+                prop_assert!(matches!(got, ProviderError::RateLimited { .. }), "HTTP 429 is always rate limited");
+            }
+        }
+
+        #[test]
+        fn masking_leaves_no_long_digit_run_and_is_idempotent(text in prop_oneof![
+            "\\PC{0,60}",
+            "([a-z ]{0,5}\\+?[0-9]{1,14}){0,5}",
+        ]) {
+            let masked = mask_numbers(&text);
+            prop_assert!(longest_digit_run(&masked) < 7, "{}", masked);
+            prop_assert_eq!(mask_numbers(&masked), masked.clone());
+            if longest_digit_run(&text) < 7 {
+                prop_assert_eq!(masked, text);
+            }
+        }
+
+        #[test]
+        fn retry_after_reads_whole_seconds_only(raw in prop_oneof!["\\PC{0,12}", "\\s{0,2}[0-9]{1,21}\\s{0,2}"]) {
+            let want = raw.trim().parse::<u64>().ok().map(Duration::from_secs);
+            prop_assert_eq!(parse_retry_after(Some(&raw)), want);
+            prop_assert_eq!(parse_retry_after(None), None);
+        }
+    }
 }

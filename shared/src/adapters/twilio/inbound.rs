@@ -238,4 +238,102 @@ mod tests {
             ("+14155550100", "+15005550006", "yes")
         );
     }
+
+    // ---- properties ----
+
+    use proptest::prelude::*;
+
+    /// E.164 numbers this crate accepts: North American, and a few international shapes.
+    fn any_e164() -> impl Strategy<Value = String> {
+        prop_oneof![
+            (200u16..=999, 200u16..=999, 0u16..=9999).prop_map(|(npa, nxx, line)| format!("+1{npa}{nxx}{line:04}")),
+            "\\+44[0-9]{10}",
+            "\\+49[0-9]{6,12}",
+            "\\+61[0-9]{9}",
+            "\\+353[0-9]{8,9}",
+        ]
+    }
+
+    fn any_sid() -> impl Strategy<Value = String> {
+        prop_oneof!["SM[0-9a-f]{32}", "MM[0-9a-f]{32}", "[A-Za-z0-9_-]{1,64}"]
+    }
+
+    /// Form encoding as Twilio (and reqwest's `.form`) writes it, read back the way the webhook does.
+    fn over_the_wire(params: &[(String, String)]) -> Vec<(String, String)> {
+        let encoded = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(params)
+            .finish();
+        url::form_urlencoded::parse(encoded.as_bytes()).into_owned().collect()
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_form_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..400), us in any::<bool>()) {
+            let params: Vec<(String, String)> = url::form_urlencoded::parse(&bytes).into_owned().collect();
+            let region = if us { Region::US } else { Region::parse("GB").unwrap_or(Region::US) };
+            if let Ok(sms) = InboundSms::from_params(&params, region) {
+                prop_assert!(PhoneNumber::parse_e164(sms.from.as_str()).is_ok());
+                prop_assert!(PhoneNumber::parse_e164(sms.to.as_str()).is_ok());
+            }
+        }
+
+        #[test]
+        fn arbitrary_parameters_never_panic_and_name_the_first_bad_one(
+            params in prop::collection::vec(
+                (prop_oneof![
+                    Just("MessageSid".to_owned()), Just("SmsSid".to_owned()), Just("From".to_owned()),
+                    Just("To".to_owned()), Just("Body".to_owned()), Just("OptOutType".to_owned()), "\\PC{0,8}",
+                ], prop_oneof![any_sid(), any_e164(), "\\PC{0,20}"]),
+                0..12,
+            ),
+        ) {
+            let first = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+            let result = InboundSms::from_params(&params, Region::US);
+            let sid_ok = first("MessageSid").or_else(|| first("SmsSid")).is_some_and(|s| ProviderSid::parse(s).is_ok());
+            let phone_ok = |k: &str| first(k).is_some_and(|v| PhoneNumber::parse(v, Region::US).is_ok());
+            match result {
+                Ok(sms) => {
+                    prop_assert!(sid_ok && phone_ok("From") && phone_ok("To"));
+                    prop_assert_eq!(sms.body.as_str(), first("Body").unwrap_or_default());
+                }
+                Err(InboundSmsError { field }) => {
+                    let want = if !sid_ok { "MessageSid" } else if !phone_ok("From") { "From" } else { "To" };
+                    prop_assert_eq!(field, want);
+                    prop_assert!(!(sid_ok && phone_ok("From") && phone_ok("To")));
+                }
+            }
+        }
+
+        #[test]
+        fn a_generated_inbound_sms_round_trips_over_the_wire(
+            sid in any_sid(),
+            from in any_e164(),
+            to in any_e164(),
+            body in prop_oneof!["\\PC{0,300}", any::<String>(), Just(String::new()), Just("STOP".to_owned())],
+            opt_out in prop::option::of(prop::sample::select(vec!["STOP", "START", "HELP"])),
+            extra in prop::collection::vec(("[A-Z][A-Za-z]{2,10}", "\\PC{0,10}"), 0..4),
+            rotate in any::<usize>(),
+            token in "[0-9a-f]{32}",
+        ) {
+            let mut params = inbound_params(&sid, "AC00000000000000000000000000000000", &from, &to, &body);
+            if let Some(o) = opt_out {
+                params.push(("OptOutType".to_owned(), o.to_owned()));
+            }
+            // Twilio adds parameters without notice: unknown ones (never one we read) are ignored.
+            let ours = ["MessageSid", "SmsSid", "From", "To", "Body", "OptOutType"];
+            params.extend(extra.into_iter().filter(|(k, _)| !ours.contains(&k.as_str())));
+            let len = params.len();
+            params.rotate_left(rotate % len);
+            let url = "https://relay.example.com/webhooks/twilio/inbound";
+            let signature = compute_signature(&token, url, &params);
+            let received = over_the_wire(&params);
+            prop_assert!(validate_signature(&token, url, &received, &signature));
+            let sms = InboundSms::from_params(&received, Region::US).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(sms.sid.as_str(), sid.as_str());
+            prop_assert_eq!(sms.from.as_str(), from.as_str());
+            prop_assert_eq!(sms.to.as_str(), to.as_str());
+            prop_assert_eq!(sms.body, body);
+            prop_assert_eq!(sms.opt_out_type.as_deref(), opt_out);
+        }
+    }
 }

@@ -565,4 +565,189 @@ mod tests {
         assert_eq!(url_with_port("https://h.com?a=b:c"), "https://h.com:443?a=b:c");
         assert_eq!(url_without_port("not a url"), "not a url");
     }
+
+    // ---- properties ----
+
+    use proptest::prelude::*;
+
+    /// URLs as Twilio calls them: http(s), optional user info, a host, an optional port, a path
+    /// and a query (ASCII, as sent on the wire).
+    fn any_url() -> impl Strategy<Value = String> {
+        (
+            prop::sample::select(vec!["https", "http"]),
+            "([a-z]{1,6}(:[a-z0-9]{1,6})?@)?",
+            "[a-z0-9-]{1,12}(\\.[a-z]{2,6}){0,2}",
+            prop::option::of(1u16..),
+            "(/[A-Za-z0-9._~%-]{0,10}){0,3}",
+            "(\\?[A-Za-z0-9_]{1,6}=[A-Za-z0-9%+._-]{0,8}(&[A-Za-z0-9_]{1,6}=[A-Za-z0-9%+._-]{0,8}){0,3})?",
+        )
+            .prop_map(|(scheme, user, host, port, path, query)| {
+                let port = port.map(|p| format!(":{p}")).unwrap_or_default();
+                format!("{scheme}://{user}{host}{port}{path}{query}")
+            })
+    }
+
+    /// Form parameters, repeated names and values included.
+    fn any_params() -> impl Strategy<Value = Vec<(String, String)>> {
+        prop::collection::vec(("[A-Za-z]{1,3}", "\\PC{0,6}"), 0..8)
+    }
+
+    /// Any token Twilio could issue (and a few it would not).
+    fn any_token() -> impl Strategy<Value = String> {
+        prop_oneof!["[0-9a-f]{32}", "\\PC{1,80}"]
+    }
+
+    /// `text` with its byte at `index % len` replaced by a different printable ASCII byte
+    /// (`text` must be ASCII and not empty).
+    fn change_one_byte(text: &str, index: usize, delta: u8) -> String {
+        let mut bytes = text.as_bytes().to_vec();
+        let i = index % bytes.len();
+        let shifted = (bytes[i] - 0x20 + 1 + delta % 94) % 95 + 0x20;
+        bytes[i] = shifted;
+        String::from_utf8(bytes).unwrap_or_default()
+    }
+
+    /// `text` with its char at `index % chars` replaced by another one.
+    fn change_one_char(text: &str, index: usize, replacement: char) -> String {
+        let n = text.chars().count();
+        let i = index % n;
+        text.chars()
+            .enumerate()
+            .map(|(j, c)| {
+                if j != i {
+                    c
+                } else if c == replacement {
+                    if c == 'a' {
+                        'b'
+                    } else {
+                        'a'
+                    }
+                } else {
+                    replacement
+                }
+            })
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        #[test]
+        fn a_signature_made_by_the_signer_verifies_with_or_without_the_default_port(
+            token in any_token(), url in any_url(), params in any_params(), shuffle in any::<u64>(),
+        ) {
+            let signature = compute_signature(&token, &url, &params);
+            prop_assert!(validate_signature(&token, &url, &params, &signature));
+            // Parameter order never matters.
+            let mut shuffled = params.clone();
+            if !shuffled.is_empty() {
+                let len = shuffled.len();
+                shuffled.rotate_left(usize::try_from(shuffle).unwrap_or(0) % len);
+                shuffled.swap(0, len - 1);
+            }
+            prop_assert!(validate_signature(&token, &url, &shuffled, &signature));
+            // Signed without a port, received with the scheme's default one, and the reverse.
+            let bare = url_without_port(&url);
+            let with_default = url_with_port(&bare);
+            let signed_bare = compute_signature(&token, &bare, &params);
+            prop_assert!(validate_signature(&token, &with_default, &params, &signed_bare));
+            let signed_with_port = compute_signature(&token, &with_default, &params);
+            prop_assert!(validate_signature(&token, &bare, &params, &signed_with_port));
+        }
+
+        #[test]
+        fn changing_any_one_byte_of_the_url_fails(
+            token in any_token(), url in any_url(), params in any_params(), index in any::<usize>(), delta in any::<u8>(),
+        ) {
+            let signature = compute_signature(&token, &url, &params);
+            let changed = change_one_byte(&url, index, delta);
+            prop_assert_ne!(&changed, &url);
+            prop_assert!(!validate_signature(&token, &changed, &params, &signature), "{} -> {}", url, changed);
+        }
+
+        #[test]
+        fn changing_any_one_character_of_a_parameter_fails(
+            token in any_token(),
+            url in any_url(),
+            params in prop::collection::vec(("[A-Za-z]{1,3}", "[A-Za-z0-9+ ]{1,6}"), 1..8),
+            which in any::<usize>(),
+            in_name in any::<bool>(),
+            index in any::<usize>(),
+            replacement in prop_oneof![prop::char::range('!', '~'), any::<char>()],
+        ) {
+            let signature = compute_signature(&token, &url, &params);
+            let mut changed = params.clone();
+            let i = which % changed.len();
+            let field = if in_name { &mut changed[i].0 } else { &mut changed[i].1 };
+            *field = change_one_char(field, index, replacement);
+            prop_assert!(!validate_signature(&token, &url, &changed, &signature), "{:?} -> {:?}", params, changed);
+            // Adding or dropping a parameter fails too.
+            let mut fewer = params.clone();
+            let dropped = fewer.remove(i);
+            if !fewer.contains(&dropped) {
+                prop_assert!(!validate_signature(&token, &url, &fewer, &signature));
+            }
+        }
+
+        #[test]
+        fn changing_any_one_byte_of_the_token_fails(
+            token in "[0-9a-f]{32}", url in any_url(), params in any_params(), index in any::<usize>(), delta in any::<u8>(),
+        ) {
+            let signature = compute_signature(&token, &url, &params);
+            let changed = change_one_byte(&token, index, delta);
+            prop_assert!(!validate_signature(&changed, &url, &params, &signature));
+        }
+
+        #[test]
+        fn arbitrary_headers_are_accepted_exactly_when_they_are_a_port_variants_signature(
+            token in any_token(), url in prop_oneof![any_url(), any::<String>()], params in any_params(), header in any::<String>(),
+        ) {
+            // Arbitrary header values (and arbitrary URLs) never panic, and are accepted exactly when
+            // they are the signature of one of the URL's port variants.
+            let accepted = validate_signature(&token, &url, &params, &header);
+            let expected = [url_without_port(&url), url_with_port(&url)]
+                .iter()
+                .any(|u| compute_signature(&token, u, &params) == header);
+            prop_assert_eq!(accepted, expected && !header.is_empty());
+            let real = compute_signature(&token, &url, &params);
+            if real.len() > 1 {
+                prop_assert!(!validate_signature(&token, &url, &params, &real[..real.len() - 1]));
+            }
+        }
+
+        #[test]
+        fn a_json_body_signature_verifies_and_any_one_byte_change_of_the_body_fails(
+            token in any_token(),
+            url in any_url(),
+            body in prop::collection::vec(any::<u8>(), 0..200),
+            index in any::<usize>(),
+            delta in 1u8..,
+        ) {
+            let hash = hex_lower(&Sha256::digest(&body));
+            let joiner = if url.contains('?') { '&' } else { '?' };
+            let signed_url = format!("{url}{joiner}bodySHA256={hash}");
+            let signature = compute_signature(&token, &signed_url, &[]);
+            prop_assert!(validate_signature_with_body(&token, &signed_url, &body, &signature));
+            if !body.is_empty() {
+                let mut changed = body.clone();
+                let i = index % changed.len();
+                changed[i] = changed[i].wrapping_add(delta);
+                prop_assert!(!validate_signature_with_body(&token, &signed_url, &changed, &signature));
+            }
+            let mut wrong_token = token.clone();
+            wrong_token.push('x');
+            prop_assert!(!validate_signature_with_body(&wrong_token, &signed_url, &body, &signature));
+        }
+
+        #[test]
+        fn arbitrary_json_webhook_requests_never_panic(
+            token in any_token(),
+            url in prop_oneof![any_url(), any::<String>(), "\\PC{0,20}\\?bodySHA256=\\PC{0,70}"],
+            body in prop::collection::vec(any::<u8>(), 0..64),
+            header in any::<String>(),
+        ) {
+            // Never accepted: the header would have to be the HMAC of the URL by chance.
+            prop_assert!(!validate_signature_with_body(&token, &url, &body, &header));
+        }
+    }
 }

@@ -115,17 +115,75 @@ pub async fn v1_health(State(deps): State<Deps>) -> Result<Response, ApiError> {
         (status = 400, description = "Not a valid phone number", body = ErrorBody),
         (status = 401, description = "Missing or wrong API key", body = ErrorBody)))]
 pub async fn get_consent(State(deps): State<Deps>, PathId(raw): PathId) -> Result<Response, ApiError> {
-    let phone = crate::domain::PhoneNumber::parse(&raw, deps.config.default_region).map_err(|e| {
+    let phone = consent_phone(&deps, &raw)?;
+    consent_response(&deps, &phone, StatusCode::OK).await
+}
+
+/// The phone of a consent route.
+fn consent_phone(deps: &Deps, raw: &str) -> Result<crate::domain::PhoneNumber, AppError> {
+    crate::domain::PhoneNumber::parse(raw, deps.config.default_region).map_err(|e| {
         AppError::invalid(
             "invalid_phone",
             "phone",
             format!("`phone` is not a valid phone number: {e}"),
         )
-    })?;
+    })
+}
+
+/// `POST /v1/consent/{phone}`.
+#[derive(Debug, serde::Deserialize)]
+pub struct ConsentChange {
+    /// `opted_out` or `opted_in`.
+    pub status: Option<String>,
+}
+
+/// The opt-out registry: an operator opts a phone out (or back in); the change is recorded in its
+/// history with channel `api`, and an opt-out is honoured before the next send.
+#[utoipa::path(post, path = "/v1/consent/{phone}", request_body = crate::entrypoints::openapi::ConsentChangeBody,
+    params(("phone" = String, Path, description = "The phone, E.164 (`%2B14155550100`) or national format")),
+    responses(
+        (status = 200, description = "Status and history after the change", body = crate::entrypoints::resources::ConsentResource),
+        (status = 400, description = "Invalid phone or status", body = ErrorBody),
+        (status = 401, description = "Missing or wrong API key", body = ErrorBody)))]
+pub async fn post_consent(
+    State(deps): State<Deps>,
+    PathId(raw): PathId,
+    body: crate::entrypoints::extract::JsonBody<ConsentChange>,
+) -> Result<Response, ApiError> {
+    use crate::domain::{ConsentChannel, ConsentEvidence, ConsentStatus};
+    let phone = consent_phone(&deps, &raw)?;
+    let status = match body.value.status.as_deref() {
+        Some("opted_out") => ConsentStatus::OptedOut,
+        Some("opted_in") => ConsentStatus::OptedIn,
+        Some(_) => {
+            return Err(AppError::invalid("invalid_status", "status", "`status` must be opted_out or opted_in").into())
+        }
+        None => return Err(AppError::invalid("missing_field", "status", "`status` is required").into()),
+    };
+    let evidence = ConsentEvidence {
+        status,
+        at: deps.clock.now(),
+        keyword: None,
+        channel: ConsentChannel::Api,
+        message_sid: None,
+    };
+    crate::app::consent::record_consent(deps.consent.as_ref(), &phone, &evidence)
+        .await
+        .map_err(AppError::from)?;
+    consent_response(&deps, &phone, StatusCode::OK).await
+}
+
+/// A phone's consent resource.
+async fn consent_response(
+    deps: &Deps,
+    phone: &crate::domain::PhoneNumber,
+    status: StatusCode,
+) -> Result<Response, ApiError> {
+    let phone = phone.clone();
     let opted_out = deps.consent.opt_out_of(&phone).await.map_err(AppError::from)?.is_some();
     let history = deps.consent.consent_history(&phone).await.map_err(AppError::from)?;
     Ok(json_response(
-        StatusCode::OK,
+        status,
         &crate::entrypoints::resources::ConsentResource::new(&phone, opted_out, &history),
     ))
 }
