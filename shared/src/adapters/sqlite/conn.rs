@@ -99,7 +99,8 @@ impl Db {
                     // leaves no half-applied write: each write is one statement or one
                     // transaction, and dropping a rusqlite `Transaction` rolls it back.
                     let mut c = owned.lock().unwrap_or_else(PoisonError::into_inner);
-                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut c)));
+                    // The panic reached the caller as a dropped reply (`TaskFailed`); the thread lives on.
+                    let _panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut c)));
                 }
             })
             .expect("spawn the SQLite connection thread");
@@ -116,7 +117,8 @@ impl Db {
     {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move |conn| {
-            let _ = reply.send(f(conn));
+            // A caller that stopped waiting has dropped the receiver; the call still ran.
+            let _unheard = reply.send(f(conn));
         });
         self.jobs.send(job).map_err(|_| E::from(TaskFailed))?;
         answer.await.map_err(|_| E::from(TaskFailed))?
