@@ -44,6 +44,18 @@ if [ "${SMSRELAY_SKIP_LINT:-0}" != 1 ]; then
   stack_tools
   cfn-lint template.yaml
   SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}" sam validate --lint
+  log "events/: every SQS record's md5OfBody is the MD5 of its body (as SQS sends it)"
+  python3 - <<'PY'
+import glob, hashlib, json, sys
+bad = [
+    f"{path} record {i}: md5OfBody {r['md5OfBody']} != {hashlib.md5(r['body'].encode()).hexdigest()}"
+    for path in sorted(glob.glob("events/*.json"))
+    for i, r in enumerate(json.load(open(path)).get("Records") or [])
+    if "md5OfBody" in r and r["md5OfBody"] != hashlib.md5(r["body"].encode()).hexdigest()
+]
+print("\n".join(bad), file=sys.stderr)
+sys.exit(1 if bad else 0)
+PY
   log "cargo fmt --check"
   cargo fmt --all -- --check
   log "cargo clippy (warnings are errors)"
