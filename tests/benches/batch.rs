@@ -32,7 +32,7 @@
 //! Lambdas have), send `BENCH_SHARED_MESSAGES` (default 2000) each through the same sender and the
 //! same server at once, on one DynamoDB Local table. The sender's pacing schedule in the table
 //! (`CounterStore::reserve_slot`) is all they share. Printed: combined messages per second
-//! against 95 % of the limit, and 429s (goal 0).
+//! against 95 % of the limit, and 429s (goal 0). `BENCH_WORKERS` (default 2) changes how many.
 //!
 //! Environment: `BENCH_MPS` (the server's limit and the sender's pace, default 100),
 //! `BENCH_MESSAGES` (default 10000), `BENCH_BASELINE` (default 200),
@@ -466,7 +466,8 @@ async fn shared_schedule(server: &FakeTwilio, config: &Config) {
     let table = smsrelay::testing::dynamodb_local_store().await.table().to_owned();
     let dir = tempfile::tempdir().expect("temp dir");
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let workers: Vec<Deps> = (0..2)
+    let count = env_usize("BENCH_WORKERS", 2).clamp(1, 8);
+    let workers: Vec<Deps> = (0..count)
         .map(|w| {
             let store = Arc::new(DynamoMessageStore::new(
                 smsrelay::testing::dynamodb_local_client(),
@@ -481,7 +482,7 @@ async fn shared_schedule(server: &FakeTwilio, config: &Config) {
         .collect();
     println!();
     println!(
-        "== two concurrent batches: {per_worker} messages each, one sender, own Deps each, one DynamoDB Local table {table}"
+        "== {count} concurrent batches: {per_worker} messages each, one sender, own Deps each, one DynamoDB Local table {table}"
     );
     let (throttled_before, created_before) = (server.throttled(), server.created());
     let started = Instant::now();
@@ -517,7 +518,7 @@ async fn shared_schedule(server: &FakeTwilio, config: &Config) {
     let throttled = server.throttled() - throttled_before;
     println!(
         "outcome             sent {sent} of {} in {:.2} s",
-        2 * per_worker,
+        count * per_worker,
         wall.as_secs_f64()
     );
     print_verdict(
