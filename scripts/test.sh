@@ -11,6 +11,21 @@ cd "$(dirname "$0")/.."
 start_dynamodb_local dynamodb.log
 start_moto
 
+# cfn-lint and the SAM CLI on PATH: the installed ones if present, else from PyPI into a virtualenv
+# under .test-services/ (so their pins cannot disturb an installed AWS CLI).
+stack_tools() {
+  if command -v cfn-lint >/dev/null 2>&1 && command -v sam >/dev/null 2>&1; then
+    return
+  fi
+  local venv="$SERVICES/stack-tools"
+  if [ ! -x "$venv/bin/sam" ] || [ ! -x "$venv/bin/cfn-lint" ]; then
+    log "installing cfn-lint and aws-sam-cli from PyPI into $venv"
+    python3 -m venv "$venv"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check cfn-lint aws-sam-cli >&2
+  fi
+  export PATH="$PATH:$venv/bin"
+}
+
 # Arguments, if any, go to the test binaries (a name filter while developing); lint always runs
 # unless SMSRELAY_SKIP_LINT=1 (never set in CI).
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
@@ -25,6 +40,22 @@ if [ "${SMSRELAY_SKIP_LINT:-0}" != 1 ]; then
     echo "domain/ or app/ reads the system time or sleeps directly; use ctx.clock (see the lines above)" >&2
     exit 1
   fi
+  log "the SAM stack: cfn-lint template.yaml and sam validate --lint (offline)"
+  stack_tools
+  cfn-lint template.yaml
+  SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}" sam validate --lint
+  log "events/: every SQS record's md5OfBody is the MD5 of its body (as SQS sends it)"
+  python3 - <<'PY'
+import glob, hashlib, json, sys
+bad = [
+    f"{path} record {i}: md5OfBody {r['md5OfBody']} != {hashlib.md5(r['body'].encode()).hexdigest()}"
+    for path in sorted(glob.glob("events/*.json"))
+    for i, r in enumerate(json.load(open(path)).get("Records") or [])
+    if "md5OfBody" in r and r["md5OfBody"] != hashlib.md5(r["body"].encode()).hexdigest()
+]
+print("\n".join(bad), file=sys.stderr)
+sys.exit(1 if bad else 0)
+PY
   log "cargo fmt --check"
   cargo fmt --all -- --check
   log "cargo clippy (warnings are errors)"

@@ -1,4 +1,6 @@
 //! Logging setup: JSON lines in Lambda (CloudWatch), readable text locally. Level from `RUST_LOG`.
+//! Each JSON line carries `timestamp` (RFC 3339, UTC) and `level` (`INFO`, `WARN`…): with the
+//! function's `LoggingConfig: {LogFormat: JSON}`, Lambda filters by level only when both are there.
 //! Text logs are coloured only when stdout is a terminal (and `NO_COLOR` is unset), so a log
 //! redirected to a file or a pipe carries no ANSI escape codes.
 
@@ -11,17 +13,11 @@ pub fn init() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let in_lambda = std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some();
     let result = if in_lambda {
-        tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_target(false)
-            .with_ansi(false)
-            .json()
-            .without_time()
-            .try_init()
+        tracing::subscriber::set_global_default(json_subscriber(filter, std::io::stdout))
     } else {
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
         let colour = use_colour(std::io::stdout().is_terminal(), no_color);
-        tracing::subscriber::set_global_default(text_subscriber(filter, std::io::stdout, colour)).map_err(Into::into)
+        tracing::subscriber::set_global_default(text_subscriber(filter, std::io::stdout, colour))
     };
     if result.is_err() {
         tracing::debug!("telemetry already initialised");
@@ -31,6 +27,20 @@ pub fn init() {
 /// Whether text logs get ANSI colours: only on a terminal, and never when `NO_COLOR` is set.
 fn use_colour(stdout_is_terminal: bool, no_color: bool) -> bool {
     stdout_is_terminal && !no_color
+}
+
+/// The Lambda subscriber: one JSON object per line, with an RFC 3339 `timestamp`.
+fn json_subscriber<W>(filter: EnvFilter, writer: W) -> impl tracing::Subscriber + Send + Sync
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_ansi(false)
+        .with_writer(writer)
+        .json()
+        .finish()
 }
 
 /// The local text subscriber writing to `writer`, with ANSI colours only if `colour`.
@@ -78,6 +88,32 @@ mod tests {
         });
         let bytes = buffer.0.lock().map(|b| b.clone()).unwrap_or_default();
         String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    #[test]
+    fn lambda_log_lines_are_json_with_a_level_and_an_rfc3339_timestamp() {
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let before = chrono::Utc::now();
+        tracing::subscriber::with_default(json_subscriber(EnvFilter::new("info"), move || writer.clone()), || {
+            tracing::warn!(message_id = "msg_1", "something happened");
+            tracing::debug!("below the filter");
+        });
+        let bytes = buffer.0.lock().map(|b| b.clone()).unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 1, "{text}");
+        let line: serde_json::Value = serde_json::from_str(lines[0]).expect("a JSON line");
+        assert_eq!(line["level"], "WARN", "{line}");
+        assert_eq!(line["fields"]["message"], "something happened", "{line}");
+        let stamp = line["timestamp"].as_str().expect("a timestamp");
+        let at = chrono::DateTime::parse_from_rfc3339(stamp).expect("RFC 3339");
+        // Not a fixed string: the time the line was written.
+        assert!(
+            (at.with_timezone(&chrono::Utc) - before).num_seconds().abs() < 60,
+            "{stamp}"
+        );
+        assert!(!text.contains('\u{1b}'), "{text:?}");
     }
 
     #[test]

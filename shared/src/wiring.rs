@@ -76,6 +76,12 @@ pub enum WiringError {
     Secret(#[from] crate::adapters::secrets::SecretError),
 }
 
+/// The whole-request deadline of [`http_client`] (Slack, the simulator's callbacks; Twilio's own
+/// per-request deadline is [`crate::adapters::twilio::DEFAULT_TIMEOUT`]). Every function's timeout
+/// in template.yaml is above both, so a slow peer ends in the designed answer, not a Lambda
+/// timeout (tests/e2e/template.rs checks it).
+pub const HTTP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The HTTP client for webhooks and provider calls.
 ///
 /// # Errors
@@ -83,7 +89,7 @@ pub enum WiringError {
 pub fn http_client() -> Result<reqwest::Client, WiringError> {
     reqwest::Client::builder()
         .connect_timeout(std::time::Duration::from_secs(5))
-        .timeout(std::time::Duration::from_secs(15))
+        .timeout(HTTP_TIMEOUT)
         .build()
         .map_err(WiringError::Http)
 }

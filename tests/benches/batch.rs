@@ -1,5 +1,5 @@
 //! Batch throughput: how fast `send_batch` pushes 10,000 messages through one sender whose
-//! provider allows 100 messages per second, and what it costs in store calls and memory,
+//! provider allows 100 messages per second (`BENCH_MPS`), and what it costs in store calls and memory,
 //! compared with a naive one-at-a-time sender. Run by hand (not in CI):
 //!
 //! ```sh
@@ -27,7 +27,15 @@
 //! between them, its messages per second, the time it would take for the batch's messages, and
 //! the ratio of the two rates.
 //!
-//! Environment: `BENCH_MESSAGES` (default 10000), `BENCH_BASELINE` (default 200),
+//! Last, two concurrent batches (when DynamoDB Local is up, as `scripts/bench.sh` starts it): two
+//! workers, each with its own `Deps` (own DynamoDB client, Twilio client and queue, as two batch
+//! Lambdas have), send `BENCH_SHARED_MESSAGES` (default 2000) each through the same sender and the
+//! same server at once, on one DynamoDB Local table. The sender's pacing schedule in the table
+//! (`CounterStore::reserve_slot`) is all they share. Printed: combined messages per second
+//! against 95 % of the limit, and 429s (goal 0). `BENCH_WORKERS` (default 2) changes how many.
+//!
+//! Environment: `BENCH_MPS` (the server's limit and the sender's pace, default 100),
+//! `BENCH_MESSAGES` (default 10000), `BENCH_BASELINE` (default 200),
 //! `BENCH_LIMITER` (`window` (default) or `bucket`), `BENCH_SQLITE_DIR` (where the SQLite temp
 //! dir goes; default the system temp dir. Every store write is a commit that waits for the disk,
 //! so `/dev/shm` shows the pacing without the disk).
@@ -40,6 +48,7 @@ use axum::Router;
 use base64::Engine as _;
 use bytes::Bytes;
 use serde_json::{json, Value};
+use smsrelay::adapters::dynamodb::DynamoMessageStore;
 use smsrelay::adapters::sqlite::SqliteJobQueue;
 use smsrelay::adapters::sqlite::SqliteStore;
 use smsrelay::adapters::system_clock::SystemClock;
@@ -60,8 +69,10 @@ const AUTH_TOKEN: &str = "bench-auth-token";
 const FROM: &str = "+15005550006";
 /// Public base URL written into StatusCallback (nothing calls it back).
 const CALLBACK_BASE: &str = "https://relay.example.com";
-/// The provider's limit, and the sender pace configured in the app.
-const LIMIT_MPS: u32 = 100;
+/// The provider's limit, and the sender pace configured in the app: `BENCH_MPS`, default 100.
+fn limit_mps() -> u32 {
+    u32::try_from(env_usize("BENCH_MPS", 100)).unwrap_or(100).max(1)
+}
 /// How long the server takes to answer an accepted create.
 const CREATE_LATENCY: Duration = Duration::from_millis(100);
 /// Budget of one `send_batch` call.
@@ -78,7 +89,7 @@ enum Limiter {
 
 impl Limiter {
     fn admit(&mut self, now: Instant) -> bool {
-        let cap = f64::from(LIMIT_MPS);
+        let cap = f64::from(limit_mps());
         match self {
             Self::Window(admitted) => {
                 while admitted
@@ -87,7 +98,7 @@ impl Limiter {
                 {
                     admitted.pop_front();
                 }
-                if admitted.len() < LIMIT_MPS as usize {
+                if admitted.len() < limit_mps() as usize {
                     admitted.push_back(now);
                     true
                 } else {
@@ -129,7 +140,13 @@ impl FakeTwilio {
 
     /// The most creates admitted within any one-second window.
     fn busiest_second(&self) -> usize {
-        let times = self.admitted.lock().unwrap_or_else(PoisonError::into_inner);
+        self.busiest_second_since(None)
+    }
+
+    /// The most creates admitted within any one-second window from `since` on.
+    fn busiest_second_since(&self, since: Option<Instant>) -> usize {
+        let all = self.admitted.lock().unwrap_or_else(PoisonError::into_inner);
+        let times: Vec<Instant> = all.iter().copied().filter(|t| since.is_none_or(|s| *t >= s)).collect();
         let mut best = 0;
         let mut start = 0;
         for (end, t) in times.iter().enumerate() {
@@ -261,7 +278,7 @@ async fn main() {
     let bucket = std::env::var("BENCH_LIMITER").is_ok_and(|v| v.eq_ignore_ascii_case("bucket"));
     let limiter = if bucket {
         Limiter::Bucket {
-            tokens: f64::from(LIMIT_MPS),
+            tokens: f64::from(limit_mps()),
             refilled: Instant::now(),
         }
     } else {
@@ -290,7 +307,7 @@ async fn main() {
         ("TWILIO_API_BASE", twilio_base.clone()),
         ("TWILIO_FROM_NUMBER", FROM.to_owned()),
         ("SMSRELAY_PUBLIC_URL", CALLBACK_BASE.to_owned()),
-        ("SMSRELAY_SENDER_MPS", LIMIT_MPS.to_string()),
+        ("SMSRELAY_SENDER_MPS", limit_mps().to_string()),
         ("SMSRELAY_RATE_LIMIT_PER_HOUR", "1000000".to_owned()),
         ("SMSRELAY_DAILY_LIMIT", "1000000".to_owned()),
         ("SMSRELAY_QUIET_HOURS", "off".to_owned()),
@@ -304,10 +321,11 @@ async fn main() {
         SqliteStore::open(&db).expect("SQLite store"),
     )));
     let queue = Arc::new(SqliteJobQueue::open(&db, 5, clock.clone()).expect("SQLite queue"));
-    let deps = Deps::new(config, store.clone(), queue, provider.clone(), clock);
+    let deps = Deps::new(config.clone(), store.clone(), queue, provider.clone(), clock);
 
     println!(
-        "== batch: {messages} messages, one sender, provider limit {LIMIT_MPS}/s, create latency {} ms",
+        "== batch: {messages} messages, one sender, provider limit {}/s, create latency {} ms",
+        limit_mps(),
         CREATE_LATENCY.as_millis()
     );
     println!(
@@ -363,7 +381,6 @@ async fn main() {
     let batch_total = store.total_calls();
     let sent = usize::try_from(totals["sent"]).unwrap_or(usize::MAX);
     let mps = per_second(sent, wall);
-    let goal = f64::from(LIMIT_MPS) * GOAL_SHARE;
     let throttled = server.throttled();
 
     println!();
@@ -373,18 +390,12 @@ async fn main() {
         totals["sent"], totals["queued"], totals["failed"], totals["rejected"]
     );
     println!("wall time           {:.2} s", wall.as_secs_f64());
-    println!(
-        "achieved            {mps:.1} messages/s (sent / wall time)  goal >= {goal:.0}/s: {}",
-        if mps >= goal { "PASS" } else { "FAIL" }
-    );
-    println!(
-        "429s at the server  {throttled} (goal 0: {})",
-        if throttled == 0 { "PASS" } else { "FAIL" }
-    );
-    println!(
-        "server              {} creates admitted, at most {} in any 1 s",
+    print_verdict(
+        "achieved            ",
+        mps,
+        throttled,
         server.created(),
-        server.busiest_second()
+        server.busiest_second(),
     );
     println!(
         "store calls         {batch_total} total, {:.2} per message",
@@ -437,4 +448,96 @@ async fn main() {
         wall.as_secs_f64()
     );
     println!("speed-up            {:.1}x (batch MPS / baseline MPS)", mps / base_mps);
+
+    shared_schedule(&server, &config).await;
+}
+
+/// Two batch workers, each with its own `Deps` (its own DynamoDB client, Twilio client and
+/// queue), as two batch Lambdas would have, sending concurrently through one sender to one
+/// DynamoDB Local table: the sender's pacing schedule in the table is all they share. Without it
+/// each would pace itself to the full MPS and together they would send twice it.
+async fn shared_schedule(server: &FakeTwilio, config: &Config) {
+    if std::env::var_os("SMSRELAY_TEST_DYNAMODB_URL").is_none() {
+        println!();
+        println!("== two concurrent batches: skipped (SMSRELAY_TEST_DYNAMODB_URL unset; scripts/bench.sh sets it)");
+        return;
+    }
+    let per_worker = env_usize("BENCH_SHARED_MESSAGES", 2_000).min(50_000);
+    let table = smsrelay::testing::dynamodb_local_store().await.table().to_owned();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let count = env_usize("BENCH_WORKERS", 2).clamp(1, 8);
+    let workers: Vec<Deps> = (0..count)
+        .map(|w| {
+            let store = Arc::new(DynamoMessageStore::new(
+                smsrelay::testing::dynamodb_local_client(),
+                table.clone(),
+            ));
+            let queue = Arc::new(
+                SqliteJobQueue::open(&dir.path().join(format!("queue-{w}.db")), 5, clock.clone()).expect("queue"),
+            );
+            let provider = provider_for(config).expect("Twilio client");
+            Deps::new(config.clone(), store, queue, provider, clock.clone())
+        })
+        .collect();
+    println!();
+    println!(
+        "== {count} concurrent batches: {per_worker} messages each, one sender, own Deps each, one DynamoDB Local table {table}"
+    );
+    let (throttled_before, created_before) = (server.throttled(), server.created());
+    let started = Instant::now();
+    let runs = workers.iter().enumerate().map(|(w, deps)| async move {
+        let mut sent = 0;
+        for call in 0..per_worker.div_ceil(MAX_BATCH) {
+            let range = call * MAX_BATCH..((call + 1) * MAX_BATCH).min(per_worker);
+            let items: Vec<Value> = range
+                .map(|i| json!({"to": phone(600_000 + w * 50_000 + i), "body": format!("Shared pace (worker {w}, {i})")}))
+                .collect();
+            let request = BatchRequest {
+                messages: Some(items),
+                from: None,
+            };
+            let out = send_batch(ctx(deps, CALLBACK_BASE), request, CALL_BUDGET)
+                .await
+                .expect("batch accepted");
+            sent += out["sent"].as_u64().unwrap_or(0);
+            println!(
+                "   worker {w} call {:>2}: sent {:>4}  queued {:>4}  failed {:>3}",
+                call + 1,
+                out["sent"],
+                out["queued"],
+                out["failed"]
+            );
+        }
+        sent
+    });
+    let sent: u64 = futures_util::future::join_all(runs).await.into_iter().sum();
+    let wall = started.elapsed();
+    let sent = usize::try_from(sent).unwrap_or(usize::MAX);
+    let mps = per_second(sent, wall);
+    let throttled = server.throttled() - throttled_before;
+    println!(
+        "outcome             sent {sent} of {} in {:.2} s",
+        count * per_worker,
+        wall.as_secs_f64()
+    );
+    print_verdict(
+        "combined            ",
+        mps,
+        throttled,
+        server.created() - created_before,
+        server.busiest_second_since(Some(started)),
+    );
+}
+
+/// The rate against the goal (95 % of the limit), the 429s against 0, and what the server saw.
+fn print_verdict(label: &str, mps: f64, throttled: usize, created: usize, busiest: usize) {
+    let goal = f64::from(limit_mps()) * GOAL_SHARE;
+    let verdict = |ok: bool| if ok { "PASS" } else { "FAIL" };
+    println!(
+        "{label}{mps:.1} messages/s (sent / wall time)  goal >= {goal:.0}/s: {}",
+        verdict(mps >= goal)
+    );
+    println!("429s at the server  {throttled} (goal 0: {})", verdict(throttled == 0));
+    println!("server              {created} creates admitted, at most {busiest} in any 1 s");
 }

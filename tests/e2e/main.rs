@@ -13,6 +13,7 @@ mod inbound;
 mod lambda_events;
 mod local_http;
 mod openapi;
+mod permissions;
 mod retries;
 mod scheduling;
 mod secrets;

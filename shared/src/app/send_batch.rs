@@ -10,14 +10,12 @@ pub use super::batch_progress::{batch_summary, BATCH_ALERT_RATE};
 use super::send::SendRequest;
 use super::{AppError, Ctx};
 use crate::domain::{Message, MessageId, MessageStatus};
-use crate::ports::{BatchRecord, Clock, ItemOutcome, Moment, SendCheck, Sender};
+use crate::ports::{BatchRecord, ItemOutcome, Moment, SendCheck, Sender, StoreError};
 use chrono::{DateTime, Utc};
 use futures_util::stream::{self, StreamExt};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Mutex;
 
 /// The `error.code` of a result whose provider attempt failed (the provider's number is `provider_code`).
 pub const PROVIDER_ERROR_CODE: &str = "provider_error";
@@ -47,30 +45,47 @@ fn batch_id(now: DateTime<Utc>) -> String {
 /// the limit before the store write let 93 of 10,000 requests into a full one-second window).
 const PACE_SHARE: f64 = 0.99;
 
-/// Spaces sends of one sender `1/(mps × PACE_SHARE)` apart (a shared "next free slot" moment
-/// on the clock's monotonic time), instead of sleeping a fixed delay after each message.
+/// Spaces sends of one sender `1/(mps × PACE_SHARE)` apart on the sender's schedule in the store
+/// ([`CounterStore::reserve_slot`](crate::ports::CounterStore::reserve_slot)), which every batch
+/// in every process shares: two batch Lambdas at once still send at the sender's MPS, not twice
+/// it. Slots are wall-clock times; the wait for one runs on the clock's monotonic time.
 struct Pacer {
-    next: Mutex<Moment>,
     gap: Duration,
 }
 
 impl Pacer {
-    fn new(mps: u32, clock: &dyn Clock) -> Self {
+    fn new(mps: u32) -> Self {
         Self {
-            next: Mutex::new(clock.monotonic()),
             gap: Duration::from_secs_f64(1.0 / (f64::from(mps.max(1)) * PACE_SHARE)),
         }
     }
 
-    /// Reserve the next send slot, or `None` if it lies beyond `deadline`.
-    async fn reserve(&self, clock: &dyn Clock, deadline: Moment) -> Option<Moment> {
-        let mut next = self.next.lock().await;
-        let slot = (*next).max(clock.monotonic());
-        if slot >= deadline {
-            return None;
+    /// Reserve `sender`'s next send slot, or `None` if it lies at or beyond `deadline`.
+    async fn reserve(&self, ctx: Ctx<'_>, sender: &str, deadline: Moment) -> Result<Option<Moment>, StoreError> {
+        let (wall, mono) = (ctx.clock.now(), ctx.clock.monotonic());
+        let left = deadline.saturating_since(mono);
+        // A batch budget is seconds; an hour caps anything longer.
+        let wall_deadline = wall + chrono::Duration::from_std(left.min(Duration::from_secs(3600))).unwrap_or_default();
+        let slot = ctx
+            .counters
+            .reserve_slot(&format!("send-rate:{sender}"), wall, self.gap, wall_deadline)
+            .await?;
+        Ok(slot.map(|at| mono + (at - wall).to_std().unwrap_or(Duration::ZERO)))
+    }
+
+    /// `slot`, or, when it passed more than half a gap ago (the claim write was slow), a fresh
+    /// one: a late send would land in the next second's share of the sender's rate, beside the
+    /// sends other processes make on time there. The late slot goes unused. Past `deadline` the
+    /// claimed send leaves late rather than be stranded.
+    async fn on_time(&self, ctx: Ctx<'_>, sender: &str, slot: Moment, deadline: Moment) -> Result<Moment, StoreError> {
+        let mut slot = slot;
+        while ctx.clock.monotonic().saturating_since(slot) > self.gap / 2 {
+            match self.reserve(ctx, sender, deadline).await? {
+                Some(fresh) => slot = fresh,
+                None => break,
+            }
         }
-        *next = slot + self.gap;
-        Some(slot)
+        Ok(slot)
     }
 }
 
@@ -170,19 +185,11 @@ pub async fn send_batch(ctx: Ctx<'_>, req: BatchRequest, budget: Duration) -> Re
             }
         }
     }
-    let pacers: Arc<Mutex<std::collections::HashMap<String, Arc<Pacer>>>> = Arc::default();
+    let pacer = Pacer::new(ctx.config.sender_mps);
     let outcomes: Vec<(usize, Value)> = stream::iter(to_send)
         .map(|(index, m)| {
-            let pacers = pacers.clone();
-            async move {
-                let pacer = pacers
-                    .lock()
-                    .await
-                    .entry(m.from.clone())
-                    .or_insert_with(|| Arc::new(Pacer::new(ctx.config.sender_mps, ctx.clock)))
-                    .clone();
-                (index, send_item(ctx, m, &pacer, deadline).await)
-            }
+            let pacer = &pacer;
+            async move { (index, send_item(ctx, m, pacer, deadline).await) }
         })
         .buffer_unordered(CONCURRENCY)
         .collect()
@@ -249,7 +256,7 @@ async fn send_item(ctx: Ctx<'_>, mut m: Message, pacer: &Pacer, deadline: Moment
         if let Some(status) = held {
             return finish_without_send(ctx, &m, status).await.map(|m| (m, None));
         }
-        let Some(slot) = pacer.reserve(ctx.clock, deadline).await else {
+        let Some(slot) = pacer.reserve(ctx, &m.from, deadline).await? else {
             // Out of time: the retry queue finishes it.
             enqueue_attempt(ctx, &m.id, ctx.clock.now(), Duration::ZERO).await;
             return Ok((m.clone(), None));
@@ -259,6 +266,7 @@ async fn send_item(ctx: Ctx<'_>, mut m: Message, pacer: &Pacer, deadline: Moment
         begin_attempt(&mut claimed, started, ctx.config.reconcile_after);
         claimed.version = m.version + 1;
         ctx.messages.update_message(&claimed).await?;
+        let slot = pacer.on_time(ctx, &m.from, slot, deadline).await?;
         let (stored, _outcome, warning) = run_attempt_at(ctx, claimed, Some(slot)).await?;
         Ok((stored, warning))
     }

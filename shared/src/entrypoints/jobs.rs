@@ -167,7 +167,8 @@ pub mod lambda {
     ///
     /// # Errors
     /// The due index could not be read: a [`Diagnostic`] of class `Transient` or `Unexpected`
-    /// (EventBridge's asynchronous invocation retries the event).
+    /// (not retried: template.yaml sets no asynchronous retries, and the next tick picks up what
+    /// stays due).
     pub async fn handle_schedule(deps: &Deps) -> Result<serde_json::Value, Diagnostic> {
         match run_processor(deps, std::time::Duration::from_secs(240)).await {
             Ok(report) => Ok(serde_json::to_value(report).unwrap_or_default()),

@@ -5,6 +5,7 @@
 use super::StoreError;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use std::time::Duration;
 
 /// One change in [`CounterStore::add_many`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +24,16 @@ pub enum CounterOp {
         /// Counter key.
         key: String,
     },
+}
+
+/// `at` in nanoseconds since the epoch, the resolution of [`CounterStore::reserve_slot`]'s
+/// schedules (representable until 2262).
+///
+/// # Errors
+/// `Unexpected` for a time outside that range.
+pub fn epoch_nanos(at: DateTime<Utc>) -> Result<i64, StoreError> {
+    at.timestamp_nanos_opt()
+        .ok_or_else(|| StoreError::Unexpected(anyhow::anyhow!("{at} is outside the schedule's range")))
 }
 
 /// Atomic counters, one-time claims and small JSON documents, each under a string key.
@@ -97,4 +108,21 @@ pub trait CounterStore: Send + Sync {
     /// # Errors
     /// Backend failures; an unreadable document is `Corrupt`.
     async fn get_doc(&self, key: &str, now: DateTime<Utc>) -> Result<Option<serde_json::Value>, StoreError>;
+
+    /// Reserve the next slot of the evenly spaced schedule `key` (a sender's send rate), shared
+    /// by every process on this store: the later of `now` and the schedule's next free slot,
+    /// unless that is at or after `deadline` (then `None`, and nothing is reserved). The next
+    /// free slot then moves to the reserved slot plus `gap`, so concurrent callers, in any
+    /// process, get slots at least `gap` apart. Nanosecond resolution, on the callers' wall
+    /// clocks; the schedule's record expires an hour after `deadline`.
+    ///
+    /// # Errors
+    /// Backend failures.
+    async fn reserve_slot(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        gap: Duration,
+        deadline: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, StoreError>;
 }

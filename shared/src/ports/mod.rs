@@ -28,7 +28,7 @@ pub use campaign_agents::CampaignAgents;
 pub use clock::{Clock, Moment};
 pub use consent_store::{ConsentStore, OptOut, SendCheck};
 pub use conversation_store::{ConversationFilter, ConversationStore};
-pub use counter_store::{CounterOp, CounterStore};
+pub use counter_store::{epoch_nanos, CounterOp, CounterStore};
 pub use enrolment_hook::EnrolmentHook;
 pub use event_publisher::{DomainEvent, EventPublisher, PublishError};
 pub use idempotency_store::{Begin, IdempotencyStore, SavedResponse};

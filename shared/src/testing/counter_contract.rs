@@ -57,6 +57,10 @@ macro_rules! counter_contract {
             a_reset_sets_zero_and_keeps_counting_from_there,
             concurrent_resets_never_drive_a_counter_negative,
             add_many_applies_every_change_and_returns_each_value,
+            slots_start_now_and_follow_each_other_one_gap_apart,
+            a_schedule_full_until_the_deadline_reserves_nothing,
+            concurrent_reservations_get_distinct_slots_a_gap_apart,
+            a_schedule_whose_slots_have_passed_starts_again_from_now,
         );
     };
     (@tests $make:expr; $($name:ident),+ $(,)?) => {
@@ -501,4 +505,104 @@ pub async fn add_many_applies_every_change_and_returns_each_value(store: &dyn Co
     assert_eq!(store.add_many(&ops, now).await.expect("add_many"), vec![2, 0, 5]);
     assert_eq!(store.values(&keys(&["a", "b"]), now).await.expect("values"), vec![5, 0]);
     assert_eq!(store.add_many(&[], now).await.expect("nothing"), Vec::<i64>::new());
+}
+
+/// The first slot of an idle schedule is `now`; the next ones follow one `gap` apart, and each
+/// schedule (sender) is its own.
+pub async fn slots_start_now_and_follow_each_other_one_gap_apart(store: &dyn CounterStore) {
+    let now = Utc::now();
+    let gap = std::time::Duration::from_millis(10);
+    let deadline = now + Duration::seconds(20);
+    let first = store
+        .reserve_slot("sender:a", now, gap, deadline)
+        .await
+        .expect("reserve");
+    let second = store
+        .reserve_slot("sender:a", now, gap, deadline)
+        .await
+        .expect("reserve");
+    let other = store
+        .reserve_slot("sender:b", now, gap, deadline)
+        .await
+        .expect("reserve");
+    let at = |d: DateTime<Utc>| d.timestamp_nanos_opt().expect("in range");
+    assert_eq!(first.map(at), Some(at(now)));
+    assert_eq!(second.map(at), Some(at(now) + 10_000_000));
+    assert_eq!(other.map(at), Some(at(now)), "another sender's schedule is idle");
+}
+
+/// A slot at or after the deadline is not reserved, and reserving nothing moves nothing.
+pub async fn a_schedule_full_until_the_deadline_reserves_nothing(store: &dyn CounterStore) {
+    let now = Utc::now();
+    let gap = std::time::Duration::from_millis(100);
+    let deadline = now + Duration::milliseconds(250);
+    let mut got = Vec::new();
+    for _ in 0..5 {
+        got.push(
+            store
+                .reserve_slot("sender:a", now, gap, deadline)
+                .await
+                .expect("reserve"),
+        );
+    }
+    let reserved: Vec<i64> = got.iter().flatten().map(|d| (*d - now).num_milliseconds()).collect();
+    assert_eq!(reserved, vec![0, 100, 200]);
+    assert_eq!(got.iter().filter(|s| s.is_none()).count(), 2);
+    // A later deadline continues right after the last reserved slot (the refusals took nothing).
+    let later = store
+        .reserve_slot("sender:a", now, gap, now + Duration::seconds(5))
+        .await
+        .expect("reserve")
+        .map(|d| (d - now).num_milliseconds());
+    assert_eq!(later, Some(300));
+    assert_eq!(
+        store.reserve_slot("sender:a", now, gap, now).await.expect("reserve"),
+        None
+    );
+}
+
+/// Forty concurrent reservers (two processes' worth of batch tasks) get forty distinct slots,
+/// every two at least one gap apart: the schedule is shared, not per caller.
+pub async fn concurrent_reservations_get_distinct_slots_a_gap_apart(store: &dyn CounterStore) {
+    let now = Utc::now();
+    let gap = std::time::Duration::from_millis(10);
+    let deadline = now + Duration::seconds(20);
+    let results = join_all((0..40).map(|_| store.reserve_slot("sender:shared", now, gap, deadline))).await;
+    let mut slots: Vec<i64> = results
+        .into_iter()
+        .map(|r| {
+            r.expect("reserve")
+                .expect("a slot before the deadline")
+                .timestamp_nanos_opt()
+                .expect("in range")
+        })
+        .collect();
+    slots.sort_unstable();
+    assert_eq!(slots.len(), 40);
+    for pair in slots.windows(2) {
+        assert!(pair[1] - pair[0] >= 10_000_000, "{slots:?}");
+    }
+    assert_eq!(slots[39] - slots[0], 39 * 10_000_000, "no slot is skipped");
+}
+
+/// A schedule whose next slot has passed starts again from the caller's `now` (no burst to
+/// "catch up").
+pub async fn a_schedule_whose_slots_have_passed_starts_again_from_now(store: &dyn CounterStore) {
+    let gap = std::time::Duration::from_millis(10);
+    let earlier = Utc::now() - Duration::seconds(30);
+    for _ in 0..3 {
+        store
+            .reserve_slot("sender:a", earlier, gap, earlier + Duration::seconds(20))
+            .await
+            .expect("reserve");
+    }
+    let now = Utc::now();
+    let slot = store
+        .reserve_slot("sender:a", now, gap, now + Duration::seconds(20))
+        .await
+        .expect("reserve");
+    assert_eq!(
+        slot.map(|d| d.timestamp_nanos_opt().expect("in range")),
+        Some(now.timestamp_nanos_opt().expect("in range"))
+    );
 }

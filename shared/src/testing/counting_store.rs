@@ -215,6 +215,16 @@ impl CounterStore for CountingStore {
         self.enter("get_doc")?;
         self.counters.get_doc(key, now).await
     }
+    async fn reserve_slot(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        gap: std::time::Duration,
+        deadline: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.enter("reserve_slot")?;
+        self.counters.reserve_slot(key, now, gap, deadline).await
+    }
 }
 
 #[async_trait]

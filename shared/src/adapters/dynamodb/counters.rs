@@ -16,7 +16,7 @@
 
 use super::keys::{claim_key, counter_key, counter_pk, doc_key, EXPIRES_AT, PK};
 use super::DynamoMessageStore;
-use crate::ports::{CounterStore, StoreError};
+use crate::ports::{epoch_nanos, CounterStore, StoreError};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnValue};
@@ -350,6 +350,93 @@ impl CounterStore for DynamoMessageStore {
             Some(item) => decode_doc(&item, now_s, &format!("document {key}")),
             None => Ok(None),
         }
+    }
+
+    /// The counter item `schedule#<key>` holds the next free slot (epoch nanoseconds). Busy
+    /// schedule: UpdateItem `SET value = value + :gap` if `:now <= value < :deadline`, returning
+    /// the old value, the reserved slot (no read first, and concurrent adds never collide). Idle
+    /// (absent or passed): UpdateItem `SET value = :now + :gap` if absent or `value < :now`, the
+    /// slot is `now`. If both lose, another writer moved it in between, or it is full until the
+    /// deadline: a consistent read tells which, and a full schedule answers `None`.
+    async fn reserve_slot(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        gap: Duration,
+        deadline: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        if now >= deadline {
+            return Ok(None);
+        }
+        let item_key = counter_key(&format!("schedule#{key}"));
+        let gap_ns = i64::try_from(gap.as_nanos()).unwrap_or(i64::MAX);
+        let (now_ns, deadline_ns) = (epoch_nanos(now)?, epoch_nanos(deadline)?);
+        let expires = n(deadline.timestamp() + 3600);
+        let at = |ns: i64| Ok::<_, StoreError>(DateTime::from_timestamp_nanos(ns));
+        for _ in 0..ADD_ATTEMPTS {
+            let busy = self
+                .client()
+                .update_item()
+                .table_name(self.table())
+                .set_key(Some(item_key.clone()))
+                .update_expression("SET #value = #value + :gap, #expires_at = :expires_at")
+                .condition_expression("#value >= :now AND #value < :deadline")
+                .expression_attribute_names("#value", VALUE)
+                .expression_attribute_names("#expires_at", EXPIRES_AT)
+                .expression_attribute_values(":gap", n(gap_ns))
+                .expression_attribute_values(":now", n(now_ns))
+                .expression_attribute_values(":deadline", n(deadline_ns))
+                .expression_attribute_values(":expires_at", expires.clone())
+                .return_values(ReturnValue::UpdatedOld)
+                .send()
+                .await
+                .map_err(|e| classify(e, "UpdateItem"));
+            match busy {
+                Ok(out) => {
+                    let old = number(&out.attributes.unwrap_or_default(), VALUE, "schedule")?
+                        .ok_or_else(|| StoreError::Corrupt(format!("schedule {key}: no {VALUE}")))?;
+                    return at(old).map(Some);
+                }
+                Err(StoreError::ConditionFailed) => {}
+                Err(e) => return Err(e),
+            }
+            let idle = self
+                .client()
+                .update_item()
+                .table_name(self.table())
+                .set_key(Some(item_key.clone()))
+                .update_expression("SET #value = :next, #expires_at = :expires_at")
+                .condition_expression("attribute_not_exists(#value) OR #value < :now")
+                .expression_attribute_names("#value", VALUE)
+                .expression_attribute_names("#expires_at", EXPIRES_AT)
+                .expression_attribute_values(":next", n(now_ns.saturating_add(gap_ns)))
+                .expression_attribute_values(":now", n(now_ns))
+                .expression_attribute_values(":expires_at", expires.clone())
+                .send()
+                .await
+                .map_err(|e| classify(e, "UpdateItem"));
+            match idle {
+                Ok(_) => return at(now_ns).map(Some),
+                Err(StoreError::ConditionFailed) => {}
+                Err(e) => return Err(e),
+            }
+            let read = self
+                .client()
+                .get_item()
+                .table_name(self.table())
+                .set_key(Some(item_key.clone()))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|e| classify(e, "GetItem"))?;
+            let next = number(&read.item.unwrap_or_default(), VALUE, "schedule")?;
+            if next.is_some_and(|next| next >= deadline_ns) {
+                return Ok(None);
+            }
+        }
+        Err(StoreError::Unexpected(anyhow::anyhow!(
+            "schedule {key} changed under every one of {ADD_ATTEMPTS} attempts to reserve a slot"
+        )))
     }
 }
 

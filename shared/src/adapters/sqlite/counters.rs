@@ -9,7 +9,7 @@
 
 use super::conn::sql_error;
 use super::{time, SqliteStore};
-use crate::ports::{CounterOp, CounterStore, StoreError};
+use crate::ports::{epoch_nanos, CounterOp, CounterStore, StoreError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension};
@@ -42,6 +42,16 @@ ON CONFLICT (key) DO UPDATE SET until = excluded.until WHERE claims.until < ?3";
 const PUT_DOC: &str = "
 INSERT INTO docs (key, doc, expires_at) VALUES (?1, ?2, ?3)
 ON CONFLICT (key) DO UPDATE SET doc = excluded.doc, expires_at = excluded.expires_at";
+
+/// Reserve a schedule slot (see `reserve_slot`): the row's `value` is the next free slot in epoch
+/// nanoseconds. A new row, or one whose next slot has passed, starts from `now` (?2); the update
+/// happens only while that slot is before the deadline (?4), and returns the new next slot (the
+/// reserved one plus the gap, ?3). One statement, so atomic across connections and processes.
+const RESERVE_SLOT: &str = "
+INSERT INTO counters (key, value, expires_at) VALUES (?1, ?2 + ?3, ?5)
+ON CONFLICT (key) DO UPDATE SET value = MAX(counters.value, ?2) + ?3, expires_at = ?5
+    WHERE MAX(counters.value, ?2) < ?4
+RETURNING value";
 
 /// A live document (no row for absent or expired ones).
 const GET_DOC: &str = "SELECT doc FROM docs WHERE key = ?1 AND (expires_at IS NULL OR expires_at >= ?2)";
@@ -181,6 +191,39 @@ impl CounterStore for SqliteStore {
         })
         .await
     }
+
+    /// One conditional UPSERT (see `RESERVE_SLOT`) on the counter `schedule#<key>`.
+    async fn reserve_slot(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        gap: std::time::Duration,
+        deadline: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        if now >= deadline {
+            return Ok(None);
+        }
+        let key = schedule_key(key);
+        let gap_ns = i64::try_from(gap.as_nanos()).unwrap_or(i64::MAX);
+        let (now_ns, deadline_ns) = (epoch_nanos(now)?, epoch_nanos(deadline)?);
+        let expires = deadline.timestamp() + 3600;
+        let next: Option<i64> = self
+            .run(move |conn| {
+                conn.prepare_cached(RESERVE_SLOT)
+                    .map_err(sql_error)?
+                    .query_row(params![key, now_ns, gap_ns, deadline_ns, expires], |r| r.get(0))
+                    .optional()
+                    .map_err(sql_error)
+            })
+            .await?;
+        next.map(|next| Ok(DateTime::from_timestamp_nanos(next - gap_ns)))
+            .transpose()
+    }
+}
+
+/// The counter a schedule's next free slot is kept in.
+fn schedule_key(key: &str) -> String {
+    format!("schedule#{key}")
 }
 
 #[cfg(test)]
