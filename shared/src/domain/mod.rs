@@ -2,6 +2,7 @@
 
 pub mod agent;
 pub mod area_code_zone;
+pub mod campaign;
 pub mod consent;
 pub mod conversation;
 pub mod duration;
@@ -17,6 +18,9 @@ pub mod time_format;
 
 pub use agent::{AgentSpec, AgentSpecError, ScriptedRule};
 pub use area_code_zone::zone_for_area_code;
+pub use campaign::{
+    Campaign, CampaignError, CampaignQuietHours, Enrolment, EnrolmentId, EnrolmentStatus, Lead, Step, Template, Variable,
+};
 pub use consent::{current_status, ConsentChannel, ConsentEvidence, ConsentStatus};
 pub use conversation::{
     Conversation, ConversationError, ConversationId, ConversationStatus, Direction, InvalidConversationId, Outcome,

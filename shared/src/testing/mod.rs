@@ -3,6 +3,7 @@
 //! the store, counter and queue contract suites every adapter must pass.
 
 pub mod batch_contract;
+pub mod campaign_contract;
 pub mod conversation_contract;
 pub mod counter_contract;
 pub mod counting_store;
