@@ -13,6 +13,7 @@
 pub mod alerts;
 pub mod attempt;
 pub mod batch_progress;
+pub mod campaigns;
 pub mod consent;
 pub mod conversations;
 pub mod fire_scheduled;
