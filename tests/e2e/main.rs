@@ -3,6 +3,7 @@
 
 mod alerts;
 mod batches;
+mod campaigns;
 mod faults;
 mod harness;
 mod health;
