@@ -317,3 +317,50 @@ async fn campaigns_refuse_unknown_variables_and_leads_refuse_unknown_campaigns_a
     assert_eq!(list["data"][0]["agent"]["provider"], "scripted");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_step_sent_by_a_run_that_died_before_recording_it_is_recorded_after_a_restart_not_sent_again() {
+    use smsrelay::ports::Clock as _;
+    let dir = tempfile::tempdir().expect("dir");
+    let db = dir.path().join("local.db");
+    let clock = crate::harness::clock_at_real_time();
+    let first = ClockedApp::on(&db, AppOptions::default(), clock.clone()).await;
+    create(&first, &campaign("roof-leads")).await;
+    let (_, enrolled) = call(first.post_json("/v1/leads", &lead("roof-leads"))).await;
+    let id = smsrelay::domain::EnrolmentId::parse(enrolled["enrollment_id"].as_str().expect("id")).expect("id");
+    first.advance(HOUR * 2);
+    // A tick claims step 2 and sends it, then dies before writing it down.
+    let deps = first.deps();
+    let now = clock.now();
+    let mut e = deps.campaigns.get_enrolment(&id).await.expect("read").expect("enrolled");
+    assert_eq!(e.claim_step(now, now + chrono::Duration::minutes(10), 3), Some(1));
+    e.version += 1;
+    deps.campaigns.update_enrolment(&e).await.expect("claimed");
+    let cmd = smsrelay::app::send::SendCommand {
+        to: e.lead.phone.clone(),
+        body: smsrelay::domain::MessageBody::parse("Still interested, Ana?".to_owned()).expect("body"),
+        from: smsrelay::ports::Sender::Number(e.business_number.clone()),
+        reference: Some(smsrelay::domain::Ref {
+            kind: smsrelay::app::campaigns::STEP_REF_KIND.to_owned(),
+            id: format!("{id}:1"),
+        }),
+        metadata: serde_json::Map::new(),
+        send_at: None,
+        quiet_hours: None,
+    };
+    let sent = smsrelay::app::send::send_message(smsrelay::entrypoints::http::ctx(deps, &first.url), cmd)
+        .await
+        .expect("sent");
+    first.stop().await;
+    // After the restart, once the claim has expired, the next tick finds the message by its ref.
+    let second = ClockedApp::on(&db, AppOptions::default(), clock.clone()).await;
+    second.advance(Duration::from_secs(9 * 60));
+    assert_eq!(second.run_processor().await["due_sent"], 0, "the claim still holds");
+    second.advance(Duration::from_secs(60));
+    second.run_processor().await;
+    let e = enrolment(&second, &enrolled["enrollment_id"]).await;
+    assert_eq!(e["step"], 2, "{e}");
+    assert_eq!(e["message_ids"][1], json!(sent.message.id.as_str()));
+    assert_eq!(sent_bodies(&second).await.len(), 2, "step 2 went out once");
+    second.stop().await;
+}
