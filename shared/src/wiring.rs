@@ -14,8 +14,8 @@ use crate::adapters::twilio::{TwilioCredentials, TwilioSimulator, TwilioSmsProvi
 use crate::app::Ctx;
 use crate::config::{Config, ConfigError};
 use crate::ports::{
-    Alerter, BatchStore, CampaignAgents, CampaignStore, Clock, ConsentStore, ConversationStore, CounterStore, EnrolmentHook,
-    EventPublisher, IdempotencyStore, JobQueue, MessageQueries, MessageStore, Retention, SmsProvider,
+    Alerter, BatchStore, CampaignAgents, CampaignStore, Clock, ConsentStore, ConversationStore, CounterStore,
+    EnrolmentHook, EventPublisher, IdempotencyStore, JobQueue, MessageQueries, MessageStore, Retention, SmsProvider,
 };
 use std::sync::Arc;
 

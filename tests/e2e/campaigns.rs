@@ -80,7 +80,10 @@ async fn a_lead_gets_step_one_at_once_step_two_when_due_and_a_reply_pauses_befor
     // Lead in → step 1 at once, rendered from the lead's fields.
     let (status, enrolled) = call(app.post_json("/v1/leads", &lead("roof-leads"))).await;
     assert_eq!(status, 201, "{enrolled}");
-    assert_eq!((enrolled["status"].as_str(), enrolled["duplicate"].as_bool()), (Some("active"), Some(false)));
+    assert_eq!(
+        (enrolled["status"].as_str(), enrolled["duplicate"].as_bool()),
+        (Some("active"), Some(false))
+    );
     let first = enrolled["first_message_id"].as_str().expect("step 1 sent").to_owned();
     assert_eq!(
         sent_bodies(&app).await,
@@ -95,11 +98,19 @@ async fn a_lead_gets_step_one_at_once_step_two_when_due_and_a_reply_pauses_befor
     // Due: two overlapping ticks send step 2 once.
     app.advance(Duration::from_secs(60));
     let (a, b) = tokio::join!(app.run_processor(), app.run_processor());
-    assert_eq!(a["due_sent"].as_u64().unwrap_or(0) + b["due_sent"].as_u64().unwrap_or(0), 1, "{a} {b}");
+    assert_eq!(
+        a["due_sent"].as_u64().unwrap_or(0) + b["due_sent"].as_u64().unwrap_or(0),
+        1,
+        "{a} {b}"
+    );
     assert_eq!(sent_bodies(&app).await.len(), 2);
     assert_eq!(sent_bodies(&app).await[1], "Still interested, Ana?");
     let e = enrolment(&app, &enrolled["enrollment_id"]).await;
-    assert_eq!((e["status"].as_str(), e["step"].as_u64()), (Some("active"), Some(2)), "{e}");
+    assert_eq!(
+        (e["status"].as_str(), e["step"].as_u64()),
+        (Some("active"), Some(2)),
+        "{e}"
+    );
     assert_eq!(e["message_ids"].as_array().map(Vec::len), Some(2));
     // A reply pauses it: step 3 never goes.
     app.advance(Duration::from_secs(60));
@@ -110,7 +121,14 @@ async fn a_lead_gets_step_one_at_once_step_two_when_due_and_a_reply_pauses_befor
     app.run_processor().await;
     assert_eq!(sent_bodies(&app).await.len(), 2, "step 3 was never sent");
     // The conversation holds both directions and names the campaign.
-    let c = get(&app, &format!("/v1/conversations/{}", enrolled["conversation_id"].as_str().unwrap_or(""))).await;
+    let c = get(
+        &app,
+        &format!(
+            "/v1/conversations/{}",
+            enrolled["conversation_id"].as_str().unwrap_or("")
+        ),
+    )
+    .await;
     assert_eq!(c["campaign_id"], "roof-leads");
     let directions: Vec<&str> = c["messages"]
         .as_array()
@@ -119,8 +137,19 @@ async fn a_lead_gets_step_one_at_once_step_two_when_due_and_a_reply_pauses_befor
     assert_eq!(directions, ["outbound", "outbound", "inbound"], "{c}");
     // Silent for end_after_silence after the reply: the conversation ends (no model: qualified).
     app.drain_queue().await;
-    let c = get(&app, &format!("/v1/conversations/{}", enrolled["conversation_id"].as_str().unwrap_or(""))).await;
-    assert_eq!((c["status"].as_str(), c["outcome"].as_str()), (Some("ended"), Some("qualified")), "{c}");
+    let c = get(
+        &app,
+        &format!(
+            "/v1/conversations/{}",
+            enrolled["conversation_id"].as_str().unwrap_or("")
+        ),
+    )
+    .await;
+    assert_eq!(
+        (c["status"].as_str(), c["outcome"].as_str()),
+        (Some("ended"), Some("qualified")),
+        "{c}"
+    );
     // The report, from counters.
     let r = get(&app, "/v1/campaigns/roof-leads/report").await;
     assert_eq!(
@@ -132,13 +161,19 @@ async fn a_lead_gets_step_one_at_once_step_two_when_due_and_a_reply_pauses_befor
     assert_eq!(r["outcomes"]["qualified"], 1, "{r}");
     // Resume: the next step goes at once (its delay after step 2 has passed).
     let (status, resumed) = call(app.post_json(
-        &format!("/v1/enrollments/{}/resume", enrolled["enrollment_id"].as_str().unwrap_or("")),
+        &format!(
+            "/v1/enrollments/{}/resume",
+            enrolled["enrollment_id"].as_str().unwrap_or("")
+        ),
         &json!({}),
     ))
     .await;
     assert_eq!(status, 200, "{resumed}");
     assert_eq!(resumed["step"], 3, "{resumed}");
-    assert_eq!(sent_bodies(&app).await.last().map(String::as_str), Some("Last check-in from us."));
+    assert_eq!(
+        sent_bodies(&app).await.last().map(String::as_str),
+        Some("Last check-in from us.")
+    );
     app.stop().await;
 }
 
@@ -161,7 +196,14 @@ async fn no_reply_after_the_last_step_ends_the_conversation_no_response() {
     assert_eq!(tick["ended_no_response"], 1, "{tick}");
     let e = enrolment(&app, &enrolled["enrollment_id"]).await;
     assert_eq!(e["status"], "completed", "{e}");
-    let conv = get(&app, &format!("/v1/conversations/{}", enrolled["conversation_id"].as_str().unwrap_or(""))).await;
+    let conv = get(
+        &app,
+        &format!(
+            "/v1/conversations/{}",
+            enrolled["conversation_id"].as_str().unwrap_or("")
+        ),
+    )
+    .await;
     assert_eq!(conv["outcome"], "no_response", "{conv}");
     assert_eq!(app.run_processor().await["ended_no_response"], 0, "counted once");
     let r = get(&app, "/v1/campaigns/short/report").await;
@@ -184,18 +226,34 @@ async fn stop_stops_the_enrolment_discards_the_conversation_and_nothing_more_is_
         app.run_processor().await;
     }
     assert_eq!(sent_bodies(&app).await.len(), 1, "nothing after STOP");
-    let conv = get(&app, &format!("/v1/conversations/{}", enrolled["conversation_id"].as_str().unwrap_or(""))).await;
+    let conv = get(
+        &app,
+        &format!(
+            "/v1/conversations/{}",
+            enrolled["conversation_id"].as_str().unwrap_or("")
+        ),
+    )
+    .await;
     assert_eq!(conv["outcome"], "discarded", "{conv}");
     let r = get(&app, "/v1/campaigns/roof-leads/report").await;
     assert_eq!(
-        (&r["stopped"], &r["opted_out"], &r["active"], &r["outcomes"]["discarded"]),
+        (
+            &r["stopped"],
+            &r["opted_out"],
+            &r["active"],
+            &r["outcomes"]["discarded"]
+        ),
         (&json!(1), &json!(1), &json!(0), &json!(1)),
         "{r}"
     );
     // An opted-out phone is refused at intake in another campaign.
     create(&app, &campaign("other")).await;
     let (status, body) = call(app.post_json("/v1/leads", &lead("other"))).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (422, Some("opted_out")), "{body}");
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (422, Some("opted_out")),
+        "{body}"
+    );
     app.stop().await;
 }
 
@@ -212,7 +270,10 @@ async fn ten_concurrent_identical_leads_make_one_enrolment_and_one_first_sms() {
         .filter(|(s, b)| *s == 200 && b["duplicate"] == json!(true))
         .count();
     assert_eq!((created, duplicates), (1, 9), "{answers:?}");
-    let ids: std::collections::HashSet<&str> = answers.iter().filter_map(|(_, b)| b["enrollment_id"].as_str()).collect();
+    let ids: std::collections::HashSet<&str> = answers
+        .iter()
+        .filter_map(|(_, b)| b["enrollment_id"].as_str())
+        .collect();
     assert_eq!(ids.len(), 1, "one enrolment: {ids:?}");
     assert_eq!(sent_bodies(&app).await.len(), 1, "one first SMS");
     // A later repeat is a duplicate too; the same Idempotency-Key replays the first answer.
@@ -235,7 +296,13 @@ async fn ten_concurrent_identical_leads_make_one_enrolment_and_one_first_sms() {
         .await
         .expect("post");
     assert_eq!(replay.status(), 201);
-    assert_eq!(replay.headers().get("idempotent-replayed").and_then(|v| v.to_str().ok()), Some("true"));
+    assert_eq!(
+        replay
+            .headers()
+            .get("idempotent-replayed")
+            .and_then(|v| v.to_str().ok()),
+        Some("true")
+    );
     assert_eq!(replay.json::<Value>().await.expect("json"), first);
     let r = get(&app, "/v1/campaigns/roof-leads/report").await;
     assert_eq!((&r["enrolled"], &r["active"]), (&json!(2), &json!(2)), "{r}");
@@ -246,8 +313,7 @@ async fn ten_concurrent_identical_leads_make_one_enrolment_and_one_first_sms() {
 async fn a_step_due_in_the_leads_night_is_moved_to_the_morning_never_dropped() {
     // 22:00 in Chicago tomorrow (04:00Z), after the real now as the harness needs.
     let tomorrow = Utc::now().date_naive() + Days::days(1);
-    let night = Utc
-        .from_utc_datetime(&tomorrow.and_hms_opt(4, 0, 0).expect("time"));
+    let night = Utc.from_utc_datetime(&tomorrow.and_hms_opt(4, 0, 0).expect("time"));
     let app = ClockedApp::with_clock(AppOptions::default(), Arc::new(ManualClock::new(night))).await;
     let mut c = campaign("roof-leads");
     c["quiet_hours"] = json!({"start": "21:00", "end": "08:00"});
@@ -285,7 +351,10 @@ async fn campaigns_refuse_unknown_variables_and_leads_refuse_unknown_campaigns_a
         (body["error"]["code"].as_str(), body["error"]["field"].as_str()),
         (Some("unknown_variable"), Some("steps[1].body"))
     );
-    assert!(body["error"]["message"].as_str().unwrap_or("").contains("nickname"), "{body}");
+    assert!(
+        body["error"]["message"].as_str().unwrap_or("").contains("nickname"),
+        "{body}"
+    );
     let (status, _) = call(app.get("/v1/campaigns/bad")).await;
     assert_eq!(status, 404);
     create(&app, &campaign("roof-leads")).await;
@@ -332,7 +401,12 @@ async fn a_step_sent_by_a_run_that_died_before_recording_it_is_recorded_after_a_
     // A tick claims step 2 and sends it, then dies before writing it down.
     let deps = first.deps();
     let now = clock.now();
-    let mut e = deps.campaigns.get_enrolment(&id).await.expect("read").expect("enrolled");
+    let mut e = deps
+        .campaigns
+        .get_enrolment(&id)
+        .await
+        .expect("read")
+        .expect("enrolled");
     assert_eq!(e.claim_step(now, now + chrono::Duration::minutes(10), 3), Some(1));
     e.version += 1;
     deps.campaigns.update_enrolment(&e).await.expect("claimed");

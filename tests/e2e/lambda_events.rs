@@ -420,16 +420,31 @@ async fn the_drip_runs_through_the_campaigns_processor_and_inbound_handlers_on_d
     .enumerate()
     {
         let priority = u8::try_from(i + 1).unwrap_or(9);
-        on_create(&env.twilio, 201, message_json(sid, "+14155550100", "step", "queued"), Some(1), priority).await;
+        on_create(
+            &env.twilio,
+            201,
+            message_json(sid, "+14155550100", "step", "queued"),
+            Some(1),
+            priority,
+        )
+        .await;
     }
     let (status, body) = invoke(&env.deps, Routes::Campaigns, &load("campaigns-create-campaign.json")).await;
     assert_eq!(status, 201, "{body}");
     let (status, body) = invoke(&env.deps, Routes::Campaigns, &load("campaigns-create-campaign.json")).await;
-    assert_eq!((status, &body["error"]["code"]), (409, &json!("campaign_exists")), "{body}");
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (409, &json!("campaign_exists")),
+        "{body}"
+    );
     let (status, body) = invoke(&env.deps, Routes::Campaigns, &load("campaigns-replace-campaign.json")).await;
     assert_eq!((status, &body["name"]), (200, &json!("Roof leads (spring)")), "{body}");
     let (status, body) = invoke(&env.deps, Routes::Campaigns, &load("campaigns-get-campaign.json")).await;
-    assert_eq!((status, &body["agent"]["provider"]), (200, &json!("scripted")), "{body}");
+    assert_eq!(
+        (status, &body["agent"]["provider"]),
+        (200, &json!("scripted")),
+        "{body}"
+    );
     let (status, body) = invoke(&env.deps, Routes::Campaigns, &load("campaigns-list-campaigns.json")).await;
     assert_eq!((status, &body["data"][0]["id"]), (200, &json!("roof-leads")), "{body}");
     // Lead in: step 1 at once; the same lead again is a duplicate with no second SMS.
@@ -442,20 +457,35 @@ async fn the_drip_runs_through_the_campaigns_processor_and_inbound_handlers_on_d
     let id = lead["enrollment_id"].as_str().expect("id").to_owned();
     // Two hours later the scheduled tick sends step 2 (and not before).
     clock.advance(std::time::Duration::from_secs(7_199));
-    smsrelay::entrypoints::jobs::lambda::handle_schedule(&env.deps).await.expect("tick");
+    smsrelay::entrypoints::jobs::lambda::handle_schedule(&env.deps)
+        .await
+        .expect("tick");
     assert_eq!(creates(&env.twilio).await, 1, "not before it is due");
     clock.advance(std::time::Duration::from_secs(1));
-    let tick = smsrelay::entrypoints::jobs::lambda::handle_schedule(&env.deps).await.expect("tick");
+    let tick = smsrelay::entrypoints::jobs::lambda::handle_schedule(&env.deps)
+        .await
+        .expect("tick");
     assert_eq!(tick["due_sent"], 1, "{tick}");
     assert_eq!(creates(&env.twilio).await, 2);
     // A reply (the signed inbound event) pauses it; a day later step 3 does not go.
     clock.advance(std::time::Duration::from_secs(60));
     let (status, _) = invoke(&env.deps, Routes::Inbound, &load("inbound-reply.json")).await;
     assert_eq!(status, 200);
-    let (status, e) = invoke(&env.deps, Routes::Campaigns, &enrollment_event("campaigns-get-enrollment.json", &id)).await;
-    assert_eq!((status, &e["status"], &e["step"]), (200, &json!("paused"), &json!(2)), "{e}");
+    let (status, e) = invoke(
+        &env.deps,
+        Routes::Campaigns,
+        &enrollment_event("campaigns-get-enrollment.json", &id),
+    )
+    .await;
+    assert_eq!(
+        (status, &e["status"], &e["step"]),
+        (200, &json!("paused"), &json!(2)),
+        "{e}"
+    );
     clock.advance(std::time::Duration::from_secs(86_400));
-    smsrelay::entrypoints::jobs::lambda::handle_schedule(&env.deps).await.expect("tick");
+    smsrelay::entrypoints::jobs::lambda::handle_schedule(&env.deps)
+        .await
+        .expect("tick");
     assert_eq!(creates(&env.twilio).await, 2, "step 3 never sent");
     let (status, r) = invoke(&env.deps, Routes::Campaigns, &load("campaigns-get-report.json")).await;
     assert_eq!(status, 200);
@@ -467,17 +497,34 @@ async fn the_drip_runs_through_the_campaigns_processor_and_inbound_handlers_on_d
     // STOP: the enrolment stops and the conversation is discarded; resume is refused.
     let (status, _) = invoke(&env.deps, Routes::Inbound, &load("inbound-stop.json")).await;
     assert_eq!(status, 200);
-    let (status, e) = invoke(&env.deps, Routes::Campaigns, &enrollment_event("campaigns-get-enrollment.json", &id)).await;
+    let (status, e) = invoke(
+        &env.deps,
+        Routes::Campaigns,
+        &enrollment_event("campaigns-get-enrollment.json", &id),
+    )
+    .await;
     assert_eq!((status, &e["status"]), (200, &json!("stopped")), "{e}");
-    let (status, _) = invoke(&env.deps, Routes::Campaigns, &enrollment_event("campaigns-resume-enrollment.json", &id)).await;
+    let (status, _) = invoke(
+        &env.deps,
+        Routes::Campaigns,
+        &enrollment_event("campaigns-resume-enrollment.json", &id),
+    )
+    .await;
     assert_eq!(status, 409);
     let (_, r) = invoke(&env.deps, Routes::Campaigns, &load("campaigns-get-report.json")).await;
     assert_eq!(
-        (&r["stopped"], &r["opted_out"], &r["paused"], &r["outcomes"]["discarded"]),
+        (
+            &r["stopped"],
+            &r["opted_out"],
+            &r["paused"],
+            &r["outcomes"]["discarded"]
+        ),
         (&json!(1), &json!(1), &json!(0), &json!(1)),
         "{r}"
     );
     clock.advance(std::time::Duration::from_secs(86_400 * 3));
-    smsrelay::entrypoints::jobs::lambda::handle_schedule(&env.deps).await.expect("tick");
+    smsrelay::entrypoints::jobs::lambda::handle_schedule(&env.deps)
+        .await
+        .expect("tick");
     assert_eq!(creates(&env.twilio).await, 2, "nothing after STOP");
 }

@@ -580,15 +580,33 @@ async fn every_documented_route_answers_as_its_schema_says() {
         call("POST", t).json(json!({"phone": "+14155550189", "campaign_id": "unknown", "first_name": "A"})),
     )
     .await;
-    check(&app, &doc, t, call("POST", t).json(json!({"campaign_id": "roof-leads"}))).await;
+    check(
+        &app,
+        &doc,
+        t,
+        call("POST", t).json(json!({"campaign_id": "roof-leads"})),
+    )
+    .await;
     drive("POST", t);
     let enrollment = enrolled["enrollment_id"].as_str().expect("an enrollment").to_owned();
     let t = "/v1/enrollments/{id}";
     check(&app, &doc, t, call("GET", format!("/v1/enrollments/{enrollment}"))).await;
-    check(&app, &doc, t, call("GET", "/v1/enrollments/enr_01JD0000000000000000000000")).await;
+    check(
+        &app,
+        &doc,
+        t,
+        call("GET", "/v1/enrollments/enr_01JD0000000000000000000000"),
+    )
+    .await;
     drive("GET", t);
     let t = "/v1/enrollments/{id}/resume";
-    let (status, _) = check(&app, &doc, t, call("POST", format!("/v1/enrollments/{enrollment}/resume"))).await;
+    let (status, _) = check(
+        &app,
+        &doc,
+        t,
+        call("POST", format!("/v1/enrollments/{enrollment}/resume")),
+    )
+    .await;
     assert_eq!(status, 409, "an active enrollment is not paused");
     check(&app, &doc, t, call("POST", "/v1/enrollments/nope/resume")).await;
     drive("POST", t);

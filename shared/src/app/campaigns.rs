@@ -393,7 +393,9 @@ async fn fire_step(p: CampaignPorts<'_>, campaign: &Campaign, e: Enrolment) -> R
     let ctx = p.ctx;
     let now = ctx.clock.now();
     let steps = campaign.steps.len();
-    let due = e.claim.map_or(e.next_message_at.is_some_and(|t| t <= now), |c| c.until <= now);
+    let due = e
+        .claim
+        .map_or(e.next_message_at.is_some_and(|t| t <= now), |c| c.until <= now);
     if e.status != EnrolmentStatus::Active || e.step as usize >= steps || !due {
         return Ok((e, Fired::Skipped));
     }
@@ -639,7 +641,10 @@ async fn check_silence(
 ) -> Result<(), AppError> {
     let now = p.ctx.clock.now();
     let Some(wait) = campaign.end_after_silence() else {
-        modify_enrolment(p.campaigns, p.ctx.counters, &e.id, now, |x| x.silence_check_at.take().is_some()).await?;
+        modify_enrolment(p.campaigns, p.ctx.counters, &e.id, now, |x| {
+            x.silence_check_at.take().is_some()
+        })
+        .await?;
         return Ok(());
     };
     let conversation = p.conversations.get_conversation(&e.conversation_id).await?;
@@ -788,9 +793,7 @@ impl ConversationStore for CountedConversations {
         let before = self.inner.get_conversation(&c.id).await?;
         self.inner.update_conversation(c).await?;
         // The write succeeded on version - 1, so `before` (read at that version) is what it replaced.
-        let previous = before
-            .filter(|b| b.version + 1 == c.version)
-            .and_then(|b| b.outcome);
+        let previous = before.filter(|b| b.version + 1 == c.version).and_then(|b| b.outcome);
         if previous != Some(outcome) {
             let mut ops = vec![add(campaign, &format!("outcome:{}", outcome.as_str()), 1)];
             if let Some(p) = previous {
@@ -886,7 +889,11 @@ pub async fn campaign_report(
         "opted_out",
     ];
     let mut keys: Vec<String> = fields.iter().map(|f| counter_key(id, f)).collect();
-    keys.extend(Outcome::ALL.iter().map(|o| counter_key(id, &format!("outcome:{}", o.as_str()))));
+    keys.extend(
+        Outcome::ALL
+            .iter()
+            .map(|o| counter_key(id, &format!("outcome:{}", o.as_str()))),
+    );
     let v = counters.values(&keys, now).await?;
     let get = |i: usize| v.get(i).copied().unwrap_or(0).max(0);
     let outcomes = Outcome::ALL

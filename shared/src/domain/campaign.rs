@@ -319,7 +319,13 @@ fn duration_field(raw: Option<&str>, field: &str) -> Result<Option<Duration>, Ca
         super::parse_duration(r)
             .ok()
             .and_then(|d| Duration::from_std(d).ok())
-            .ok_or_else(|| fault("invalid_duration", field, format!("`{field}` must look like 30s, 15m, 2h or 1d")))
+            .ok_or_else(|| {
+                fault(
+                    "invalid_duration",
+                    field,
+                    format!("`{field}` must look like 30s, 15m, 2h or 1d"),
+                )
+            })
     })
     .transpose()
 }
@@ -374,7 +380,11 @@ impl Campaign {
                 .map_err(|e| fault("invalid_quiet_hours", "quiet_hours", format!("`quiet_hours`: {e}")))?;
         }
         if self.daily_limit == Some(0) {
-            return Err(fault("invalid_daily_limit", "daily_limit", "`daily_limit` must be at least 1"));
+            return Err(fault(
+                "invalid_daily_limit",
+                "daily_limit",
+                "`daily_limit` must be at least 1",
+            ));
         }
         if let Some(agent) = &self.agent {
             agent
@@ -862,7 +872,11 @@ mod tests {
         assert_eq!(t.render(&lead()).as_deref(), Ok("Hi Ana, via web-form (+14155550100)"));
         let mut no_name = lead();
         no_name.first_name = Some("  ".to_owned());
-        assert_eq!(t.render(&no_name), Err(Variable::FirstName), "never a blank where a name goes");
+        assert_eq!(
+            t.render(&no_name),
+            Err(Variable::FirstName),
+            "never a blank where a name goes"
+        );
     }
 
     #[test]
@@ -918,7 +932,11 @@ mod tests {
         let sent = t0() + Duration::minutes(1);
         assert!(e.record_step(0, MessageId::generate(sent), &c, sent));
         assert_eq!(e.next_message_at, Some(sent + Duration::hours(2)));
-        assert_eq!(e.claim_step(sent + Duration::minutes(119), until, 3), None, "not before it is due");
+        assert_eq!(
+            e.claim_step(sent + Duration::minutes(119), until, 3),
+            None,
+            "not before it is due"
+        );
         let second = sent + Duration::hours(3);
         assert_eq!(e.claim_step(second, second + Duration::minutes(5), 3), Some(1));
         assert!(e.record_step(1, MessageId::generate(second), &c, second));
@@ -949,7 +967,11 @@ mod tests {
             }
         );
         assert_eq!(e.status, EnrolmentStatus::Paused);
-        assert_eq!(e.claim_step(t0() + Duration::hours(5), t0(), 3), None, "a paused drip sends nothing");
+        assert_eq!(
+            e.claim_step(t0() + Duration::hours(5), t0(), 3),
+            None,
+            "a paused drip sends nothing"
+        );
         assert_eq!(e.due_at(), Some(at + Duration::days(1)), "only the silence check");
         let again = e.reply(at + Duration::minutes(5), true, c.end_after_silence());
         assert!(!again.paused && !again.first_reply);
@@ -968,7 +990,7 @@ mod tests {
         assert!(!e.stop("again", t0()));
         assert_eq!(e.due_at(), None);
         assert!(!e.resume(&c, t0()));
-        assert_eq!(e.reply(t0(), true, None).paused, false);
+        assert!(!e.reply(t0(), true, None).paused);
         assert_eq!(e.claim_step(t0(), t0(), 2), None);
     }
 
@@ -977,7 +999,11 @@ mod tests {
         let mut e = enrolment();
         let lease = Duration::minutes(5);
         assert_eq!(e.claim_step(t0(), t0() + lease, 2), Some(0));
-        assert_eq!(e.due_at(), Some(t0() + lease), "a crashed run's step comes back when its claim expires");
+        assert_eq!(
+            e.due_at(),
+            Some(t0() + lease),
+            "a crashed run's step comes back when its claim expires"
+        );
         assert_eq!(e.claim_step(t0() + Duration::minutes(4), t0() + lease, 2), None);
         let later = t0() + Duration::minutes(6);
         assert_eq!(e.claim_step(later, later + lease, 2), Some(0));

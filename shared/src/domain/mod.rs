@@ -19,7 +19,8 @@ pub mod time_format;
 pub use agent::{AgentSpec, AgentSpecError, ScriptedRule};
 pub use area_code_zone::zone_for_area_code;
 pub use campaign::{
-    Campaign, CampaignError, CampaignQuietHours, Enrolment, EnrolmentId, EnrolmentStatus, Lead, Step, Template, Variable,
+    Campaign, CampaignError, CampaignQuietHours, Enrolment, EnrolmentId, EnrolmentStatus, Lead, Step, Template,
+    Variable,
 };
 pub use consent::{current_status, ConsentChannel, ConsentEvidence, ConsentStatus};
 pub use conversation::{

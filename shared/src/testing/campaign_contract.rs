@@ -192,7 +192,11 @@ pub async fn the_due_index_returns_only_what_is_due_and_follows_updates(store: &
     let now = t0();
     let mut made = Vec::new();
     for (i, offset) in [-30i64, -10, 0, 10, 60].iter().enumerate() {
-        let e = enrolment("roof", phone(120 + u32::try_from(i).unwrap_or(0)), now + Duration::minutes(*offset));
+        let e = enrolment(
+            "roof",
+            phone(120 + u32::try_from(i).unwrap_or(0)),
+            now + Duration::minutes(*offset),
+        );
         ok(store.create_enrolment(&e).await);
         made.push(e);
     }
@@ -210,7 +214,10 @@ pub async fn the_due_index_returns_only_what_is_due_and_follows_updates(store: &
     assert!(stopped.stop("opted out", now));
     ok(store.update_enrolment(&stopped).await);
     let due = ok(store.due_enrolments(now, 100).await);
-    assert_eq!(due.iter().map(|e| e.id.clone()).collect::<Vec<_>>(), vec![made[2].id.clone()]);
+    assert_eq!(
+        due.iter().map(|e| e.id.clone()).collect::<Vec<_>>(),
+        vec![made[2].id.clone()]
+    );
     let later = ok(store.due_enrolments(now + Duration::hours(2), 100).await);
     assert_eq!(later.len(), 4, "all but the stopped one: {later:?}");
 }

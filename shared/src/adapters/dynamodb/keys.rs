@@ -266,10 +266,7 @@ pub fn enrolment_item_keys(e: &crate::domain::Enrolment) -> HashMap<String, Attr
     keys.insert(GSI1PK.to_owned(), s(enrolments_gsi1pk(&e.lead.phone)));
     keys.insert(GSI1SK.to_owned(), s(e.id.as_str().to_owned()));
     if let Some(due) = e.due_at() {
-        keys.insert(
-            GSI2PK.to_owned(),
-            s(enrolment_due_gsi2pk(enrolment_due_shard(&e.id))),
-        );
+        keys.insert(GSI2PK.to_owned(), s(enrolment_due_gsi2pk(enrolment_due_shard(&e.id))));
         keys.insert(GSI2SK.to_owned(), s(format!("{}#{}", sortable_time(&due), e.id)));
     }
     keys

@@ -15,7 +15,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 fn encode<T: Serialize>(v: &T, what: &str) -> Result<String, StoreError> {
-    serde_json::to_string(v).map_err(|e| StoreError::Unexpected(anyhow::Error::new(e).context(format!("encode {what}"))))
+    serde_json::to_string(v)
+        .map_err(|e| StoreError::Unexpected(anyhow::Error::new(e).context(format!("encode {what}"))))
 }
 
 fn decode<T: DeserializeOwned>(doc: &str, what: &str) -> Result<T, StoreError> {
