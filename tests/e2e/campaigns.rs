@@ -91,6 +91,9 @@ async fn a_lead_gets_step_one_at_once_step_two_when_due_and_a_reply_pauses_befor
     );
     let m = app.message(&first).await;
     assert_eq!(m["metadata"]["enrollment_id"], enrolled["enrollment_id"], "{m}");
+    // The simulator's callbacks mark it delivered; the report's delivered counter follows.
+    app.wait_for(&first, Duration::from_secs(5), |m| m["status"] == "delivered")
+        .await;
     // Not before it is due: 1h59m later nothing goes.
     app.advance(HOUR + Duration::from_secs(59 * 60));
     app.run_processor().await;
@@ -158,6 +161,8 @@ async fn a_lead_gets_step_one_at_once_step_two_when_due_and_a_reply_pauses_befor
         "{r}"
     );
     assert_eq!(r["reply_rate"], json!(1.0));
+    assert!(r["delivered"].as_i64().unwrap_or(0) >= 1, "{r}");
+    assert!(r["delivered_rate"].as_f64().unwrap_or(0.0) >= 0.5, "{r}");
     assert_eq!(r["outcomes"]["qualified"], 1, "{r}");
     // Resume: the next step goes at once (its delay after step 2 has passed).
     let (status, resumed) = call(app.post_json(
@@ -437,4 +442,43 @@ async fn a_step_sent_by_a_run_that_died_before_recording_it_is_recorded_after_a_
     assert_eq!(e["message_ids"][1], json!(sent.message.id.as_str()));
     assert_eq!(sent_bodies(&second).await.len(), 2, "step 2 went out once");
     second.stop().await;
+}
+
+#[tokio::test]
+async fn a_step_over_the_campaigns_daily_limit_waits_for_the_leads_next_day() {
+    // 10:00 in Chicago tomorrow (16:00Z): two steps today, the third tomorrow.
+    let tomorrow = Utc::now().date_naive() + Days::days(1);
+    let morning = Utc.from_utc_datetime(&tomorrow.and_hms_opt(16, 0, 0).expect("time"));
+    let app = ClockedApp::with_clock(AppOptions::default(), Arc::new(ManualClock::new(morning))).await;
+    let mut c = campaign("capped");
+    c["steps"] =
+        json!([{"delay": "0s", "body": "one"}, {"delay": "30s", "body": "two"}, {"delay": "30s", "body": "three"}]);
+    c["daily_limit"] = json!(2);
+    create(&app, &c).await;
+    let (status, enrolled) = call(app.post_json("/v1/leads", &lead("capped"))).await;
+    assert_eq!(status, 201, "{enrolled}");
+    app.advance(Duration::from_secs(30));
+    assert_eq!(app.run_processor().await["due_sent"], 1);
+    app.advance(Duration::from_secs(30));
+    let tick = app.run_processor().await;
+    assert_eq!(
+        (&tick["due_sent"], &tick["rescheduled"]),
+        (&json!(0), &json!(1)),
+        "{tick}"
+    );
+    // Held until the lead's midnight (06:00Z the next day), not dropped.
+    let e = enrolment(&app, &enrolled["enrollment_id"]).await;
+    let midnight = morning + Days::hours(14);
+    assert_eq!(
+        e["next_message_at"].as_str(),
+        Some(smsrelay::domain::timestamp(&midnight).as_str()),
+        "{e}"
+    );
+    app.advance(HOUR * 13);
+    app.run_processor().await;
+    assert_eq!(sent_bodies(&app).await, ["one", "two"]);
+    app.advance(HOUR);
+    assert_eq!(app.run_processor().await["due_sent"], 1);
+    assert_eq!(sent_bodies(&app).await, ["one", "two", "three"]);
+    app.stop().await;
 }
