@@ -916,3 +916,102 @@ pub async fn campaign_report(
         outcomes,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::sqlite::SqliteStore;
+    use crate::domain::campaign::Step;
+    use crate::domain::{AgentSpec, Conversation};
+    use chrono::TimeZone;
+
+    fn t0() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 12, 1, 15, 0, 0).single().unwrap_or_default()
+    }
+
+    fn campaign(agent: Option<AgentSpec>) -> Campaign {
+        Campaign {
+            id: "roof-leads".to_owned(),
+            name: "Roof leads".to_owned(),
+            from: Some("+15005550006".to_owned()),
+            steps: vec![Step {
+                delay: "0s".to_owned(),
+                body: "Hi".to_owned(),
+            }],
+            stop_on_reply: true,
+            no_response_after: None,
+            end_after_silence: None,
+            quiet_hours: None,
+            timezone: None,
+            daily_limit: None,
+            agent,
+            created_at: t0(),
+            updated_at: t0(),
+        }
+    }
+
+    fn phone(raw: &str) -> PhoneNumber {
+        PhoneNumber::parse_e164(raw).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[tokio::test]
+    async fn the_agent_lookup_reads_the_campaigns_stored_agent() {
+        let store = Arc::new(SqliteStore::open_in_memory().unwrap_or_else(|e| panic!("{e}")));
+        let spec = AgentSpec::Scripted {
+            rules: Vec::new(),
+            fallback: Some("Thanks!".to_owned()),
+        };
+        let created = create_campaign(store.as_ref(), campaign(Some(spec.clone())), t0()).await;
+        assert!(created.is_ok());
+        let agents = StoredCampaignAgents(store.clone());
+        assert_eq!(agents.agent_of("roof-leads").await.ok().flatten(), Some(spec));
+        assert_eq!(agents.agent_of("unknown").await.ok().flatten(), None);
+        let bad = AgentSpec::Openai {
+            prompt: String::new(),
+            model: None,
+        };
+        let mut refused = campaign(Some(bad));
+        refused.id = "other".to_owned();
+        assert!(matches!(
+            create_campaign(store.as_ref(), refused, t0()).await,
+            Err(AppError::Validation { field: Some(f), .. }) if f == "agent"
+        ));
+    }
+
+    #[tokio::test]
+    async fn an_outcome_counts_once_and_a_persons_correction_moves_the_count() {
+        let store = Arc::new(SqliteStore::open_in_memory().unwrap_or_else(|e| panic!("{e}")));
+        let counted = CountedConversations::new(store.clone(), store.clone());
+        let c = Conversation::open(
+            phone("+14155550100"),
+            phone("+15005550006"),
+            Some("roof-leads".to_owned()),
+            t0(),
+        );
+        assert!(counted.create_conversation(&c).await.is_ok());
+        let ended = modify_conversation(&counted, &c.id, |c| c.end(Outcome::NoResponse, "silent", t0()).is_ok()).await;
+        assert!(ended.is_ok());
+        // Writing it again without a new outcome counts nothing more.
+        let touched = modify_conversation(&counted, &c.id, |c| {
+            c.updated_at = t0();
+            true
+        })
+        .await;
+        assert!(touched.is_ok());
+        let corrected = super::super::conversations::set_outcome(
+            &counted,
+            &c.id,
+            Outcome::Qualified,
+            "called back".to_owned(),
+            t0(),
+        )
+        .await;
+        assert!(corrected.is_ok());
+        let counters: &dyn CounterStore = store.as_ref();
+        let keys = [
+            counter_key("roof-leads", "outcome:no_response"),
+            counter_key("roof-leads", "outcome:qualified"),
+        ];
+        assert_eq!(counters.values(&keys, t0()).await.ok(), Some(vec![0, 1]));
+    }
+}
