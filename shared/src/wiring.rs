@@ -14,8 +14,8 @@ use crate::adapters::twilio::{TwilioCredentials, TwilioSimulator, TwilioSmsProvi
 use crate::app::Ctx;
 use crate::config::{Config, ConfigError};
 use crate::ports::{
-    Agent, Alerter, BatchStore, CampaignAgents, Clock, ConsentStore, ConversationStore, CounterStore, EnrolmentHook,
-    EventPublisher, IdempotencyStore, JobQueue, MessageQueries, MessageStore, Retention, SmsProvider,
+    Agent, Alerter, BatchStore, CampaignAgents, CampaignStore, Clock, ConsentStore, ConversationStore, CounterStore,
+    EnrolmentHook, EventPublisher, IdempotencyStore, JobQueue, MessageQueries, MessageStore, Retention, SmsProvider,
 };
 use std::sync::Arc;
 
@@ -50,12 +50,14 @@ pub struct Deps {
     pub events: Arc<dyn EventPublisher>,
     /// Conversations (the same store adapter as the other stores).
     pub conversations: Arc<dyn ConversationStore>,
-    /// Campaign enrolments that inbound texts stop or pause (none until campaigns exist, #11).
+    /// Campaign enrolments that inbound texts stop or pause.
     pub enrolments: Arc<dyn EnrolmentHook>,
-    /// The agent of a conversation's campaign (none until campaigns exist, #11).
+    /// The agent of a conversation's campaign (read from the campaign store).
     pub campaign_agents: Arc<dyn CampaignAgents>,
     /// The agents that answer (`openai`, `scripted`; `retell` answers itself).
     pub agent: Arc<dyn Agent>,
+    /// Campaigns, enrolments and their due index.
+    pub campaigns: Arc<dyn CampaignStore>,
 }
 
 /// Why the dependencies could not be built.
@@ -115,9 +117,12 @@ impl Deps {
             + BatchStore
             + Retention
             + ConversationStore
+            + CampaignStore
             + 'static,
     {
         let agent = Arc::new(agent_for(&config, clock.clone()));
+        let campaigns: Arc<dyn CampaignStore> = store.clone();
+        let counters: Arc<dyn CounterStore> = store.clone();
         Self {
             agent,
             config: Arc::new(config),
@@ -127,10 +132,15 @@ impl Deps {
             idempotency: store.clone(),
             counters: store.clone(),
             batches: store.clone(),
-            conversations: store.clone(),
+            // Outcome counters of the campaign report are kept on every conversation write.
+            conversations: Arc::new(crate::app::campaigns::CountedConversations::new(
+                store.clone(),
+                counters.clone(),
+            )),
             retention: store,
-            enrolments: Arc::new(crate::adapters::no_campaigns::NoEnrolments),
-            campaign_agents: Arc::new(crate::adapters::no_campaigns::NoCampaigns),
+            enrolments: Arc::new(crate::app::campaigns::EnrolmentsHook::new(campaigns.clone(), counters)),
+            campaign_agents: Arc::new(crate::app::campaigns::StoredCampaignAgents(campaigns.clone())),
+            campaigns,
             queue,
             provider,
             clock,

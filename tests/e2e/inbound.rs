@@ -22,8 +22,20 @@ async fn twilio_inbound(
     extra: &[(&str, &str)],
     token: Option<&str>,
 ) -> reqwest::Response {
+    signed_inbound(app, sid, (LEAD, OURS), body, extra, token).await
+}
+
+/// Post an inbound text `from` → `to` as Twilio would (signed with `token`, unsigned without).
+pub(crate) async fn signed_inbound(
+    app: &TestApp,
+    sid: &str,
+    (from, to): (&str, &str),
+    body: &str,
+    extra: &[(&str, &str)],
+    token: Option<&str>,
+) -> reqwest::Response {
     let url = format!("{}/webhooks/twilio/inbound", app.url);
-    let mut params = inbound_params(sid, "AC00000000000000000000000000000000", LEAD, OURS, body);
+    let mut params = inbound_params(sid, "AC00000000000000000000000000000000", from, to, body);
     params.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
     let mut req = app.http.post(&url).form(&params);
     if let Some(t) = token {

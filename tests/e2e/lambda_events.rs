@@ -45,14 +45,25 @@ async fn lambda_env() -> LambdaEnv {
     lambda_env_at(Arc::new(SystemClock)).await
 }
 
+/// `requestContext.timeEpoch` of the signed events in `events/`.
+const EVENT_TIME_MS: i64 = 1_795_462_200_000;
+
 /// The time the signed events in `events/` were made (their `requestContext.timeEpoch`): Retell
 /// signatures are only good for five minutes around it. Time runs from there at its real pace
 /// (the handlers pace batches and wait on retries, which a stopped clock would hang).
 fn event_time() -> Arc<dyn smsrelay::ports::Clock> {
     Arc::new(RunningFrom {
-        wall: chrono::DateTime::from_timestamp_millis(1_795_462_200_000).expect("event time"),
+        wall: chrono::DateTime::from_timestamp_millis(EVENT_TIME_MS).expect("event time"),
         started: SystemClock.monotonic(),
     })
+}
+
+/// A manual clock stopped at the events' time, for tests that move time themselves (nothing they
+/// run may wait on it: batch pacing would wait forever).
+fn manual_event_time() -> Arc<smsrelay::testing::ManualClock> {
+    Arc::new(smsrelay::testing::ManualClock::new(
+        chrono::DateTime::from_timestamp_millis(EVENT_TIME_MS).expect("event time"),
+    ))
 }
 
 /// Wall time that starts at `wall` and runs at the system clock's pace; monotonic time and sleeps
@@ -260,6 +271,15 @@ async fn every_event_file_gets_its_documented_answer() {
         ("inbound-bad-signature.json", Expect::Http(Routes::Inbound, 403)),
         ("inbound-retell-chat-inbound.json", Expect::Http(Routes::Inbound, 200)),
         ("inbound-retell-chat-analyzed.json", Expect::Http(Routes::Inbound, 200)),
+        ("campaigns-create-campaign.json", Expect::Http(Routes::Campaigns, 201)),
+        ("campaigns-replace-campaign.json", Expect::Http(Routes::Campaigns, 200)),
+        ("campaigns-get-campaign.json", Expect::Http(Routes::Campaigns, 200)),
+        ("campaigns-list-campaigns.json", Expect::Http(Routes::Campaigns, 200)),
+        // The START above opted the lead in again: enrolled, step 1 sent.
+        ("campaigns-post-lead.json", Expect::Http(Routes::Campaigns, 201)),
+        ("campaigns-get-enrollment.json", Expect::Http(Routes::Campaigns, 404)),
+        ("campaigns-resume-enrollment.json", Expect::Http(Routes::Campaigns, 404)),
+        ("campaigns-get-report.json", Expect::Http(Routes::Campaigns, 200)),
     ];
     let dir = format!("{}/../events", env!("CARGO_MANIFEST_DIR"));
     let mut files: Vec<String> = std::fs::read_dir(&dir)
@@ -570,4 +590,141 @@ async fn the_retry_consumer_runs_the_agent_turn_on_dynamodb_and_a_redelivery_sen
         2,
         "the redelivery asked no model"
     );
+}
+
+/// An event for `/v1/enrollments/{id}[/resume]` naming enrolment `id`.
+fn enrollment_event(file: &str, id: &str) -> Value {
+    let mut ev = load(file);
+    let path = ev["rawPath"]
+        .as_str()
+        .expect("path")
+        .replace("enr_01JD0000000000000000000000", id);
+    ev["rawPath"] = json!(path);
+    ev["requestContext"]["http"]["path"] = json!(path);
+    ev["pathParameters"] = json!({ "id": id });
+    ev
+}
+
+#[tokio::test]
+async fn the_drip_runs_through_the_campaigns_processor_and_inbound_handlers_on_dynamodb() {
+    use crate::twilio_mock::{creates, message_json, on_create};
+    // At the events' time: 11:30 in Los Angeles, outside the default quiet hours.
+    let clock = manual_event_time();
+    let env = lambda_env_at(clock.clone()).await;
+    for (i, sid) in [
+        "SM00000000000000000000000000000001",
+        "SM00000000000000000000000000000002",
+        "SM00000000000000000000000000000003",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let priority = u8::try_from(i + 1).unwrap_or(9);
+        on_create(
+            &env.twilio,
+            201,
+            message_json(sid, "+14155550100", "step", "queued"),
+            Some(1),
+            priority,
+        )
+        .await;
+    }
+    let (status, body) = invoke(&env.deps, Routes::Campaigns, &load("campaigns-create-campaign.json")).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = invoke(&env.deps, Routes::Campaigns, &load("campaigns-create-campaign.json")).await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (409, &json!("campaign_exists")),
+        "{body}"
+    );
+    let (status, body) = invoke(&env.deps, Routes::Campaigns, &load("campaigns-replace-campaign.json")).await;
+    assert_eq!((status, &body["name"]), (200, &json!("Roof leads (spring)")), "{body}");
+    let (status, body) = invoke(&env.deps, Routes::Campaigns, &load("campaigns-get-campaign.json")).await;
+    assert_eq!(
+        (status, &body["agent"]["provider"]),
+        (200, &json!("scripted")),
+        "{body}"
+    );
+    let (status, body) = invoke(&env.deps, Routes::Campaigns, &load("campaigns-list-campaigns.json")).await;
+    assert_eq!((status, &body["data"][0]["id"]), (200, &json!("roof-leads")), "{body}");
+    // Lead in: step 1 at once; the same lead again is a duplicate with no second SMS.
+    let (status, lead) = invoke(&env.deps, Routes::Campaigns, &load("campaigns-post-lead.json")).await;
+    assert_eq!(status, 201, "{lead}");
+    assert!(lead["first_message_id"].is_string(), "{lead}");
+    let (status, again) = invoke(&env.deps, Routes::Campaigns, &load("campaigns-post-lead.json")).await;
+    assert_eq!((status, &again["duplicate"]), (200, &json!(true)), "{again}");
+    assert_eq!(creates(&env.twilio).await, 1);
+    let id = lead["enrollment_id"].as_str().expect("id").to_owned();
+    // Two hours later the scheduled tick sends step 2 (and not before).
+    clock.advance(std::time::Duration::from_secs(7_199));
+    smsrelay::entrypoints::jobs::lambda::handle_schedule(&env.deps)
+        .await
+        .expect("tick");
+    assert_eq!(creates(&env.twilio).await, 1, "not before it is due");
+    clock.advance(std::time::Duration::from_secs(1));
+    let tick = smsrelay::entrypoints::jobs::lambda::handle_schedule(&env.deps)
+        .await
+        .expect("tick");
+    assert_eq!(tick["due_sent"], 1, "{tick}");
+    assert_eq!(creates(&env.twilio).await, 2);
+    // A reply (the signed inbound event) pauses it; a day later step 3 does not go.
+    clock.advance(std::time::Duration::from_secs(60));
+    let (status, _) = invoke(&env.deps, Routes::Inbound, &load("inbound-reply.json")).await;
+    assert_eq!(status, 200);
+    let (status, e) = invoke(
+        &env.deps,
+        Routes::Campaigns,
+        &enrollment_event("campaigns-get-enrollment.json", &id),
+    )
+    .await;
+    assert_eq!(
+        (status, &e["status"], &e["step"]),
+        (200, &json!("paused"), &json!(2)),
+        "{e}"
+    );
+    clock.advance(std::time::Duration::from_secs(86_400));
+    smsrelay::entrypoints::jobs::lambda::handle_schedule(&env.deps)
+        .await
+        .expect("tick");
+    assert_eq!(creates(&env.twilio).await, 2, "step 3 never sent");
+    let (status, r) = invoke(&env.deps, Routes::Campaigns, &load("campaigns-get-report.json")).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (&r["enrolled"], &r["paused"], &r["active"], &r["replied"], &r["sent"]),
+        (&json!(1), &json!(1), &json!(0), &json!(1), &json!(2)),
+        "{r}"
+    );
+    // STOP: the enrolment stops and the conversation is discarded; resume is refused.
+    let (status, _) = invoke(&env.deps, Routes::Inbound, &load("inbound-stop.json")).await;
+    assert_eq!(status, 200);
+    let (status, e) = invoke(
+        &env.deps,
+        Routes::Campaigns,
+        &enrollment_event("campaigns-get-enrollment.json", &id),
+    )
+    .await;
+    assert_eq!((status, &e["status"]), (200, &json!("stopped")), "{e}");
+    let (status, _) = invoke(
+        &env.deps,
+        Routes::Campaigns,
+        &enrollment_event("campaigns-resume-enrollment.json", &id),
+    )
+    .await;
+    assert_eq!(status, 409);
+    let (_, r) = invoke(&env.deps, Routes::Campaigns, &load("campaigns-get-report.json")).await;
+    assert_eq!(
+        (
+            &r["stopped"],
+            &r["opted_out"],
+            &r["paused"],
+            &r["outcomes"]["discarded"]
+        ),
+        (&json!(1), &json!(1), &json!(0), &json!(1)),
+        "{r}"
+    );
+    clock.advance(std::time::Duration::from_secs(86_400 * 3));
+    smsrelay::entrypoints::jobs::lambda::handle_schedule(&env.deps)
+        .await
+        .expect("tick");
+    assert_eq!(creates(&env.twilio).await, 2, "nothing after STOP");
 }

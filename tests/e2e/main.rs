@@ -4,6 +4,7 @@
 mod agent;
 mod alerts;
 mod batches;
+mod campaigns;
 mod faults;
 mod harness;
 mod health;

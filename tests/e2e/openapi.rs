@@ -532,6 +532,90 @@ async fn every_documented_route_answers_as_its_schema_says() {
     .await;
     assert_eq!(status, 409);
     drive("POST", t);
+    // campaigns, leads, enrolments
+    let t = "/v1/campaigns";
+    let roof = json!({"id": "roof-leads", "name": "Roof leads", "from": "+15005550006",
+        "steps": [{"delay": "0s", "body": "Hi {{first_name}}"}, {"delay": "2h", "body": "Still there?"}],
+        "quiet_hours": {"start": "21:00", "end": "08:00"}, "daily_limit": 3, "no_response_after": "3d",
+        "agent": {"provider": "scripted", "rules": [{"match": "yes", "reply": "Great", "outcome": "qualified"}]}});
+    let (status, _) = check(&app, &doc, t, call("POST", t).json(roof.clone())).await;
+    assert_eq!(status, 201);
+    check(&app, &doc, t, call("POST", t).json(roof.clone())).await;
+    check(
+        &app,
+        &doc,
+        t,
+        call("POST", t).json(json!({"id": "x", "name": "x", "steps": [{"delay": "0s", "body": "{{nope}}"}]})),
+    )
+    .await;
+    check(&app, &doc, t, call("GET", t)).await;
+    check(&app, &doc, t, call("GET", "/v1/campaigns?limit=0")).await;
+    drive("POST", t);
+    drive("GET", t);
+    let t = "/v1/campaigns/{id}";
+    check(&app, &doc, t, call("GET", "/v1/campaigns/roof-leads")).await;
+    check(&app, &doc, t, call("GET", "/v1/campaigns/unknown")).await;
+    drive("GET", t);
+    let (status, _) = check(&app, &doc, t, call("PUT", "/v1/campaigns/roof-leads").json(roof)).await;
+    assert_eq!(status, 200);
+    check(
+        &app,
+        &doc,
+        t,
+        call("PUT", "/v1/campaigns/roof-leads").json(json!({"name": "no steps"})),
+    )
+    .await;
+    drive("PUT", t);
+    let t = "/v1/leads";
+    let lead_body = json!({"phone": "+14155550188", "campaign_id": "roof-leads", "first_name": "Ana",
+        "attributes": {"source": "web-form", "score": 7}});
+    let (status, enrolled) = check(&app, &doc, t, call("POST", t).json(lead_body.clone())).await;
+    assert_eq!(status, 201, "{enrolled}");
+    let (status, _) = check(&app, &doc, t, call("POST", t).json(lead_body)).await;
+    assert_eq!(status, 200);
+    check(
+        &app,
+        &doc,
+        t,
+        call("POST", t).json(json!({"phone": "+14155550189", "campaign_id": "unknown", "first_name": "A"})),
+    )
+    .await;
+    check(
+        &app,
+        &doc,
+        t,
+        call("POST", t).json(json!({"campaign_id": "roof-leads"})),
+    )
+    .await;
+    drive("POST", t);
+    let enrollment = enrolled["enrollment_id"].as_str().expect("an enrollment").to_owned();
+    let t = "/v1/enrollments/{id}";
+    check(&app, &doc, t, call("GET", format!("/v1/enrollments/{enrollment}"))).await;
+    check(
+        &app,
+        &doc,
+        t,
+        call("GET", "/v1/enrollments/enr_01JD0000000000000000000000"),
+    )
+    .await;
+    drive("GET", t);
+    let t = "/v1/enrollments/{id}/resume";
+    let (status, _) = check(
+        &app,
+        &doc,
+        t,
+        call("POST", format!("/v1/enrollments/{enrollment}/resume")),
+    )
+    .await;
+    assert_eq!(status, 409, "an active enrollment is not paused");
+    check(&app, &doc, t, call("POST", "/v1/enrollments/nope/resume")).await;
+    drive("POST", t);
+    let t = "/v1/campaigns/{id}/report";
+    let (status, report) = check(&app, &doc, t, call("GET", "/v1/campaigns/roof-leads/report")).await;
+    assert_eq!((status, &report["enrolled"]), (200, &json!(1)), "{report}");
+    check(&app, &doc, t, call("GET", "/v1/campaigns/unknown/report")).await;
+    drive("GET", t);
+
     let t = "/v1/consent/{phone}";
     check(&app, &doc, t, call("GET", "/v1/consent/%2B14155550177")).await;
     check(&app, &doc, t, call("GET", "/v1/consent/12")).await;

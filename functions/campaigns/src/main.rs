@@ -1,6 +1,7 @@
-//! Lambda `campaigns`: API Gateway HTTP API: /v1/conversations… (a phone's conversations, one
-//! conversation, a person's reply, the outcome). The routes are the `Campaigns` entry of the
-//! shared route table; campaigns, leads and enrolments join it with issue #11.
+//! Lambda `campaigns`: API Gateway HTTP API: /v1/campaigns… (create, replace, get, list, report),
+//! /v1/leads (enrol, step 1 at once), /v1/enrollments… (get, resume) and /v1/conversations… (a
+//! phone's conversations, one conversation, a person's reply, the outcome). The routes are the
+//! `Campaigns` entry of the shared route table.
 
 use lambda_http::{run, Error};
 use smsrelay::entrypoints::{router, Routes};

@@ -18,6 +18,7 @@ pub mod agent_turn;
 pub mod alerts;
 pub mod attempt;
 pub mod batch_progress;
+pub mod campaigns;
 pub mod consent;
 pub mod conversations;
 pub mod fire_scheduled;

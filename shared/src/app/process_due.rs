@@ -35,9 +35,8 @@ pub struct TickReport {
     pub reconciled: u32,
     /// Sent messages whose status was fetched from the provider.
     pub polled: u32,
-    /// Conversations ended for no response. Always 0 for now: api.md documents the field in the
-    /// `/v1/processor/run` answer, and no conversation exists yet to end.
-    /// TODO(#11): the no-response ending of conversations counts itself here.
+    /// Conversations ended for no response (filled by the campaign half of the tick,
+    /// `app::campaigns::process_enrolments`, which `entrypoints::jobs::tick` runs after this).
     pub ended_no_response: u32,
     /// Due items read.
     pub items_read: u32,

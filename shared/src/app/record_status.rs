@@ -144,6 +144,9 @@ pub async fn record_status(ctx: Ctx<'_>, cb: StatusCallback) -> Result<StatusOut
         if let Some((metric, detail_type)) = metric {
             count(ctx, metric).await;
             if let Ok(Some(m)) = store.get_message(id).await {
+                if st == MessageStatus::Delivered {
+                    super::campaigns::count_delivered(ctx.counters, &m, now).await;
+                }
                 publish(ctx, vec![message_event(detail_type, &m, now)]).await;
             }
         }

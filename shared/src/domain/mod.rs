@@ -2,6 +2,7 @@
 
 pub mod agent;
 pub mod area_code_zone;
+pub mod campaign;
 pub mod consent;
 pub mod conversation;
 pub mod duration;
@@ -17,6 +18,10 @@ pub mod time_format;
 
 pub use agent::{asks_for_person, AgentSpec, AgentSpecError, ScriptedRule};
 pub use area_code_zone::zone_for_area_code;
+pub use campaign::{
+    Campaign, CampaignError, CampaignQuietHours, Enrolment, EnrolmentId, EnrolmentStatus, Lead, Step, Template,
+    Variable,
+};
 pub use consent::{current_status, ConsentChannel, ConsentEvidence, ConsentStatus};
 pub use conversation::{
     Appointment, Conversation, ConversationError, ConversationId, ConversationStatus, Direction, InvalidConversationId,

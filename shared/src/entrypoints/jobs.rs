@@ -71,13 +71,36 @@ pub async fn drain_queue_once(deps: &Deps, queue: &dyn JobQueue, max: usize) -> 
 /// # Errors
 /// The due index could not be read.
 pub async fn run_processor(deps: &Deps, budget: Duration) -> Result<TickReport, AppError> {
-    process_due(
-        ctx(deps, callback_base(deps)),
-        deps.queries.as_ref(),
-        deps.retention.as_ref(),
-        budget,
-    )
-    .await
+    tick(deps, callback_base(deps), budget).await
+}
+
+/// One processor tick: due messages (`app::process_due`), then due campaign enrolments
+/// (`app::campaigns::process_enrolments`) with what is left of `budget`, in one report.
+///
+/// # Errors
+/// A due index could not be read.
+pub async fn tick(deps: &Deps, base: &str, budget: Duration) -> Result<TickReport, AppError> {
+    let c = ctx(deps, base);
+    let started = c.clock.monotonic();
+    let mut report = process_due(c, deps.queries.as_ref(), deps.retention.as_ref(), budget).await?;
+    let left = budget.saturating_sub(c.clock.elapsed_since(started));
+    let ports = crate::app::campaigns::CampaignPorts {
+        ctx: c,
+        campaigns: deps.campaigns.as_ref(),
+        conversations: deps.conversations.as_ref(),
+        queries: deps.queries.as_ref(),
+    };
+    let campaigns = crate::app::campaigns::process_enrolments(ports, left).await?;
+    report.due_sent += campaigns.sent;
+    report.rescheduled += campaigns.rescheduled;
+    report.ended_no_response += campaigns.ended_no_response;
+    report.items_read += campaigns.items_read;
+    report.remaining |= campaigns.remaining;
+    report.duration_ms = u64::try_from(c.clock.elapsed_since(started).as_millis()).unwrap_or(u64::MAX);
+    if campaigns.items_read > 0 {
+        tracing::info!(?campaigns, "processor tick: campaigns");
+    }
+    Ok(report)
 }
 
 #[cfg(feature = "aws")]

@@ -8,7 +8,7 @@
 //! which then need the API key; `open` for the others). Adding a group: a [`Group`] variant (with
 //! its tag and SAM function), its arm in [`declare`], and a [`Routes`] variant for its Lambda.
 
-use super::handlers::{admin, batches, conversations, inbound, local, messages, public, webhooks};
+use super::handlers::{admin, batches, campaigns, conversations, inbound, local, messages, public, webhooks};
 use super::layers::{log_refusals, method_not_allowed, not_found, read_body, require_api_key, Limits};
 use crate::wiring::Deps;
 use axum::middleware::{from_fn, from_fn_with_state};
@@ -32,7 +32,7 @@ pub enum Group {
     Admin,
     /// Incoming messages and Retell webhooks.
     Inbound,
-    /// Conversations (campaigns, leads and enrolments join with issue #11).
+    /// Campaigns, leads, enrolments and conversations.
     Campaigns,
     /// smsrelay-local only: the simulator's inbound texts. No Lambda serves it.
     Local,
@@ -99,7 +99,7 @@ pub enum Routes {
     Batch,
     /// The inbound function (Twilio inbound, Retell).
     Inbound,
-    /// The campaigns function (conversations).
+    /// The campaigns function (campaigns, leads, enrolments, conversations).
     Campaigns,
 }
 
@@ -172,6 +172,12 @@ fn declare(group: Group) -> Declared {
         Group::Campaigns => Declared {
             open,
             v1: v1
+                .routes(routes!(campaigns::post_campaign, campaigns::list_campaigns))
+                .routes(routes!(campaigns::get_campaign, campaigns::put_campaign))
+                .routes(routes!(campaigns::get_campaign_report))
+                .routes(routes!(campaigns::post_lead))
+                .routes(routes!(campaigns::get_enrollment))
+                .routes(routes!(campaigns::resume_enrollment))
                 .routes(routes!(conversations::list_conversations))
                 .routes(routes!(conversations::get_conversation))
                 .routes(routes!(conversations::post_conversation_message))

@@ -7,6 +7,7 @@ pub mod agent;
 pub mod alerter;
 pub mod batch_store;
 pub mod campaign_agents;
+pub mod campaign_store;
 pub mod clock;
 pub mod consent_store;
 pub mod conversation_store;
@@ -25,6 +26,7 @@ pub use agent::{Agent, AgentError, AgentReply, AgentRequest, Classification, Too
 pub use alerter::{Alert, AlertError, AlertKind, Alerter};
 pub use batch_store::{BatchProgress, BatchRecord, BatchState, BatchStore, ItemOutcome};
 pub use campaign_agents::CampaignAgents;
+pub use campaign_store::CampaignStore;
 pub use clock::{Clock, Moment};
 pub use consent_store::{ConsentStore, OptOut, SendCheck};
 pub use conversation_store::{ConversationFilter, ConversationStore};

@@ -25,6 +25,7 @@ pub struct CountingStore {
     batches: Arc<dyn BatchStore>,
     retention: Arc<dyn Retention>,
     conversations: Arc<dyn crate::ports::ConversationStore>,
+    campaigns: Arc<dyn crate::ports::CampaignStore>,
     calls: Mutex<HashMap<&'static str, usize>>,
     failures: Mutex<HashMap<&'static str, usize>>,
     total: AtomicUsize,
@@ -42,10 +43,12 @@ impl CountingStore {
             + BatchStore
             + Retention
             + crate::ports::ConversationStore
+            + crate::ports::CampaignStore
             + 'static,
     {
         Self {
             conversations: inner.clone(),
+            campaigns: inner.clone(),
             messages: inner.clone(),
             queries: inner.clone(),
             consent: inner.clone(),
@@ -376,5 +379,60 @@ impl crate::ports::ConversationStore for CountingStore {
         self.conversations
             .list_conversations(phone, filter, limit, cursor)
             .await
+    }
+}
+
+#[async_trait]
+impl crate::ports::CampaignStore for CountingStore {
+    async fn put_campaign(&self, c: &crate::domain::Campaign, create: bool) -> Result<(), StoreError> {
+        self.enter("put_campaign")?;
+        self.campaigns.put_campaign(c, create).await
+    }
+    async fn get_campaign(&self, id: &str) -> Result<Option<crate::domain::Campaign>, StoreError> {
+        self.enter("get_campaign")?;
+        self.campaigns.get_campaign(id).await
+    }
+    async fn list_campaigns(
+        &self,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<crate::domain::Campaign>, StoreError> {
+        self.enter("list_campaigns")?;
+        self.campaigns.list_campaigns(limit, cursor).await
+    }
+    async fn create_enrolment(&self, e: &crate::domain::Enrolment) -> Result<(), StoreError> {
+        self.enter("create_enrolment")?;
+        self.campaigns.create_enrolment(e).await
+    }
+    async fn get_enrolment(
+        &self,
+        id: &crate::domain::EnrolmentId,
+    ) -> Result<Option<crate::domain::Enrolment>, StoreError> {
+        self.enter("get_enrolment")?;
+        self.campaigns.get_enrolment(id).await
+    }
+    async fn enrolment_of(
+        &self,
+        campaign_id: &str,
+        phone: &PhoneNumber,
+    ) -> Result<Option<crate::domain::Enrolment>, StoreError> {
+        self.enter("enrolment_of")?;
+        self.campaigns.enrolment_of(campaign_id, phone).await
+    }
+    async fn update_enrolment(&self, e: &crate::domain::Enrolment) -> Result<(), StoreError> {
+        self.enter("update_enrolment")?;
+        self.campaigns.update_enrolment(e).await
+    }
+    async fn enrolments_of_phone(&self, phone: &PhoneNumber) -> Result<Vec<crate::domain::Enrolment>, StoreError> {
+        self.enter("enrolments_of_phone")?;
+        self.campaigns.enrolments_of_phone(phone).await
+    }
+    async fn due_enrolments(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<crate::domain::Enrolment>, StoreError> {
+        self.enter("due_enrolments")?;
+        self.campaigns.due_enrolments(now, limit).await
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod batch_contract;
 pub mod campaign_agents;
+pub mod campaign_contract;
 pub mod conversation_contract;
 pub mod counter_contract;
 pub mod counting_store;

@@ -54,7 +54,7 @@ fn pair_item(c: &Conversation) -> Item {
     item
 }
 
-fn build<T, E: std::error::Error + Send + Sync + 'static>(r: Result<T, E>) -> Result<T, StoreError> {
+pub(super) fn build<T, E: std::error::Error + Send + Sync + 'static>(r: Result<T, E>) -> Result<T, StoreError> {
     r.map_err(|e| StoreError::Unexpected(anyhow::Error::new(e).context("build TransactWriteItems")))
 }
 
@@ -95,7 +95,7 @@ impl DynamoMessageStore {
     }
 
     /// `transact`, again while it loses to concurrent transactions.
-    async fn transact_retrying(
+    pub(super) async fn transact_retrying(
         &self,
         make: impl Fn() -> Result<Vec<TransactWriteItem>, StoreError>,
     ) -> Result<Result<(), usize>, StoreError> {

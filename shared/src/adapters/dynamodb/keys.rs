@@ -8,6 +8,9 @@
 //! | opt-out | `OPTOUT#<e164>` | `OPTOUT` | | `reason`, `at` (RFC 3339) |
 //! | conversation | `CONV#<conversation id>` | `META` | `gsi1pk` `CONVS#<e164>`, `gsi1sk` `<conversation id>` | numeric `version`, the record as JSON in `doc` |
 //! | open-conversation pointer | `CONVPAIR#<business e164>#<phone e164>` | `OPEN` | | `conversation_id` |
+//! | campaign | `CAMPAIGN#<campaign id>` | `META` | `gsi1pk` `CAMPAIGNS`, `gsi1sk` `<campaign id>` | the record as JSON in `doc` |
+//! | enrolment | `ENR#<enrolment id>` | `META` | `gsi1pk` `ENRS#<e164>`, `gsi1sk` `<enrolment id>`; if due: `gsi2pk` `EDUE#<shard>`, `gsi2sk` `<due_at>#<enrolment id>` | numeric `version`, the record as JSON in `doc` |
+//! | enrolment pair pointer | `ENRPAIR#<campaign id>#<phone e164>` | `ENRPAIR` | | `enrolment_id` |
 //! | consent entry | `CONSENT#<e164>` | `EVIDENCE#<dedupe key>` | | `status`, `at`, `keyword`, `channel`, `message_sid` |
 //! | send slots | `SLOTS#<e164>` | `SLOTS` | | `sends` (epoch millis), `version`, `expires_at` (TTL) |
 //! | idempotency record | `IDEM#<scope>:<key>` | `IDEM` | | `request_hash`, `state`, `lease_until`, `expires_at` (TTL), `status`, `body` |
@@ -106,6 +109,15 @@ const DUE_UPPER_SUFFIX: &str = "#~";
 /// The `strftime` format of [`sortable_time`].
 const SORTABLE_TIME_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.3fZ";
 
+/// Sort key of a campaign or enrolment item.
+pub const CAMPAIGN_SK: &str = "META";
+/// Sort key of an enrolment pair pointer.
+pub const ENROLMENT_PAIR_SK: &str = "ENRPAIR";
+/// `gsi1pk` of every campaign (the campaign list: campaigns are few).
+pub const CAMPAIGNS_GSI1PK: &str = "CAMPAIGNS";
+/// The enrolment an enrolment pair pointer names.
+pub const ENROLMENT_ID: &str = "enrolment_id";
+
 /// Sort key of a message item.
 pub const MESSAGE_SK: &str = "META";
 /// Sort key of a provider sid pointer.
@@ -200,6 +212,73 @@ pub fn due_gsi2sk_upper_bound(now: &DateTime<Utc>) -> String {
 /// `gsi3sk` of a message on the failed list: `<updated_at>#<message id>`.
 pub fn failed_gsi3sk(updated_at: &DateTime<Utc>, id: &MessageId) -> String {
     format!("{}#{id}", sortable_time(updated_at))
+}
+
+/// The due-index shard of an enrolment (FNV-1a of its id, as [`due_shard`]).
+pub fn enrolment_due_shard(id: &crate::domain::EnrolmentId) -> u32 {
+    const OFFSET_BASIS: u32 = 0x811c_9dc5;
+    const PRIME: u32 = 0x0100_0193;
+    let hash = id
+        .as_str()
+        .bytes()
+        .fold(OFFSET_BASIS, |h, b| (h ^ u32::from(b)).wrapping_mul(PRIME));
+    hash % DUE_SHARDS
+}
+
+/// `gsi2pk` of enrolment due-index shard `shard` (`EDUE#<shard>`; messages use `DUE#`).
+pub fn enrolment_due_gsi2pk(shard: u32) -> String {
+    format!("EDUE#{shard}")
+}
+
+/// The primary key of a campaign item.
+pub fn campaign_key(id: &str) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        (PK.to_owned(), s(format!("CAMPAIGN#{id}"))),
+        (SK.to_owned(), s(CAMPAIGN_SK.to_owned())),
+    ])
+}
+
+/// Every key attribute of a campaign item (the table key, and `gsi1` `CAMPAIGNS` / id).
+pub fn campaign_item_keys(id: &str) -> HashMap<String, AttributeValue> {
+    let mut keys = campaign_key(id);
+    keys.insert(GSI1PK.to_owned(), s(CAMPAIGNS_GSI1PK.to_owned()));
+    keys.insert(GSI1SK.to_owned(), s(id.to_owned()));
+    keys
+}
+
+/// The primary key of an enrolment item.
+pub fn enrolment_key(id: &crate::domain::EnrolmentId) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        (PK.to_owned(), s(format!("ENR#{id}"))),
+        (SK.to_owned(), s(CAMPAIGN_SK.to_owned())),
+    ])
+}
+
+/// `gsi1pk` of a phone's enrolments.
+pub fn enrolments_gsi1pk(phone: &PhoneNumber) -> String {
+    format!("ENRS#{}", phone.as_str())
+}
+
+/// Every key attribute of an enrolment item: the table key, `gsi1` (phone, id) and, when it is
+/// due, `gsi2` (`EDUE#<shard>`, `<due_at>#<id>`).
+pub fn enrolment_item_keys(e: &crate::domain::Enrolment) -> HashMap<String, AttributeValue> {
+    let mut keys = enrolment_key(&e.id);
+    keys.insert(GSI1PK.to_owned(), s(enrolments_gsi1pk(&e.lead.phone)));
+    keys.insert(GSI1SK.to_owned(), s(e.id.as_str().to_owned()));
+    if let Some(due) = e.due_at() {
+        keys.insert(GSI2PK.to_owned(), s(enrolment_due_gsi2pk(enrolment_due_shard(&e.id))));
+        keys.insert(GSI2SK.to_owned(), s(format!("{}#{}", sortable_time(&due), e.id)));
+    }
+    keys
+}
+
+/// The primary key of the pointer that makes one enrolment per (campaign, phone). Campaign ids
+/// are `[A-Za-z0-9_-]` and E.164 holds no `#`, so pairs cannot collide.
+pub fn enrolment_pair_key(campaign_id: &str, phone: &PhoneNumber) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        (PK.to_owned(), s(format!("ENRPAIR#{campaign_id}#{}", phone.as_str()))),
+        (SK.to_owned(), s(ENROLMENT_PAIR_SK.to_owned())),
+    ])
 }
 
 /// `pk` of an opt-out.

@@ -12,6 +12,8 @@
 //! - `idempotency`: `IdempotencyStore`, idempotency records, with their item shape.
 //! - `conversations`: `ConversationStore`, conversations and the pair pointer that keeps one open
 //!   per (business number, phone).
+//! - `campaigns`: `CampaignStore`, campaigns, enrolments with the pair pointer that keeps one per
+//!   (campaign, phone), and the sharded enrolment due index (`gsi2` `EDUE#<shard>`).
 //! - `counters`: `CounterStore`, counters, one-time claims and small documents.
 //! - `batches`: `BatchStore` (batch records, tallies, items counted once) and `Retention`
 //!   (nothing to do: TTL).
@@ -20,6 +22,7 @@
 //! Scan, and must not build key strings anywhere but `keys`.
 
 mod batches;
+mod campaigns;
 mod consent;
 mod conversations;
 mod counters;

@@ -8,6 +8,7 @@
 //!   the due index, the failed list, messages of a ref).
 //! - `consent`: `ConsentStore` (opt-outs and their evidence, send slots).
 //! - `conversations`: `ConversationStore` (conversations, one open per pair).
+//! - `campaigns`: `CampaignStore` (campaigns, enrolments one per lead and campaign, their due index).
 //! - `idempotency`: `IdempotencyStore`.
 //! - `counters`: `CounterStore` (counters, claims, documents).
 //! - `batches`: `BatchStore` (batch records, tallies, items counted once).
@@ -22,6 +23,7 @@
 //! the path.
 
 mod batches;
+mod campaigns;
 pub(crate) mod conn;
 mod consent;
 mod conversations;

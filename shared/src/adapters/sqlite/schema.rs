@@ -4,7 +4,7 @@
 //! says epoch seconds or milliseconds.
 
 /// The store's tables: messages and their indexes, provider-sid pointers, webhook receipts,
-/// consent and its evidence, conversations, idempotency records, counters, claims and documents, batches and their counted items.
+/// consent and its evidence, conversations, campaigns and enrolments, idempotency records, counters, claims and documents, batches and their counted items.
 pub(crate) const STORE: &str = "
 CREATE TABLE IF NOT EXISTS messages (
     id TEXT PRIMARY KEY,
@@ -60,6 +60,24 @@ CREATE TABLE IF NOT EXISTS conversations (
     doc TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS conversations_by_phone ON conversations (phone, id DESC);
+-- campaigns: the record as JSON in doc
+CREATE TABLE IF NOT EXISTS campaigns (
+    id TEXT PRIMARY KEY,
+    doc TEXT NOT NULL
+);
+-- enrolments: the record as JSON in doc; UNIQUE (campaign_id, phone) makes one enrolment per
+-- lead and campaign; due_at (fixed-width time, NULL when nothing is due) is the due index
+CREATE TABLE IF NOT EXISTS enrolments (
+    id TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,
+    campaign_id TEXT NOT NULL,
+    phone TEXT NOT NULL,
+    due_at TEXT,
+    doc TEXT NOT NULL,
+    UNIQUE (campaign_id, phone)
+);
+CREATE INDEX IF NOT EXISTS enrolments_by_phone ON enrolments (phone);
+CREATE INDEX IF NOT EXISTS enrolments_due ON enrolments (due_at) WHERE due_at IS NOT NULL;
 CREATE TABLE IF NOT EXISTS send_slots (
     phone TEXT NOT NULL,
     at_ms INTEGER NOT NULL

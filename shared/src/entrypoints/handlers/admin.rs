@@ -4,7 +4,6 @@
 use super::{cursor_error, parse_limit, PROCESSOR_BUDGET};
 use crate::app::health::health as health_use_case;
 use crate::app::operations::{remove_failed as remove_use_case, retry_failed as retry_use_case};
-use crate::app::process_due::process_due;
 use crate::app::AppError;
 use crate::domain::MessageId;
 use crate::entrypoints::extract::{PathId, QueryPairs};
@@ -82,13 +81,7 @@ pub async fn retry_failed(State(deps): State<Deps>, PathId(id): PathId) -> Resul
         (status = 503, description = "Temporarily unavailable (`Retry-After`)", body = ErrorBody)))]
 pub async fn run_processor(State(deps): State<Deps>, headers: HeaderMap) -> Result<Response, ApiError> {
     let base = public_base(&deps, &headers);
-    let report = process_due(
-        ctx(&deps, &base),
-        deps.queries.as_ref(),
-        deps.retention.as_ref(),
-        PROCESSOR_BUDGET,
-    )
-    .await?;
+    let report = crate::entrypoints::jobs::tick(&deps, &base, PROCESSOR_BUDGET).await?;
     Ok(json_response(StatusCode::OK, &report))
 }
 

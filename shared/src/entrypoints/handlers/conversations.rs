@@ -1,6 +1,6 @@
 //! The `campaigns` group, conversation routes: a phone's conversations, one conversation with
 //! both directions in order, a person's reply through the send pipeline, and setting the outcome.
-//! (Campaigns, leads and enrolments join this group with issue #11.)
+//! (Campaigns, leads and enrolments are in `handlers::campaigns`.)
 
 use super::{cursor_error, parse_limit};
 use crate::app::conversations::{conversation_turns, reply_as_person, set_outcome};

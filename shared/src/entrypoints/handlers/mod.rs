@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod batches;
+pub mod campaigns;
 pub mod conversations;
 pub mod inbound;
 pub mod local;
