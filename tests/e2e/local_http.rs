@@ -390,3 +390,45 @@ async fn a_store_fault_after_the_provider_accepted_is_a_warning_and_the_callback
     assert_eq!(app.sim().sent_count(), 1, "never resent");
     app.stop().await;
 }
+
+/// Issue #8's hot-path figure, kept from regressing: what one message costs the store from
+/// `POST /v1/messages` to `delivered`, its two signed callbacks included (reads of the message are
+/// left out: the test's own polling reads it too). Today: one slot check, the create, the claim,
+/// the sid link, `sent`, two counter writes; per callback one receipt and one update.
+#[tokio::test]
+async fn one_message_costs_a_known_number_of_store_writes_from_accept_to_delivered() {
+    let app = TestApp::new().await;
+    let n = 5;
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let m = app.send(&format!("+1415555{:04}", 100 + i), "hi").await;
+        ids.push(m["id"].as_str().expect("id").to_owned());
+    }
+    for id in &ids {
+        app.wait_for(id, Duration::from_secs(5), |m| m["status"] == "delivered")
+            .await;
+    }
+    settled_store_calls(&app).await;
+    let writes: Vec<(&str, usize)> = app
+        .store
+        .calls_by_method()
+        .into_iter()
+        .filter(|(m, _)| *m != "get_message")
+        .map(|(m, c)| (m, if c % n == 0 { c / n } else { usize::MAX }))
+        .collect();
+    assert_eq!(
+        writes,
+        [
+            ("add", 1),
+            ("add_many", 1),
+            ("check_send", 1),
+            ("create_message", 1),
+            ("link_provider_sid", 1),
+            ("record_webhook", 2),
+            ("update_message", 3)
+        ],
+        "{:?}",
+        app.store.calls_by_method()
+    );
+    app.stop().await;
+}
