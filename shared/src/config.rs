@@ -97,6 +97,9 @@ pub struct Config {
     /// The key Retell signs its webhooks with (`RETELL_API_KEY`; AWS: `retell_api_key` in the
     /// secret). `None`: the Retell route answers 403.
     pub retell_api_key: Option<SecretString>,
+    /// Retell's REST API (`RETELL_API_BASE`, no trailing slash): `create-sms-chat` for the steps
+    /// of Retell campaigns, with `RETELL_API_KEY`.
+    pub retell_api_base: String,
     /// Chat Completions base URL for `openai` agents (`OPENAI_BASE_URL`, no trailing slash).
     pub openai_base_url: String,
     /// `OPENAI_API_KEY` (AWS: `openai_api_key` in the secret); `None` sends no Authorization
@@ -290,6 +293,10 @@ impl Config {
             request_timeout,
             help_text: get("SMSRELAY_HELP_TEXT").unwrap_or_else(|| DEFAULT_HELP_TEXT.to_owned()),
             retell_api_key: get("RETELL_API_KEY").map(SecretString::from),
+            retell_api_base: get("RETELL_API_BASE")
+                .unwrap_or_else(|| "https://api.retellai.com".to_owned())
+                .trim_end_matches('/')
+                .to_owned(),
             openai_base_url,
             openai_api_key: get("OPENAI_API_KEY").map(SecretString::from),
             agent_model: get("SMSRELAY_AGENT_MODEL"),

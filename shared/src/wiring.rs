@@ -58,6 +58,8 @@ pub struct Deps {
     pub agent: Arc<dyn Agent>,
     /// Campaigns, enrolments and their due index.
     pub campaigns: Arc<dyn CampaignStore>,
+    /// Retell's outbound SMS chats (the steps of Retell campaigns), when `RETELL_API_KEY` is set.
+    pub retell_chats: Option<Arc<dyn crate::ports::retell_chats::RetellChats>>,
 }
 
 /// Why the dependencies could not be built.
@@ -121,6 +123,7 @@ impl Deps {
             + 'static,
     {
         let agent = Arc::new(agent_for(&config, clock.clone()));
+        let retell_chats = retell_chats_for(&config);
         let campaigns: Arc<dyn CampaignStore> = store.clone();
         let counters: Arc<dyn CounterStore> = store.clone();
         Self {
@@ -140,6 +143,7 @@ impl Deps {
             retention: store,
             enrolments: Arc::new(crate::app::campaigns::EnrolmentsHook::new(campaigns.clone(), counters)),
             campaign_agents: Arc::new(crate::app::campaigns::StoredCampaignAgents(campaigns.clone())),
+            retell_chats,
             campaigns,
             queue,
             provider,
@@ -247,6 +251,22 @@ impl Deps {
 /// The agent router of a deployment: the Chat Completions client on `OPENAI_BASE_URL` (with
 /// `OPENAI_API_KEY` when set) sleeping on `clock` between retries, and the scripted rules. The
 /// same in Lambda (the retry consumer) and smsrelay-local (its queue worker).
+/// The `create-sms-chat` client when a Retell key is configured.
+pub fn retell_chats_for(config: &Config) -> Option<Arc<dyn crate::ports::retell_chats::RetellChats>> {
+    let key = config.retell_api_key.clone()?;
+    match http_client() {
+        Ok(http) => Some(Arc::new(crate::adapters::retell::client::RetellClient::new(
+            config.retell_api_base.clone(),
+            key,
+            http,
+        ))),
+        Err(e) => {
+            tracing::error!(error.message = %e, "no HTTP client: Retell campaign steps are unavailable");
+            None
+        }
+    }
+}
+
 pub fn agent_for(config: &Config, clock: Arc<dyn Clock>) -> crate::adapters::agents::AgentRouter {
     use crate::adapters::openai::{OpenAiAgent, OpenAiSettings};
     let openai = match http_client() {

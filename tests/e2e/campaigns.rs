@@ -482,3 +482,115 @@ async fn a_step_over_the_campaigns_daily_limit_waits_for_the_leads_next_day() {
     assert_eq!(sent_bodies(&app).await, ["one", "two", "three"]);
     app.stop().await;
 }
+
+/// The requests a wiremock server received on `path`, as JSON bodies.
+async fn bodies_on(server: &wiremock::MockServer, path: &str) -> Vec<Value> {
+    server
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| r.url.path() == path)
+        .map(|r| serde_json::from_slice(&r.body).unwrap_or(Value::Null))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_retell_campaign_sends_its_steps_through_create_sms_chat_and_never_resends_an_ambiguous_one() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, ResponseTemplate};
+    let retell = wiremock::MockServer::start().await;
+    let app = ClockedApp::with(AppOptions {
+        env: vec![
+            ("RETELL_API_KEY", "key_retell_test".to_owned()),
+            ("RETELL_API_BASE", retell.uri()),
+        ],
+        ..AppOptions::default()
+    })
+    .await;
+    let mut body = campaign("retell-leads");
+    body["agent"] = json!({"provider": "retell", "retell_agent_id": "agent_verbatim"});
+    create(&app, &body).await;
+    // Retell has no chat of ours yet; the first create times out on Retell's side (a 500: it may
+    // have been sent).
+    Mock::given(method("POST"))
+        .and(path("/v3/list-chats"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"items": [], "has_more": false})))
+        .with_priority(5)
+        .mount(&retell)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/create-sms-chat"))
+        .respond_with(ResponseTemplate::new(500).set_body_json(json!({"status": "error", "message": "upstream"})))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&retell)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/create-sms-chat"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({
+            "chat_id": "chat_step_two", "agent_id": "agent_verbatim", "chat_status": "ongoing", "chat_type": "sms_chat"})))
+        .with_priority(2)
+        .mount(&retell)
+        .await;
+
+    let (status, enrolled) = call(app.post_json("/v1/leads", &lead("retell-leads"))).await;
+    assert_eq!(status, 201, "{enrolled}");
+    let enrollment = enrolled["enrollment_id"].as_str().expect("id").to_owned();
+    let creates = bodies_on(&retell, "/create-sms-chat").await;
+    assert_eq!(creates.len(), 1, "step 1 asked Retell once");
+    assert_eq!(creates[0]["from_number"], OURS);
+    assert_eq!(creates[0]["to_number"], LEAD);
+    assert_eq!(creates[0]["override_agent_id"], "agent_verbatim");
+    assert_eq!(
+        creates[0]["retell_llm_dynamic_variables"]["message_body"],
+        "Hi Ana, thanks for your request via web-form! Reply STOP to opt out."
+    );
+    assert_eq!(creates[0]["metadata"]["smsrelay"]["step"], format!("{enrollment}:0"));
+    assert_eq!(
+        app.sim().request_count(),
+        0,
+        "a Retell campaign's steps never go by Twilio"
+    );
+    let e = enrolment(&app, &enrolled["enrollment_id"]).await;
+    assert_eq!(e["step"], 0, "an ambiguous create is not recorded as sent: {e}");
+
+    // It had gone out: Retell lists the chat with our step in its metadata. Once the claim has
+    // run out, the next tick finds it and records the step, without a second create.
+    Mock::given(method("POST"))
+        .and(path("/v3/list-chats"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"items": [{
+            "chat_id": "chat_step_one", "agent_id": "agent_verbatim", "chat_status": "ongoing",
+            "chat_type": "sms_chat", "start_timestamp": app.now().timestamp_millis(),
+            "metadata": {"smsrelay": {"step": format!("{enrollment}:0")}}}], "has_more": false})))
+        .with_priority(1)
+        .mount(&retell)
+        .await;
+    app.advance(Duration::from_secs(11 * 60));
+    app.run_processor().await;
+    assert_eq!(
+        bodies_on(&retell, "/create-sms-chat").await.len(),
+        1,
+        "never resent blindly"
+    );
+    let e = enrolment(&app, &enrolled["enrollment_id"]).await;
+    assert_eq!(e["step"], 1, "{e}");
+
+    // Step 2 when due: a create that succeeds, with step 2's text.
+    app.advance(2 * HOUR);
+    app.run_processor().await;
+    let creates = bodies_on(&retell, "/create-sms-chat").await;
+    assert_eq!(creates.len(), 2);
+    assert_eq!(
+        creates[1]["retell_llm_dynamic_variables"]["message_body"],
+        "Still interested, Ana?"
+    );
+    let e = enrolment(&app, &enrolled["enrollment_id"]).await;
+    assert_eq!(
+        (e["step"].as_u64(), e["message_ids"].as_array().map(Vec::len)),
+        (Some(2), Some(2)),
+        "{e}"
+    );
+    assert_eq!(app.sim().request_count(), 0);
+    app.stop().await;
+}

@@ -213,6 +213,8 @@ pub struct CampaignPorts<'a> {
     pub conversations: &'a dyn ConversationStore,
     /// Messages of a ref (a step sent by a run that crashed before recording it).
     pub queries: &'a dyn MessageQueries,
+    /// Retell's `create-sms-chat`, for the steps of Retell campaigns (none: they go by Twilio).
+    pub retell: Option<&'a dyn crate::ports::RetellChats>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -388,6 +390,81 @@ pub enum Fired {
     Skipped,
 }
 
+/// Step `step`'s text for the enrolment's lead, or why it cannot be sent.
+fn step_body(campaign: &Campaign, e: &Enrolment, step: u32) -> Result<MessageBody, String> {
+    match campaign.render(step as usize, &e.lead) {
+        Ok(text) => MessageBody::parse(text).map_err(|err| err.to_string()),
+        Err(v) => Err(format!("step {} needs `{v}`, which the lead does not have", step + 1)),
+    }
+}
+
+/// How a Retell campaign step went.
+enum RetellStep {
+    /// Retell has the chat (created now, or found from an earlier run); the step's id.
+    Sent(MessageId),
+    /// Not known to be sent: try again later (reconciling first).
+    Later,
+    /// It can never go: the step or Retell refused it.
+    Refused(String),
+}
+
+/// A step of a Retell campaign goes out as Retell's `create-sms-chat` (conversation-facts §1.6):
+/// the campaign's Retell agent sends the step's text (`message_body`) and answers the replies
+/// itself, its turns arriving through the chat events (our ids ride in `metadata.smsrelay`).
+/// The call has no idempotency key, so every try first looks for a chat of this step created
+/// since the enrolment (an earlier run may have sent it and died, or got an ambiguous answer); an
+/// ambiguous create is never retried blindly. The step's id is derived from (enrolment, step), so
+/// every run records the same one.
+async fn retell_step(
+    campaign: &Campaign,
+    e: &Enrolment,
+    step: u32,
+    agent_id: &str,
+    chats: &dyn crate::ports::RetellChats,
+) -> Result<RetellStep, AppError> {
+    use crate::ports::{SmsChatError, SmsChatRequest};
+    let step_ref = format!("{}:{step}", e.id);
+    let message_id = MessageId::derived(e.created_at, &step_ref);
+    let body = match step_body(campaign, e, step) {
+        Ok(b) => b,
+        Err(reason) => return Ok(RetellStep::Refused(reason)),
+    };
+    match chats
+        .find_sms_chat(agent_id, e.created_at.timestamp_millis(), "step", &step_ref)
+        .await
+    {
+        Ok(Some(_)) => return Ok(RetellStep::Sent(message_id)),
+        Ok(None) => {}
+        Err(err) => {
+            tracing::warn!(enrollment_id = %e.id, error.message = %err, "Retell chats could not be read: step waits");
+            return Ok(RetellStep::Later);
+        }
+    }
+    let request = SmsChatRequest {
+        from_number: e.business_number.as_str().to_owned(),
+        to_number: e.lead.phone.as_str().to_owned(),
+        agent_id: agent_id.to_owned(),
+        dynamic_variables: [("message_body".to_owned(), body.as_str().to_owned())].into(),
+        smsrelay_metadata: [
+            ("step".to_owned(), step_ref),
+            ("campaign_id".to_owned(), campaign.id.clone()),
+            ("enrollment_id".to_owned(), e.id.as_str().to_owned()),
+            ("conversation_id".to_owned(), e.conversation_id.as_str().to_owned()),
+        ]
+        .into(),
+    };
+    match chats.create_sms_chat(&request).await {
+        Ok(_) => Ok(RetellStep::Sent(message_id)),
+        Err(SmsChatError::Rejected { status, message }) => Ok(RetellStep::Refused(format!(
+            "Retell refused the step: HTTP {status}: {message}"
+        ))),
+        Err(err) => {
+            tracing::warn!(enrollment_id = %e.id, error.message = %err, "Retell step not confirmed: reconciled next time");
+            Ok(RetellStep::Later)
+        }
+    }
+}
+
 /// Send `e`'s due step if it may go now (see the module doc for the checks and the claim).
 async fn fire_step(p: CampaignPorts<'_>, campaign: &Campaign, e: Enrolment) -> Result<(Enrolment, Fired), AppError> {
     let ctx = p.ctx;
@@ -455,14 +532,37 @@ async fn fire_step(p: CampaignPorts<'_>, campaign: &Campaign, e: Enrolment) -> R
         kind: STEP_REF_KIND.to_owned(),
         id: format!("{}:{step}", claimed.id),
     };
+    let retell = match (&campaign.agent, p.retell) {
+        (Some(crate::domain::AgentSpec::Retell { retell_agent_id }), Some(chats)) => {
+            Some((retell_agent_id.as_str(), chats))
+        }
+        _ => None,
+    };
+    if let Some((agent_id, chats)) = retell {
+        return match retell_step(campaign, &claimed, step, agent_id, chats).await? {
+            RetellStep::Sent(message_id) => {
+                let recorded = modify_enrolment(p.campaigns, ctx.counters, &claimed.id, now, |x| {
+                    x.record_step(step, message_id.clone(), campaign, now)
+                })
+                .await?
+                .unwrap_or(claimed);
+                count(ctx.counters, vec![add(&campaign.id, "sent", 1)], now).await;
+                tracing::info!(enrollment_id = %recorded.id, step = step + 1, "campaign step sent through Retell");
+                Ok((recorded, Fired::Sent(message_id)))
+            }
+            // The claim runs out and a later tick tries again, reconciling first.
+            RetellStep::Later => Ok((claimed, Fired::Skipped)),
+            RetellStep::Refused(reason) => {
+                tracing::warn!(enrollment_id = %claimed.id, reason = %reason, "campaign step refused: enrollment stopped");
+                let stopped = stop_one(p.campaigns, ctx.counters, &claimed.id, &reason, now).await?;
+                Ok((stopped.unwrap_or(claimed), Fired::Stopped))
+            }
+        };
+    }
     let message_id = match p.queries.list_by_ref(&reference, 1).await?.into_iter().next() {
         Some(m) => m.id,
         None => {
-            let body = match campaign.render(step as usize, &claimed.lead) {
-                Ok(text) => MessageBody::parse(text).map_err(|err| err.to_string()),
-                Err(v) => Err(format!("step {} needs `{v}`, which the lead does not have", step + 1)),
-            };
-            let body = match body {
+            let body = match step_body(campaign, &claimed, step) {
                 Ok(b) => b,
                 Err(reason) => {
                     tracing::warn!(enrollment_id = %claimed.id, reason = %reason, "campaign step cannot be rendered: enrollment stopped");

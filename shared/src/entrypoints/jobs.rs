@@ -89,6 +89,7 @@ pub async fn tick(deps: &Deps, base: &str, budget: Duration) -> Result<TickRepor
         campaigns: deps.campaigns.as_ref(),
         conversations: deps.conversations.as_ref(),
         queries: deps.queries.as_ref(),
+        retell: deps.retell_chats.as_deref(),
     };
     let campaigns = crate::app::campaigns::process_enrolments(ports, left).await?;
     report.due_sent += campaigns.sent;

@@ -86,9 +86,9 @@ impl MessageStore for SqliteStore {
     async fn create_message(&self, message: &Message) -> Result<(), StoreError> {
         let row = MessageRow::try_from(message)?;
         self.run(move |conn| {
-            conn.execute(
-                INSERT_MESSAGE,
-                params![
+            conn.prepare_cached(INSERT_MESSAGE)
+                .map_err(sql_error)?
+                .execute(params![
                     row.id,
                     row.version,
                     row.to_number,
@@ -98,9 +98,8 @@ impl MessageStore for SqliteStore {
                     row.due_at,
                     row.failed_key,
                     row.ref_key
-                ],
-            )
-            .map_err(insert_error)?;
+                ])
+                .map_err(insert_error)?;
             Ok(())
         })
         .await
@@ -146,9 +145,9 @@ impl MessageStore for SqliteStore {
         let id = id.as_str().to_owned();
         self.run(move |conn| {
             let row: Option<(i64, String)> = conn
-                .query_row("SELECT version, doc FROM messages WHERE id = ?1", params![id], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })
+                .prepare_cached("SELECT version, doc FROM messages WHERE id = ?1")
+                .map_err(sql_error)?
+                .query_row(params![id], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()
                 .map_err(sql_error)?;
             row.map(|(version, doc)| decode_message(&id, version, &doc)).transpose()
@@ -167,21 +166,22 @@ impl MessageStore for SqliteStore {
             .ok_or(StoreError::ConditionFailed)?;
         self.run(move |conn| {
             let changed = conn
-                .execute(
+                .prepare_cached(
                     "UPDATE messages SET version = ?2, to_number = ?3, status = ?4, created_at = ?5, doc = ?6, \
                      due_at = ?8, failed_key = ?9 WHERE id = ?1 AND version = ?7",
-                    params![
-                        row.id,
-                        row.version,
-                        row.to_number,
-                        row.status,
-                        row.created_at,
-                        row.doc,
-                        expected,
-                        row.due_at,
-                        row.failed_key
-                    ],
                 )
+                .map_err(sql_error)?
+                .execute(params![
+                    row.id,
+                    row.version,
+                    row.to_number,
+                    row.status,
+                    row.created_at,
+                    row.doc,
+                    expected,
+                    row.due_at,
+                    row.failed_key
+                ])
                 .map_err(sql_error)?;
             if changed == 1 {
                 Ok(())
@@ -197,17 +197,16 @@ impl MessageStore for SqliteStore {
     async fn link_provider_sid(&self, sid: &ProviderSid, id: &MessageId) -> Result<(), StoreError> {
         let (sid, id) = (sid.as_str().to_owned(), id.as_str().to_owned());
         self.run(move |conn| {
-            conn.execute(
+            conn.prepare_cached(
                 "INSERT INTO provider_sids (sid, message_id) VALUES (?1, ?2) ON CONFLICT (sid) DO NOTHING",
-                params![sid, id],
             )
+            .map_err(sql_error)?
+            .execute(params![sid, id])
             .map_err(sql_error)?;
             let current: String = conn
-                .query_row(
-                    "SELECT message_id FROM provider_sids WHERE sid = ?1",
-                    params![sid],
-                    |r| r.get(0),
-                )
+                .prepare_cached("SELECT message_id FROM provider_sids WHERE sid = ?1")
+                .map_err(sql_error)?
+                .query_row(params![sid], |r| r.get(0))
                 .map_err(sql_error)?;
             if current == id {
                 Ok(())
@@ -222,11 +221,9 @@ impl MessageStore for SqliteStore {
         let sid = sid.as_str().to_owned();
         self.run(move |conn| {
             let id: Option<String> = conn
-                .query_row(
-                    "SELECT message_id FROM provider_sids WHERE sid = ?1",
-                    params![sid],
-                    |r| r.get(0),
-                )
+                .prepare_cached("SELECT message_id FROM provider_sids WHERE sid = ?1")
+                .map_err(sql_error)?
+                .query_row(params![sid], |r| r.get(0))
                 .optional()
                 .map_err(sql_error)?;
             id.map(|id| MessageId::parse(&id).map_err(|e| StoreError::Corrupt(format!("provider sid row {sid}: {e}"))))
@@ -240,18 +237,19 @@ impl MessageStore for SqliteStore {
         let record = record.clone();
         self.run(move |conn| {
             let inserted = conn
-                .execute(
+                .prepare_cached(
                     "INSERT OR IGNORE INTO webhooks (key, kind, message_id, provider_sid, status, received_at) \
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    params![
-                        record.key,
-                        record.kind,
-                        record.message_id.as_ref().map(MessageId::as_str),
-                        record.provider_sid.as_ref().map(ProviderSid::as_str),
-                        record.status,
-                        time::exact(&record.received_at),
-                    ],
                 )
+                .map_err(sql_error)?
+                .execute(params![
+                    record.key,
+                    record.kind,
+                    record.message_id.as_ref().map(MessageId::as_str),
+                    record.provider_sid.as_ref().map(ProviderSid::as_str),
+                    record.status,
+                    time::exact(&record.received_at),
+                ])
                 .map_err(sql_error)?;
             Ok(inserted == 1)
         })

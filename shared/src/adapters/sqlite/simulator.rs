@@ -93,20 +93,21 @@ impl SimulatorLedger {
     pub async fn insert(&self, r: SimRecord) -> Result<(), StoreError> {
         self.db
             .call(move |c| {
-                c.execute(
+                c.prepare_cached(
                     "INSERT INTO simulator_messages
                        (sid, to_number, from_number, messaging_service_sid, body, status, created_at)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                    params![
-                        r.sid,
-                        r.to,
-                        r.from,
-                        r.messaging_service_sid,
-                        r.body,
-                        r.status,
-                        time::fixed(&r.date_created)
-                    ],
                 )
+                .map_err(conn::sql_error)?
+                .execute(params![
+                    r.sid,
+                    r.to,
+                    r.from,
+                    r.messaging_service_sid,
+                    r.body,
+                    r.status,
+                    time::fixed(&r.date_created)
+                ])
                 .map_err(conn::insert_error)?;
                 Ok(())
             })
@@ -152,20 +153,17 @@ impl SimulatorLedger {
                     .transaction_with_behavior(TransactionBehavior::Immediate)
                     .map_err(conn::sql_error)?;
                 let current: Option<String> = tx
-                    .query_row(
-                        "SELECT status FROM simulator_messages WHERE sid = ?1",
-                        params![sid],
-                        |row| row.get(0),
-                    )
+                    .prepare_cached("SELECT status FROM simulator_messages WHERE sid = ?1")
+                    .map_err(conn::sql_error)?
+                    .query_row(params![sid], |row| row.get(0))
                     .optional()
                     .map_err(conn::sql_error)?;
                 let moved = current.is_some_and(|s| from.contains(&s.as_str()));
                 if moved {
-                    tx.execute(
-                        "UPDATE simulator_messages SET status = ?2 WHERE sid = ?1",
-                        params![sid, status],
-                    )
-                    .map_err(conn::sql_error)?;
+                    tx.prepare_cached("UPDATE simulator_messages SET status = ?2 WHERE sid = ?1")
+                        .map_err(conn::sql_error)?
+                        .execute(params![sid, status])
+                        .map_err(conn::sql_error)?;
                 }
                 tx.commit().map_err(conn::sql_error)?;
                 Ok(moved)

@@ -425,6 +425,7 @@ fn ports<'a>(deps: &'a Deps, base: &'a str) -> CampaignPorts<'a> {
         campaigns: deps.campaigns.as_ref(),
         conversations: deps.conversations.as_ref(),
         queries: deps.queries.as_ref(),
+        retell: deps.retell_chats.as_deref(),
     }
 }
 
