@@ -594,3 +594,145 @@ async fn a_retell_campaign_sends_its_steps_through_create_sms_chat_and_never_res
     assert_eq!(app.sim().request_count(), 0);
     app.stop().await;
 }
+
+/// Run the queue while answering every wait on the manual clock at once (the agent's backoff and
+/// `Retry-After` sleep on the clock); returns how many jobs ran.
+async fn drain_with_clock(app: &ClockedApp) -> usize {
+    let drain = app.drain_queue();
+    tokio::pin!(drain);
+    loop {
+        tokio::select! {
+            ran = &mut drain => return ran,
+            () = app.clock.wait_for_sleepers(1) => {
+                app.clock.advance_to_next_wakeup();
+                tokio::task::yield_now().await;
+            }
+        }
+    }
+}
+
+/// Issue #11's whole flow on smsrelay-local: a drip with an `openai` agent served by a wiremock
+/// server speaking Chat Completions. Step 1 at once, step 2 two hours later, the lead's reply
+/// pauses the drip; the agent's turn meets a 429 with `Retry-After`, then a 500, then books
+/// through `book_appointment` and answers; the conversation ends `success`, step 3 never goes, and
+/// the report counts it.
+#[tokio::test]
+async fn a_lead_is_dripped_replies_and_the_openai_agent_books_it_to_success_in_the_report() {
+    use wiremock::matchers::{body_string_contains, method, path};
+    use wiremock::{Mock, ResponseTemplate};
+    let openai = wiremock::MockServer::start().await;
+    let app = ClockedApp::with(AppOptions {
+        env: vec![
+            ("OPENAI_BASE_URL", format!("{}/v1", openai.uri())),
+            ("OPENAI_API_KEY", "sk-test".to_owned()),
+        ],
+        ..AppOptions::default()
+    })
+    .await;
+    let completion = |message: Value| {
+        ResponseTemplate::new(200).set_body_json(json!({
+            "id": "chatcmpl-1", "object": "chat.completion", "created": 1_780_012_790, "model": "gpt-4.1-mini",
+            "choices": [{"index": 0, "finish_reason": "stop", "message": message}],
+            "usage": {"prompt_tokens": 50, "completion_tokens": 10, "total_tokens": 60}
+        }))
+    };
+    // After the tool's result: the text for the lead.
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .and(body_string_contains("\"role\":\"tool\""))
+        .respond_with(completion(
+            json!({"role": "assistant", "content": "Booked: Thursday 10am. See you then!"}),
+        ))
+        .with_priority(1)
+        .mount(&openai)
+        .await;
+    // First a rate limit, then a server error, then the tool call.
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(
+            ResponseTemplate::new(429)
+                .insert_header("retry-after", "2")
+                .set_body_json(json!({"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}})),
+        )
+        .up_to_n_times(1)
+        .with_priority(2)
+        .mount(&openai)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(
+            ResponseTemplate::new(500)
+                .set_body_json(json!({"error": {"message": "The server had an error", "type": "server_error"}})),
+        )
+        .up_to_n_times(1)
+        .with_priority(3)
+        .mount(&openai)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(completion(
+            json!({"role": "assistant", "content": null, "tool_calls": [{
+            "id": "call_1", "type": "function", "function": {"name": "book_appointment",
+            "arguments": "{\"start\":\"2026-12-03T10:00:00-06:00\",\"duration_minutes\":60,\"notes\":null}"}}]}),
+        ))
+        .with_priority(4)
+        .mount(&openai)
+        .await;
+
+    let mut body = campaign("roof-leads");
+    body["agent"] =
+        json!({"provider": "openai", "prompt": "You book roof inspections for Acme.", "model": "gpt-4.1-mini"});
+    create(&app, &body).await;
+    let (status, enrolled) = call(app.post_json("/v1/leads", &lead("roof-leads"))).await;
+    assert_eq!(status, 201, "{enrolled}");
+    assert_eq!(sent_bodies(&app).await.len(), 1, "step 1 at once");
+    app.advance(2 * HOUR);
+    app.run_processor().await;
+    assert_eq!(sent_bodies(&app).await[1], "Still interested, Ana?");
+
+    reply(&app, "SMc0ffee0000000000000000000000001", "Yes! Thursday 10am works").await;
+    let e = enrolment(&app, &enrolled["enrollment_id"]).await;
+    assert_eq!(e["status"], "paused", "{e}");
+    assert!(drain_with_clock(&app).await >= 1);
+
+    let conversation = get(
+        &app,
+        &format!(
+            "/v1/conversations/{}",
+            enrolled["conversation_id"].as_str().expect("id")
+        ),
+    )
+    .await;
+    assert_eq!(conversation["outcome"], "success", "{conversation}");
+    assert_eq!(conversation["appointment"]["start"], "2026-12-03T10:00:00-06:00");
+    let directions: Vec<(&str, &str)> = conversation["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m| (m["direction"].as_str().unwrap_or(""), m["body"].as_str().unwrap_or("")))
+        .collect();
+    assert_eq!(
+        directions.last().copied(),
+        Some(("outbound", "Booked: Thursday 10am. See you then!")),
+        "{conversation}"
+    );
+    assert!(directions.contains(&("inbound", "Yes! Thursday 10am works")));
+    // 429, 500, the tool call, the text: four requests to the model.
+    assert_eq!(openai.received_requests().await.unwrap_or_default().len(), 4);
+    // Step 3 never goes: the drip is paused and the conversation has ended.
+    app.advance(2 * 24 * HOUR);
+    app.run_processor().await;
+    let bodies = sent_bodies(&app).await;
+    assert!(!bodies.iter().any(|b| b == "Last check-in from us."), "{bodies:?}");
+    let booked = app
+        .events
+        .events()
+        .into_iter()
+        .filter(|e| e.detail_type == "appointment.booked")
+        .count();
+    assert_eq!(booked, 1);
+    let report = get(&app, "/v1/campaigns/roof-leads/report").await;
+    assert_eq!(report["outcomes"]["success"], 1, "{report}");
+    assert_eq!(report["replied"], 1, "{report}");
+    app.stop().await;
+}
