@@ -728,3 +728,59 @@ async fn the_drip_runs_through_the_campaigns_processor_and_inbound_handlers_on_d
         .expect("tick");
     assert_eq!(creates(&env.twilio).await, 2, "nothing after STOP");
 }
+
+/// The no-response ending through the processor Lambda on DynamoDB Local: every step sent when
+/// due, no reply, and `no_response_after` after the last step the conversation ends
+/// `no_response`, the tick counts it and the report has it.
+#[tokio::test]
+async fn a_lead_that_never_replies_ends_no_response_through_the_processor_on_dynamodb() {
+    use crate::twilio_mock::{creates, message_json, on_create};
+    use smsrelay::ports::{ConversationFilter, ConversationStore as _};
+    let clock = manual_event_time();
+    let env = lambda_env_at(clock.clone()).await;
+    for (priority, sid) in [
+        (1, "SM00000000000000000000000000000007"),
+        (2, "SM00000000000000000000000000000008"),
+        (3, "SM00000000000000000000000000000009"),
+    ] {
+        on_create(
+            &env.twilio,
+            201,
+            message_json(sid, "+14155550100", "step", "queued"),
+            Some(1),
+            priority,
+        )
+        .await;
+    }
+    let tick = || smsrelay::entrypoints::jobs::lambda::handle_schedule(&env.deps);
+    let (status, body) = invoke(&env.deps, Routes::Campaigns, &load("campaigns-create-campaign.json")).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, lead) = invoke(&env.deps, Routes::Campaigns, &load("campaigns-post-lead.json")).await;
+    assert_eq!(status, 201, "{lead}");
+    // Steps 2 and 3 when due (2 h, then a day), each once.
+    clock.advance(std::time::Duration::from_secs(2 * 3_600));
+    assert_eq!(tick().await.expect("tick")["due_sent"], 1);
+    clock.advance(std::time::Duration::from_secs(86_400));
+    assert_eq!(tick().await.expect("tick")["due_sent"], 1);
+    assert_eq!(creates(&env.twilio).await, 3);
+    // Not yet: three days after the last step less a minute.
+    clock.advance(std::time::Duration::from_secs(3 * 86_400 - 60));
+    assert_eq!(tick().await.expect("tick")["ended_no_response"], 0);
+    clock.advance(std::time::Duration::from_secs(60));
+    let report = tick().await.expect("tick");
+    assert_eq!(report["ended_no_response"], 1, "{report}");
+    assert_eq!(creates(&env.twilio).await, 3, "nothing more is sent");
+    let phone = smsrelay::domain::PhoneNumber::parse_e164("+14155550100").expect("lead");
+    let page = env
+        .deps
+        .conversations
+        .list_conversations(&phone, ConversationFilter::default(), 10, None)
+        .await
+        .expect("listed");
+    assert_eq!(page.items.len(), 1);
+    assert_eq!(page.items[0].outcome, Some(smsrelay::domain::Outcome::NoResponse));
+    let (status, r) = invoke(&env.deps, Routes::Campaigns, &load("campaigns-get-report.json")).await;
+    assert_eq!(status, 200);
+    assert_eq!(r["outcomes"]["no_response"], 1, "{r}");
+    assert_eq!(r["replied"], 0, "{r}");
+}
