@@ -735,7 +735,7 @@ async fn the_drip_runs_through_the_campaigns_processor_and_inbound_handlers_on_d
 #[tokio::test]
 async fn a_lead_that_never_replies_ends_no_response_through_the_processor_on_dynamodb() {
     use crate::twilio_mock::{creates, message_json, on_create};
-    use smsrelay::ports::{ConversationFilter, ConversationStore as _};
+    use smsrelay::ports::ConversationFilter;
     let clock = manual_event_time();
     let env = lambda_env_at(clock.clone()).await;
     for (priority, sid) in [
