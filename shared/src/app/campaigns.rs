@@ -398,13 +398,13 @@ fn step_body(campaign: &Campaign, e: &Enrolment, step: u32) -> Result<MessageBod
     }
 }
 
-/// How a Retell campaign step went.
-enum RetellStep {
-    /// Retell has the chat (created now, or found from an earlier run); the step's id.
+/// How a step's send went (by Twilio through the send pipeline, or by Retell).
+enum StepSend {
+    /// Sent now, or found sent by an earlier run: the step's id.
     Sent(MessageId),
-    /// Not known to be sent: try again later (reconciling first).
+    /// Not known to be sent: try again later (a Retell step reconciling first).
     Later,
-    /// It can never go: the step or Retell refused it.
+    /// It can never go: the step cannot be rendered, or Retell refused it.
     Refused(String),
 }
 
@@ -421,23 +421,23 @@ async fn retell_step(
     step: u32,
     agent_id: &str,
     chats: &dyn crate::ports::RetellChats,
-) -> Result<RetellStep, AppError> {
+) -> Result<StepSend, AppError> {
     use crate::ports::{SmsChatError, SmsChatRequest};
     let step_ref = format!("{}:{step}", e.id);
     let message_id = MessageId::derived(e.created_at, &step_ref);
     let body = match step_body(campaign, e, step) {
         Ok(b) => b,
-        Err(reason) => return Ok(RetellStep::Refused(reason)),
+        Err(reason) => return Ok(StepSend::Refused(reason)),
     };
     match chats
         .find_sms_chat(agent_id, e.created_at.timestamp_millis(), "step", &step_ref)
         .await
     {
-        Ok(Some(_)) => return Ok(RetellStep::Sent(message_id)),
+        Ok(Some(_)) => return Ok(StepSend::Sent(message_id)),
         Ok(None) => {}
         Err(err) => {
             tracing::warn!(enrollment_id = %e.id, error.message = %err, "Retell chats could not be read: step waits");
-            return Ok(RetellStep::Later);
+            return Ok(StepSend::Later);
         }
     }
     let request = SmsChatRequest {
@@ -454,13 +454,13 @@ async fn retell_step(
         .into(),
     };
     match chats.create_sms_chat(&request).await {
-        Ok(_) => Ok(RetellStep::Sent(message_id)),
-        Err(SmsChatError::Rejected { status, message }) => Ok(RetellStep::Refused(format!(
+        Ok(_) => Ok(StepSend::Sent(message_id)),
+        Err(SmsChatError::Rejected { status, message }) => Ok(StepSend::Refused(format!(
             "Retell refused the step: HTTP {status}: {message}"
         ))),
         Err(err) => {
             tracing::warn!(enrollment_id = %e.id, error.message = %err, "Retell step not confirmed: reconciled next time");
-            Ok(RetellStep::Later)
+            Ok(StepSend::Later)
         }
     }
 }
@@ -538,56 +538,43 @@ async fn fire_step(p: CampaignPorts<'_>, campaign: &Campaign, e: Enrolment) -> R
         }
         _ => None,
     };
-    if let Some((agent_id, chats)) = retell {
-        return match retell_step(campaign, &claimed, step, agent_id, chats).await? {
-            RetellStep::Sent(message_id) => {
-                let recorded = modify_enrolment(p.campaigns, ctx.counters, &claimed.id, now, |x| {
-                    x.record_step(step, message_id.clone(), campaign, now)
-                })
-                .await?
-                .unwrap_or(claimed);
-                count(ctx.counters, vec![add(&campaign.id, "sent", 1)], now).await;
-                tracing::info!(enrollment_id = %recorded.id, step = step + 1, "campaign step sent through Retell");
-                Ok((recorded, Fired::Sent(message_id)))
-            }
-            // The claim runs out and a later tick tries again, reconciling first.
-            RetellStep::Later => Ok((claimed, Fired::Skipped)),
-            RetellStep::Refused(reason) => {
-                tracing::warn!(enrollment_id = %claimed.id, reason = %reason, "campaign step refused: enrollment stopped");
-                let stopped = stop_one(p.campaigns, ctx.counters, &claimed.id, &reason, now).await?;
-                Ok((stopped.unwrap_or(claimed), Fired::Stopped))
-            }
-        };
-    }
-    let message_id = match p.queries.list_by_ref(&reference, 1).await?.into_iter().next() {
-        Some(m) => m.id,
-        None => {
-            let body = match step_body(campaign, &claimed, step) {
-                Ok(b) => b,
-                Err(reason) => {
-                    tracing::warn!(enrollment_id = %claimed.id, reason = %reason, "campaign step cannot be rendered: enrollment stopped");
-                    let stopped = stop_one(p.campaigns, ctx.counters, &claimed.id, &reason, now).await?;
-                    return Ok((stopped.unwrap_or(claimed), Fired::Stopped));
+    let sent = match retell {
+        Some((agent_id, chats)) => retell_step(campaign, &claimed, step, agent_id, chats).await?,
+        None => match p.queries.list_by_ref(&reference, 1).await?.into_iter().next() {
+            Some(m) => StepSend::Sent(m.id),
+            None => match step_body(campaign, &claimed, step) {
+                Err(reason) => StepSend::Refused(reason),
+                Ok(body) => {
+                    let mut metadata = serde_json::Map::new();
+                    metadata.insert("campaign_id".to_owned(), serde_json::json!(campaign.id));
+                    metadata.insert("enrollment_id".to_owned(), serde_json::json!(claimed.id.as_str()));
+                    metadata.insert(
+                        "conversation_id".to_owned(),
+                        serde_json::json!(claimed.conversation_id.as_str()),
+                    );
+                    metadata.insert("step".to_owned(), serde_json::json!(step + 1));
+                    let cmd = SendCommand {
+                        to: claimed.lead.phone.clone(),
+                        body,
+                        from: Sender::Number(claimed.business_number.clone()),
+                        reference: Some(reference),
+                        metadata,
+                        send_at: None,
+                        quiet_hours: None,
+                    };
+                    StepSend::Sent(send_message(ctx, cmd).await?.message.id)
                 }
-            };
-            let mut metadata = serde_json::Map::new();
-            metadata.insert("campaign_id".to_owned(), serde_json::json!(campaign.id));
-            metadata.insert("enrollment_id".to_owned(), serde_json::json!(claimed.id.as_str()));
-            metadata.insert(
-                "conversation_id".to_owned(),
-                serde_json::json!(claimed.conversation_id.as_str()),
-            );
-            metadata.insert("step".to_owned(), serde_json::json!(step + 1));
-            let cmd = SendCommand {
-                to: claimed.lead.phone.clone(),
-                body,
-                from: Sender::Number(claimed.business_number.clone()),
-                reference: Some(reference),
-                metadata,
-                send_at: None,
-                quiet_hours: None,
-            };
-            send_message(ctx, cmd).await?.message.id
+            },
+        },
+    };
+    let message_id = match sent {
+        StepSend::Sent(id) => id,
+        // The claim runs out and a later tick tries again (a Retell step reconciling first).
+        StepSend::Later => return Ok((claimed, Fired::Skipped)),
+        StepSend::Refused(reason) => {
+            tracing::warn!(enrollment_id = %claimed.id, reason = %reason, "campaign step cannot be sent: enrollment stopped");
+            let stopped = stop_one(p.campaigns, ctx.counters, &claimed.id, &reason, now).await?;
+            return Ok((stopped.unwrap_or(claimed), Fired::Stopped));
         }
     };
     let recorded = modify_enrolment(p.campaigns, ctx.counters, &claimed.id, now, |x| {
