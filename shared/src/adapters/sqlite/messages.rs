@@ -35,6 +35,26 @@ struct MessageRow {
     ref_key: Option<String>,
 }
 
+impl MessageRow {
+    /// Run [`INSERT_MESSAGE`] (prepared on `stmt`) for this row; an existing id is
+    /// `ConditionFailed`.
+    fn insert(&self, stmt: &mut rusqlite::Statement<'_>) -> Result<(), StoreError> {
+        stmt.execute(params![
+            self.id,
+            self.version,
+            self.to_number,
+            self.status,
+            self.created_at,
+            self.doc,
+            self.due_at,
+            self.failed_key,
+            self.ref_key
+        ])
+        .map(|_| ())
+        .map_err(insert_error)
+    }
+}
+
 impl TryFrom<&Message> for MessageRow {
     type Error = StoreError;
 
@@ -86,21 +106,8 @@ impl MessageStore for SqliteStore {
     async fn create_message(&self, message: &Message) -> Result<(), StoreError> {
         let row = MessageRow::try_from(message)?;
         self.run(move |conn| {
-            conn.prepare_cached(INSERT_MESSAGE)
-                .map_err(sql_error)?
-                .execute(params![
-                    row.id,
-                    row.version,
-                    row.to_number,
-                    row.status,
-                    row.created_at,
-                    row.doc,
-                    row.due_at,
-                    row.failed_key,
-                    row.ref_key
-                ])
-                .map_err(insert_error)?;
-            Ok(())
+            let mut stmt = conn.prepare_cached(INSERT_MESSAGE).map_err(sql_error)?;
+            row.insert(&mut stmt)
         })
         .await
     }
@@ -118,21 +125,7 @@ impl MessageStore for SqliteStore {
             {
                 let mut stmt = tx.prepare_cached(INSERT_MESSAGE).map_err(sql_error)?;
                 for row in rows {
-                    let r = stmt
-                        .execute(params![
-                            row.id,
-                            row.version,
-                            row.to_number,
-                            row.status,
-                            row.created_at,
-                            row.doc,
-                            row.due_at,
-                            row.failed_key,
-                            row.ref_key
-                        ])
-                        .map(|_| ())
-                        .map_err(insert_error);
-                    out.push(r);
+                    out.push(row.insert(&mut stmt));
                 }
             }
             tx.commit().map_err(sql_error)?;
