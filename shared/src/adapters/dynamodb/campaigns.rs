@@ -161,17 +161,13 @@ impl CampaignStore for DynamoMessageStore {
 
     /// GetItem of the pair pointer, then of the enrolment it names (both consistent).
     async fn enrolment_of(&self, campaign_id: &str, phone: &PhoneNumber) -> Result<Option<Enrolment>, StoreError> {
-        let Some(pointer) = self
-            .get_consistent(keys::enrolment_pair_key(campaign_id, phone))
+        let key = keys::enrolment_pair_key(campaign_id, phone);
+        let Some(id) = self
+            .pointer_target(key, keys::ENROLMENT_ID, "enrolment", EnrolmentId::parse)
             .await?
         else {
             return Ok(None);
         };
-        let id = pointer
-            .get(keys::ENROLMENT_ID)
-            .and_then(|v| v.as_s().ok())
-            .and_then(|v| EnrolmentId::parse(v).ok())
-            .ok_or_else(|| StoreError::Corrupt("enrolment pair pointer without a valid id".to_owned()))?;
         self.get_enrolment(&id).await
     }
 

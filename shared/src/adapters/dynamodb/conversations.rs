@@ -165,17 +165,13 @@ impl ConversationStore for DynamoMessageStore {
         business_number: &PhoneNumber,
         phone: &PhoneNumber,
     ) -> Result<Option<Conversation>, StoreError> {
-        let Some(pointer) = self
-            .get_consistent(keys::conversation_pair_key(business_number, phone))
+        let key = keys::conversation_pair_key(business_number, phone);
+        let Some(id) = self
+            .pointer_target(key, keys::CONVERSATION_ID, "conversation", ConversationId::parse)
             .await?
         else {
             return Ok(None);
         };
-        let id = pointer
-            .get(keys::CONVERSATION_ID)
-            .and_then(|v| v.as_s().ok())
-            .and_then(|v| ConversationId::parse(v).ok())
-            .ok_or_else(|| StoreError::Corrupt("conversation pair pointer without a valid id".to_owned()))?;
         Ok(self.get_conversation(&id).await?.filter(Conversation::is_open))
     }
 

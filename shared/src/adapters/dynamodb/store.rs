@@ -186,6 +186,27 @@ impl DynamoMessageStore {
         Ok(out.item)
     }
 
+    /// The id a pointer item (`key`, consistent read) names in its attribute `attr`, parsed by
+    /// `parse`; `None` without the pointer. A pointer whose id is missing or does not parse is
+    /// `Corrupt`, naming `what` points to.
+    pub(super) async fn pointer_target<T, E>(
+        &self,
+        key: Item,
+        attr: &str,
+        what: &str,
+        parse: impl FnOnce(&str) -> Result<T, E>,
+    ) -> Result<Option<T>, StoreError> {
+        let Some(pointer) = self.get_consistent(key).await? else {
+            return Ok(None);
+        };
+        pointer
+            .get(attr)
+            .and_then(|v| v.as_s().ok())
+            .and_then(|v| parse(v).ok())
+            .map(Some)
+            .ok_or_else(|| StoreError::Corrupt(format!("{what} pair pointer without a valid id")))
+    }
+
     /// DeleteItem `key`, if `condition` holds when one is given (`ConditionFailed` otherwise).
     /// Deleting an absent item without a condition succeeds.
     pub(super) async fn delete_if(
