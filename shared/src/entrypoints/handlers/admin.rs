@@ -109,7 +109,7 @@ pub async fn v1_health(State(deps): State<Deps>) -> Result<Response, ApiError> {
         (status = 401, description = "Missing or wrong API key", body = ErrorBody)))]
 pub async fn get_consent(State(deps): State<Deps>, PathId(raw): PathId) -> Result<Response, ApiError> {
     let phone = consent_phone(&deps, &raw)?;
-    consent_response(&deps, &phone, StatusCode::OK).await
+    consent_response(&deps, &phone).await
 }
 
 /// The phone of a consent route.
@@ -163,20 +163,15 @@ pub async fn post_consent(
     crate::app::consent::record_consent(deps.consent.as_ref(), &phone, &evidence)
         .await
         .map_err(AppError::from)?;
-    consent_response(&deps, &phone, StatusCode::OK).await
+    consent_response(&deps, &phone).await
 }
 
-/// A phone's consent resource.
-async fn consent_response(
-    deps: &Deps,
-    phone: &crate::domain::PhoneNumber,
-    status: StatusCode,
-) -> Result<Response, ApiError> {
-    let phone = phone.clone();
-    let opted_out = deps.consent.opt_out_of(&phone).await.map_err(AppError::from)?.is_some();
-    let history = deps.consent.consent_history(&phone).await.map_err(AppError::from)?;
+/// A phone's consent resource (200).
+async fn consent_response(deps: &Deps, phone: &crate::domain::PhoneNumber) -> Result<Response, ApiError> {
+    let opted_out = deps.consent.opt_out_of(phone).await.map_err(AppError::from)?.is_some();
+    let history = deps.consent.consent_history(phone).await.map_err(AppError::from)?;
     Ok(json_response(
-        status,
-        &crate::entrypoints::resources::ConsentResource::new(&phone, opted_out, &history),
+        StatusCode::OK,
+        &crate::entrypoints::resources::ConsentResource::new(phone, opted_out, &history),
     ))
 }
