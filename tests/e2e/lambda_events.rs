@@ -437,21 +437,19 @@ async fn the_inbound_events_run_through_the_inbound_handler_on_dynamodb() {
     assert_eq!(status, 403);
 }
 
-#[tokio::test]
-async fn the_signed_chat_inbound_event_names_the_retell_agent_of_the_campaign_conversation_on_dynamodb() {
-    let mut env = lambda_env_at(event_time()).await;
+/// The lead's (+14155550100) open conversation with our number, of campaign `roof-leads` whose
+/// agent is `agent` (the campaign lookup replaced by a fixed one).
+async fn campaign_conversation(
+    env: &mut LambdaEnv,
+    agent: smsrelay::domain::AgentSpec,
+) -> smsrelay::domain::Conversation {
     let agents = Arc::new(smsrelay::testing::StaticCampaignAgents::default());
-    agents.set(
-        "roof-leads",
-        smsrelay::domain::AgentSpec::Retell {
-            retell_agent_id: "agent_campaign_roofing_v3".to_owned(),
-        },
-    );
+    agents.set("roof-leads", agent);
     env.deps.campaign_agents = agents;
     let lead = smsrelay::domain::PhoneNumber::parse_e164("+14155550100").expect("lead");
     let ours = smsrelay::domain::PhoneNumber::parse_e164("+15005550006").expect("ours");
     let now = smsrelay::ports::Clock::now(env.deps.clock.as_ref());
-    let c = smsrelay::app::conversations::open_or_create(
+    smsrelay::app::conversations::open_or_create(
         env.deps.conversations.as_ref(),
         &ours,
         &lead,
@@ -459,7 +457,19 @@ async fn the_signed_chat_inbound_event_names_the_retell_agent_of_the_campaign_co
         now,
     )
     .await
-    .expect("opened");
+    .expect("opened")
+}
+
+#[tokio::test]
+async fn the_signed_chat_inbound_event_names_the_retell_agent_of_the_campaign_conversation_on_dynamodb() {
+    let mut env = lambda_env_at(event_time()).await;
+    let c = campaign_conversation(
+        &mut env,
+        smsrelay::domain::AgentSpec::Retell {
+            retell_agent_id: "agent_campaign_roofing_v3".to_owned(),
+        },
+    )
+    .await;
 
     let (status, body) = invoke(&env.deps, Routes::Inbound, &load("inbound-retell-chat-inbound.json")).await;
 
@@ -496,15 +506,6 @@ async fn the_retry_consumer_runs_the_agent_turn_on_dynamodb_and_a_redelivery_sen
         &[("OPENAI_BASE_URL", base.as_str()), ("OPENAI_API_KEY", "sk-test")],
     )
     .await;
-    let agents = Arc::new(smsrelay::testing::StaticCampaignAgents::default());
-    agents.set(
-        "roof-leads",
-        smsrelay::domain::AgentSpec::Openai {
-            prompt: "You book roof inspections for Acme.".to_owned(),
-            model: Some("gpt-4.1-mini".to_owned()),
-        },
-    );
-    env.deps.campaign_agents = agents;
     let events = Arc::new(smsrelay::testing::RecordingPublisher::default());
     env.deps.events = events.clone();
     let completion = |message: Value| {
@@ -537,23 +538,19 @@ async fn the_retry_consumer_runs_the_agent_turn_on_dynamodb_and_a_redelivery_sen
         .expect(1)
         .mount(&env.twilio)
         .await;
-    let lead = smsrelay::domain::PhoneNumber::parse_e164("+14155550100").expect("lead");
-    let ours = smsrelay::domain::PhoneNumber::parse_e164("+15005550006").expect("ours");
-    let now = smsrelay::ports::Clock::now(env.deps.clock.as_ref());
-    let c = smsrelay::app::conversations::open_or_create(
-        env.deps.conversations.as_ref(),
-        &ours,
-        &lead,
-        Some("roof-leads".to_owned()),
-        now,
+    let c = campaign_conversation(
+        &mut env,
+        smsrelay::domain::AgentSpec::Openai {
+            prompt: "You book roof inspections for Acme.".to_owned(),
+            model: Some("gpt-4.1-mini".to_owned()),
+        },
     )
-    .await
-    .expect("opened");
+    .await;
 
     // The lead's reply through the inbound Lambda, then the queued turn through the consumer, twice.
     let (status, _) = invoke(&env.deps, Routes::Inbound, &load("inbound-reply.json")).await;
     assert_eq!(status, 200);
-    let job = smsrelay::ports::JobPayload::agent_turn(c.id.clone(), now);
+    let job = smsrelay::ports::JobPayload::agent_turn(c.id.clone(), c.created_at);
     for id in ["first-delivery", "redelivery"] {
         let resp = smsrelay::entrypoints::jobs::lambda::handle_sqs(&env.deps, sqs_job(&job, id)).await;
         assert!(resp.batch_item_failures.is_empty(), "{id}");
