@@ -72,3 +72,20 @@ start_moto() {
   wait_port "$port" "moto" "${PIDS[-1]}" "$SERVICES/moto.log"
   export SMSRELAY_TEST_SQS_URL="http://127.0.0.1:$port"
 }
+
+# cargo-lambda (its runtime emulator runs the Lambda binaries in tests/e2e/lambda_runtime.rs;
+# `cargo lambda build` cross-compiles for arm64 through zig) on PATH: the installed one if any,
+# else from PyPI (it brings ziglang) into a virtualenv under .test-services/.
+CARGO_LAMBDA_VERSION="1.9.2"
+cargo_lambda_on_path() {
+  if command -v cargo-lambda >/dev/null 2>&1; then
+    return
+  fi
+  local venv="$SERVICES/cargo-lambda"
+  if [ ! -x "$venv/bin/cargo-lambda" ]; then
+    log "installing cargo-lambda $CARGO_LAMBDA_VERSION from PyPI into $venv"
+    python3 -m venv "$venv"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "cargo-lambda==$CARGO_LAMBDA_VERSION" >&2
+  fi
+  export PATH="$PATH:$venv/bin"
+}

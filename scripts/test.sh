@@ -10,6 +10,7 @@ cd "$(dirname "$0")/.."
 . scripts/services.sh
 start_dynamodb_local dynamodb.log
 start_moto
+cargo_lambda_on_path
 
 # cfn-lint and the SAM CLI on PATH: the installed ones if present, else from PyPI into a virtualenv
 # under .test-services/ (so their pins cannot disturb an installed AWS CLI).

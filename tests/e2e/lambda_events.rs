@@ -15,17 +15,17 @@ use std::sync::Arc;
 use wiremock::matchers::{body_string_contains, header_exists, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-const ACCOUNT_SID: &str = "AC00000000000000000000000000000000";
+pub(crate) const ACCOUNT_SID: &str = "AC00000000000000000000000000000000";
 const SID: &str = "SM1342fe1b2c904d1ab04f0fc7a58abca9";
 const EVENT_HOST: &str = "abc123.execute-api.us-east-1.amazonaws.com";
 
-fn load(name: &str) -> Value {
+pub(crate) fn load(name: &str) -> Value {
     let path = format!("{}/../events/{name}", env!("CARGO_MANIFEST_DIR"));
     serde_json::from_str(&std::fs::read_to_string(&path).expect("event file")).expect("event JSON")
 }
 
 /// Twilio's create-message response (201), shaped as in Twilio's OpenAPI spec.
-fn twilio_created(to: &str) -> Value {
+pub(crate) fn twilio_created(to: &str) -> Value {
     json!({
         "account_sid": ACCOUNT_SID, "api_version": "2010-04-01", "body": "Your technician is on the way",
         "date_created": "Sat, 21 Nov 2026 19:30:00 +0000", "date_sent": null, "date_updated": "Sat, 21 Nov 2026 19:30:00 +0000",
@@ -224,7 +224,7 @@ async fn a_permanent_twilio_error_ends_failed_through_the_lambda_handler() {
 }
 
 /// What one event file is fed to, and the answer it must get.
-enum Expect {
+pub(crate) enum Expect {
     Http(Routes, u16),
     /// SQS batch: the SQS message ids that must be reported as failed.
     Sqs(&'static [&'static str]),
@@ -232,15 +232,27 @@ enum Expect {
     Schedule,
 }
 
-/// Every event file, fed as-is through its function's handler, gets the documented answer.
-#[tokio::test]
-async fn every_event_file_gets_its_documented_answer() {
-    let env = lambda_env_at(event_time()).await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(twilio_created("+14155550100")))
-        .mount(&env.twilio)
-        .await;
-    let expected: Vec<(&str, Expect)> = vec![
+impl Expect {
+    /// The Lambda binary (cargo package) whose handler answers it.
+    pub(crate) fn binary(&self) -> &'static str {
+        match self {
+            Self::Http(Routes::Send, _) => "send",
+            Self::Http(Routes::StatusCallback, _) => "status-callback",
+            Self::Http(Routes::Batch, _) => "batch",
+            Self::Http(Routes::Admin, _) => "admin",
+            Self::Http(Routes::Inbound, _) => "inbound",
+            Self::Http(Routes::Campaigns, _) => "campaigns",
+            Self::Http(Routes::All, _) => panic!("Routes::All is smsrelay-local, not a Lambda function"),
+            Self::Sqs(_) => "retry-consumer",
+            Self::Schedule => "processor",
+        }
+    }
+}
+
+/// Every file of `events/`, in the order they are fed (later ones build on earlier ones: the
+/// START re-opts the lead in before the lead is posted), with the answer each must get.
+pub(crate) fn event_expectations() -> Vec<(&'static str, Expect)> {
+    vec![
         ("send-post-message.json", Expect::Http(Routes::Send, 202)),
         ("send-get-message.json", Expect::Http(Routes::Send, 404)),
         ("send-invalid-phone.json", Expect::Http(Routes::Send, 400)),
@@ -280,15 +292,32 @@ async fn every_event_file_gets_its_documented_answer() {
         ("campaigns-get-enrollment.json", Expect::Http(Routes::Campaigns, 404)),
         ("campaigns-resume-enrollment.json", Expect::Http(Routes::Campaigns, 404)),
         ("campaigns-get-report.json", Expect::Http(Routes::Campaigns, 200)),
-    ];
+    ]
+}
+
+/// The names of `events/*.json`, sorted; [`event_expectations`] must list each once.
+pub(crate) fn event_files() -> Vec<String> {
     let dir = format!("{}/../events", env!("CARGO_MANIFEST_DIR"));
     let mut files: Vec<String> = std::fs::read_dir(&dir)
         .expect("events dir")
         .filter_map(Result::ok)
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".json"))
+        .filter(|n| n.ends_with(".json") && n != "env.json")
         .collect();
     files.sort();
+    files
+}
+
+/// Every event file, fed as-is through its function's handler, gets the documented answer.
+#[tokio::test]
+async fn every_event_file_gets_its_documented_answer() {
+    let env = lambda_env_at(event_time()).await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(twilio_created("+14155550100")))
+        .mount(&env.twilio)
+        .await;
+    let expected = event_expectations();
+    let files = event_files();
     let mut listed: Vec<String> = expected.iter().map(|(n, _)| (*n).to_owned()).collect();
     listed.sort();
     assert_eq!(files, listed, "every events/*.json needs an expectation here");

@@ -12,6 +12,7 @@ mod helpers;
 mod http_contract;
 mod inbound;
 mod lambda_events;
+mod lambda_runtime;
 mod local_http;
 mod openapi;
 mod permissions;
