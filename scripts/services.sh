@@ -87,5 +87,11 @@ cargo_lambda_on_path() {
     python3 -m venv "$venv"
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "cargo-lambda==$CARGO_LAMBDA_VERSION" >&2
   fi
+  # cargo-lambda finds zig on PATH or as `python3 -m ziglang` of the first python3 on PATH (not
+  # the virtualenv's): a `zig` beside it that runs the ziglang it brought.
+  if [ ! -x "$venv/bin/zig" ]; then
+    printf '#!/bin/sh\nexec "%s/bin/python" -m ziglang "$@"\n' "$venv" >"$venv/bin/zig"
+    chmod +x "$venv/bin/zig"
+  fi
   export PATH="$PATH:$venv/bin"
 }

@@ -71,7 +71,11 @@ fn binaries() -> HashMap<&'static str, PathBuf> {
     assert!(status.success(), "building the Lambda binaries failed");
     // The test binary is target/<profile>/deps/e2e-*; the binaries are in target/<profile>/.
     let exe = std::env::current_exe().expect("test binary path");
-    let dir = exe.parent().and_then(Path::parent).expect("target/<profile>").to_path_buf();
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>")
+        .to_path_buf();
     FUNCTIONS.iter().map(|(bin, _)| (*bin, dir.join(bin))).collect()
 }
 
@@ -98,7 +102,11 @@ fn log_dir() -> PathBuf {
 fn tail(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
-    format!("{} (last lines):\n{}", path.display(), lines[lines.len().saturating_sub(20)..].join("\n"))
+    format!(
+        "{} (last lines):\n{}",
+        path.display(),
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    )
 }
 
 /// A child process killed when dropped (a failing assertion must not leave it running).
@@ -106,8 +114,10 @@ struct Running(Child);
 
 impl Drop for Running {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        // Already gone is fine: there is nothing left to stop.
+        if self.0.kill().is_ok() {
+            self.0.wait().ok();
+        }
     }
 }
 
@@ -117,7 +127,15 @@ fn start_emulator() -> (Running, u16) {
     let log = std::fs::File::create(std::env::temp_dir().join(format!("cargo-lambda-{port}.log"))).expect("log file");
     let child = Command::new(cargo_lambda())
         .current_dir(workspace())
-        .args(["lambda", "watch", "--only-lambda-apis", "--ignore-changes", "-A", "127.0.0.1", "-P"])
+        .args([
+            "lambda",
+            "watch",
+            "--only-lambda-apis",
+            "--ignore-changes",
+            "-A",
+            "127.0.0.1",
+            "-P",
+        ])
         .arg(port.to_string())
         .stdout(Stdio::null())
         .stderr(log)
@@ -126,7 +144,10 @@ fn start_emulator() -> (Running, u16) {
     let emulator = Running(child);
     let deadline = Instant::now() + Duration::from_secs(60);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "the runtime emulator did not listen on {port} within 60 s");
+        assert!(
+            Instant::now() < deadline,
+            "the runtime emulator did not listen on {port} within 60 s"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     (emulator, port)
@@ -159,7 +180,9 @@ async fn create_stack(moto: &str) -> Stack {
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
         .endpoint_url(moto)
-        .credentials_provider(aws_sdk_sqs::config::Credentials::new("test", "test", None, None, "static"))
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+            "test", "test", None, None, "static",
+        ))
         .load()
         .await;
     let (queue_url, dlq_url) =
@@ -170,7 +193,8 @@ async fn create_stack(moto: &str) -> Stack {
         .create_secret()
         .name(&unique)
         .secret_string(
-            json!({"api_key": "test-api-key", "twilio_auth_token": "12345", "retell_api_key": "test-api-key"}).to_string(),
+            json!({"api_key": "test-api-key", "twilio_auth_token": "12345", "retell_api_key": "test-api-key"})
+                .to_string(),
         )
         .send()
         .await
@@ -222,7 +246,10 @@ fn function_env(logical_id: &str, bin: &str, stack: &Stack, twilio: &str, runtim
         ("AWS_LAMBDA_FUNCTION_NAME", bin.to_owned()),
         ("AWS_LAMBDA_FUNCTION_VERSION", "1".to_owned()),
         ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256".to_owned()),
-        ("AWS_LAMBDA_RUNTIME_API", format!("http://127.0.0.1:{runtime}/.rt/{bin}")),
+        (
+            "AWS_LAMBDA_RUNTIME_API",
+            format!("http://127.0.0.1:{runtime}/.rt/{bin}"),
+        ),
     ] {
         vars.insert(k.to_owned(), v);
     }
@@ -267,10 +294,16 @@ fn invoke(port: u16, bin: &str, file: &Path) -> Value {
 /// binaries run on the system clock, so the Retell events are signed again now (same body).
 fn resign_retell(event: &mut Value) {
     if event["headers"]["x-retell-signature"].is_string() {
-        let body = event["body"].as_str().expect("Retell events carry a text body").to_owned();
+        let body = event["body"]
+            .as_str()
+            .expect("Retell events carry a text body")
+            .to_owned();
         let now = chrono::Utc::now().timestamp_millis();
-        event["headers"]["x-retell-signature"] =
-            json!(smsrelay::adapters::retell::sign_retell("test-api-key", body.as_bytes(), now));
+        event["headers"]["x-retell-signature"] = json!(smsrelay::adapters::retell::sign_retell(
+            "test-api-key",
+            body.as_bytes(),
+            now
+        ));
     }
 }
 
@@ -308,7 +341,9 @@ async fn every_event_file_runs_through_its_real_binary_under_the_lambda_runtime_
             .unwrap_or_else(|e| panic!("{bin} starts: {e}"));
         let mut child = Running(child);
         let first = client
-            .post(format!("http://127.0.0.1:{port}/2015-03-31/functions/{bin}/invocations"))
+            .post(format!(
+                "http://127.0.0.1:{port}/2015-03-31/functions/{bin}/invocations"
+            ))
             .json(&warm_up_event(bin))
             .timeout(Duration::from_secs(60))
             .send();
@@ -330,7 +365,11 @@ async fn every_event_file_runs_through_its_real_binary_under_the_lambda_runtime_
         let elapsed = started.elapsed();
         let status = answer.status();
         let body: Value = answer.json().await.expect("JSON answer");
-        assert!(status.is_success(), "{bin}: the emulator reports {status}: {body}\n{}", tail(&log_path));
+        assert!(
+            status.is_success(),
+            "{bin}: the emulator reports {status}: {body}\n{}",
+            tail(&log_path)
+        );
         match bin {
             "retry-consumer" => assert_eq!(body["batchItemFailures"], json!([]), "{bin}: {body}"),
             "processor" => assert!(body["duration_ms"].is_u64(), "{bin}: {body}"),
@@ -339,7 +378,9 @@ async fn every_event_file_runs_through_its_real_binary_under_the_lambda_runtime_
         // The same event again, warm: the difference is the cold start (init) alone.
         let started = Instant::now();
         let again = client
-            .post(format!("http://127.0.0.1:{port}/2015-03-31/functions/{bin}/invocations"))
+            .post(format!(
+                "http://127.0.0.1:{port}/2015-03-31/functions/{bin}/invocations"
+            ))
             .json(&warm_up_event(bin))
             .timeout(Duration::from_secs(60))
             .send()
