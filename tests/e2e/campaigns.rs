@@ -596,19 +596,9 @@ async fn a_retell_campaign_sends_its_steps_through_create_sms_chat_and_never_res
 }
 
 /// Run the queue while answering every wait on the manual clock at once (the agent's backoff and
-/// `Retry-After` sleep on the clock); returns how many jobs ran.
+/// `Retry-After` sleep on the clock; `ClockedApp::drain_queue` moves it); returns how many jobs ran.
 async fn drain_with_clock(app: &ClockedApp) -> usize {
-    let drain = app.drain_queue();
-    tokio::pin!(drain);
-    loop {
-        tokio::select! {
-            ran = &mut drain => return ran,
-            () = app.clock.wait_for_sleepers(1) => {
-                app.clock.advance_to_next_wakeup();
-                tokio::task::yield_now().await;
-            }
-        }
-    }
+    app.drain_queue().await
 }
 
 /// Issue #11's whole flow on smsrelay-local: a drip with an `openai` agent served by a wiremock

@@ -97,12 +97,25 @@ impl ClockedApp {
         resp.json().await.expect("json")
     }
 
-    /// Run the retry queue until it has no visible job. Returns how many jobs ran.
+    /// Run `work` with the clock moving through every wait in it, as real time would pass
+    /// (sends of one sender wait for their slots on the sender's schedule).
+    pub async fn on_clock<F: std::future::Future>(&self, work: F) -> F::Output {
+        self.clock.run_through(work).await
+    }
+
+    /// `POST /v1/processor/run`, the clock moving through any pacing wait of its sends.
+    pub async fn run_processor(&self) -> Value {
+        self.on_clock(self.app.run_processor()).await
+    }
+
+    /// Run the retry queue until it has no visible job (the clock moving through any pacing
+    /// wait). Returns how many jobs ran.
     pub async fn drain_queue(&self) -> usize {
         let deps = self.deps();
         let mut ran = 0;
         loop {
-            let n = drain_queue_once(deps, deps.queue.as_ref(), DRAIN_BATCH)
+            let n = self
+                .on_clock(drain_queue_once(deps, deps.queue.as_ref(), DRAIN_BATCH))
                 .await
                 .expect("the queue is readable");
             if n == 0 {
@@ -117,18 +130,10 @@ impl ClockedApp {
     /// the body and how far the clock moved.
     pub async fn post_batch(&self, body: &Value) -> (u16, Value, Duration) {
         let start = smsrelay::ports::Clock::monotonic(self.clock.as_ref());
-        let request = self.post_json("/v1/batches", body).send();
-        tokio::pin!(request);
-        let resp = loop {
-            tokio::select! {
-                resp = &mut request => break resp.expect("batch"),
-                () = self.clock.wait_for_sleepers(1) => {
-                    self.clock.advance_to_next_wakeup();
-                    // Let the woken item run (a current-thread test runtime would spin otherwise).
-                    tokio::task::yield_now().await;
-                }
-            }
-        };
+        let resp = self
+            .on_clock(self.post_json("/v1/batches", body).send())
+            .await
+            .expect("batch");
         let moved = smsrelay::ports::Clock::elapsed_since(self.clock.as_ref(), start);
         let status = resp.status().as_u16();
         (status, resp.json().await.unwrap_or(Value::Null), moved)

@@ -9,6 +9,7 @@
 use super::alerts::{publish, raise_once};
 use super::batch_progress::{batch_item_failed, batch_item_finished};
 use super::metrics::{count, increment, Metric};
+use super::pacing::{Pacer, ATTEMPT_HORIZON};
 use super::{modify_message, AppError, Ctx};
 use crate::domain::retry_policy::{backoff, means_opted_out};
 use crate::domain::{Message, MessageError, MessageId, MessageStatus};
@@ -91,6 +92,15 @@ pub async fn claim_attempt(ctx: Ctx<'_>, id: &MessageId) -> Result<Claim, StoreE
         batch_item_finished(ctx, &current, ItemOutcome::Suppressed).await;
         return Ok(Claim::Suppressed);
     }
+    // The sender's next slot on its shared schedule, before the claim: a claim is never written
+    // for a send that has no slot (it would sit `sending` until reconciliation).
+    let Some(slot) = Pacer::new(ctx.config.sender_mps)
+        .reserve(ctx, &current.from, ctx.clock.monotonic() + ATTEMPT_HORIZON)
+        .await?
+    else {
+        tracing::debug!(message_id = %id, "sender's schedule is booked past the horizon; attempt deferred");
+        return Ok(Claim::Busy);
+    };
     let mut won = false;
     let claimed = modify_message(ctx.messages, id, |m| {
         won = m.status == MessageStatus::Queued;
@@ -101,7 +111,10 @@ pub async fn claim_attempt(ctx: Ctx<'_>, id: &MessageId) -> Result<Claim, StoreE
     })
     .await?;
     Ok(match claimed {
-        Some(m) if won => Claim::Claimed(Box::new(m)),
+        Some(m) if won => Claim::Claimed(Claimed {
+            message: Box::new(m),
+            slot,
+        }),
         _ => Claim::Skipped,
     })
 }
@@ -109,12 +122,39 @@ pub async fn claim_attempt(ctx: Ctx<'_>, id: &MessageId) -> Result<Claim, StoreE
 /// Result of [`claim_attempt`].
 #[derive(Debug)]
 pub enum Claim {
-    /// This caller owns the attempt.
-    Claimed(Box<Message>),
+    /// This caller owns the attempt ([`run_claimed`] makes it).
+    Claimed(Claimed),
     /// The recipient opted out; the message is now `suppressed`.
     Suppressed,
+    /// The sender's schedule has no slot within [`ATTEMPT_HORIZON`]: nothing was written; try
+    /// again later (the message is still `queued` and due).
+    Busy,
     /// Nothing to do.
     Skipped,
+}
+
+/// A claimed attempt and its send slot on the sender's schedule.
+#[derive(Debug)]
+pub struct Claimed {
+    /// The message, `sending`.
+    pub message: Box<Message>,
+    slot: Moment,
+}
+
+/// Make a claimed attempt: the provider call leaves at its slot (a fresh one if the claim write
+/// made it late), so the retry consumer and the processor keep the sender's rate with batches.
+///
+/// # Errors
+/// As [`run_attempt`], and store failures while taking a fresh slot.
+pub async fn run_claimed(
+    ctx: Ctx<'_>,
+    claimed: Claimed,
+) -> Result<(Message, AttemptOutcome, Option<String>), AppError> {
+    let Claimed { message, slot } = claimed;
+    let slot = Pacer::new(ctx.config.sender_mps)
+        .on_time(ctx, &message.from, slot, slot + ATTEMPT_HORIZON)
+        .await?;
+    run_attempt_at(ctx, *message, Some(slot)).await
 }
 
 /// Make the provider call for a claimed message (status `sending`, version as stored) and record

@@ -6,7 +6,7 @@
 //! recipient's daily limit (over → canceled with the reason) and hourly limit (over → held
 //! `rate_limited`), then makes the attempt.
 
-use super::attempt::{claim_attempt, run_attempt, AttemptOutcome, Claim};
+use super::attempt::{claim_attempt, run_claimed, AttemptOutcome, Claim};
 use super::{modify_message, AppError, Ctx};
 use crate::domain::schedule::local_day;
 use crate::domain::{Message, MessageError, MessageStatus, Ref, RescheduleReason};
@@ -115,9 +115,11 @@ pub async fn fire_scheduled(ctx: Ctx<'_>, m: &Message) -> Result<Fired, AppError
     }
     match claim_attempt(ctx, &m.id).await? {
         Claim::Claimed(claimed) => {
-            let (_, outcome, _) = run_attempt(ctx, *claimed).await?;
+            let (_, outcome, _) = run_claimed(ctx, claimed).await?;
             Ok(Fired::Attempted(outcome))
         }
+        // The sender's rate is booked: it stays queued and due; the next tick sends it.
+        Claim::Busy => Ok(Fired::Rescheduled),
         Claim::Suppressed => Ok(Fired::NotSent(MessageStatus::Suppressed)),
         Claim::Skipped => Ok(Fired::Skipped),
     }

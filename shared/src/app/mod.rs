@@ -28,6 +28,7 @@ pub mod health;
 pub mod heartbeat;
 pub mod metrics;
 pub mod operations;
+mod pacing;
 pub mod process_due;
 pub mod quiet;
 pub mod reconcile;

@@ -6,7 +6,7 @@
 //! the next tick. Overlapping ticks are safe: every action is a conditional write on the message.
 
 use super::alerts::raise_once;
-use super::attempt::{claim_attempt, run_attempt, AttemptOutcome, Claim};
+use super::attempt::{claim_attempt, run_claimed, AttemptOutcome, Claim};
 use super::fire_scheduled::{fire_scheduled, Fired};
 use super::heartbeat::{check_processor, record_heartbeat};
 use super::reconcile::{reconcile_message, Reconciled};
@@ -122,14 +122,15 @@ async fn process_one(ctx: Ctx<'_>, m: &Message, report: &mut TickReport) -> Resu
         },
         MessageStatus::Queued => match claim_attempt(ctx, &m.id).await? {
             Claim::Claimed(claimed) => {
-                let (_, outcome, _) = run_attempt(ctx, *claimed).await?;
+                let (_, outcome, _) = run_claimed(ctx, claimed).await?;
                 match outcome {
                     AttemptOutcome::Sent => report.due_sent += 1,
                     AttemptOutcome::Retrying(_) => report.rescheduled += 1,
                     _ => {}
                 }
             }
-            Claim::Suppressed | Claim::Skipped => {}
+            // Busy: the sender's rate is booked; it stays queued and due for the next tick.
+            Claim::Suppressed | Claim::Skipped | Claim::Busy => {}
         },
         MessageStatus::Sending => {
             if reconcile_message(ctx, m).await? != Reconciled::Deferred {

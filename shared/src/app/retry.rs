@@ -3,7 +3,8 @@
 //! `queued` and does nothing.
 
 use super::agent_turn::{agent_turn, conversation_silent, ConversationPorts};
-use super::attempt::{claim_attempt, enqueue_attempt, run_attempt, AttemptOutcome, Claim};
+use super::attempt::{claim_attempt, enqueue_attempt, run_claimed, AttemptOutcome, Claim};
+use super::pacing::ATTEMPT_HORIZON;
 use super::{AppError, Ctx};
 use crate::ports::{JobKind, JobPayload};
 
@@ -31,9 +32,14 @@ pub async fn handle_job(
                 return Ok(None);
             }
             match claim_attempt(ctx, message_id).await? {
-                Claim::Claimed(m) => {
-                    let (_, outcome, _) = run_attempt(ctx, *m).await?;
+                Claim::Claimed(c) => {
+                    let (_, outcome, _) = run_claimed(ctx, c).await?;
                     Ok(Some(outcome))
+                }
+                Claim::Busy => {
+                    // The sender's rate is booked (a batch is running): chain the job, claim nothing.
+                    enqueue_attempt(ctx, message_id, now, ATTEMPT_HORIZON).await;
+                    Ok(None)
                 }
                 Claim::Suppressed => Ok(Some(AttemptOutcome::Suppressed)),
                 Claim::Skipped => Ok(Some(AttemptOutcome::Skipped)),

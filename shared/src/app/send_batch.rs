@@ -7,10 +7,11 @@
 use super::attempt::{begin_attempt, enqueue_attempt, run_attempt_at, status_callback_url};
 use super::batch_progress::{batch_item_finished, check_completion, BATCH_TTL_DAYS};
 pub use super::batch_progress::{batch_summary, BATCH_ALERT_RATE};
+use super::pacing::Pacer;
 use super::send::SendRequest;
 use super::{AppError, Ctx};
 use crate::domain::{Message, MessageId, MessageStatus};
-use crate::ports::{BatchRecord, ItemOutcome, Moment, SendCheck, Sender, StoreError};
+use crate::ports::{BatchRecord, ItemOutcome, Moment, SendCheck, Sender};
 use chrono::{DateTime, Utc};
 use futures_util::stream::{self, StreamExt};
 use serde::Deserialize;
@@ -37,56 +38,6 @@ pub struct BatchRequest {
 fn batch_id(now: DateTime<Utc>) -> String {
     let ms = u64::try_from(now.timestamp_millis()).unwrap_or(0);
     format!("bat_{}", ulid::Ulid::from_parts(ms, rand::random::<u128>()))
-}
-
-/// Share of the sender's messages-per-second limit the pacer uses. Slots are reserved first and
-/// the provider call waits for its slot after the claim is written (store latency stays out of
-/// the spacing); 1 % headroom absorbs the remaining network jitter (measured at 100 MPS: pacing at
-/// the limit before the store write let 93 of 10,000 requests into a full one-second window).
-const PACE_SHARE: f64 = 0.99;
-
-/// Spaces sends of one sender `1/(mps × PACE_SHARE)` apart on the sender's schedule in the store
-/// ([`CounterStore::reserve_slot`](crate::ports::CounterStore::reserve_slot)), which every batch
-/// in every process shares: two batch Lambdas at once still send at the sender's MPS, not twice
-/// it. Slots are wall-clock times; the wait for one runs on the clock's monotonic time.
-struct Pacer {
-    gap: Duration,
-}
-
-impl Pacer {
-    fn new(mps: u32) -> Self {
-        Self {
-            gap: Duration::from_secs_f64(1.0 / (f64::from(mps.max(1)) * PACE_SHARE)),
-        }
-    }
-
-    /// Reserve `sender`'s next send slot, or `None` if it lies at or beyond `deadline`.
-    async fn reserve(&self, ctx: Ctx<'_>, sender: &str, deadline: Moment) -> Result<Option<Moment>, StoreError> {
-        let (wall, mono) = (ctx.clock.now(), ctx.clock.monotonic());
-        let left = deadline.saturating_since(mono);
-        // A batch budget is seconds; an hour caps anything longer.
-        let wall_deadline = wall + chrono::Duration::from_std(left.min(Duration::from_secs(3600))).unwrap_or_default();
-        let slot = ctx
-            .counters
-            .reserve_slot(&format!("send-rate:{sender}"), wall, self.gap, wall_deadline)
-            .await?;
-        Ok(slot.map(|at| mono + (at - wall).to_std().unwrap_or(Duration::ZERO)))
-    }
-
-    /// `slot`, or, when it passed more than half a gap ago (the claim write was slow), a fresh
-    /// one: a late send would land in the next second's share of the sender's rate, beside the
-    /// sends other processes make on time there. The late slot goes unused. Past `deadline` the
-    /// claimed send leaves late rather than be stranded.
-    async fn on_time(&self, ctx: Ctx<'_>, sender: &str, slot: Moment, deadline: Moment) -> Result<Moment, StoreError> {
-        let mut slot = slot;
-        while ctx.clock.monotonic().saturating_since(slot) > self.gap / 2 {
-            match self.reserve(ctx, sender, deadline).await? {
-                Some(fresh) => slot = fresh,
-                None => break,
-            }
-        }
-        Ok(slot)
-    }
 }
 
 /// Accept a batch. Returns the response body (docs/api.md). `budget` and the pacing run on

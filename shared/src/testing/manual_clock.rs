@@ -90,6 +90,23 @@ impl ManualClock {
         // The sender lives as long as `self`, so this cannot fail.
         let _reached = rx.wait_for(|count| *count >= n).await;
     }
+
+    /// Run `work` to completion, moving this clock to the next wake-up whenever anything sleeps
+    /// on it, as real time would pass: pacing slots, backoffs and `Retry-After` waits end at
+    /// once, in order, and nothing waits in real time.
+    pub async fn run_through<F: std::future::Future>(&self, work: F) -> F::Output {
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                out = &mut work => return out,
+                () = self.wait_for_sleepers(1) => {
+                    self.advance_to_next_wakeup();
+                    // Let the woken task run (a current-thread test runtime would spin otherwise).
+                    tokio::task::yield_now().await;
+                }
+            }
+        }
+    }
 }
 
 /// Removes a sleeper's registration however its future ends (woken or dropped).

@@ -7,6 +7,7 @@
 
 mod agent_turn;
 mod alerts;
+mod pacing;
 mod process_due;
 mod quiet_hours;
 mod record_status;
@@ -98,7 +99,19 @@ impl Env {
 
     /// One processor tick with `budget` on the store's due index.
     pub async fn tick(&self, budget: Duration) -> Result<crate::app::process_due::TickReport, crate::app::AppError> {
-        crate::app::process_due::process_due(self.ctx(), &self.store, &self.store, budget).await
+        self.on_clock(crate::app::process_due::process_due(
+            self.ctx(),
+            &self.store,
+            &self.store,
+            budget,
+        ))
+        .await
+    }
+
+    /// Run `work` with the clock moving through every wait in it (see
+    /// [`ManualClock::run_through`](crate::testing::ManualClock::run_through)).
+    pub async fn on_clock<F: std::future::Future>(&self, work: F) -> F::Output {
+        self.clock.run_through(work).await
     }
 
     /// The clock's wall time.
@@ -134,7 +147,7 @@ impl Env {
                 return ran;
             }
             for job in jobs {
-                handle_job(self.ctx(), self.conversation_ports(), &job.payload)
+                self.on_clock(handle_job(self.ctx(), self.conversation_ports(), &job.payload))
                     .await
                     .expect("job");
                 self.queue.ack(&job.receipt).await.expect("ack");

@@ -7,7 +7,7 @@ use crate::ports::Clock;
 use serde_json::{json, Value};
 use std::time::Duration;
 
-fn batch(n: usize) -> BatchRequest {
+pub(super) fn batch(n: usize) -> BatchRequest {
     BatchRequest {
         messages: Some(
             (0..n)
@@ -20,21 +20,11 @@ fn batch(n: usize) -> BatchRequest {
 
 /// Run `send_batch`, moving the clock to each pacing slot only once an item waits for it.
 pub(super) async fn run_paced(env: &Env, req: BatchRequest, budget: Duration) -> Value {
-    let call = send_batch(env.ctx(), req, budget);
-    tokio::pin!(call);
-    loop {
-        tokio::select! {
-            out = &mut call => return out.expect("batch"),
-            () = env.clock.wait_for_sleepers(1) => {
-                env.clock.advance_to_next_wakeup();
-                tokio::task::yield_now().await;
-            }
-        }
-    }
+    env.on_clock(send_batch(env.ctx(), req, budget)).await.expect("batch")
 }
 
 /// The pacer's gap at `mps` messages per second (1 % headroom).
-fn gap(mps: f64) -> Duration {
+pub(super) fn gap(mps: f64) -> Duration {
     Duration::from_secs_f64(1.0 / (mps * 0.99))
 }
 
