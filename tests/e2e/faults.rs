@@ -197,6 +197,33 @@ macro_rules! fault_suite {
             never_regresses(&m);
         }
 
+        /// Found by the simulation (issue 13): reconciliation found the provider's message but
+        /// could not index its sid (a store fault), and took that for "never sent": a second send.
+        #[tokio::test]
+        async fn a_store_fault_while_reconciliation_links_the_found_sid_is_retried_not_resent() {
+            let e = setup().await;
+            let sid = "SM10000000000000000000000000000005";
+            on_create(
+                &e.twilio,
+                201,
+                message_json(sid, "+14155550100", "hi", "queued"),
+                None,
+                1,
+            )
+            .await;
+            on_list(&e.twilio, vec![message_json(sid, "+14155550100", "hi", "sent")]).await;
+            // The send path's own sid link and outcome write fail, then reconciliation's link.
+            e.store.fail_next("link_provider_sid", 2);
+            e.store.fail_next("update_message", 1);
+            let (status, body) = e.send("+14155550100", "hi").await;
+            assert_eq!(status, 202, "{body}");
+            let id = body["id"].as_str().expect("id");
+            let m = e.drive(id, |m| m["status"] == "sent").await;
+            assert_eq!(m["provider_sid"], sid);
+            assert_eq!(creates(&e.twilio).await, 1, "never resent");
+            never_regresses(&m);
+        }
+
         #[tokio::test]
         async fn a_store_fault_on_the_status_write_is_retried_by_the_provider_and_applied_once() {
             let e = setup().await;
