@@ -400,6 +400,36 @@ macro_rules! fault_suite {
             assert_eq!(creates(&e.twilio).await, 5);
         }
 
+        /// Found by the simulation (issue 13): a batch item whose send check failed was left
+        /// queued and the retry queue sent it without a send slot, past the hourly cap.
+        #[tokio::test]
+        async fn a_batch_item_left_queued_by_a_store_fault_still_counts_against_the_hourly_cap() {
+            let e = setup().await;
+            on_create(
+                &e.twilio,
+                201,
+                message_json(
+                    "SM10000000000000000000000000000007",
+                    "+14155550178",
+                    "hi",
+                    "queued",
+                ),
+                None,
+                1,
+            )
+            .await;
+            // The first item's check (opt-out read + slot) fails: the item is left queued.
+            e.store.fail_next("check_send", 1);
+            let items: Vec<Value> = (0..6).map(|i| json!({"to": "+14155550178", "body": format!("b{i}")})).collect();
+            let (status, body) = e.call("POST", "/v1/batches", Some(json!({"messages": items}))).await;
+            assert_eq!(status, 200, "{body}");
+            assert_eq!(creates(&e.twilio).await, 5, "five slots: the five checked items");
+            let left = body["results"][0]["message_id"].as_str().expect("id").to_owned();
+            let m = e.drive(&left, |m| m["status"] != "queued" && m["status"] != "sending").await;
+            assert_eq!(m["status"], "rate_limited", "{m}");
+            assert_eq!(creates(&e.twilio).await, 5, "the hourly cap holds for the retried item");
+        }
+
         #[tokio::test]
         async fn an_opted_out_number_is_never_sent_to_even_by_a_queued_retry() {
             let e = setup().await;

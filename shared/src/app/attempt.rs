@@ -12,7 +12,7 @@ use super::metrics::{count, increment, Metric};
 use super::{modify_message, AppError, Ctx};
 use crate::domain::retry_policy::{backoff, means_opted_out};
 use crate::domain::{Message, MessageError, MessageId, MessageStatus};
-use crate::ports::{AlertKind, CounterOp, DomainEvent, ItemOutcome, Moment};
+use crate::ports::{AlertKind, CounterOp, DomainEvent, ItemOutcome, Moment, SendCheck};
 use crate::ports::{JobPayload, OutboundSms, ProviderAccepted, ProviderError, Sender, StoreError, MAX_DELAY};
 use chrono::{DateTime, Utc};
 use std::time::Duration;
@@ -78,7 +78,38 @@ pub async fn claim_attempt(ctx: Ctx<'_>, id: &MessageId) -> Result<Claim, StoreE
         return Ok(Claim::Skipped);
     }
     let now = ctx.clock.now();
-    if ctx.consent.opt_out_of(&current.to).await?.is_some() {
+    // A batch item never attempted never had its send slot (the batch takes it per item, just
+    // before the item's first attempt; a fault or a crash there leaves it queued): the hourly
+    // cap counts it now. Every other queued message took its slot when it was accepted or fired.
+    let check = if current.attempts == 0 && current.batch_id.is_some() {
+        let window = chrono::Duration::hours(1);
+        ctx.consent
+            .check_send(&current.to, now, window, ctx.config.rate_limit_per_hour)
+            .await?
+    } else {
+        match ctx.consent.opt_out_of(&current.to).await? {
+            Some(o) => SendCheck::OptedOut(o),
+            None => SendCheck::Granted,
+        }
+    };
+    if matches!(check, SendCheck::Limited) {
+        let mut held = false;
+        modify_message(ctx.messages, id, |m| {
+            held = m.status == MessageStatus::Queued;
+            if held {
+                m.reset_to(MessageStatus::RateLimited, now);
+                m.failed_listed = true;
+                m.due_at = None;
+            }
+            held
+        })
+        .await?;
+        if held {
+            batch_item_finished(ctx, &current, ItemOutcome::RateLimited).await;
+        }
+        return Ok(Claim::Skipped);
+    }
+    if matches!(check, SendCheck::OptedOut(_)) {
         modify_message(ctx.messages, id, |m| {
             if m.status != MessageStatus::Queued {
                 return false;
