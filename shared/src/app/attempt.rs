@@ -11,7 +11,7 @@ use super::batch_progress::{batch_item_failed, batch_item_finished};
 use super::metrics::{count, increment, Metric};
 use super::{modify_message, AppError, Ctx};
 use crate::domain::retry_policy::{backoff, means_opted_out};
-use crate::domain::{Message, MessageError, MessageId, MessageStatus};
+use crate::domain::{Message, MessageError, MessageId, MessageStatus, RescheduleReason};
 use crate::ports::{AlertKind, CounterOp, DomainEvent, ItemOutcome, Moment, SendCheck};
 use crate::ports::{JobPayload, OutboundSms, ProviderAccepted, ProviderError, Sender, StoreError, MAX_DELAY};
 use chrono::{DateTime, Utc};
@@ -78,6 +78,23 @@ pub async fn claim_attempt(ctx: Ctx<'_>, id: &MessageId) -> Result<Claim, StoreE
         return Ok(Claim::Skipped);
     }
     let now = ctx.clock.now();
+    // The message's own quiet hours hold every attempt, not only the first firing (a retry's
+    // backoff, reconciliation or a fault after firing can bring it due inside the window).
+    if let Some(next) = current.quiet_hours.as_ref().map(|q| q.next_allowed(now)) {
+        if next > now {
+            let version = current.version;
+            modify_message(ctx.messages, id, |m| {
+                if m.status != MessageStatus::Queued || m.version != version {
+                    return false;
+                }
+                m.reschedule(next, RescheduleReason::QuietHours, now);
+                true
+            })
+            .await?;
+            tracing::info!(message_id = %id, until = %next, "attempt inside the message's quiet hours: moved");
+            return Ok(Claim::Skipped);
+        }
+    }
     // A batch item never attempted never had its send slot (the batch takes it per item, just
     // before the item's first attempt; a fault or a crash there leaves it queued): the hourly
     // cap counts it now. Every other queued message took its slot when it was accepted or fired.
