@@ -277,14 +277,30 @@ pub async fn all(w: &World, unsettled: bool) -> (u64, Vec<String>) {
     }
     // Scheduled API messages with their own quiet hours are never sent inside them.
     for l in &landed {
-        if let Some(q) = l
-            .message_id
-            .as_ref()
-            .and_then(|id| messages.get(id))
-            .and_then(|m| m.quiet_hours.as_ref())
-        {
+        let Some(m) = l.message_id.as_ref().and_then(|id| messages.get(id)) else {
+            continue;
+        };
+        if let Some(q) = &m.quiet_hours {
             c.check(!q.contains(l.at), || {
-                format!("quiet hours: {} sent at {} inside its own window", l.sid, l.at)
+                let h: Vec<String> = m
+                    .events
+                    .iter()
+                    .map(|e| {
+                        format!(
+                            "{:?}@{}{}",
+                            e.status,
+                            e.at,
+                            if e.rescheduled.is_some() { "(moved)" } else { "" }
+                        )
+                    })
+                    .collect();
+                format!(
+                    "quiet hours: {} ({}) sent at {} inside its own window {q:?}; send_at {:?}, history {h:?}",
+                    l.sid,
+                    m.id.as_str(),
+                    l.at,
+                    m.send_at
+                )
             });
         }
     }

@@ -107,6 +107,8 @@ pub struct Oracle {
 /// Figures of one run.
 pub struct Report {
     pub seed: u64,
+    /// The plan's size (what `SIM_MESSAGES` replays).
+    pub target: usize,
     pub store: &'static str,
     pub messages: usize,
     pub ops: u64,
@@ -129,7 +131,7 @@ impl Report {
         };
         format!(
             "SIM_SEED={} SIM_MESSAGES={} cargo test -p e2e --all-features --test sim {test} -- --nocapture",
-            self.seed, self.messages
+            self.seed, self.target
         )
     }
 
@@ -752,6 +754,7 @@ pub async fn run(plan: Plan) -> Report {
     let (checks, violations) = crate::check::all(&world, rounds == 240).await;
     Report {
         seed: plan.seed,
+        target: plan.messages,
         store: match plan.backend {
             Backend::Sqlite => "sqlite",
             Backend::Dynamo => "dynamodb",
