@@ -430,6 +430,43 @@ macro_rules! fault_suite {
             assert_eq!(creates(&e.twilio).await, 5, "the hourly cap holds for the retried item");
         }
 
+        /// Found by the simulation (issue 13): a scheduled message whose slot could not be
+        /// taken when it fired was left queued, and the processor sent it past the cap.
+        #[tokio::test]
+        async fn a_scheduled_message_left_queued_by_a_slot_fault_still_counts_against_the_hourly_cap() {
+            let e = setup().await;
+            on_create(
+                &e.twilio,
+                201,
+                message_json(
+                    "SM10000000000000000000000000000008",
+                    "+14155550179",
+                    "hi",
+                    "queued",
+                ),
+                None,
+                1,
+            )
+            .await;
+            let at = (chrono::Utc::now() + chrono::Duration::milliseconds(300))
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            let (status, later) = e
+                .call("POST", "/v1/messages", Some(json!({"to": "+14155550179", "body": "later", "send_at": at})))
+                .await;
+            assert_eq!(status, 202, "{later}");
+            for i in 0..5 {
+                assert_eq!(e.send("+14155550179", &format!("now{i}")).await.0, 202);
+            }
+            assert_eq!(creates(&e.twilio).await, 5);
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            // It fires (scheduled → queued), and taking its slot fails.
+            e.store.fail_next("take_send_slot", 1);
+            let id = later["id"].as_str().expect("id");
+            let m = e.drive(id, |m| !["scheduled", "queued", "sending"].contains(&m["status"].as_str().unwrap_or(""))).await;
+            assert_eq!(m["status"], "rate_limited", "{m}");
+            assert_eq!(creates(&e.twilio).await, 5, "the hourly cap holds for the fired message");
+        }
+
         #[tokio::test]
         async fn an_opted_out_number_is_never_sent_to_even_by_a_queued_retry() {
             let e = setup().await;

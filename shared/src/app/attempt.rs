@@ -71,6 +71,18 @@ pub fn begin_attempt(message: &mut Message, now: DateTime<Utc>, reconcile_after:
 /// # Errors
 /// Store failures.
 pub async fn claim_attempt(ctx: Ctx<'_>, id: &MessageId) -> Result<Claim, StoreError> {
+    claim(ctx, id, false).await
+}
+
+/// [`claim_attempt`] for a scheduled message whose send slot the caller has just taken.
+///
+/// # Errors
+/// Store failures.
+pub async fn claim_fired(ctx: Ctx<'_>, id: &MessageId) -> Result<Claim, StoreError> {
+    claim(ctx, id, true).await
+}
+
+async fn claim(ctx: Ctx<'_>, id: &MessageId, slot_taken: bool) -> Result<Claim, StoreError> {
     let Some(current) = ctx.messages.get_message(id).await? else {
         return Ok(Claim::Skipped);
     };
@@ -95,10 +107,14 @@ pub async fn claim_attempt(ctx: Ctx<'_>, id: &MessageId) -> Result<Claim, StoreE
             return Ok(Claim::Skipped);
         }
     }
-    // A batch item never attempted never had its send slot (the batch takes it per item, just
-    // before the item's first attempt; a fault or a crash there leaves it queued): the hourly
-    // cap counts it now. Every other queued message took its slot when it was accepted or fired.
-    let check = if current.attempts == 0 && current.batch_id.is_some() {
+    // A message never attempted may never have had its send slot: a batch takes it per item
+    // just before the item's first attempt, a scheduled message when it fires, and a fault or a
+    // crash there leaves it queued. The hourly cap counts it now (at worst a second slot for one
+    // message). An immediate send is stored only after its slot and with its first attempt; a
+    // message once held `rate_limited` is back only by an operator's retry, which goes past the
+    // cap (docs/api.md).
+    let held_before = current.events.iter().any(|e| e.status == MessageStatus::RateLimited);
+    let check = if current.attempts == 0 && !slot_taken && !held_before {
         let window = chrono::Duration::hours(1);
         ctx.consent
             .check_send(&current.to, now, window, ctx.config.rate_limit_per_hour)
@@ -211,7 +227,7 @@ pub async fn run_attempt_at(
             tracing::warn!(message_id = %id, error.message = %e, "could not index provider sid; the callback URL still carries the id");
         }
     }
-    let unit: f64 = rand::random();
+    let unit: f64 = crate::domain::entropy::random();
 
     let mut fast = claimed.clone();
     let (mut outcome, mut after) = apply_result(&mut fast, &result, now, ctx, unit);
@@ -473,7 +489,7 @@ pub(crate) async fn requeue_or_fail(
     expect: MessageStatus,
 ) -> Result<Option<AttemptOutcome>, StoreError> {
     let now = ctx.clock.now();
-    let unit: f64 = rand::random();
+    let unit: f64 = crate::domain::entropy::random();
     let mut decided = None;
     let stored = modify_message(ctx.messages, id, |m| {
         if m.status != expect {
