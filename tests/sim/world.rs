@@ -115,6 +115,9 @@ pub struct Report {
     pub crashes: u64,
     pub port_calls: u64,
     pub faults: u64,
+    /// Port calls and faults while the faults were on (before the system is settled).
+    pub chaos_calls: u64,
+    pub chaos_faults: u64,
     pub by_kind: BTreeMap<&'static str, u64>,
     pub provider_sends: usize,
     pub checks: u64,
@@ -138,9 +141,13 @@ impl Report {
     pub fn figures(&self) -> String {
         let kinds: Vec<String> = self.by_kind.iter().map(|(k, v)| format!("{k}={v}")).collect();
         #[allow(clippy::cast_precision_loss)]
-        let share = 100.0 * self.faults as f64 / self.port_calls.max(1) as f64;
+        let share = |f: u64, c: u64| 100.0 * f as f64 / c.max(1) as f64;
+        let (share, chaos) = (
+            share(self.faults, self.port_calls),
+            share(self.chaos_faults, self.chaos_calls),
+        );
         format!(
-            "sim store={} seed={} messages={} ops={} provider_sends={} port_calls={} faults={} ({share:.1}% of port calls) \
+            "sim store={} seed={} messages={} ops={} provider_sends={} port_calls={} faults={} ({share:.1}% of all port calls, {chaos:.1}% while faulting) \
              crashes={} invariant_checks={} violations={} settle_rounds={} wall={:.1}s\n  faults by kind: {}",
             self.store,
             self.seed,
@@ -231,6 +238,8 @@ fn start() -> DateTime<Utc> {
 
 impl World {
     pub async fn new(plan: &Plan) -> Self {
+        // Ids and retry jitter from the seed too (the test runs on one thread).
+        smsrelay::domain::entropy::seed_thread(plan.seed);
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
         let db = dir.path().join("sim.db");
         let backend = match plan.backend {
@@ -750,6 +759,7 @@ pub async fn run(plan: Plan) -> Report {
     let started = Instant::now();
     let mut world = World::new(&plan).await;
     world.chaos(plan.messages).await;
+    let (chaos_calls, chaos_faults) = (world.faults.port_calls(), world.faults.faulted());
     let rounds = world.settle(240).await;
     let (checks, violations) = crate::check::all(&world, rounds == 240).await;
     Report {
@@ -764,6 +774,8 @@ pub async fn run(plan: Plan) -> Report {
         crashes: world.crashes,
         port_calls: world.faults.port_calls(),
         faults: world.faults.faulted(),
+        chaos_calls,
+        chaos_faults,
         by_kind: world.faults.by_kind(),
         provider_sends: world.provider.landed().len(),
         checks,
