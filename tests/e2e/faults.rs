@@ -197,6 +197,33 @@ macro_rules! fault_suite {
             never_regresses(&m);
         }
 
+        /// Found by the simulation (issue 13): reconciliation found the provider's message but
+        /// could not index its sid (a store fault), and took that for "never sent": a second send.
+        #[tokio::test]
+        async fn a_store_fault_while_reconciliation_links_the_found_sid_is_retried_not_resent() {
+            let e = setup().await;
+            let sid = "SM10000000000000000000000000000005";
+            on_create(
+                &e.twilio,
+                201,
+                message_json(sid, "+14155550100", "hi", "queued"),
+                None,
+                1,
+            )
+            .await;
+            on_list(&e.twilio, vec![message_json(sid, "+14155550100", "hi", "sent")]).await;
+            // The send path's own sid link and outcome write fail, then reconciliation's link.
+            e.store.fail_next("link_provider_sid", 2);
+            e.store.fail_next("update_message", 1);
+            let (status, body) = e.send("+14155550100", "hi").await;
+            assert_eq!(status, 202, "{body}");
+            let id = body["id"].as_str().expect("id");
+            let m = e.drive(id, |m| m["status"] == "sent").await;
+            assert_eq!(m["provider_sid"], sid);
+            assert_eq!(creates(&e.twilio).await, 1, "never resent");
+            never_regresses(&m);
+        }
+
         #[tokio::test]
         async fn a_store_fault_on_the_status_write_is_retried_by_the_provider_and_applied_once() {
             let e = setup().await;
@@ -371,6 +398,73 @@ macro_rules! fault_suite {
                 .count();
             assert_eq!((sent, held), (5, 5));
             assert_eq!(creates(&e.twilio).await, 5);
+        }
+
+        /// Found by the simulation (issue 13): a batch item whose send check failed was left
+        /// queued and the retry queue sent it without a send slot, past the hourly cap.
+        #[tokio::test]
+        async fn a_batch_item_left_queued_by_a_store_fault_still_counts_against_the_hourly_cap() {
+            let e = setup().await;
+            on_create(
+                &e.twilio,
+                201,
+                message_json(
+                    "SM10000000000000000000000000000007",
+                    "+14155550178",
+                    "hi",
+                    "queued",
+                ),
+                None,
+                1,
+            )
+            .await;
+            // The first item's check (opt-out read + slot) fails: the item is left queued.
+            e.store.fail_next("check_send", 1);
+            let items: Vec<Value> = (0..6).map(|i| json!({"to": "+14155550178", "body": format!("b{i}")})).collect();
+            let (status, body) = e.call("POST", "/v1/batches", Some(json!({"messages": items}))).await;
+            assert_eq!(status, 200, "{body}");
+            assert_eq!(creates(&e.twilio).await, 5, "five slots: the five checked items");
+            let left = body["results"][0]["message_id"].as_str().expect("id").to_owned();
+            let m = e.drive(&left, |m| m["status"] != "queued" && m["status"] != "sending").await;
+            assert_eq!(m["status"], "rate_limited", "{m}");
+            assert_eq!(creates(&e.twilio).await, 5, "the hourly cap holds for the retried item");
+        }
+
+        /// Found by the simulation (issue 13): a scheduled message whose slot could not be
+        /// taken when it fired was left queued, and the processor sent it past the cap.
+        #[tokio::test]
+        async fn a_scheduled_message_left_queued_by_a_slot_fault_still_counts_against_the_hourly_cap() {
+            let e = setup().await;
+            on_create(
+                &e.twilio,
+                201,
+                message_json(
+                    "SM10000000000000000000000000000008",
+                    "+14155550179",
+                    "hi",
+                    "queued",
+                ),
+                None,
+                1,
+            )
+            .await;
+            let at = (chrono::Utc::now() + chrono::Duration::milliseconds(300))
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            let (status, later) = e
+                .call("POST", "/v1/messages", Some(json!({"to": "+14155550179", "body": "later", "send_at": at})))
+                .await;
+            assert_eq!(status, 202, "{later}");
+            for i in 0..5 {
+                assert_eq!(e.send("+14155550179", &format!("now{i}")).await.0, 202);
+            }
+            assert_eq!(creates(&e.twilio).await, 5);
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            // It fires (scheduled → queued), and taking its slot fails.
+            e.store.fail_next("take_send_slot", 1);
+            let id = later["id"].as_str().expect("id");
+            let m = e.drive(id, |m| !["scheduled", "queued", "sending"].contains(&m["status"].as_str().unwrap_or(""))).await;
+            assert_eq!(m["status"], "rate_limited", "{m}");
+            assert_eq!(creates(&e.twilio).await, 5, "the hourly cap holds for the fired message");
         }
 
         #[tokio::test]

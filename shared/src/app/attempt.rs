@@ -12,8 +12,8 @@ use super::metrics::{count, increment, Metric};
 use super::pacing::{Pacer, ATTEMPT_HORIZON};
 use super::{modify_message, AppError, Ctx};
 use crate::domain::retry_policy::{backoff, means_opted_out};
-use crate::domain::{Message, MessageError, MessageId, MessageStatus};
-use crate::ports::{AlertKind, CounterOp, DomainEvent, ItemOutcome, Moment};
+use crate::domain::{Message, MessageError, MessageId, MessageStatus, RescheduleReason};
+use crate::ports::{AlertKind, CounterOp, DomainEvent, ItemOutcome, Moment, SendCheck};
 use crate::ports::{JobPayload, OutboundSms, ProviderAccepted, ProviderError, Sender, StoreError, MAX_DELAY};
 use chrono::{DateTime, Utc};
 use std::time::Duration;
@@ -72,6 +72,18 @@ pub fn begin_attempt(message: &mut Message, now: DateTime<Utc>, reconcile_after:
 /// # Errors
 /// Store failures.
 pub async fn claim_attempt(ctx: Ctx<'_>, id: &MessageId) -> Result<Claim, StoreError> {
+    claim(ctx, id, false).await
+}
+
+/// [`claim_attempt`] for a scheduled message whose send slot the caller has just taken.
+///
+/// # Errors
+/// Store failures.
+pub async fn claim_fired(ctx: Ctx<'_>, id: &MessageId) -> Result<Claim, StoreError> {
+    claim(ctx, id, true).await
+}
+
+async fn claim(ctx: Ctx<'_>, id: &MessageId, slot_taken: bool) -> Result<Claim, StoreError> {
     let Some(current) = ctx.messages.get_message(id).await? else {
         return Ok(Claim::Skipped);
     };
@@ -79,7 +91,70 @@ pub async fn claim_attempt(ctx: Ctx<'_>, id: &MessageId) -> Result<Claim, StoreE
         return Ok(Claim::Skipped);
     }
     let now = ctx.clock.now();
-    if ctx.consent.opt_out_of(&current.to).await?.is_some() {
+    // The message's own quiet hours hold every attempt, not only the first firing (a retry's
+    // backoff, reconciliation or a fault after firing can bring it due inside the window).
+    if let Some(next) = current.quiet_hours.as_ref().map(|q| q.next_allowed(now)) {
+        if next > now {
+            let version = current.version;
+            modify_message(ctx.messages, id, |m| {
+                if m.status != MessageStatus::Queued || m.version != version {
+                    return false;
+                }
+                m.reschedule(next, RescheduleReason::QuietHours, now);
+                true
+            })
+            .await?;
+            tracing::info!(message_id = %id, until = %next, "attempt inside the message's quiet hours: moved");
+            return Ok(Claim::Skipped);
+        }
+    }
+    // The sender's next slot on its shared schedule, before anything is written: a claim is never
+    // written for a send that has no slot (it would sit `sending` until reconciliation), nor an
+    // hourly slot taken for an attempt deferred (a slot of the sender's rate may go unused; that
+    // only sends slower).
+    let Some(slot) = Pacer::new(ctx.config.sender_mps)
+        .reserve(ctx, &current.from, ctx.clock.monotonic() + ATTEMPT_HORIZON)
+        .await?
+    else {
+        tracing::debug!(message_id = %id, "sender's schedule is booked past the horizon; attempt deferred");
+        return Ok(Claim::Busy);
+    };
+    // A message never attempted may never have had its send slot: a batch takes it per item
+    // just before the item's first attempt, a scheduled message when it fires, and a fault or a
+    // crash there leaves it queued. The hourly cap counts it now (at worst a second slot for one
+    // message). An immediate send is stored only after its slot and with its first attempt; a
+    // message once held `rate_limited` is back only by an operator's retry, which goes past the
+    // cap (docs/api.md).
+    let held_before = current.events.iter().any(|e| e.status == MessageStatus::RateLimited);
+    let check = if current.attempts == 0 && !slot_taken && !held_before {
+        let window = chrono::Duration::hours(1);
+        ctx.consent
+            .check_send(&current.to, now, window, ctx.config.rate_limit_per_hour)
+            .await?
+    } else {
+        match ctx.consent.opt_out_of(&current.to).await? {
+            Some(o) => SendCheck::OptedOut(o),
+            None => SendCheck::Granted,
+        }
+    };
+    if matches!(check, SendCheck::Limited) {
+        let mut held = false;
+        modify_message(ctx.messages, id, |m| {
+            held = m.status == MessageStatus::Queued;
+            if held {
+                m.reset_to(MessageStatus::RateLimited, now);
+                m.failed_listed = true;
+                m.due_at = None;
+            }
+            held
+        })
+        .await?;
+        if held {
+            batch_item_finished(ctx, &current, ItemOutcome::RateLimited).await;
+        }
+        return Ok(Claim::Skipped);
+    }
+    if matches!(check, SendCheck::OptedOut(_)) {
         modify_message(ctx.messages, id, |m| {
             if m.status != MessageStatus::Queued {
                 return false;
@@ -92,15 +167,6 @@ pub async fn claim_attempt(ctx: Ctx<'_>, id: &MessageId) -> Result<Claim, StoreE
         batch_item_finished(ctx, &current, ItemOutcome::Suppressed).await;
         return Ok(Claim::Suppressed);
     }
-    // The sender's next slot on its shared schedule, before the claim: a claim is never written
-    // for a send that has no slot (it would sit `sending` until reconciliation).
-    let Some(slot) = Pacer::new(ctx.config.sender_mps)
-        .reserve(ctx, &current.from, ctx.clock.monotonic() + ATTEMPT_HORIZON)
-        .await?
-    else {
-        tracing::debug!(message_id = %id, "sender's schedule is booked past the horizon; attempt deferred");
-        return Ok(Claim::Busy);
-    };
     let mut won = false;
     let claimed = modify_message(ctx.messages, id, |m| {
         won = m.status == MessageStatus::Queued;
@@ -203,7 +269,7 @@ pub async fn run_attempt_at(
             tracing::warn!(message_id = %id, error.message = %e, "could not index provider sid; the callback URL still carries the id");
         }
     }
-    let unit: f64 = rand::random();
+    let unit: f64 = crate::domain::entropy::random();
 
     let mut fast = claimed.clone();
     let (mut outcome, mut after) = apply_result(&mut fast, &result, now, ctx, unit);
@@ -465,7 +531,7 @@ pub(crate) async fn requeue_or_fail(
     expect: MessageStatus,
 ) -> Result<Option<AttemptOutcome>, StoreError> {
     let now = ctx.clock.now();
-    let unit: f64 = rand::random();
+    let unit: f64 = crate::domain::entropy::random();
     let mut decided = None;
     let stored = modify_message(ctx.messages, id, |m| {
         if m.status != expect {

@@ -560,7 +560,9 @@ async fn fire_step(p: CampaignPorts<'_>, campaign: &Campaign, e: Enrolment) -> R
                         reference: Some(reference),
                         metadata,
                         send_at: None,
-                        quiet_hours: None,
+                        // Kept on the message, so a retry that comes due inside the window
+                        // waits for its end (app/attempt.rs, the claim).
+                        quiet_hours: quiet.clone(),
                     };
                     StepSend::Sent(send_message(ctx, cmd).await?.message.id)
                 }

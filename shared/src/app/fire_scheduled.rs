@@ -6,7 +6,7 @@
 //! recipient's daily limit (over → canceled with the reason) and hourly limit (over → held
 //! `rate_limited`), then makes the attempt.
 
-use super::attempt::{claim_attempt, run_claimed, AttemptOutcome, Claim};
+use super::attempt::{claim_fired, run_claimed, AttemptOutcome, Claim};
 use super::{modify_message, AppError, Ctx};
 use crate::domain::schedule::local_day;
 use crate::domain::{Message, MessageError, MessageStatus, Ref, RescheduleReason};
@@ -113,7 +113,7 @@ pub async fn fire_scheduled(ctx: Ctx<'_>, m: &Message) -> Result<Fired, AppError
         .await?;
         return Ok(Fired::NotSent(MessageStatus::RateLimited));
     }
-    match claim_attempt(ctx, &m.id).await? {
+    match claim_fired(ctx, &m.id).await? {
         Claim::Claimed(claimed) => {
             let (_, outcome, _) = run_claimed(ctx, claimed).await?;
             Ok(Fired::Attempted(outcome))

@@ -10,7 +10,7 @@
 use super::attempt::{requeue_or_fail, AttemptOutcome};
 use super::{modify_message, AppError, Ctx};
 use crate::domain::{Message, MessageStatus};
-use crate::ports::{ProviderError, Sender};
+use crate::ports::{ProviderError, Sender, StoreError};
 
 /// What reconciling one message found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,9 +54,13 @@ pub async fn reconcile_message(ctx: Ctx<'_>, message: &Message) -> Result<Reconc
             Some(owner) if owner != message.id => continue,
             _ => {}
         }
-        if let Err(e) = ctx.messages.link_provider_sid(&c.sid, &message.id).await {
-            tracing::warn!(message_id = %message.id, error.message = %e, "could not index reconciled sid");
-            continue;
+        match ctx.messages.link_provider_sid(&c.sid, &message.id).await {
+            Ok(()) => {}
+            // Another message owns the sid now: not ours.
+            Err(StoreError::ConditionFailed) => continue,
+            // The provider has it, we could not record it: never "not found" (that resends);
+            // the next sweep reconciles again.
+            Err(e) => return Err(e.into()),
         }
         let now = ctx.clock.now();
         let mapped = MessageStatus::from_twilio(&c.status).unwrap_or(MessageStatus::Sent);

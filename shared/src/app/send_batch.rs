@@ -37,7 +37,10 @@ pub struct BatchRequest {
 /// A new batch id: `bat_` + ULID.
 fn batch_id(now: DateTime<Utc>) -> String {
     let ms = u64::try_from(now.timestamp_millis()).unwrap_or(0);
-    format!("bat_{}", ulid::Ulid::from_parts(ms, rand::random::<u128>()))
+    format!(
+        "bat_{}",
+        ulid::Ulid::from_parts(ms, crate::domain::entropy::random::<u128>())
+    )
 }
 
 /// Accept a batch. Returns the response body (docs/api.md). `budget` and the pacing run on

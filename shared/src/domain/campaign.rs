@@ -456,7 +456,10 @@ impl EnrolmentId {
     /// A new id whose ULID encodes `now`.
     pub fn generate(now: DateTime<Utc>) -> Self {
         let ms = u64::try_from(now.timestamp_millis()).unwrap_or(0);
-        Self(format!("enr_{}", ulid::Ulid::from_parts(ms, rand::random::<u128>())))
+        Self(format!(
+            "enr_{}",
+            ulid::Ulid::from_parts(ms, crate::domain::entropy::random::<u128>())
+        ))
     }
 
     /// Parse a caller's id.

@@ -24,7 +24,10 @@ impl ConversationId {
     /// A new id whose ULID encodes `now`.
     pub fn generate(now: DateTime<Utc>) -> Self {
         let ms = u64::try_from(now.timestamp_millis()).unwrap_or(0);
-        Self(format!("conv_{}", ulid::Ulid::from_parts(ms, rand::random::<u128>())))
+        Self(format!(
+            "conv_{}",
+            ulid::Ulid::from_parts(ms, crate::domain::entropy::random::<u128>())
+        ))
     }
 
     /// Parse an id given by a caller.

@@ -23,7 +23,7 @@ impl MessageId {
     /// A new id whose ULID encodes `now` (so ids sort by creation time).
     pub fn generate(now: DateTime<Utc>) -> Self {
         let ms = u64::try_from(now.timestamp_millis()).unwrap_or(0);
-        let ulid = ulid::Ulid::from_parts(ms, rand::random::<u128>());
+        let ulid = ulid::Ulid::from_parts(ms, crate::domain::entropy::random::<u128>());
         Self(format!("msg_{ulid}"))
     }
 

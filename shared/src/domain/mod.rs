@@ -6,6 +6,7 @@ pub mod campaign;
 pub mod consent;
 pub mod conversation;
 pub mod duration;
+pub mod entropy;
 pub mod keyword;
 pub mod message;
 pub mod message_body;

@@ -14,7 +14,7 @@ pub mod queue_contract;
 pub mod store_contract;
 
 pub use campaign_agents::StaticCampaignAgents;
-pub use counting_store::CountingStore;
+pub use counting_store::{CountingStore, StoreFault, StoreFaults};
 pub use fake_provider::{FakeCall, FakeSmsProvider};
 pub use manual_clock::ManualClock;
 

@@ -214,3 +214,46 @@ async fn a_message_that_fires_late_into_its_quiet_hours_is_moved_with_a_reschedu
         )]
     );
 }
+
+/// Found by the simulation (issue 13): the window was checked only when a scheduled message
+/// fired, so an attempt that came due later (a 429's backoff, a fault between firing and the
+/// claim, reconciliation) was sent inside the message's own quiet hours.
+#[tokio::test]
+async fn a_retry_that_comes_due_inside_the_messages_quiet_hours_waits_for_the_window_to_end() {
+    // Given a message scheduled for 20:59 in New York with its own 21:00-08:00 window
+    let env = Env::at(
+        next_new_york(20),
+        &[("SMSRELAY_RETRY_BASE", "5m"), ("SMSRELAY_RETRY_CAP", "5m")],
+    );
+    let send_at = env.now() + chrono::Duration::minutes(59);
+    let out = env
+        .send(json!({"to": "+14155550100", "body": "reminder", "send_at": rfc3339(send_at), "quiet_hours": ny_quiet()}))
+        .await;
+    env.advance_to(send_at);
+    // When it fires outside the window, the provider answers 429, and the retry comes due at 21:0x
+    env.provider
+        .fail_next(crate::ports::ProviderError::RateLimited { retry_after: None });
+    env.tick(BUDGET).await.expect("tick");
+    let retrying = env.message(&out.message.id).await;
+    assert_eq!(retrying.status, MessageStatus::Queued, "{retrying:?}");
+    env.advance(Duration::from_secs(600));
+    assert!(new_york_hm(env.now()).0 == 21, "inside the window now");
+    env.drain_queue().await;
+    env.tick(BUDGET).await.expect("tick");
+    // Then nothing more reaches the provider inside the window; the retry is moved to 08:00
+    assert_eq!(env.provider.call_count(), 1, "only the 429'd attempt");
+    let held = env.message(&out.message.id).await;
+    assert_eq!(held.status, MessageStatus::Queued);
+    let due = held.due_at.expect("due again");
+    assert_eq!(new_york_hm(due), (8, 0), "moved to the end of the window");
+    assert_eq!(
+        deferrals(&held).last().map(|(_, r)| r.reason),
+        Some(RescheduleReason::QuietHours)
+    );
+    // And at 08:00 it is sent
+    env.advance_to(due);
+    env.drain_queue().await;
+    env.tick(BUDGET).await.expect("tick");
+    assert_eq!(env.message(&out.message.id).await.status, MessageStatus::Sent);
+    assert_eq!(env.provider.call_count(), 2);
+}

@@ -1,0 +1,355 @@
+//! The invariants of docs/design.md, checked after a run against the store and the oracle (what
+//! clients were answered, what reached the provider, the consent history, the alerts).
+
+use crate::world::{World, CAMPAIGN_DAILY_LIMIT, RATE_LIMIT_PER_HOUR};
+use chrono::{DateTime, Utc};
+use smsrelay::domain::{
+    ConsentStatus, EnrolmentId, EnrolmentStatus, Message, MessageId, MessageStatus, PhoneNumber, QuietHours,
+};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Counts the checks made and keeps the ones that failed.
+#[derive(Default)]
+struct Checker {
+    checks: u64,
+    violations: Vec<String>,
+}
+
+impl Checker {
+    fn check(&mut self, ok: bool, what: impl FnOnce() -> String) {
+        self.checks += 1;
+        if !ok {
+            self.violations.push(what());
+        }
+    }
+}
+
+fn terminal(s: MessageStatus) -> bool {
+    matches!(
+        s,
+        MessageStatus::Delivered
+            | MessageStatus::Failed
+            | MessageStatus::Undelivered
+            | MessageStatus::Canceled
+            | MessageStatus::Suppressed
+    )
+}
+
+/// A move down the rank is allowed only into a fresh attempt (`queued`, `rate_limited`,
+/// `sending`) from one not yet handed over for good, or as a recorded deferral.
+fn step_allowed(from: MessageStatus, to: MessageStatus, deferral: bool) -> bool {
+    let retry = |s| {
+        matches!(
+            s,
+            MessageStatus::Queued | MessageStatus::RateLimited | MessageStatus::Sending
+        )
+    };
+    to.rank() > from.rank() || (deferral && from == to) || (retry(from) && retry(to))
+}
+
+/// When a message took its hourly send slot (`None`: exempt, an agent's reply to a lead).
+fn slot_time(m: &Message) -> Option<DateTime<Utc>> {
+    if m.metadata.contains_key("agent") {
+        return None;
+    }
+    let first = |pred: fn(MessageStatus) -> bool| m.events.iter().find(|e| pred(e.status)).map(|e| e.at);
+    if m.events.first().is_some_and(|e| e.status == MessageStatus::Scheduled) {
+        first(|s| s == MessageStatus::Queued)
+    } else if m.batch_id.is_some() {
+        first(|s| s == MessageStatus::Sending)
+    } else {
+        Some(m.created_at)
+    }
+}
+
+/// Every invariant; `(checks made, violations)`.
+pub async fn all(w: &World, unsettled: bool) -> (u64, Vec<String>) {
+    let mut c = Checker::default();
+    let seed = w.plan_seed;
+    c.check(!unsettled, || {
+        format!("seed {seed}: the system did not settle: something stays due after the faults stopped")
+    });
+    let landed = w.provider.landed();
+    // Every message anyone knows of: accepted, sent by the provider, or made by a campaign.
+    let mut ids: BTreeSet<String> = w.oracle.accepted.clone();
+    ids.extend(landed.iter().filter_map(|l| l.message_id.clone()));
+    let mut enrolment_ids = w.oracle.enrolments.clone();
+    let mut messages: BTreeMap<String, Message> = BTreeMap::new();
+    for id in &ids {
+        let Ok(parsed) = MessageId::parse(id) else {
+            c.check(false, || format!("unparseable message id {id}"));
+            continue;
+        };
+        match w.deps.messages.get_message(&parsed).await {
+            Ok(Some(m)) => {
+                if let Some(e) = m.metadata.get("enrollment_id").and_then(|v| v.as_str()) {
+                    enrolment_ids.insert(e.to_owned());
+                }
+                messages.insert(id.clone(), m);
+            }
+            Ok(None) => c.check(false, || format!("nothing lost: message {id} is not in the store")),
+            Err(e) => c.check(false, || format!("store unreadable for {id}: {e}")),
+        }
+    }
+    let mut enrolments = BTreeMap::new();
+    for e in &enrolment_ids {
+        let Ok(id) = EnrolmentId::parse(e) else {
+            continue;
+        };
+        match w.deps.campaigns.get_enrolment(&id).await {
+            Ok(Some(en)) => {
+                for m in &en.message_ids {
+                    if !messages.contains_key(m.as_str()) {
+                        if let Ok(Some(msg)) = w.deps.messages.get_message(m).await {
+                            messages.insert(m.as_str().to_owned(), msg);
+                        }
+                    }
+                }
+                enrolments.insert(e.clone(), en);
+            }
+            _ => c.check(false, || format!("enrolment {e} answered 2xx but is not in the store")),
+        }
+    }
+
+    // 1. Nothing lost: every accepted message is terminal or listed.
+    for id in &w.oracle.accepted {
+        if let Some(m) = messages.get(id) {
+            c.check(terminal(m.status) || m.failed_listed, || {
+                format!(
+                    "nothing lost: accepted {id} ended {:?}, neither terminal nor listed",
+                    m.status
+                )
+            });
+        }
+    }
+
+    // 2. No second provider send for one attempt (the simulation never starts a legitimate
+    //    fresh attempt: no retryable delivery failure, no operator retry), and nothing reaches
+    //    the provider that was not recorded first.
+    let mut per_message: BTreeMap<&str, usize> = BTreeMap::new();
+    for l in &landed {
+        match &l.message_id {
+            Some(id) => {
+                *per_message.entry(id.as_str()).or_default() += 1;
+                c.check(messages.contains_key(id), || {
+                    format!("record first: {} reached the provider but {id} is not stored", l.sid)
+                });
+            }
+            None => c.check(false, || format!("{} reached the provider without our id", l.sid)),
+        }
+    }
+    for (id, n) in &per_message {
+        c.check(*n <= 1, || {
+            let sends: Vec<String> = landed
+                .iter()
+                .filter(|l| l.message_id.as_deref() == Some(*id))
+                .map(|l| format!("{} at {}", l.sid, l.at))
+                .collect();
+            let history: Vec<String> = messages.get(*id).map_or_else(Vec::new, |m| {
+                m.events.iter().map(|e| format!("{:?}@{}", e.status, e.at)).collect()
+            });
+            format!("no duplicate: {id} reached the provider {n} times ({sends:?}; history {history:?})")
+        });
+    }
+
+    // 3. No status regression.
+    for (id, m) in &messages {
+        for w2 in m.events.windows(2) {
+            let (a, b) = (&w2[0], &w2[1]);
+            c.check(step_allowed(a.status, b.status, b.rescheduled.is_some()), || {
+                let h: Vec<_> = m.events.iter().map(|e| e.status).collect();
+                format!("no regression: {id} went {:?} -> {:?} in {h:?}", a.status, b.status)
+            });
+        }
+    }
+
+    // 4. No send to an opted-out phone after its STOP was recorded.
+    let mut by_phone: BTreeMap<&str, Vec<DateTime<Utc>>> = BTreeMap::new();
+    for l in &landed {
+        by_phone.entry(l.to.as_str()).or_default().push(l.at);
+    }
+    for (phone, times) in &by_phone {
+        let Ok(p) = PhoneNumber::parse_e164(phone) else {
+            continue;
+        };
+        let history = w.deps.consent.consent_history(&p).await.unwrap_or_default();
+        for t in times {
+            let stop = history
+                .iter()
+                .filter(|e| e.status == ConsentStatus::OptedOut && e.at < *t)
+                .map(|e| e.at)
+                .max();
+            let started_after = |s: DateTime<Utc>| {
+                w.oracle
+                    .starts
+                    .iter()
+                    .any(|(ph, at)| ph == phone && *at >= s && *at < *t)
+            };
+            c.check(stop.is_none_or(started_after), || {
+                format!("consent: a send to {phone} at {t} after its STOP recorded at {stop:?}, no START since")
+            });
+        }
+    }
+
+    // 5. Hourly cap per recipient: of the messages that reached the provider, at most the limit
+    //    whose send slot falls in any rolling hour. The slot is taken once per message (at
+    //    acceptance, when a scheduled message fires, or at a batch item's first attempt); its
+    //    retries reuse it, and agent replies to a lead are exempt (app/send.rs).
+    let mut slots: BTreeMap<&str, Vec<(DateTime<Utc>, &str)>> = BTreeMap::new();
+    let mut counted = BTreeSet::new();
+    for l in &landed {
+        let Some((id, m)) = l.message_id.as_ref().and_then(|id| messages.get(id).map(|m| (id, m))) else {
+            continue;
+        };
+        if !counted.insert(id.as_str()) {
+            continue;
+        }
+        if let Some(t) = slot_time(m) {
+            slots.entry(l.to.as_str()).or_default().push((t, id.as_str()));
+        }
+    }
+    for (phone, list) in &mut slots {
+        list.sort();
+        for (i, (t, _)) in list.iter().enumerate() {
+            let within: Vec<&(DateTime<Utc>, &str)> = list[..=i]
+                .iter()
+                .filter(|(s, _)| *s > *t - chrono::Duration::hours(1))
+                .collect();
+            c.check(within.len() <= RATE_LIMIT_PER_HOUR as usize, || {
+                let detail: Vec<String> = within
+                    .iter()
+                    .map(|(at, id)| {
+                        let h: Vec<String> = messages.get(*id).map_or_else(Vec::new, |m| {
+                            m.events
+                                .iter()
+                                .map(|e| format!("{:?}@{}", e.status, e.at.format("%H:%M:%S")))
+                                .collect()
+                        });
+                        format!("{id} slot {} {h:?}", at.format("%H:%M:%S"))
+                    })
+                    .collect();
+                format!(
+                    "hourly cap: {} sends to {phone} in the hour up to {t}: {detail:?}",
+                    within.len()
+                )
+            });
+        }
+    }
+
+    // 5b, 6, 8: campaign steps: daily limit per lead's local day, never in the campaign's quiet
+    // hours (drip-a: 21:00-08:00 in the lead's zone), each step at most once.
+    let mut per_day: BTreeMap<(String, chrono::NaiveDate), u32> = BTreeMap::new();
+    let mut per_step: BTreeMap<(String, u64), u32> = BTreeMap::new();
+    for l in &landed {
+        let Some(m) = l.message_id.as_ref().and_then(|id| messages.get(id)) else {
+            continue;
+        };
+        let (Some(e), Some(step)) = (
+            m.metadata.get("enrollment_id").and_then(|v| v.as_str()),
+            m.metadata.get("step").and_then(serde_json::Value::as_u64),
+        ) else {
+            continue;
+        };
+        let Some(en) = enrolments.get(e) else {
+            continue;
+        };
+        let zone = en.lead.timezone.as_deref().unwrap_or("America/New_York");
+        *per_step.entry((e.to_owned(), step)).or_default() += 1;
+        if let Ok(tz) = zone.parse::<chrono_tz::Tz>() {
+            *per_day
+                .entry((e.to_owned(), smsrelay::domain::schedule::local_day(l.at, tz)))
+                .or_default() += 1;
+            if en.campaign_id == "drip-a" {
+                let quiet = QuietHours::parse("21:00", "08:00", zone).ok();
+                c.check(!quiet.is_some_and(|q| q.contains(l.at)), || {
+                    format!("quiet hours: step {step} of {e} sent at {} in {zone}", l.at)
+                });
+            }
+        }
+    }
+    for ((e, day), n) in &per_day {
+        c.check(*n <= CAMPAIGN_DAILY_LIMIT, || {
+            format!("daily limit: {n} steps of {e} on {day}")
+        });
+    }
+    for ((e, step), n) in &per_step {
+        c.check(*n <= 1, || format!("step once: step {step} of {e} sent {n} times"));
+    }
+    // Scheduled API messages with their own quiet hours are never sent inside them.
+    for l in &landed {
+        let Some(m) = l.message_id.as_ref().and_then(|id| messages.get(id)) else {
+            continue;
+        };
+        if let Some(q) = &m.quiet_hours {
+            c.check(!q.contains(l.at), || {
+                let h: Vec<String> = m
+                    .events
+                    .iter()
+                    .map(|e| {
+                        format!(
+                            "{:?}@{}{}",
+                            e.status,
+                            e.at,
+                            if e.rescheduled.is_some() { "(moved)" } else { "" }
+                        )
+                    })
+                    .collect();
+                format!(
+                    "quiet hours: {} ({}) sent at {} inside its own window {q:?}; send_at {:?}, history {h:?}",
+                    l.sid,
+                    m.id.as_str(),
+                    l.at,
+                    m.send_at
+                )
+            });
+        }
+    }
+
+    // 7. Every enrolment advances or ends; its steps are distinct messages.
+    for (id, en) in &enrolments {
+        c.check(en.status != EnrolmentStatus::Active, || {
+            format!(
+                "enrolment {id} is still active at step {} after everything settled (next at {:?})",
+                en.step, en.next_message_at
+            )
+        });
+        let distinct: BTreeSet<&str> = en.message_ids.iter().map(MessageId::as_str).collect();
+        c.check(
+            distinct.len() == en.message_ids.len() && en.message_ids.len() <= 3,
+            || format!("step once: enrolment {id} lists {:?}", en.message_ids),
+        );
+    }
+
+    // 9. One alert per incident: no (kind, subject) raised twice within its 15-minute cooldown.
+    let mut alerts: BTreeMap<(String, String), Vec<DateTime<Utc>>> = BTreeMap::new();
+    for a in w.alerts.alerts() {
+        alerts
+            .entry((format!("{:?}", a.kind), a.subject.clone()))
+            .or_default()
+            .push(a.raised_at);
+    }
+    // The dedupe claim fails open (app/alerts.rs raises when the claim cannot be taken): while
+    // faults are injected, at most one extra alert per faulted claim; once they stop, none.
+    let settled = w.oracle.settled_from.unwrap_or(DateTime::<Utc>::MAX_UTC);
+    let mut extra = 0_u64;
+    for ((kind, subject), mut times) in alerts {
+        times.sort();
+        for pair in times.windows(2) {
+            if pair[1] - pair[0] >= chrono::Duration::minutes(15) {
+                continue;
+            }
+            extra += 1;
+            c.check(pair[0] < settled, || {
+                format!(
+                    "one alert per incident: {kind} {subject} raised at {} and {} with no store fault",
+                    pair[0], pair[1]
+                )
+            });
+        }
+    }
+    let claim_faults = w.faults.claim_faults.load(std::sync::atomic::Ordering::Relaxed);
+    c.check(extra <= claim_faults, || {
+        format!("one alert per incident: {extra} repeated alerts but only {claim_faults} faulted dedupe claims")
+    });
+    (c.checks, c.violations)
+}

@@ -1,0 +1,456 @@
+//! The fault plan of one run, drawn from its seed, and the wrappers that apply it at every port:
+//! the store (through `CountingStore`'s hook), the provider ([`SimProvider`]), the retry queue
+//! ([`SimQueue`]). A `Hang` fault is a crash at that await point: the wrapper notifies the driver
+//! and never answers, the driver drops the in-flight operation and rebuilds the process.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use smsrelay::domain::{PhoneNumber, ProviderSid};
+use smsrelay::ports::{
+    Clock, JobPayload, JobQueue, OutboundSms, ProviderAccepted, ProviderError, ProviderMessage, QueueError, QueueStats,
+    ReceivedJob, Sender, SmsProvider, StoreError,
+};
+use smsrelay::testing::{ManualClock, StoreFault, StoreFaults};
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+use tokio::sync::Notify;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The run's random stream and what it injected. One per run; every wrapper shares it.
+pub struct Faults {
+    rng: Mutex<StdRng>,
+    /// Probability that one port call is faulted (while enabled).
+    rate: f64,
+    enabled: AtomicBool,
+    /// Whether a crash may be injected now (only inside an operation the driver can drop).
+    crashable: AtomicBool,
+    /// Signalled when a wrapper hangs (the process "crashed" at that await point).
+    pub crashed: Notify,
+    calls: AtomicU64,
+    faulted: AtomicU64,
+    by_kind: Mutex<BTreeMap<&'static str, u64>>,
+    /// Faults injected on `CounterStore::claim` (alert dedupe fails open on them, by design).
+    pub claim_faults: AtomicU64,
+}
+
+impl Faults {
+    pub fn new(seed: u64, rate: f64) -> Self {
+        Self {
+            rng: Mutex::new(StdRng::seed_from_u64(seed)),
+            rate,
+            enabled: AtomicBool::new(true),
+            crashable: AtomicBool::new(false),
+            crashed: Notify::new(),
+            calls: AtomicU64::new(0),
+            faulted: AtomicU64::new(0),
+            by_kind: Mutex::default(),
+            claim_faults: AtomicU64::new(0),
+        }
+    }
+
+    /// Draw from the run's stream (the driver uses it too, so one seed fixes the whole run).
+    pub fn with_rng<T>(&self, f: impl FnOnce(&mut StdRng) -> T) -> T {
+        f(&mut lock(&self.rng))
+    }
+
+    pub fn set_enabled(&self, on: bool) {
+        self.enabled.store(on, Ordering::SeqCst);
+    }
+
+    pub fn set_crashable(&self, on: bool) {
+        self.crashable.store(on, Ordering::SeqCst);
+    }
+
+    /// One port call: whether to fault it, and with which of `kinds` (weights). A crash kind
+    /// (name starting `crash`) is only chosen while crashable, and signals the driver.
+    fn decide(&self, kinds: &[(&'static str, u32)]) -> Option<&'static str> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        if !self.enabled.load(Ordering::SeqCst) {
+            return None;
+        }
+        let crashable = self.crashable.load(Ordering::SeqCst);
+        let usable: Vec<(&'static str, u32)> = kinds
+            .iter()
+            .copied()
+            .filter(|(k, _)| crashable || !k.starts_with("crash"))
+            .collect();
+        let total: u32 = usable.iter().map(|(_, w)| w).sum();
+        let kind = {
+            let mut rng = lock(&self.rng);
+            if total == 0 || !rng.gen_bool(self.rate) {
+                return None;
+            }
+            let mut pick = rng.gen_range(0..total);
+            usable
+                .iter()
+                .find(|(_, w)| {
+                    if pick < *w {
+                        true
+                    } else {
+                        pick -= w;
+                        false
+                    }
+                })
+                .map(|(k, _)| *k)?
+        };
+        self.note(kind);
+        if kind.starts_with("crash") {
+            // Once per crash: the operation is dropped, nothing else may hang meanwhile.
+            self.crashable.store(false, Ordering::SeqCst);
+            self.crashed.notify_one();
+        }
+        Some(kind)
+    }
+
+    /// Count a fault the driver itself injected (duplicate callbacks, redeliveries, …).
+    pub fn note(&self, kind: &'static str) {
+        self.faulted.fetch_add(1, Ordering::Relaxed);
+        *lock(&self.by_kind).entry(kind).or_default() += 1;
+    }
+
+    pub fn port_calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+
+    pub fn faulted(&self) -> u64 {
+        self.faulted.load(Ordering::Relaxed)
+    }
+
+    pub fn by_kind(&self) -> BTreeMap<&'static str, u64> {
+        lock(&self.by_kind).clone()
+    }
+}
+
+fn injected(what: &str) -> StoreError {
+    StoreError::Unexpected(anyhow::anyhow!("simulated {what}"))
+}
+
+/// Store methods that write (a fault after one of them is "the write landed, the answer was lost").
+const WRITES: [&str; 27] = [
+    "create_message",
+    "create_messages",
+    "update_message",
+    "link_provider_sid",
+    "record_webhook",
+    "add",
+    "reset",
+    "add_many",
+    "claim",
+    "put_doc",
+    "reserve_slot",
+    "opt_out",
+    "opt_in",
+    "append_consent",
+    "take_send_slot",
+    "check_send",
+    "begin",
+    "complete",
+    "release",
+    "create_batch",
+    "record_item",
+    "add_finished",
+    "claim_completion",
+    "mark_alerted",
+    "create_conversation",
+    "update_conversation",
+    "create_enrolment",
+];
+
+/// The store side of the plan: an error or a crash before a call; after a write, an error (a
+/// timeout whose write landed) or a crash with the write landed.
+pub struct StorePlan(pub Arc<Faults>);
+
+impl StoreFaults for StorePlan {
+    fn before(&self, method: &'static str) -> Option<StoreFault> {
+        let kind = self
+            .0
+            .decide(&[("store_error_before_call", 40), ("crash_before_store_call", 1)])?;
+        if method == "claim" {
+            self.0.claim_faults.fetch_add(1, Ordering::Relaxed);
+        }
+        match kind {
+            "crash_before_store_call" => Some(StoreFault::Hang),
+            _ => Some(StoreFault::Fail(injected("store error"))),
+        }
+    }
+
+    fn after(&self, method: &'static str, ok: bool) -> Option<StoreFault> {
+        if !ok || !(WRITES.contains(&method) || method == "update_enrolment" || method == "put_campaign") {
+            return None;
+        }
+        let kind = self
+            .0
+            .decide(&[("store_timeout_after_write", 20), ("crash_after_store_write", 1)])?;
+        if method == "claim" {
+            self.0.claim_faults.fetch_add(1, Ordering::Relaxed);
+        }
+        match kind {
+            "crash_after_store_write" => Some(StoreFault::Hang),
+            _ => Some(StoreFault::Fail(injected("store timeout after the write"))),
+        }
+    }
+}
+
+/// One message that reached the provider (and will be delivered).
+#[derive(Debug, Clone)]
+pub struct Landed {
+    pub sid: String,
+    /// Our id, from the StatusCallback URL.
+    pub message_id: Option<String>,
+    pub to: String,
+    pub from: String,
+    pub body: String,
+    /// When it reached the provider (the simulation's clock).
+    pub at: DateTime<Utc>,
+}
+
+/// A status callback the provider owes us.
+#[derive(Debug, Clone)]
+pub struct Callback {
+    pub message_id: Option<String>,
+    pub sid: String,
+    pub status: &'static str,
+}
+
+#[derive(Default)]
+struct ProviderState {
+    landed: Vec<Landed>,
+    callbacks: Vec<Callback>,
+}
+
+/// Deliberately broken behaviour, to show the checker catches it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sabotage {
+    None,
+    /// The provider lands one in twenty accepted sends twice (a duplicate send).
+    DoubleSend,
+}
+
+/// A Twilio-shaped provider on the simulation's clock: it keeps every message that reached it
+/// (for reconciliation's list, for status fetches, and for the oracle), owes a `sent` and a
+/// `delivered` callback for each, refuses the `invalid` numbers with 21211, and faults calls
+/// as the plan says: 5xx, 429, a timeout before it was processed, accepted then a timeout,
+/// accepted then our process crashed.
+pub struct SimProvider {
+    clock: Arc<ManualClock>,
+    faults: Arc<Faults>,
+    invalid: HashSet<String>,
+    sabotage: Sabotage,
+    state: Mutex<ProviderState>,
+}
+
+impl SimProvider {
+    pub fn new(clock: Arc<ManualClock>, faults: Arc<Faults>, invalid: HashSet<String>, sabotage: Sabotage) -> Self {
+        Self {
+            clock,
+            faults,
+            invalid,
+            sabotage,
+            state: Mutex::default(),
+        }
+    }
+
+    pub fn landed(&self) -> Vec<Landed> {
+        lock(&self.state).landed.clone()
+    }
+
+    /// Take the callbacks the driver chose (by index into the owed list, which it may reorder).
+    pub fn take_callbacks(&self, pick: impl FnOnce(&mut Vec<Callback>) -> Vec<Callback>) -> Vec<Callback> {
+        pick(&mut lock(&self.state).callbacks)
+    }
+
+    fn land(&self, sms: &OutboundSms) -> ProviderSid {
+        let mut s = lock(&self.state);
+        let n = s.landed.len() + 1;
+        let sid = format!("SM{n:032x}");
+        let message_id = url::Url::parse(&sms.status_callback).ok().and_then(|u| {
+            u.query_pairs()
+                .find(|(k, _)| k == "message_id")
+                .map(|(_, v)| v.into_owned())
+        });
+        s.landed.push(Landed {
+            sid: sid.clone(),
+            message_id: message_id.clone(),
+            to: sms.to.as_str().to_owned(),
+            from: sms.from.as_str().to_owned(),
+            body: sms.body.as_str().to_owned(),
+            at: self.clock.now(),
+        });
+        for status in ["sent", "delivered"] {
+            s.callbacks.push(Callback {
+                message_id: message_id.clone(),
+                sid: sid.clone(),
+                status,
+            });
+        }
+        ProviderSid::parse(&sid).unwrap_or_else(|_| unreachable!("a well-formed sid"))
+    }
+
+    fn message(l: &Landed) -> Option<ProviderMessage> {
+        Some(ProviderMessage {
+            sid: ProviderSid::parse(&l.sid).ok()?,
+            to: l.to.clone(),
+            from: l.from.clone(),
+            body: l.body.clone(),
+            status: "delivered".to_owned(),
+            error_code: None,
+            error_message: None,
+            date_created: Some(l.at),
+        })
+    }
+}
+
+fn server_error() -> ProviderError {
+    ProviderError::Transient {
+        code: Some(20500),
+        reason: "simulated 500".to_owned(),
+        maybe_sent: true,
+    }
+}
+
+fn timeout() -> ProviderError {
+    ProviderError::Transient {
+        code: None,
+        reason: "simulated timeout".to_owned(),
+        maybe_sent: true,
+    }
+}
+
+#[async_trait]
+impl SmsProvider for SimProvider {
+    async fn send(&self, sms: &OutboundSms) -> Result<ProviderAccepted, ProviderError> {
+        let fault = self.faults.decide(&[
+            ("provider_5xx", 3),
+            ("provider_429", 3),
+            ("provider_timeout_not_sent", 2),
+            ("provider_accepted_then_timeout", 2),
+            ("crash_after_provider_accepted", 1),
+        ]);
+        match fault {
+            Some("provider_5xx") => return Err(server_error()),
+            Some("provider_429") => return Err(ProviderError::RateLimited { retry_after: None }),
+            Some("provider_timeout_not_sent") => return Err(timeout()),
+            _ => {}
+        }
+        if self.invalid.contains(sms.to.as_str()) {
+            return Err(ProviderError::Rejected {
+                code: 21211,
+                message: "The 'To' number is not a valid phone number.".to_owned(),
+            });
+        }
+        let sid = self.land(sms);
+        if self.sabotage == Sabotage::DoubleSend && self.faults.with_rng(|r| r.gen_ratio(1, 20)) {
+            self.land(sms);
+        }
+        match fault {
+            Some("provider_accepted_then_timeout") => Err(timeout()),
+            Some(_) => std::future::pending().await,
+            None => Ok(ProviderAccepted {
+                sid,
+                status: "queued".to_owned(),
+                segments: Some(sms.body.segments()),
+            }),
+        }
+    }
+
+    async fn fetch(&self, sid: &ProviderSid) -> Result<ProviderMessage, ProviderError> {
+        if self.faults.decide(&[("provider_fetch_5xx", 1)]).is_some() {
+            return Err(server_error());
+        }
+        lock(&self.state)
+            .landed
+            .iter()
+            .find(|l| l.sid == sid.as_str())
+            .and_then(Self::message)
+            .ok_or(ProviderError::NotFound)
+    }
+
+    async fn list_sent(
+        &self,
+        to: &PhoneNumber,
+        from: &Sender,
+        since: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<ProviderMessage>, ProviderError> {
+        if self.faults.decide(&[("provider_list_5xx", 1)]).is_some() {
+            return Err(server_error());
+        }
+        let since = since - chrono::Duration::minutes(1);
+        Ok(lock(&self.state)
+            .landed
+            .iter()
+            .rev()
+            .filter(|l| l.to == to.as_str() && l.from == from.as_str() && l.at >= since)
+            .take(limit)
+            .filter_map(Self::message)
+            .collect())
+    }
+}
+
+/// The retry queue with faults: an enqueue that fails, one that lands twice (a duplicate
+/// delivery), one that lands and then reports failure; a receive that fails; an ack that fails
+/// (the job comes back once its visibility runs out); a crash at any of them.
+pub struct SimQueue {
+    inner: Arc<dyn JobQueue>,
+    faults: Arc<Faults>,
+}
+
+impl SimQueue {
+    pub fn new(inner: Arc<dyn JobQueue>, faults: Arc<Faults>) -> Self {
+        Self { inner, faults }
+    }
+
+    fn unexpected(what: &str) -> QueueError {
+        QueueError::Unexpected(anyhow::anyhow!("simulated {what}"))
+    }
+}
+
+#[async_trait]
+impl JobQueue for SimQueue {
+    async fn enqueue(&self, payload: &JobPayload, delay: Duration) -> Result<(), QueueError> {
+        match self.faults.decide(&[
+            ("queue_enqueue_error", 3),
+            ("queue_enqueue_duplicated", 3),
+            ("queue_enqueue_landed_then_error", 2),
+            ("crash_at_enqueue", 1),
+        ]) {
+            Some("queue_enqueue_error") => Err(Self::unexpected("enqueue error")),
+            Some("queue_enqueue_duplicated") => {
+                self.inner.enqueue(payload, delay).await?;
+                self.inner.enqueue(payload, delay).await
+            }
+            Some("queue_enqueue_landed_then_error") => {
+                self.inner.enqueue(payload, delay).await?;
+                Err(Self::unexpected("enqueue timeout"))
+            }
+            Some(_) => std::future::pending().await,
+            None => self.inner.enqueue(payload, delay).await,
+        }
+    }
+
+    async fn receive(&self, max: usize, visibility: Duration) -> Result<Vec<ReceivedJob>, QueueError> {
+        match self.faults.decide(&[("queue_receive_error", 1)]) {
+            Some(_) => Err(Self::unexpected("receive error")),
+            None => self.inner.receive(max, visibility).await,
+        }
+    }
+
+    async fn ack(&self, receipt: &str) -> Result<(), QueueError> {
+        match self.faults.decide(&[("queue_ack_lost", 3), ("crash_at_ack", 1)]) {
+            Some("queue_ack_lost") => Err(Self::unexpected("ack error")),
+            Some(_) => std::future::pending().await,
+            None => self.inner.ack(receipt).await,
+        }
+    }
+
+    async fn stats(&self) -> Result<QueueStats, QueueError> {
+        self.inner.stats().await
+    }
+}

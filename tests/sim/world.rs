@@ -1,0 +1,786 @@
+//! One simulated run: the real router, use cases, processor and retry consumer on a real store
+//! (SQLite file or DynamoDB Local) and the SQLite retry queue, all on one manual clock, with the
+//! fault plan of [`crate::faults`] at every port. A seeded scheduler interleaves the operations a
+//! deployment sees; a crash drops the in-flight operation and rebuilds the process from the store.
+//! At the end the faults stop, the system is driven until nothing is due, and every invariant of
+//! docs/design.md is checked against the store and the oracle ([`crate::check`]).
+
+use crate::faults::{Callback, Faults, Sabotage, SimProvider, SimQueue, StorePlan};
+use axum::body::Body;
+use bytes::Bytes;
+use chrono::{DateTime, TimeZone, Utc};
+use rand::seq::SliceRandom;
+use rand::Rng;
+use serde_json::{json, Value};
+use smsrelay::adapters::sqlite::{SqliteJobQueue, SqliteStore};
+use smsrelay::adapters::twilio::compute_signature;
+use smsrelay::adapters::twilio::inbound::inbound_params;
+use smsrelay::config::Config;
+use smsrelay::entrypoints::jobs::{drain_queue_once, run_processor};
+use smsrelay::entrypoints::{router, Routes};
+use smsrelay::ports::{Clock, JobQueue};
+use smsrelay::testing::{CountingStore, ManualClock, RecordingAlerter};
+use smsrelay::wiring::Deps;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tower::ServiceExt as _;
+
+pub const BASE: &str = "https://relay.example.com";
+pub const OURS: &str = "+15005550006";
+const API_KEY: &str = "sim-key";
+const MAX_RECEIVES: u32 = 5;
+pub const RATE_LIMIT_PER_HOUR: u32 = 5;
+pub const CAMPAIGN_DAILY_LIMIT: u32 = 2;
+pub const ZONES: [&str; 3] = ["America/New_York", "America/Chicago", "America/Los_Angeles"];
+
+/// Which store the run uses.
+pub enum Backend {
+    /// A SQLite file (the store and the queue share it, as in smsrelay-local).
+    Sqlite,
+    /// A fresh table in DynamoDB Local (the queue is a SQLite file on the same clock: the SQS
+    /// emulator keeps real time).
+    Dynamo,
+}
+
+/// What to run.
+pub struct Plan {
+    pub seed: u64,
+    pub backend: Backend,
+    /// Messages to get accepted (single sends, batch items, campaign steps).
+    pub messages: usize,
+    /// Probability that one port call is faulted while the faults are on.
+    pub fault_rate: f64,
+    pub sabotage: Sabotage,
+}
+
+impl Plan {
+    /// `SIM_SEED` and `SIM_MESSAGES` override the seed and size (to replay a failing run).
+    pub fn new(seed: u64, backend: Backend, messages: usize) -> Self {
+        let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u64>().ok());
+        Self {
+            seed: env("SIM_SEED").unwrap_or(seed),
+            backend,
+            messages: env("SIM_MESSAGES").map_or(messages, |m| usize::try_from(m).unwrap_or(messages)),
+            fault_rate: 0.3,
+            sabotage: Sabotage::None,
+        }
+    }
+}
+
+/// A request the simulated client will repeat (it got no answer, a 5xx or a 409).
+#[derive(Clone)]
+pub struct Pending {
+    kind: RequestKind,
+    method: &'static str,
+    path: String,
+    body: Value,
+    key: Option<String>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum RequestKind {
+    Send,
+    Batch,
+    Lead,
+    Other,
+}
+
+/// What the outside world saw: the oracle the invariants are checked against.
+#[derive(Default)]
+pub struct Oracle {
+    /// Message ids answered with a 2xx (sends, batch items, first steps).
+    pub accepted: BTreeSet<String>,
+    /// Enrolment ids answered with a 2xx.
+    pub enrolments: BTreeSet<String>,
+    /// Inbound texts answered 200: (phone, body, when).
+    pub inbound: Vec<(String, String, DateTime<Utc>)>,
+    /// Every START texted (answered or not): (phone, when). A phone is opted out by the user
+    /// from its recorded STOP until a START texted after it.
+    pub starts: Vec<(String, DateTime<Utc>)>,
+    /// When the faults stopped (alerts after it must be strictly once per cooldown).
+    pub settled_from: Option<DateTime<Utc>>,
+}
+
+/// Figures of one run.
+pub struct Report {
+    pub seed: u64,
+    /// The plan's size (what `SIM_MESSAGES` replays).
+    pub target: usize,
+    pub store: &'static str,
+    pub messages: usize,
+    pub ops: u64,
+    pub crashes: u64,
+    pub port_calls: u64,
+    pub faults: u64,
+    /// Port calls and faults while the faults were on (before the system is settled).
+    pub chaos_calls: u64,
+    pub chaos_faults: u64,
+    pub by_kind: BTreeMap<&'static str, u64>,
+    pub provider_sends: usize,
+    pub checks: u64,
+    pub violations: Vec<String>,
+    pub settled_rounds: u32,
+    pub wall: Duration,
+}
+
+impl Report {
+    pub fn replay_command(&self) -> String {
+        let test = match self.store {
+            "dynamodb" => "a_seeded_run_on_dynamodb_local_keeps_every_invariant",
+            _ => "a_seeded_run_on_sqlite_keeps_every_invariant",
+        };
+        format!(
+            "SIM_SEED={} SIM_MESSAGES={} cargo test -p e2e --all-features --test sim {test} -- --nocapture",
+            self.seed, self.target
+        )
+    }
+
+    pub fn figures(&self) -> String {
+        let kinds: Vec<String> = self.by_kind.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        #[allow(clippy::cast_precision_loss)]
+        let share = |f: u64, c: u64| 100.0 * f as f64 / c.max(1) as f64;
+        let (share, chaos) = (
+            share(self.faults, self.port_calls),
+            share(self.chaos_faults, self.chaos_calls),
+        );
+        format!(
+            "sim store={} seed={} messages={} ops={} provider_sends={} port_calls={} faults={} ({share:.1}% of all port calls, {chaos:.1}% while faulting) \
+             crashes={} invariant_checks={} violations={} settle_rounds={} wall={:.1}s\n  faults by kind: {}",
+            self.store,
+            self.seed,
+            self.messages,
+            self.ops,
+            self.provider_sends,
+            self.port_calls,
+            self.faults,
+            self.crashes,
+            self.checks,
+            self.violations.len(),
+            self.settled_rounds,
+            self.wall.as_secs_f64(),
+            kinds.join(" ")
+        )
+    }
+
+    /// Panic, naming the seed and how to replay it, when an invariant broke.
+    pub fn assert_clean(&self) {
+        println!("{}", self.figures());
+        if !self.violations.is_empty() {
+            // At most five of each invariant.
+            let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+            let shown: Vec<&String> = self
+                .violations
+                .iter()
+                .filter(|v| {
+                    let n = seen.entry(v.split(':').next().unwrap_or("")).or_default();
+                    *n += 1;
+                    *n <= 5
+                })
+                .collect();
+            panic!(
+                "SEED={} broke {} invariant check(s):\n{}\nreplay: {}",
+                self.seed,
+                self.violations.len(),
+                shown.iter().map(|v| format!("  - {v}")).collect::<Vec<_>>().join("\n"),
+                self.replay_command()
+            );
+        }
+    }
+}
+
+/// The process under simulation and everything around it.
+pub struct World {
+    pub plan_seed: u64,
+    pub clock: Arc<ManualClock>,
+    pub faults: Arc<Faults>,
+    pub provider: Arc<SimProvider>,
+    pub alerts: Arc<RecordingAlerter>,
+    pub deps: Deps,
+    app: axum::Router,
+    backend: BackendState,
+    pub phones: Vec<String>,
+    pub oracle: Oracle,
+    pending: Vec<Pending>,
+    inbound_sids: Vec<(String, String, String)>,
+    /// Inbound webhooks that got no 200: Twilio delivers them again.
+    inbound_retries: Vec<(String, String, String)>,
+    next: u64,
+    pub crashes: u64,
+    pub ops: u64,
+    _dir: tempfile::TempDir,
+}
+
+enum BackendState {
+    Sqlite(PathBuf),
+    Dynamo(smsrelay::adapters::dynamodb::DynamoMessageStore, PathBuf),
+}
+
+fn config() -> Config {
+    let pairs: BTreeMap<&str, String> = [
+        ("SMSRELAY_API_KEY", API_KEY.to_owned()),
+        ("SMSRELAY_PUBLIC_URL", BASE.to_owned()),
+        ("SMSRELAY_RATE_LIMIT_PER_HOUR", RATE_LIMIT_PER_HOUR.to_string()),
+    ]
+    .into_iter()
+    .collect();
+    Config::from_lookup(move |k| pairs.get(k).cloned()).unwrap_or_else(|e| panic!("simulation config: {e}"))
+}
+
+/// A fixed start (a Monday, 15:00 UTC): the run depends on its seed only.
+fn start() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2031, 3, 3, 15, 0, 0)
+        .single()
+        .unwrap_or_else(|| unreachable!("a valid time"))
+}
+
+impl World {
+    pub async fn new(plan: &Plan) -> Self {
+        // Ids and retry jitter from the seed too (the test runs on one thread).
+        smsrelay::domain::entropy::seed_thread(plan.seed);
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
+        let db = dir.path().join("sim.db");
+        let backend = match plan.backend {
+            Backend::Sqlite => BackendState::Sqlite(db),
+            Backend::Dynamo => BackendState::Dynamo(smsrelay::testing::dynamodb_local_store().await, db),
+        };
+        let clock = Arc::new(ManualClock::new(start()));
+        let faults = Arc::new(Faults::new(plan.seed, plan.fault_rate));
+        let pool = (plan.messages / 4).clamp(20, 3000);
+        let phones: Vec<String> = (0..pool).map(|i| format!("+1415{:07}", 5_550_000 + i)).collect();
+        let invalid: HashSet<String> = phones.iter().step_by(47).cloned().collect();
+        let provider = Arc::new(SimProvider::new(clock.clone(), faults.clone(), invalid, plan.sabotage));
+        let alerts = Arc::new(RecordingAlerter::default());
+        let deps = build(&backend, &clock, &faults, &provider, &alerts);
+        let app = router(deps.clone(), Routes::All);
+        Self {
+            plan_seed: plan.seed,
+            clock,
+            faults,
+            provider,
+            alerts,
+            deps,
+            app,
+            backend,
+            phones,
+            oracle: Oracle::default(),
+            pending: Vec::new(),
+            inbound_sids: Vec::new(),
+            inbound_retries: Vec::new(),
+            next: 0,
+            crashes: 0,
+            ops: 0,
+            _dir: dir,
+        }
+    }
+
+    /// A crash: everything in memory is gone; the next process opens the same store and queue.
+    fn restart(&mut self) {
+        self.crashes += 1;
+        self.deps = build(&self.backend, &self.clock, &self.faults, &self.provider, &self.alerts);
+        self.app = router(self.deps.clone(), Routes::All);
+    }
+
+    fn rand<T>(&self, f: impl FnOnce(&mut rand::rngs::StdRng) -> T) -> T {
+        self.faults.with_rng(f)
+    }
+
+    fn fresh(&mut self) -> u64 {
+        self.next += 1;
+        self.next
+    }
+
+    /// Run one operation of the process: wake what sleeps on the clock (batch pacing), and drop
+    /// the operation when a wrapper crashed. `None` when it crashed (the process is rebuilt).
+    async fn op<T>(&mut self, crashable: bool, fut: impl Future<Output = T>) -> Option<T> {
+        self.ops += 1;
+        self.faults.set_crashable(crashable);
+        let clock = self.clock.clone();
+        let faults = self.faults.clone();
+        let out = {
+            tokio::pin!(fut);
+            loop {
+                tokio::select! {
+                    biased;
+                    () = faults.crashed.notified() => break None,
+                    out = &mut fut => break Some(out),
+                    () = clock.wait_for_sleepers(1) => {
+                        clock.advance_to_next_wakeup();
+                        tokio::task::yield_now().await;
+                    }
+                }
+            }
+        };
+        self.faults.set_crashable(false);
+        if out.is_none() {
+            self.restart();
+        }
+        out
+    }
+
+    async fn request(&mut self, req: &Pending, crashable: bool) -> Option<(u16, Value)> {
+        let mut b = http::Request::builder()
+            .method(req.method)
+            .uri(&req.path)
+            .header("authorization", format!("Bearer {API_KEY}"))
+            .header("content-type", "application/json");
+        if let Some(k) = &req.key {
+            b = b.header("idempotency-key", k);
+        }
+        let r = b
+            .body(Body::from(req.body.to_string()))
+            .unwrap_or_else(|e| panic!("request: {e}"));
+        let app = self.app.clone();
+        self.op(crashable, call(app, r)).await
+    }
+
+    /// Make `req` (again): record what a 2xx accepted, keep it for a later retry otherwise.
+    async fn client(&mut self, req: Pending, crashable: bool) {
+        let Some((status, body)) = self.request(&req, crashable).await else {
+            self.pending.push(req);
+            return;
+        };
+        match status {
+            200..=299 => self.accept(req.kind, &body),
+            409 | 500..=599 => self.pending.push(req),
+            _ => {}
+        }
+    }
+
+    fn accept(&mut self, kind: RequestKind, body: &Value) {
+        let mut add = |v: &Value| {
+            if let Some(id) = v.as_str() {
+                self.oracle.accepted.insert(id.to_owned());
+            }
+        };
+        match kind {
+            RequestKind::Send => add(&body["id"]),
+            RequestKind::Batch => {
+                for r in body["results"].as_array().into_iter().flatten() {
+                    add(&r["message_id"]);
+                }
+            }
+            RequestKind::Lead => {
+                add(&body["first_message_id"]);
+                if let Some(e) = body["enrollment_id"].as_str() {
+                    self.oracle.enrolments.insert(e.to_owned());
+                }
+            }
+            RequestKind::Other => {}
+        }
+    }
+
+    fn phone(&self) -> String {
+        self.rand(|r| self.phones.choose(r).cloned())
+            .unwrap_or_else(|| OURS.to_owned())
+    }
+
+    fn send_body(&mut self) -> Value {
+        let n = self.fresh();
+        let to = self.phone();
+        let mut body = json!({"to": to, "body": format!("m{n} from the simulation")});
+        let (scheduled, quiet) = self.rand(|r| (r.gen_ratio(1, 10), r.gen_ratio(1, 10)));
+        if scheduled {
+            let secs = self.rand(|r| r.gen_range(60..10_800));
+            let at = self.clock.now() + chrono::Duration::seconds(secs);
+            body["send_at"] = json!(at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+            if quiet {
+                let zone = self.rand(|r| ZONES.choose(r).copied()).unwrap_or(ZONES[0]);
+                body["quiet_hours"] = json!({"start": "21:00", "end": "08:00", "timezone": zone});
+            }
+        }
+        body
+    }
+
+    async fn op_send(&mut self) {
+        let body = self.send_body();
+        let key = Some(format!("send-{}", self.fresh()));
+        let req = Pending {
+            kind: RequestKind::Send,
+            method: "POST",
+            path: "/v1/messages".to_owned(),
+            body,
+            key,
+        };
+        self.client(req, true).await;
+    }
+
+    async fn op_batch(&mut self) {
+        let n = self.rand(|r| r.gen_range(2..=12));
+        let items: Vec<Value> = (0..n)
+            .map(|_| {
+                let mut b = self.send_body();
+                if let Some(m) = b.as_object_mut() {
+                    m.remove("send_at");
+                    m.remove("quiet_hours");
+                }
+                b
+            })
+            .collect();
+        let key = Some(format!("batch-{}", self.fresh()));
+        let req = Pending {
+            kind: RequestKind::Batch,
+            method: "POST",
+            path: "/v1/batches".to_owned(),
+            body: json!({ "messages": items }),
+            key,
+        };
+        self.client(req, true).await;
+    }
+
+    async fn op_lead(&mut self) {
+        let phone = self.phone();
+        let (campaign, zone) = self.rand(|r| {
+            (
+                *["drip-a", "drip-b"].choose(r).unwrap_or(&"drip-a"),
+                *ZONES.choose(r).unwrap_or(&ZONES[0]),
+            )
+        });
+        let n = self.fresh();
+        let req = Pending {
+            kind: RequestKind::Lead,
+            method: "POST",
+            path: "/v1/leads".to_owned(),
+            body: json!({"phone": phone, "campaign_id": campaign, "first_name": format!("L{n}"), "timezone": zone}),
+            key: None,
+        };
+        self.client(req, true).await;
+    }
+
+    /// An inbound text (STOP, START, HELP or a reply), sometimes a repeat of an earlier webhook.
+    async fn op_inbound(&mut self) {
+        let (retry, repeat) = self.rand(|r| (r.gen_ratio(1, 3), r.gen_ratio(1, 6)));
+        let (sid, from, text) = if retry && !self.inbound_retries.is_empty() {
+            self.inbound_retries.swap_remove(0)
+        } else if repeat && !self.inbound_sids.is_empty() {
+            self.faults.note("inbound_webhook_duplicated");
+            let i = self.rand(|r| r.gen_range(0..self.inbound_sids.len()));
+            self.inbound_sids[i].clone()
+        } else {
+            let n = self.fresh();
+            let from = self.phone();
+            let text = self
+                .rand(|r| {
+                    ["STOP", "START", "HELP", "Yes, tell me more", "stop", "Thursday works"]
+                        .choose(r)
+                        .copied()
+                })
+                .unwrap_or("STOP")
+                .to_owned();
+            let sid = format!("SMf{n:031x}");
+            self.inbound_sids.push((sid.clone(), from.clone(), text.clone()));
+            (sid, from, text)
+        };
+        self.inbound(sid, from, text).await;
+    }
+
+    async fn inbound(&mut self, sid: String, from: String, text: String) {
+        let url = format!("{BASE}/webhooks/twilio/inbound");
+        let params = inbound_params(&sid, "AC00000000000000000000000000000000", &from, OURS, &text);
+        let token = secrecy::ExposeSecret::expose_secret(&self.deps.config.webhook_auth_token()).to_owned();
+        let at = self.clock.now();
+        if text.eq_ignore_ascii_case("start") {
+            self.oracle.starts.push((from.clone(), at));
+        }
+        match self.form("/webhooks/twilio/inbound", &url, &params, &token).await {
+            Some(200) => self.oracle.inbound.push((from, text, at)),
+            _ => self.inbound_retries.push((sid, from, text)),
+        }
+    }
+
+    async fn form(&mut self, path: &str, url: &str, params: &[(String, String)], token: &str) -> Option<u16> {
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(params)
+            .finish();
+        let req = http::Request::builder()
+            .method("POST")
+            .uri(path)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("x-twilio-signature", compute_signature(token, url, params))
+            .body(Body::from(body))
+            .unwrap_or_else(|e| panic!("request: {e}"));
+        let app = self.app.clone();
+        self.op(true, call(app, req)).await.map(|(s, _)| s)
+    }
+
+    /// Deliver some owed status callbacks, in a shuffled order; some are kept to be delivered
+    /// again (duplicates), some held back (delayed); any that fails is owed again (Twilio retries).
+    async fn op_callbacks(&mut self, all: bool) {
+        let max = if all {
+            usize::MAX
+        } else {
+            self.rand(|r| r.gen_range(1..=20))
+        };
+        let faults = self.faults.clone();
+        let picked = self.provider.take_callbacks(|owed| {
+            faults.with_rng(|r| owed.shuffle(r));
+            let n = owed.len().min(max);
+            owed.drain(..n).collect()
+        });
+        if !all && picked.len() > 1 {
+            self.faults.note("callbacks_reordered");
+        }
+        for cb in picked {
+            let (dup, no_id) = self.rand(|r| (!all && r.gen_ratio(1, 5), r.gen_ratio(1, 10)));
+            let status = self.callback(&cb, no_id).await;
+            let again = status.is_none_or(|s| s >= 500);
+            if dup {
+                self.faults.note("callback_duplicated");
+            }
+            if again || dup {
+                self.provider.take_callbacks(|owed| {
+                    owed.push(cb);
+                    Vec::new()
+                });
+            }
+        }
+    }
+
+    async fn callback(&mut self, cb: &Callback, no_id: bool) -> Option<u16> {
+        let path = match (&cb.message_id, no_id) {
+            (Some(id), false) => format!("/webhooks/twilio/status?message_id={id}"),
+            _ => "/webhooks/twilio/status".to_owned(),
+        };
+        let url = format!("{BASE}{path}");
+        let params: Vec<(String, String)> = vec![
+            ("MessageSid".into(), cb.sid.clone()),
+            ("MessageStatus".into(), cb.status.into()),
+            ("AccountSid".into(), "AC00000000000000000000000000000000".into()),
+        ];
+        let token = secrecy::ExposeSecret::expose_secret(&self.deps.config.webhook_auth_token()).to_owned();
+        self.form(&path, &url, &params, &token).await
+    }
+
+    async fn op_tick(&mut self, overlapping: bool) {
+        let deps = self.deps.clone();
+        let budget = Duration::from_secs(60);
+        if overlapping {
+            let other = self.deps.clone();
+            self.faults.note("processor_runs_overlapped");
+            self.op(true, async {
+                let (a, b) = tokio::join!(run_processor(&deps, budget), run_processor(&other, budget));
+                (a.is_ok(), b.is_ok())
+            })
+            .await;
+        } else {
+            self.op(true, async { run_processor(&deps, budget).await.is_ok() })
+                .await;
+        }
+    }
+
+    async fn op_drain(&mut self, crashable: bool) -> usize {
+        let deps = self.deps.clone();
+        self.op(crashable, async {
+            drain_queue_once(&deps, deps.queue.as_ref(), 10).await.unwrap_or(0)
+        })
+        .await
+        .unwrap_or(0)
+    }
+
+    async fn op_retry_client(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let i = self.rand(|r| r.gen_range(0..self.pending.len()));
+        let req = self.pending.swap_remove(i);
+        self.client(req, true).await;
+    }
+
+    async fn setup(&mut self) {
+        for (id, quiet) in [("drip-a", true), ("drip-b", false)] {
+            let mut c = json!({
+                "id": id, "name": id, "from": OURS,
+                "steps": [
+                    {"delay": "0s", "body": "Hi {{first_name}}, this is step one. Reply STOP to opt out."},
+                    {"delay": "2h", "body": "Step two for {{first_name}}."},
+                    {"delay": "1d", "body": "Step three, the last."}
+                ],
+                "stop_on_reply": true, "no_response_after": "2d", "end_after_silence": "1d",
+                "daily_limit": CAMPAIGN_DAILY_LIMIT,
+                "agent": {"provider": "scripted", "rules": [{"match": "thursday", "reply": "Booked for Thursday.", "outcome": "qualified"}],
+                          "fallback": "Thanks, a person will follow up."}
+            });
+            if quiet {
+                c["quiet_hours"] = json!({"start": "21:00", "end": "08:00"});
+            }
+            let req = Pending {
+                kind: RequestKind::Other,
+                method: "POST",
+                path: "/v1/campaigns".to_owned(),
+                body: c,
+                key: None,
+            };
+            let (status, body) = self.request(&req, false).await.unwrap_or((0, Value::Null));
+            assert_eq!(status, 201, "campaign {id}: {body}");
+        }
+    }
+
+    /// The seeded scheduler: operations until `target` messages were accepted.
+    pub async fn chaos(&mut self, target: usize) {
+        self.faults.set_enabled(false);
+        self.setup().await;
+        self.faults.set_enabled(true);
+        while self.oracle.accepted.len() + self.pending.len() < target {
+            let pick = self.rand(|r| r.gen_range(0..100));
+            match pick {
+                0..=29 => self.op_send().await,
+                30..=33 => self.op_batch().await,
+                34..=36 => self.op_lead().await,
+                37..=42 => self.op_inbound().await,
+                43..=59 => self.op_callbacks(false).await,
+                60..=69 => self.op_tick(false).await,
+                70..=71 => self.op_tick(true).await,
+                72..=84 => {
+                    self.op_drain(true).await;
+                }
+                85..=89 => self.op_retry_client().await,
+                90..=96 => {
+                    let secs = self.rand(|r| r.gen_range(10..1_200));
+                    self.clock.advance(Duration::from_secs(secs));
+                }
+                _ => {
+                    // Jobs received and never acknowledged come back after their visibility.
+                    self.faults.note("queue_visibility_expired");
+                    self.clock
+                        .advance(smsrelay::entrypoints::jobs::VISIBILITY + Duration::from_secs(1));
+                }
+            }
+            let ms = self.rand(|r| r.gen_range(1..3_000));
+            self.clock.advance(Duration::from_millis(ms));
+        }
+    }
+
+    /// Faults off: repeat what clients and Twilio would repeat, run the queue and the processor,
+    /// move time an hour at a time, until nothing is due (or `max_rounds`). Returns the rounds.
+    pub async fn settle(&mut self, max_rounds: u32) -> u32 {
+        self.faults.set_enabled(false);
+        self.oracle.settled_from = Some(self.clock.now());
+        for round in 0..max_rounds {
+            for req in std::mem::take(&mut self.pending) {
+                self.client(req, false).await;
+            }
+            for (sid, from, text) in std::mem::take(&mut self.inbound_retries) {
+                self.inbound(sid, from, text).await;
+            }
+            self.op_callbacks(true).await;
+            while self.op_drain(false).await > 0 {}
+            let deps = self.deps.clone();
+            self.op(false, async {
+                run_processor(&deps, Duration::from_secs(600)).await.is_ok()
+            })
+            .await;
+            while self.op_drain(false).await > 0 {}
+            self.op_callbacks(true).await;
+            if self.quiet().await {
+                return round + 1;
+            }
+            self.clock.advance(Duration::from_secs(3_600));
+        }
+        max_rounds
+    }
+
+    /// Nothing due, nothing queued, nothing owed.
+    async fn quiet(&self) -> bool {
+        let far = self.clock.now() + chrono::Duration::days(3_650);
+        let due = self
+            .deps
+            .queries
+            .list_due(far, 1)
+            .await
+            .map(|d| d.is_empty())
+            .unwrap_or(false);
+        let enrol = self
+            .deps
+            .campaigns
+            .due_enrolments(far, 1)
+            .await
+            .map(|d| d.is_empty())
+            .unwrap_or(false);
+        let queue = self.deps.queue.stats().await.map(|s| s.pending == 0).unwrap_or(false);
+        due && enrol && queue && self.pending.is_empty() && self.inbound_retries.is_empty() && self.no_callbacks()
+    }
+
+    fn no_callbacks(&self) -> bool {
+        let mut empty = false;
+        self.provider.take_callbacks(|o| {
+            empty = o.is_empty();
+            Vec::new()
+        });
+        empty
+    }
+}
+
+fn build(
+    backend: &BackendState,
+    clock: &Arc<ManualClock>,
+    faults: &Arc<Faults>,
+    provider: &Arc<SimProvider>,
+    alerts: &Arc<RecordingAlerter>,
+) -> Deps {
+    let plan: Arc<dyn smsrelay::testing::StoreFaults> = Arc::new(StorePlan(faults.clone()));
+    let (store, queue_file) = match backend {
+        BackendState::Sqlite(path) => (
+            CountingStore::new(Arc::new(
+                SqliteStore::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display())),
+            )),
+            path,
+        ),
+        BackendState::Dynamo(store, path) => (CountingStore::new(Arc::new(store.clone())), path),
+    };
+    let queue =
+        SqliteJobQueue::open(queue_file, MAX_RECEIVES, clock.clone()).unwrap_or_else(|e| panic!("open the queue: {e}"));
+    let queue: Arc<dyn JobQueue> = Arc::new(SimQueue::new(Arc::new(queue), faults.clone()));
+    Deps::new(
+        config(),
+        Arc::new(store.with_faults(plan)),
+        queue,
+        provider.clone(),
+        clock.clone(),
+    )
+    .with_alerter(alerts.clone())
+}
+
+async fn call(app: axum::Router, req: http::Request<Body>) -> (u16, Value) {
+    let resp = match app.oneshot(req).await {
+        Ok(r) => r,
+        Err(never) => match never {},
+    };
+    let status = resp.status().as_u16();
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap_or_else(|_| Bytes::new());
+    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+/// Run `plan` to the end and check every invariant.
+pub async fn run(plan: Plan) -> Report {
+    let started = Instant::now();
+    let mut world = World::new(&plan).await;
+    world.chaos(plan.messages).await;
+    let (chaos_calls, chaos_faults) = (world.faults.port_calls(), world.faults.faulted());
+    let rounds = world.settle(240).await;
+    let (checks, violations) = crate::check::all(&world, rounds == 240).await;
+    Report {
+        seed: plan.seed,
+        target: plan.messages,
+        store: match plan.backend {
+            Backend::Sqlite => "sqlite",
+            Backend::Dynamo => "dynamodb",
+        },
+        messages: world.oracle.accepted.len(),
+        ops: world.ops,
+        crashes: world.crashes,
+        port_calls: world.faults.port_calls(),
+        faults: world.faults.faulted(),
+        chaos_calls,
+        chaos_faults,
+        by_kind: world.faults.by_kind(),
+        provider_sends: world.provider.landed().len(),
+        checks,
+        violations,
+        settled_rounds: rounds,
+        wall: started.elapsed(),
+    }
+}
