@@ -5,6 +5,7 @@ mod agent;
 mod alerts;
 mod batches;
 mod campaigns;
+mod console;
 mod faults;
 mod harness;
 mod health;

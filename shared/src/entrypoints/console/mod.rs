@@ -105,9 +105,14 @@ fn fail(session: Option<&Session>, e: &AppError) -> Response {
     page(status, views::problem(session, status.canonical_reason().unwrap_or("Error"), &e.to_string()))
 }
 
-/// Whether the console is reached over HTTPS (then cookies are `Secure`).
+/// Whether the console is reached over HTTPS (then cookies are `Secure`): the proxy in front
+/// says so (`X-Forwarded-Proto`, as API Gateway sends), or the public URL is HTTPS.
 fn secure(deps: &Deps, headers: &HeaderMap) -> bool {
-    public_base(deps, headers).starts_with("https://")
+    let forwarded = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|p| p.eq_ignore_ascii_case("https"));
+    forwarded || public_base(deps, headers).starts_with("https://")
 }
 
 /// A signed-in request; without a valid session a page answers 303 to the sign-in page.
