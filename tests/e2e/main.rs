@@ -4,6 +4,7 @@
 mod agent;
 mod alerts;
 mod batches;
+mod browser;
 mod campaigns;
 mod console;
 mod faults;

@@ -104,8 +104,7 @@ fn draw_bars<'a>(
     caption: &str,
     bars: &[(&str, i64)],
 ) -> Result<(), Box<dyn std::error::Error + 'a>> {
-    #[allow(clippy::cast_precision_loss)]
-    let y_max = top(bars.iter().map(|b| b.1)) as f64;
+    let y_max = top(bars.iter().map(|b| b.1));
     #[allow(clippy::cast_precision_loss)]
     let n = bars.len().max(1) as f64;
     let root = SVGBackend::with_string(svg, SIZE).into_drawing_area();
@@ -115,11 +114,12 @@ fn draw_bars<'a>(
         .margin(12)
         .x_label_area_size(28)
         .y_label_area_size(44)
-        .build_cartesian_2d(-0.5..(n - 0.5), 0.0..y_max)?;
+        .build_cartesian_2d(-0.5..(n - 0.5), 0..y_max)?;
     chart
         .configure_mesh()
         .disable_x_mesh()
         .x_labels(bars.len().max(1))
+        .label_style(("sans-serif", 12))
         .x_label_formatter(&|x| {
             let i = x.round();
             if (x - i).abs() > 0.01 || i < 0.0 {
@@ -128,14 +128,13 @@ fn draw_bars<'a>(
             #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
             bars.get(i as usize).map(|b| b.0.to_owned()).unwrap_or_default()
         })
-        .y_label_formatter(&|y| format!("{y:.0}"))
         .label_style(("sans-serif", 12))
         .light_line_style(RGBColor(235, 235, 235))
         .draw()?;
     chart.draw_series(bars.iter().enumerate().map(|(i, (_, v))| {
         #[allow(clippy::cast_precision_loss)]
-        let (x, v) = (i as f64, *v as f64);
-        Rectangle::new([(x - 0.35, 0.0), (x + 0.35, v)], BLUE.filled())
+        let x = i as f64;
+        Rectangle::new([(x - 0.35, 0), (x + 0.35, *v)], BLUE.filled())
     }))?;
     root.present()?;
     Ok(())

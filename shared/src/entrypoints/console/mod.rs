@@ -42,6 +42,10 @@ const CSS: &str = include_str!("console.css");
 /// Items per list page.
 const PAGE: usize = 50;
 
+/// The HTTP API routes (method, path) that send every console request to the admin function
+/// (template.yaml; the template test checks them along with the route table).
+pub const DEPLOYED_ROUTES: [(&str, &str); 2] = [("ANY", "/console"), ("ANY", "/console/{proxy+}")];
+
 /// The console's routes (merged into the admin group's router).
 pub fn router() -> axum::Router<Deps> {
     axum::Router::new()
