@@ -497,7 +497,10 @@ mod tests {
     fn api_keys_are_a_scoped_list_and_the_single_key_stays_an_admin_key() {
         use secrecy::ExposeSecret;
         let scopes = |c: &Config| -> Vec<(Scope, String)> {
-            c.api_keys.iter().map(|k| (k.scope, k.key.expose_secret().to_owned())).collect()
+            c.api_keys
+                .iter()
+                .map(|k| (k.scope, k.key.expose_secret().to_owned()))
+                .collect()
         };
         let c = Config::from_lookup(lookup(&[])).expect("defaults");
         assert_eq!(scopes(&c), vec![(Scope::Admin, "dev-key".to_owned())]);

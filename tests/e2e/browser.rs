@@ -127,7 +127,8 @@ impl Driver {
     }
 
     async fn goto(&self, url: &str) {
-        self.call(reqwest::Method::POST, "/url", Some(json!({"url": url}))).await;
+        self.call(reqwest::Method::POST, "/url", Some(json!({"url": url})))
+            .await;
     }
 
     async fn current_url(&self) -> String {
@@ -232,7 +233,10 @@ fn screenshots() -> PathBuf {
 
 async fn sign_in(b: &Driver, base: &str, key: &str) {
     b.goto(&format!("{base}/console")).await;
-    assert!(b.current_url().await.ends_with("/console/login"), "a visitor is sent to sign in");
+    assert!(
+        b.current_url().await.ends_with("/console/login"),
+        "a visitor is sent to sign in"
+    );
     b.type_into("#key", key).await;
     b.click("form[action='/console/login'] button").await;
 }
@@ -247,7 +251,11 @@ async fn an_operator_signs_in_retries_a_failed_message_to_delivered_and_reads_a_
     // A send-scoped key cannot sign in.
     sign_in(&b, &base, SEND_KEY).await;
     assert!(b.current_url().await.ends_with("/console/login"));
-    assert!(b.text("[role=alert]").await.contains("send scope"), "{}", b.text("body").await);
+    assert!(
+        b.text("[role=alert]").await.contains("send scope"),
+        "{}",
+        b.text("body").await
+    );
 
     // The admin key can; the overview has its chart.
     sign_in(&b, &base, API_KEY).await;
@@ -259,10 +267,16 @@ async fn an_operator_signs_in_retries_a_failed_message_to_delivered_and_reads_a_
     b.click("nav a[href='/console/failed']").await;
     let row = format!("tr[data-id='{}']", seeded.failed_id);
     let listed = b.text(&row).await;
-    assert!(listed.contains("+1415***0160") && listed.contains("rate_limited"), "{listed}");
+    assert!(
+        listed.contains("+1415***0160") && listed.contains("rate_limited"),
+        "{listed}"
+    );
     b.screenshot("failed.png").await;
     b.click(&format!("{row} button.retry")).await;
-    assert!(b.current_url().await.contains(&format!("/console/messages/{}", seeded.failed_id)));
+    assert!(b
+        .current_url()
+        .await
+        .contains(&format!("/console/messages/{}", seeded.failed_id)));
     assert!(b.text("[role=status]").await.contains("Retried"));
     // Watch it reach delivered (the simulator's callbacks take real milliseconds).
     let start = Instant::now();

@@ -60,7 +60,11 @@ pub(crate) async fn seed(app: &TestApp) -> Seeded {
         "stop_on_reply": true,
         "agent": {"provider": "scripted", "rules": [], "fallback": "Thanks, a person will follow up."}
     });
-    let resp = app.post_json("/v1/campaigns", &campaign).send().await.expect("campaign");
+    let resp = app
+        .post_json("/v1/campaigns", &campaign)
+        .send()
+        .await
+        .expect("campaign");
     assert_eq!(resp.status(), 201);
     let lead = json!({"phone": LEAD, "campaign_id": "roof-leads", "first_name": "Ana"});
     let resp = app.post_json("/v1/leads", &lead).send().await.expect("lead");
@@ -195,7 +199,10 @@ async fn a_send_key_sends_and_enrols_but_gets_403_on_admin_routes_and_both_admin
     let app = console_app().await;
     let msg = json!({"to": "+14155550101", "body": "from the web form"});
     use reqwest::Method;
-    assert_eq!(status_with(&app, SEND_KEY, Method::POST, "/v1/messages", Some(msg)).await, 202);
+    assert_eq!(
+        status_with(&app, SEND_KEY, Method::POST, "/v1/messages", Some(msg)).await,
+        202
+    );
     assert_eq!(
         status_with(&app, SEND_KEY, Method::GET, "/v1/messages?to=%2B14155550101", None).await,
         200
@@ -211,7 +218,11 @@ async fn a_send_key_sends_and_enrols_but_gets_403_on_admin_routes_and_both_admin
         (Method::GET, "/v1/campaigns"),
         (Method::POST, "/v1/processor/run"),
     ] {
-        assert_eq!(status_with(&app, SEND_KEY, method.clone(), path, None).await, 403, "{path}");
+        assert_eq!(
+            status_with(&app, SEND_KEY, method.clone(), path, None).await,
+            403,
+            "{path}"
+        );
     }
     let resp = app
         .http
@@ -223,7 +234,10 @@ async fn a_send_key_sends_and_enrols_but_gets_403_on_admin_routes_and_both_admin
     let body: Value = resp.json().await.expect("json");
     assert_eq!(body["error"]["code"], "insufficient_scope", "{body}");
     for key in [API_KEY, ADMIN_KEY_2] {
-        assert_eq!(status_with(&app, key, Method::GET, "/v1/failed-messages", None).await, 200);
+        assert_eq!(
+            status_with(&app, key, Method::GET, "/v1/failed-messages", None).await,
+            200
+        );
     }
     assert_eq!(
         status_with(&app, "not-a-key", Method::GET, "/v1/failed-messages", None).await,
@@ -248,7 +262,10 @@ async fn an_admin_key_signs_in_with_a_strict_http_only_expiring_cookie_and_a_sen
 
     let resp = anonymous.sign_in(SEND_KEY).await;
     assert_eq!(resp.status(), 403);
-    assert!(set_cookie(&resp, "smsrelay_console").is_none(), "no session for a send key");
+    assert!(
+        set_cookie(&resp, "smsrelay_console").is_none(),
+        "no session for a send key"
+    );
     assert!(resp.text().await.expect("html").contains("send scope"));
 
     let mut operator = Visitor::new(&app, "198.51.100.2");
@@ -262,7 +279,10 @@ async fn an_admin_key_signs_in_with_a_strict_http_only_expiring_cookie_and_a_sen
     assert!(!cookie.contains("Secure"), "plain http locally: {cookie}");
     assert!(!cookie.contains(ADMIN_KEY_2), "the key is never in the cookie");
     let overview = operator.page("/console").await;
-    assert!(overview.contains("Overview") && overview.contains("<svg"), "{overview:.300}");
+    assert!(
+        overview.contains("Overview") && overview.contains("<svg"),
+        "{overview:.300}"
+    );
 
     // Behind HTTPS the cookie is Secure.
     let form = client()
@@ -271,7 +291,9 @@ async fn an_admin_key_signs_in_with_a_strict_http_only_expiring_cookie_and_a_sen
         .send()
         .await
         .expect("get");
-    assert!(set_cookie(&form, "smsrelay_console_login").expect("cookie").contains("Secure"));
+    assert!(set_cookie(&form, "smsrelay_console_login")
+        .expect("cookie")
+        .contains("Secure"));
 
     // The sign-in form itself needs its token.
     let resp = client()
@@ -287,7 +309,9 @@ async fn an_admin_key_signs_in_with_a_strict_http_only_expiring_cookie_and_a_sen
     let token = csrf_of(&overview);
     let resp = operator.post("/console/logout", &[("csrf", &token)]).await;
     assert_eq!(resp.status(), 303);
-    assert!(set_cookie(&resp, "smsrelay_console").expect("cleared").contains("Max-Age=0"));
+    assert!(set_cookie(&resp, "smsrelay_console")
+        .expect("cleared")
+        .contains("Max-Age=0"));
     app.stop().await;
 }
 
@@ -359,7 +383,9 @@ async fn no_console_form_changes_anything_without_its_sessions_csrf_token() {
 
     // With its own token the same form works.
     let token = csrf_of(&failed);
-    let resp = operator.post(&format!("/console/failed/{id}/retry"), &[("csrf", &token)]).await;
+    let resp = operator
+        .post(&format!("/console/failed/{id}/retry"), &[("csrf", &token)])
+        .await;
     assert_eq!(resp.status(), 303);
     app.wait_for(id, Duration::from_secs(5), |m| m["status"] == "delivered")
         .await;
@@ -405,7 +431,10 @@ async fn every_console_page_renders_from_the_stores_with_the_security_headers() 
     let mut operator = Visitor::new(&app, "198.51.100.6");
     assert_eq!(operator.sign_in(API_KEY).await.status(), 303);
     let checks: [(String, &[&str]); 7] = [
-        ("/console".to_owned(), &["id=\"hourly-chart\"", "<svg", "Processor last run"]),
+        (
+            "/console".to_owned(),
+            &["id=\"hourly-chart\"", "<svg", "Processor last run"],
+        ),
         ("/console/failed".to_owned(), &["rate_limited", "Retry", "Remove"]),
         (
             format!("/console/messages/{}", seeded.failed_id),
@@ -428,7 +457,12 @@ async fn every_console_page_renders_from_the_stores_with_the_security_headers() 
         ("/console/campaigns".to_owned(), &["roof-leads", "Roof leads"]),
         (
             format!("/console/campaigns/{}", seeded.campaign_id),
-            &["id=\"outcomes-chart\"", "<svg", "Enrolments by state", "Still interested"],
+            &[
+                "id=\"outcomes-chart\"",
+                "<svg",
+                "Enrolments by state",
+                "Still interested",
+            ],
         ),
     ];
     for (path, wants) in &checks {
@@ -436,12 +470,18 @@ async fn every_console_page_renders_from_the_stores_with_the_security_headers() 
         assert_eq!(resp.status(), 200, "{path}");
         let h = resp.headers().clone();
         let csp = h["content-security-policy"].to_str().expect("csp");
-        assert!(csp.contains("frame-ancestors 'none'") && csp.contains("default-src 'none'"), "{csp}");
+        assert!(
+            csp.contains("frame-ancestors 'none'") && csp.contains("default-src 'none'"),
+            "{csp}"
+        );
         assert!(!csp.contains("script-src") && !csp.contains("unsafe-inline"), "{csp}");
         assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
         assert_eq!(h["x-frame-options"], "DENY", "{path}");
         assert_eq!(h["referrer-policy"], "no-referrer", "{path}");
-        assert!(h["content-type"].to_str().expect("ct").starts_with("text/html"), "{path}");
+        assert!(
+            h["content-type"].to_str().expect("ct").starts_with("text/html"),
+            "{path}"
+        );
         let html = resp.text().await.expect("html");
         assert!(!html.contains("<script"), "{path} has a script");
         for want in *wants {
@@ -449,11 +489,18 @@ async fn every_console_page_renders_from_the_stores_with_the_security_headers() 
         }
     }
     // The sign-in page and the stylesheet carry them too; the stylesheet is in the binary.
-    let login = client().get(format!("{}/console/login", app.url)).send().await.expect("get");
+    let login = client()
+        .get(format!("{}/console/login", app.url))
+        .send()
+        .await
+        .expect("get");
     assert_eq!(login.headers()["x-content-type-options"], "nosniff");
     let css = operator.get("/console/assets/console.css").await;
     assert_eq!(css.status(), 200);
-    assert!(css.headers()["content-type"].to_str().expect("ct").starts_with("text/css"));
+    assert!(css.headers()["content-type"]
+        .to_str()
+        .expect("ct")
+        .starts_with("text/css"));
     assert!(css.text().await.expect("css").contains("ol.transcript"));
     // A person replies and ends the conversation from the console.
     let page = operator
@@ -471,12 +518,19 @@ async fn every_console_page_renders_from_the_stores_with_the_security_headers() 
     let resp = operator
         .post(
             &format!("/console/conversations/{conv}/outcome"),
-            &[("csrf", token.as_str()), ("outcome", "success"), ("reason", "booked by phone")],
+            &[
+                ("csrf", token.as_str()),
+                ("outcome", "success"),
+                ("reason", "booked by phone"),
+            ],
         )
         .await;
     assert_eq!(resp.status(), 303);
     let page = operator.page(&format!("/console/conversations/{conv}")).await;
-    assert!(page.contains("Thursday 9:00 is booked, Ana."), "the reply is in the transcript");
+    assert!(
+        page.contains("Thursday 9:00 is booked, Ana."),
+        "the reply is in the transcript"
+    );
     assert!(page.contains("booked by phone") && page.contains(">success<"), "{page}");
     app.stop().await;
 }

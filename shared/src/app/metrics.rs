@@ -113,9 +113,6 @@ pub async fn per_hour(
         .flat_map(|m| starts.iter().map(move |h| key(*m, *h)))
         .collect();
     let values = ctx.counters.values(&keys, now).await?;
-    let per_metric = values
-        .chunks(starts.len().max(1))
-        .map(<[i64]>::to_vec)
-        .collect();
+    let per_metric = values.chunks(starts.len().max(1)).map(<[i64]>::to_vec).collect();
     Ok((starts, per_metric))
 }

@@ -354,7 +354,13 @@ mod tests {
             for p in open.to_openapi().paths.paths.keys() {
                 assert!(!p.starts_with("/v1"), "{p} is under /v1 but declared open");
             }
-            for p in v1.to_openapi().paths.paths.keys().chain(send.to_openapi().paths.paths.keys()) {
+            for p in v1
+                .to_openapi()
+                .paths
+                .paths
+                .keys()
+                .chain(send.to_openapi().paths.paths.keys())
+            {
                 assert!(p.starts_with("/v1/"), "{p} is declared v1 but is not under /v1");
             }
         }

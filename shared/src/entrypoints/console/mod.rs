@@ -106,7 +106,10 @@ fn fail(session: Option<&Session>, e: &AppError) -> Response {
     if status.is_server_error() {
         tracing::error!(error.message = %e, "console page failed");
     }
-    page(status, views::problem(session, status.canonical_reason().unwrap_or("Error"), &e.to_string()))
+    page(
+        status,
+        views::problem(session, status.canonical_reason().unwrap_or("Error"), &e.to_string()),
+    )
 }
 
 /// Whether the console is reached over HTTPS (then cookies are `Secure`): the proxy in front
@@ -146,28 +149,32 @@ impl Form {
     }
 }
 
-/// The form of a signed-in POST, once its CSRF token is checked (403 and nothing done otherwise).
-fn checked_form(session: &Session, body: &Bytes) -> Result<Form, Response> {
+/// The form of a signed-in POST if its CSRF token is the session's (else answer [`csrf_refused`]).
+fn checked_form(session: &Session, body: &Bytes) -> Option<Form> {
     let form = Form::parse(body);
-    if session::csrf_ok(session, form.get("csrf")) {
-        Ok(form)
-    } else {
-        tracing::info!("console form refused: missing or wrong CSRF token");
-        Err(page(
-            StatusCode::FORBIDDEN,
-            views::problem(
-                Some(session),
-                "Forbidden",
-                "This form has no valid CSRF token (it may be from an old page): reload the page and try again.",
-            ),
-        ))
-    }
+    session::csrf_ok(session, form.get("csrf")).then_some(form)
+}
+
+/// 403 for a form without a valid CSRF token; nothing was done.
+fn csrf_refused(session: &Session) -> Response {
+    tracing::info!("console form refused: missing or wrong CSRF token");
+    page(
+        StatusCode::FORBIDDEN,
+        views::problem(
+            Some(session),
+            "Forbidden",
+            "This form has no valid CSRF token (it may be from an old page): reload the page and try again.",
+        ),
+    )
 }
 
 async fn css() -> Response {
     let mut resp = Response::new(Body::from(CSS));
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/css; charset=utf-8"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/css; charset=utf-8"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
     resp
 }
@@ -180,7 +187,12 @@ async fn login_form(State(deps): State<Deps>, headers: HeaderMap) -> Response {
 fn login_page(deps: &Deps, headers: &HeaderMap, status: StatusCode, problem: Option<&str>) -> Response {
     let token = session::random_token();
     let mut resp = page(status, views::login(&token, problem));
-    let cookie = session::set_cookie(LOGIN_COOKIE, &token, chrono::Duration::minutes(30), secure(deps, headers));
+    let cookie = session::set_cookie(
+        LOGIN_COOKIE,
+        &token,
+        chrono::Duration::minutes(30),
+        secure(deps, headers),
+    );
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         resp.headers_mut().append(header::SET_COOKIE, v);
     }
@@ -256,8 +268,8 @@ async fn login(State(deps): State<Deps>, headers: HeaderMap, body: Bytes) -> Res
 }
 
 async fn logout(State(deps): State<Deps>, Console(s): Console, headers: HeaderMap, body: Bytes) -> Response {
-    if let Err(r) = checked_form(&s, &body) {
-        return r;
+    if checked_form(&s, &body).is_none() {
+        return csrf_refused(&s);
     }
     let mut resp = see_other("/console/login");
     let c = session::set_cookie(SESSION_COOKIE, "", chrono::Duration::zero(), secure(&deps, &headers));
@@ -302,8 +314,8 @@ async fn overview(State(deps): State<Deps>, Console(s): Console, q: QueryPairs) 
 }
 
 async fn run_processor(State(deps): State<Deps>, Console(s): Console, headers: HeaderMap, body: Bytes) -> Response {
-    if let Err(r) = checked_form(&s, &body) {
-        return r;
+    if checked_form(&s, &body).is_none() {
+        return csrf_refused(&s);
     }
     let base = public_base(&deps, &headers);
     match crate::entrypoints::jobs::tick(&deps, &base, std::time::Duration::from_secs(20)).await {
@@ -343,8 +355,8 @@ async fn retry(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(r) = checked_form(&s, &body) {
-        return r;
+    if checked_form(&s, &body).is_none() {
+        return csrf_refused(&s);
     }
     let base = public_base(&deps, &headers);
     let done = async {
@@ -359,8 +371,8 @@ async fn retry(
 }
 
 async fn delete(State(deps): State<Deps>, Console(s): Console, Path(id): Path<String>, body: Bytes) -> Response {
-    if let Err(r) = checked_form(&s, &body) {
-        return r;
+    if checked_form(&s, &body).is_none() {
+        return csrf_refused(&s);
     }
     let done = async {
         let id = message_id(&id)?;
@@ -390,7 +402,11 @@ async fn messages(State(deps): State<Deps>, Console(s): Console, q: QueryPairs) 
     let Some(phone) = phone else {
         return page(StatusCode::OK, views::messages(&s, None, &[], None, ""));
     };
-    match deps.messages.list_messages_to(&phone, None, PAGE, q.get("cursor")).await {
+    match deps
+        .messages
+        .list_messages_to(&phone, None, PAGE, q.get("cursor"))
+        .await
+    {
         Ok(p) => page(
             StatusCode::OK,
             views::messages(
@@ -482,9 +498,8 @@ async fn reply(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let form = match checked_form(&s, &body) {
-        Ok(f) => f,
-        Err(r) => return r,
+    let Some(form) = checked_form(&s, &body) else {
+        return csrf_refused(&s);
     };
     let base = public_base(&deps, &headers);
     let done = async {
@@ -501,9 +516,8 @@ async fn reply(
 }
 
 async fn outcome(State(deps): State<Deps>, Console(s): Console, Path(id): Path<String>, body: Bytes) -> Response {
-    let form = match checked_form(&s, &body) {
-        Ok(f) => f,
-        Err(r) => return r,
+    let Some(form) = checked_form(&s, &body) else {
+        return csrf_refused(&s);
     };
     let done = async {
         let id = conversation_id(&id)?;
@@ -542,10 +556,7 @@ async fn outcome(State(deps): State<Deps>, Console(s): Console, Path(id): Path<S
 
 async fn campaigns(State(deps): State<Deps>, Console(s): Console, q: QueryPairs) -> Response {
     match list_campaigns(deps.campaigns.as_ref(), PAGE, q.get("cursor")).await {
-        Ok(p) => page(
-            StatusCode::OK,
-            views::campaigns(&s, &p.items, p.next_cursor.as_deref()),
-        ),
+        Ok(p) => page(StatusCode::OK, views::campaigns(&s, &p.items, p.next_cursor.as_deref())),
         Err(e) => fail(Some(&s), &AppError::from(e)),
     }
 }

@@ -201,13 +201,19 @@ mod tests {
         let v = verify(&c, &cookie, now + Duration::hours(7)).expect("valid within 8 h");
         assert_eq!(v.csrf, s.csrf);
         assert!(verify(&c, &cookie, now + SESSION_TTL).is_none(), "expired");
-        assert!(verify(&config("admin:a1"), &cookie, now).is_none(), "its key was removed");
+        assert!(
+            verify(&config("admin:a1"), &cookie, now).is_none(),
+            "its key was removed"
+        );
         let (send_cookie, _) = issue("s1", now);
         assert!(verify(&c, &send_cookie, now).is_none(), "a send key signs no session");
         // Any change to the value breaks the signature.
         let mut parts: Vec<String> = cookie.split('.').map(str::to_owned).collect();
         parts[0] = (now + Duration::days(30)).timestamp().to_string();
-        assert!(verify(&c, &parts.join("."), now).is_none(), "a longer expiry is not signed");
+        assert!(
+            verify(&c, &parts.join("."), now).is_none(),
+            "a longer expiry is not signed"
+        );
         assert!(verify(&c, "", now).is_none() && verify(&c, "a.b.c.d.e", now).is_none());
     }
 
@@ -231,7 +237,13 @@ mod tests {
         assert_eq!(cookie(&h, SESSION_COOKIE), Some("v.1"));
         assert_eq!(cookie(&h, "c"), None);
         let set = set_cookie(SESSION_COOKIE, "v", SESSION_TTL, true);
-        for part in ["HttpOnly", "SameSite=Strict", "Max-Age=28800", "Secure", "Path=/console"] {
+        for part in [
+            "HttpOnly",
+            "SameSite=Strict",
+            "Max-Age=28800",
+            "Secure",
+            "Path=/console",
+        ] {
             assert!(set.contains(part), "{set}");
         }
         assert!(!set_cookie(SESSION_COOKIE, "v", SESSION_TTL, false).contains("Secure"));
@@ -241,7 +253,10 @@ mod tests {
     fn the_throttle_client_is_the_address_the_last_proxy_added() {
         let mut h = http::HeaderMap::new();
         assert_eq!(client_of(&h), "direct");
-        h.insert("x-forwarded-for", http::HeaderValue::from_static("6.6.6.6, 203.0.113.9"));
+        h.insert(
+            "x-forwarded-for",
+            http::HeaderValue::from_static("6.6.6.6, 203.0.113.9"),
+        );
         assert_eq!(client_of(&h), "203.0.113.9");
     }
 }

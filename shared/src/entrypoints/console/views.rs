@@ -102,7 +102,13 @@ pub fn login(token: &str, problem: Option<&str>) -> Markup {
 /// An error inside the console.
 pub fn problem(session: Option<&Session>, title: &str, message: &str) -> Markup {
     match session {
-        Some(s) => layout(title, Nav::Overview, s, None, html! { p.error role="alert" { (message) } }),
+        Some(s) => layout(
+            title,
+            Nav::Overview,
+            s,
+            None,
+            html! { p.error role="alert" { (message) } },
+        ),
         None => html! {
             (DOCTYPE)
             html lang="en" {
@@ -302,7 +308,13 @@ fn urlencode(s: &str) -> String {
 }
 
 /// Messages of a phone (masked), with a search form that never echoes the full number.
-pub fn messages(session: &Session, searched: Option<&str>, items: &[Message], next: Option<&str>, phone_q: &str) -> Markup {
+pub fn messages(
+    session: &Session,
+    searched: Option<&str>,
+    items: &[Message],
+    next: Option<&str>,
+    phone_q: &str,
+) -> Markup {
     layout(
         "Messages",
         Nav::Messages,
