@@ -114,6 +114,7 @@ async fn main() {
         "/console/messages?phone=%2B14155550007".to_owned(),
         format!("/console/messages/{some_id}"),
         "/console/conversations?phone=%2B14155550007".to_owned(),
+        "/console/conversations?status=needs_human".to_owned(),
         "/console/campaigns".to_owned(),
     ];
     println!(

@@ -297,9 +297,13 @@ async fn an_operator_signs_in_retries_a_failed_message_to_delivered_and_reads_a_
     b.goto(&format!("{base}/console/failed")).await;
     assert_eq!(b.count(&row).await, 0, "off the failed list");
 
-    // A conversation, both directions.
-    b.goto(&format!("{base}/console/conversations/{}", seeded.conversation_id))
-        .await;
+    // A conversation, both directions: from the open ones of every lead.
+    b.click("nav a[href='/console/conversations']").await;
+    b.click(&format!(
+        "#conversations a[href='/console/conversations/{}']",
+        seeded.conversation_id
+    ))
+    .await;
     let outbound = b.text("#transcript li.outbound").await;
     let inbound = b.text("#transcript li.inbound").await;
     assert!(outbound.contains("thanks for your roof request"), "{outbound}");
@@ -312,6 +316,16 @@ async fn an_operator_signs_in_retries_a_failed_message_to_delivered_and_reads_a_
     assert_eq!(b.text("#outcome").await, "success");
     assert_eq!(b.text("#outcome-reason").await, "booked Thursday 9:00 by phone");
     assert_eq!(b.text("#conversation-status").await, "ended");
+    b.goto(&format!("{base}/console/conversations?status=ended")).await;
+    assert_eq!(
+        b.count(&format!(
+            "#conversations a[href='/console/conversations/{}']",
+            seeded.conversation_id
+        ))
+        .await,
+        1,
+        "listed as ended"
+    );
 
     // The campaign report and its chart.
     b.click("nav a[href='/console/campaigns']").await;

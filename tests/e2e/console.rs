@@ -403,6 +403,7 @@ async fn lists_never_show_a_full_phone_number_and_only_a_messages_own_page_does(
         "/console/failed".to_owned(),
         format!("/console/messages?phone={}", HELD.replace('+', "%2B")),
         format!("/console/conversations?phone={}", LEAD.replace('+', "%2B")),
+        "/console/conversations?status=open".to_owned(),
         format!("/console/conversations/{}", seeded.conversation_id),
         "/console/campaigns".to_owned(),
         format!("/console/campaigns/{}", seeded.campaign_id),
@@ -430,7 +431,11 @@ async fn every_console_page_renders_from_the_stores_with_the_security_headers() 
     let seeded = seed(&app).await;
     let mut operator = Visitor::new(&app, "198.51.100.6");
     assert_eq!(operator.sign_in(API_KEY).await.status(), 303);
-    let checks: [(String, &[&str]); 7] = [
+    let checks: [(String, &[&str]); 8] = [
+        (
+            "/console/conversations".to_owned(),
+            &[seeded.conversation_id.as_str(), "every lead", "+1415***0123"],
+        ),
         (
             "/console".to_owned(),
             &["id=\"hourly-chart\"", "<svg", "Processor last run"],
@@ -532,5 +537,9 @@ async fn every_console_page_renders_from_the_stores_with_the_security_headers() 
         "the reply is in the transcript"
     );
     assert!(page.contains("booked by phone") && page.contains(">success<"), "{page}");
+    let open = operator.page("/console/conversations?status=open").await;
+    assert!(!open.contains(conv.as_str()), "no longer open");
+    let ended = operator.page("/console/conversations?status=ended").await;
+    assert!(ended.contains(conv.as_str()), "listed as ended");
     app.stop().await;
 }

@@ -380,6 +380,17 @@ impl crate::ports::ConversationStore for CountingStore {
             .list_conversations(phone, filter, limit, cursor)
             .await
     }
+    async fn list_conversations_by_status(
+        &self,
+        status: crate::domain::ConversationStatus,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<crate::ports::message_store::Page<crate::domain::Conversation>, StoreError> {
+        self.enter("list_conversations_by_status")?;
+        self.conversations
+            .list_conversations_by_status(status, limit, cursor)
+            .await
+    }
 }
 
 #[async_trait]

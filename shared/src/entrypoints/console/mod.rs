@@ -441,24 +441,29 @@ async fn conversations(State(deps): State<Deps>, Console(s): Console, q: QueryPa
         Ok(p) => p,
         Err(e) => return fail(Some(&s), &e),
     };
-    let Some(phone) = phone else {
-        return page(StatusCode::OK, views::conversations(&s, None, status, &[], None, ""));
+    let listed = match &phone {
+        // A lead's conversations (the phone index), or every lead's in one status (the status index).
+        Some(phone) => {
+            let filter = ConversationFilter { status, outcome: None };
+            deps.conversations
+                .list_conversations(phone, filter, PAGE, q.get("cursor"))
+                .await
+        }
+        None => {
+            deps.conversations
+                .list_conversations_by_status(status.unwrap_or(ConversationStatus::Open), PAGE, q.get("cursor"))
+                .await
+        }
     };
-    let filter = ConversationFilter { status, outcome: None };
-    match deps
-        .conversations
-        .list_conversations(&phone, filter, PAGE, q.get("cursor"))
-        .await
-    {
+    match listed {
         Ok(p) => page(
             StatusCode::OK,
             views::conversations(
                 &s,
-                Some(&phone.masked()),
-                status,
+                phone.as_ref(),
+                status.unwrap_or(ConversationStatus::Open),
                 &p.items,
                 p.next_cursor.as_deref(),
-                phone.as_str(),
             ),
         ),
         Err(e) => fail(Some(&s), &AppError::from(e)),

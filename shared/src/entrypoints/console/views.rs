@@ -5,7 +5,7 @@ use super::chart;
 use super::session::Session;
 use crate::app::campaigns::CampaignReport;
 use crate::app::health::Health;
-use crate::domain::{Campaign, Conversation, ConversationStatus, Direction, Message, Outcome, Turn};
+use crate::domain::{Campaign, Conversation, ConversationStatus, Direction, Message, Outcome, PhoneNumber, Turn};
 use chrono::{DateTime, Utc};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
@@ -398,57 +398,80 @@ pub fn message(session: &Session, m: &Message, notice: Option<&str>) -> Markup {
     )
 }
 
-/// A phone's conversations, by status.
+/// Conversations in one status (every lead's), or one lead's (by phone, masked).
 pub fn conversations(
     session: &Session,
-    searched: Option<&str>,
-    status: Option<ConversationStatus>,
+    phone: Option<&PhoneNumber>,
+    status: ConversationStatus,
     items: &[Conversation],
     next: Option<&str>,
-    phone_q: &str,
 ) -> Markup {
-    let sel = |s: Option<ConversationStatus>| status == s;
+    let label = |s: ConversationStatus| match s {
+        ConversationStatus::Open => "Open",
+        ConversationStatus::NeedsHuman => "Needs a person",
+        ConversationStatus::Ended => "Ended",
+    };
+    let tabs = [
+        ConversationStatus::Open,
+        ConversationStatus::NeedsHuman,
+        ConversationStatus::Ended,
+    ];
+    // (the phone travels in links only as the search put it in the URL; it is never displayed)
+    let more = next.map(|c| match phone {
+        Some(p) => format!(
+            "/console/conversations?phone={}&status={}&cursor={}",
+            urlencode(p.as_str()),
+            status.as_str(),
+            urlencode(c)
+        ),
+        None => format!(
+            "/console/conversations?status={}&cursor={}",
+            status.as_str(),
+            urlencode(c)
+        ),
+    });
     layout(
         "Conversations",
         Nav::Conversations,
         session,
         None,
         html! {
+            nav.tabs {
+                @for t in tabs {
+                    a href=(format!("/console/conversations?status={}", t.as_str()))
+                        class=[(phone.is_none() && t == status).then_some("current")] { (label(t)) }
+                }
+            }
             form.filters method="get" action="/console/conversations" {
                 label for="phone" { "Lead's phone" }
                 input #phone type="tel" name="phone" placeholder="+14155550100" required;
-                label for="status" { "Status" }
-                select #status name="status" {
-                    option value="" selected[sel(None)] { "any" }
-                    option value="open" selected[sel(Some(ConversationStatus::Open))] { "open" }
-                    option value="needs_human" selected[sel(Some(ConversationStatus::NeedsHuman))] { "needs a person" }
-                    option value="ended" selected[sel(Some(ConversationStatus::Ended))] { "ended" }
-                }
+                input type="hidden" name="status" value=(status.as_str());
                 button type="submit" { "Search" }
             }
-            @if let Some(masked) = searched {
-                p { "Conversations with " strong { (masked) } ", newest first." }
-                @if items.is_empty() { p #empty { "None." } }
-                @else {
-                    table #conversations {
-                        thead { tr { th { "Conversation" } th { "Lead" } th { "Campaign" } th { "Status" } th { "Outcome" } th { "Messages" } th { "Updated" } } }
-                        tbody {
-                            @for c in items {
-                                tr {
-                                    td { a href=(format!("/console/conversations/{}", c.id.as_str())) { code { (c.id.as_str()) } } }
-                                    td { (c.phone.masked()) }
-                                    td { (c.campaign_id.as_deref().unwrap_or("–")) }
-                                    td { span class=(format!("badge {}", c.status.as_str())) { (c.status.as_str()) } }
-                                    td { (c.outcome.map_or("–", Outcome::as_str)) }
-                                    td { (c.turns.len()) }
-                                    td { (time(c.updated_at)) }
-                                }
+            @match phone {
+                Some(p) => p { "Conversations with " strong { (p.masked()) } " (" (label(status)) "), newest first." },
+                None => p { (label(status)) ", every lead, newest first." },
+            }
+            @if items.is_empty() { p #empty { "None." } }
+            @else {
+                table #conversations {
+                    thead { tr { th { "Conversation" } th { "Lead" } th { "Campaign" } th { "Status" } th { "Outcome" } th { "Messages" } th { "Updated" } } }
+                    tbody {
+                        @for c in items {
+                            tr {
+                                td { a href=(format!("/console/conversations/{}", c.id.as_str())) { code { (c.id.as_str()) } } }
+                                td { (c.phone.masked()) }
+                                td { (c.campaign_id.as_deref().unwrap_or("–")) }
+                                td { span class=(format!("badge {}", c.status.as_str())) { (c.status.as_str()) } }
+                                td { (c.outcome.map_or("–", Outcome::as_str)) }
+                                td { (c.turns.len()) }
+                                td { (time(c.updated_at)) }
                             }
                         }
                     }
                 }
-                @if let Some(c) = next { p { a href=(format!("/console/conversations?phone={}&cursor={}", urlencode(phone_q), urlencode(c))) { "Older →" } } }
             }
+            @if let Some(href) = more { p { a href=(href) { "Older →" } } }
         },
     )
 }
