@@ -133,25 +133,16 @@ impl ConversationStore for SqliteStore {
     ) -> Result<Page<Conversation>, StoreError> {
         let after = after_cursor(cursor)?;
         let phone = phone.as_str().to_owned();
-        let status = filter.status.map(ConversationStatus::as_str);
-        let outcome = filter.outcome.map(|o| o.as_str());
+        let status = filter.status.map(|s| s.as_str().to_owned());
+        let outcome = filter.outcome.map(|o| o.as_str().to_owned());
         let fetch = i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX);
-        let docs: Vec<String> = self
-            .run(move |conn| {
-                let mut stmt = conn
-                    .prepare_cached(
-                        "SELECT doc FROM conversations WHERE phone = ?1 AND (?2 IS NULL OR id < ?2) \
-                         AND (?3 IS NULL OR status = ?3) AND (?4 IS NULL OR outcome = ?4) \
-                         ORDER BY id DESC LIMIT ?5",
-                    )
-                    .map_err(sql_error)?;
-                let rows = stmt
-                    .query_map(params![phone, after, status, outcome, fetch], |r| r.get(0))
-                    .map_err(sql_error)?
-                    .collect::<Result<Vec<String>, _>>()
-                    .map_err(sql_error)?;
-                Ok(rows)
-            })
+        let docs = self
+            .conversation_docs(
+                "SELECT doc FROM conversations WHERE phone = ?1 AND (?2 IS NULL OR id < ?2) \
+                 AND (?3 IS NULL OR status = ?3) AND (?4 IS NULL OR outcome = ?4) \
+                 ORDER BY id DESC LIMIT ?5",
+                vec![phone.into(), after.into(), status.into(), outcome.into(), fetch.into()],
+            )
             .await?;
         page_of(&docs, limit)
     }
@@ -164,23 +155,34 @@ impl ConversationStore for SqliteStore {
     ) -> Result<Page<Conversation>, StoreError> {
         let after = after_cursor(cursor)?;
         let fetch = i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX);
-        let docs: Vec<String> = self
-            .run(move |conn| {
-                let mut stmt = conn
-                    .prepare_cached(
-                        "SELECT doc FROM conversations WHERE status = ?1 AND (?2 IS NULL OR id < ?2) \
-                         ORDER BY id DESC LIMIT ?3",
-                    )
-                    .map_err(sql_error)?;
-                let rows = stmt
-                    .query_map(params![status.as_str(), after, fetch], |r| r.get(0))
-                    .map_err(sql_error)?
-                    .collect::<Result<Vec<String>, _>>()
-                    .map_err(sql_error)?;
-                Ok(rows)
-            })
+        let docs = self
+            .conversation_docs(
+                "SELECT doc FROM conversations WHERE status = ?1 AND (?2 IS NULL OR id < ?2) \
+                 ORDER BY id DESC LIMIT ?3",
+                vec![status.as_str().to_owned().into(), after.into(), fetch.into()],
+            )
             .await?;
         page_of(&docs, limit)
+    }
+}
+
+impl SqliteStore {
+    /// The `doc` of each conversation row `sql` selects with `args`, in order.
+    async fn conversation_docs(
+        &self,
+        sql: &'static str,
+        args: Vec<rusqlite::types::Value>,
+    ) -> Result<Vec<String>, StoreError> {
+        self.run(move |conn| {
+            let mut stmt = conn.prepare_cached(sql).map_err(sql_error)?;
+            let rows = stmt
+                .query_map(rusqlite::params_from_iter(args.iter()), |r| r.get(0))
+                .map_err(sql_error)?
+                .collect::<Result<Vec<String>, _>>()
+                .map_err(sql_error)?;
+            Ok(rows)
+        })
+        .await
     }
 }
 

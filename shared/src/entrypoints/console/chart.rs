@@ -26,11 +26,29 @@ fn top(values: impl Iterator<Item = i64>) -> i64 {
     max + (max / 10).max(1)
 }
 
+/// The chart's frame on `root`: caption, margin and label areas, the same on every chart.
+fn frame<'a, 'b>(
+    root: &'a DrawingArea<SVGBackend<'b>, plotters::coord::Shift>,
+    caption: &str,
+) -> ChartBuilder<'a, 'b, SVGBackend<'b>> {
+    let mut builder = ChartBuilder::on(root);
+    builder
+        .caption(caption, ("sans-serif", 16))
+        .margin(12)
+        .x_label_area_size(28)
+        .y_label_area_size(44);
+    builder
+}
+
 /// A line chart of `lines` over `labels` (x axis), as an `<svg>` element.
 pub fn lines(caption: &str, labels: &[String], lines: &[Line<'_>]) -> String {
+    svg_of(|svg| draw_lines(svg, caption, labels, lines).map_err(|e| e.to_string()))
+}
+
+/// What `draw` writes, or nothing (logged) when it fails: a page never fails for its chart.
+fn svg_of(draw: impl FnOnce(&mut String) -> Result<(), String>) -> String {
     let mut svg = String::new();
-    let drawn = draw_lines(&mut svg, caption, labels, lines).map_err(|e| e.to_string());
-    if let Err(e) = drawn {
+    if let Err(e) = draw(&mut svg) {
         tracing::warn!(error.message = %e, "chart not drawn");
         return String::new();
     }
@@ -47,12 +65,7 @@ fn draw_lines<'a>(
     let y_max = top(lines.iter().flat_map(|l| l.values.iter().copied()));
     let root = SVGBackend::with_string(svg, SIZE).into_drawing_area();
     root.fill(&WHITE)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(caption, ("sans-serif", 16))
-        .margin(12)
-        .x_label_area_size(28)
-        .y_label_area_size(44)
-        .build_cartesian_2d(0..(n - 1).max(1), 0..y_max)?;
+    let mut chart = frame(&root, caption).build_cartesian_2d(0..(n - 1).max(1), 0..y_max)?;
     chart
         .configure_mesh()
         .x_labels(12)
@@ -90,13 +103,7 @@ fn draw_lines<'a>(
 
 /// A bar chart of `bars` (label, value), as an `<svg>` element.
 pub fn bars(caption: &str, bars: &[(&str, i64)]) -> String {
-    let mut svg = String::new();
-    let drawn = draw_bars(&mut svg, caption, bars).map_err(|e| e.to_string());
-    if let Err(e) = drawn {
-        tracing::warn!(error.message = %e, "chart not drawn");
-        return String::new();
-    }
-    svg
+    svg_of(|svg| draw_bars(svg, caption, bars).map_err(|e| e.to_string()))
 }
 
 fn draw_bars<'a>(
@@ -109,12 +116,7 @@ fn draw_bars<'a>(
     let n = bars.len().max(1) as f64;
     let root = SVGBackend::with_string(svg, SIZE).into_drawing_area();
     root.fill(&WHITE)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(caption, ("sans-serif", 16))
-        .margin(12)
-        .x_label_area_size(28)
-        .y_label_area_size(44)
-        .build_cartesian_2d(-0.5..(n - 0.5), 0..y_max)?;
+    let mut chart = frame(&root, caption).build_cartesian_2d(-0.5..(n - 0.5), 0..y_max)?;
     chart
         .configure_mesh()
         .disable_x_mesh()

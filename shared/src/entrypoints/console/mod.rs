@@ -344,8 +344,9 @@ async fn failed(State(deps): State<Deps>, Console(s): Console, q: QueryPairs) ->
     )
 }
 
-fn message_id(raw: &str) -> Result<MessageId, AppError> {
-    MessageId::parse(raw).map_err(|_| AppError::NotFound)
+/// A malformed id in a path is an unknown one (404), as on the JSON routes.
+fn known<T, E>(parsed: Result<T, E>) -> Result<T, AppError> {
+    parsed.map_err(|_| AppError::NotFound)
 }
 
 async fn retry(
@@ -360,7 +361,7 @@ async fn retry(
     }
     let base = public_base(&deps, &headers);
     let done = async {
-        let id = message_id(&id)?;
+        let id = known(MessageId::parse(&id))?;
         retry_failed(ctx(&deps, &base), &id).await?;
         Ok::<_, AppError>(id)
     };
@@ -375,7 +376,7 @@ async fn delete(State(deps): State<Deps>, Console(s): Console, Path(id): Path<St
         return csrf_refused(&s);
     }
     let done = async {
-        let id = message_id(&id)?;
+        let id = known(MessageId::parse(&id))?;
         remove_failed(ctx(&deps, ""), &id).await
     };
     match done.await {
@@ -423,7 +424,7 @@ async fn messages(State(deps): State<Deps>, Console(s): Console, q: QueryPairs) 
 
 async fn message(State(deps): State<Deps>, Console(s): Console, Path(id): Path<String>, q: QueryPairs) -> Response {
     let found = async {
-        let id = message_id(&id)?;
+        let id = known(MessageId::parse(&id))?;
         deps.messages.get_message(&id).await?.ok_or(AppError::NotFound)
     };
     match found.await {
@@ -470,10 +471,6 @@ async fn conversations(State(deps): State<Deps>, Console(s): Console, q: QueryPa
     }
 }
 
-fn conversation_id(raw: &str) -> Result<ConversationId, AppError> {
-    ConversationId::parse(raw).map_err(|_| AppError::NotFound)
-}
-
 async fn conversation(
     State(deps): State<Deps>,
     Console(s): Console,
@@ -481,7 +478,7 @@ async fn conversation(
     q: QueryPairs,
 ) -> Response {
     let found = async {
-        let id = conversation_id(&id)?;
+        let id = known(ConversationId::parse(&id))?;
         let c = deps
             .conversations
             .get_conversation(&id)
@@ -508,7 +505,7 @@ async fn reply(
     };
     let base = public_base(&deps, &headers);
     let done = async {
-        let id = conversation_id(&id)?;
+        let id = known(ConversationId::parse(&id))?;
         let text = MessageBody::parse(form.get("body").unwrap_or("").to_owned())
             .map_err(|e| AppError::invalid("invalid_body", "body", e.to_string()))?;
         reply_as_person(ctx(&deps, &base), deps.conversations.as_ref(), &id, text).await?;
@@ -525,7 +522,7 @@ async fn outcome(State(deps): State<Deps>, Console(s): Console, Path(id): Path<S
         return csrf_refused(&s);
     };
     let done = async {
-        let id = conversation_id(&id)?;
+        let id = known(ConversationId::parse(&id))?;
         let outcome = form
             .get("outcome")
             .unwrap_or("")

@@ -32,6 +32,18 @@ fn csrf_field(s: &Session) -> Markup {
     html! { input type="hidden" name="csrf" value=(s.csrf); }
 }
 
+/// The `<head>` of every page.
+fn head(title: &str) -> Markup {
+    html! {
+        head {
+            meta charset="utf-8";
+            meta name="viewport" content="width=device-width, initial-scale=1";
+            title { (title) " · smsrelay console" }
+            link rel="stylesheet" href="/console/assets/console.css";
+        }
+    }
+}
+
 /// The frame of every signed-in page.
 pub fn layout(title: &str, nav: Nav, session: &Session, notice: Option<&str>, body: Markup) -> Markup {
     let item = |n: Nav, href: &str, label: &str| {
@@ -40,12 +52,7 @@ pub fn layout(title: &str, nav: Nav, session: &Session, notice: Option<&str>, bo
     html! {
         (DOCTYPE)
         html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) " · smsrelay console" }
-                link rel="stylesheet" href="/console/assets/console.css";
-            }
+            (head(title))
             body {
                 header {
                     strong.brand { "smsrelay" }
@@ -76,12 +83,7 @@ pub fn login(token: &str, problem: Option<&str>) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { "Sign in · smsrelay console" }
-                link rel="stylesheet" href="/console/assets/console.css";
-            }
+            (head("Sign in"))
             body.login {
                 main {
                     h1 { "smsrelay console" }
@@ -112,7 +114,7 @@ pub fn problem(session: Option<&Session>, title: &str, message: &str) -> Markup 
         None => html! {
             (DOCTYPE)
             html lang="en" {
-                head { meta charset="utf-8"; title { (title) } link rel="stylesheet" href="/console/assets/console.css"; }
+                (head(title))
                 body { main { h1 { (title) } p.error role="alert" { (message) } p { a href="/console/login" { "Sign in" } } } }
             }
         },
