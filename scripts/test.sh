@@ -12,6 +12,18 @@ start_dynamodb_local dynamodb.log
 start_moto
 cargo_lambda_on_path
 
+# Debian's Chromium and its WebDriver for the console's browser test (tests/e2e/browser.rs),
+# tolerating them installed. The test fails, never skips, when they are missing.
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+  log "installing chromium and chromium-driver (apt)"
+  export DEBIAN_FRONTEND=noninteractive
+  { apt-get install -y chromium chromium-driver || { apt-get update && apt-get install -y chromium chromium-driver; }; } >&2
+fi
+command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 || {
+  echo "chromium and chromedriver are needed for the console's browser test" >&2
+  exit 1
+}
+
 # cfn-lint and the SAM CLI on PATH: the installed ones if present, else from PyPI into a virtualenv
 # under .test-services/ (so their pins cannot disturb an installed AWS CLI).
 stack_tools() {
@@ -66,3 +78,4 @@ PY
 fi
 log "cargo test (unit, contract on SQLite + DynamoDB Local + SQS emulator, handlers, end to end)"
 cargo test --workspace --all-features --no-fail-fast -- "$@"
+log "console screenshots (test artefacts): target/console-screenshots/"

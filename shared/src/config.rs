@@ -18,8 +18,9 @@ pub const SIMULATOR_AUTH_TOKEN: &str = "sim-auth-token";
 pub const SIMULATOR_FROM: &str = "+15005550006";
 /// The variables that carry a Secrets Manager reference (`<secret id or ARN>[#<json key>]`), each
 /// with the variable whose value it stands for.
-pub const SECRET_REFERENCES: [(&str, &str); 5] = [
+pub const SECRET_REFERENCES: [(&str, &str); 6] = [
     ("SMSRELAY_API_KEY_SECRET", "SMSRELAY_API_KEY"),
+    ("SMSRELAY_API_KEYS_SECRET", "SMSRELAY_API_KEYS"),
     ("TWILIO_AUTH_TOKEN_SECRET", "TWILIO_AUTH_TOKEN"),
     ("SLACK_WEBHOOK_URL_SECRET", "SLACK_WEBHOOK_URL"),
     ("RETELL_API_KEY_SECRET", "RETELL_API_KEY"),
@@ -41,11 +42,86 @@ pub struct TwilioSettings {
     pub auth_token: SecretString,
 }
 
+/// What an API key may do (docs/api.md "Authentication").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Messages, batches and leads: what a web form or a back end that only sends needs.
+    Send,
+    /// Everything, the console included.
+    Admin,
+}
+
+impl Scope {
+    /// The name used in `SMSRELAY_API_KEYS`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Send => "send",
+            Self::Admin => "admin",
+        }
+    }
+
+    /// Whether a key of this scope may use a route that needs `needed`.
+    pub fn allows(self, needed: Scope) -> bool {
+        self == Self::Admin || needed == Self::Send
+    }
+}
+
+/// One configured API key and its scope.
+#[derive(Clone)]
+pub struct ApiKey {
+    /// What it may do.
+    pub scope: Scope,
+    /// The key itself.
+    pub key: SecretString,
+}
+
+impl std::fmt::Debug for ApiKey {
+    /// The scope, never the key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ApiKey({})", self.scope.name())
+    }
+}
+
+/// The keys of `SMSRELAY_API_KEYS` (`admin:key1,send:key2`; whitespace around items ignored).
+fn parse_api_keys(raw: &str, problems: &mut Vec<String>) -> Vec<ApiKey> {
+    let mut out = Vec::new();
+    for item in raw.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let parsed = item.split_once(':').and_then(|(scope, key)| {
+            let scope = match scope.trim() {
+                "admin" => Scope::Admin,
+                "send" => Scope::Send,
+                _ => return None,
+            };
+            let key = key.trim();
+            (!key.is_empty()).then(|| ApiKey {
+                scope,
+                key: SecretString::from(key.to_owned()),
+            })
+        });
+        match parsed {
+            Some(k) => out.push(k),
+            None => {
+                // (the item is never quoted: it holds a key)
+                problems.push(
+                    "SMSRELAY_API_KEYS must be a comma-separated list of scope:key with scope admin or send".to_owned(),
+                );
+                return Vec::new();
+            }
+        }
+    }
+    out
+}
+
 /// Everything configurable.
 #[derive(Clone)]
 pub struct Config {
-    /// Bearer key for `/v1/...`.
+    /// The first admin key (`SMSRELAY_API_KEY`, else the first `admin:` key of
+    /// `SMSRELAY_API_KEYS`): what smsrelay-local prints. Every key is in [`Config::api_keys`].
     pub api_key: SecretString,
+    /// Every key that opens `/v1` and the console, with its scope: `SMSRELAY_API_KEY` (an admin
+    /// key, kept for compatibility) and the list `SMSRELAY_API_KEYS`; two keys of one scope can be
+    /// live at once while one is rotated. `dev-key` (admin) when neither is set.
+    pub api_keys: Vec<ApiKey>,
     /// Base URL the provider calls back (no trailing slash). `None` in Lambda means: derive it from the request.
     pub public_url: Option<String>,
     /// Twilio credentials; `None` means the built-in simulator.
@@ -261,11 +337,36 @@ impl Config {
                 problems.push("SMSRELAY_PUBLIC_URL must be an absolute URL".to_owned());
             }
         }
+        let mut api_keys = get("SMSRELAY_API_KEYS")
+            .map(|raw| parse_api_keys(&raw, &mut problems))
+            .unwrap_or_default();
+        let single = get("SMSRELAY_API_KEY");
+        if let Some(k) = &single {
+            api_keys.insert(
+                0,
+                ApiKey {
+                    scope: Scope::Admin,
+                    key: SecretString::from(k.clone()),
+                },
+            );
+        }
+        if api_keys.is_empty() && get("SMSRELAY_API_KEYS").is_none() {
+            api_keys.push(ApiKey {
+                scope: Scope::Admin,
+                key: SecretString::from("dev-key"),
+            });
+        }
+        let api_key = api_keys.iter().find(|k| k.scope == Scope::Admin).map(|k| k.key.clone());
+        let Some(api_key) = api_key else {
+            problems.push("SMSRELAY_API_KEYS must hold at least one admin key (admin:...)".to_owned());
+            return Err(ConfigError { problems });
+        };
         if !problems.is_empty() {
             return Err(ConfigError { problems });
         }
         Ok(Self {
-            api_key: SecretString::from(get("SMSRELAY_API_KEY").unwrap_or_else(|| "dev-key".to_owned())),
+            api_key,
+            api_keys,
             public_url,
             twilio,
             twilio_api_base: get("TWILIO_API_BASE")
@@ -390,6 +491,44 @@ mod tests {
         .expect("valid");
         let t = c.twilio.expect("Twilio");
         assert_eq!(secrecy::ExposeSecret::expose_secret(&t.auth_token), "tok");
+    }
+
+    #[test]
+    fn api_keys_are_a_scoped_list_and_the_single_key_stays_an_admin_key() {
+        use secrecy::ExposeSecret;
+        let scopes = |c: &Config| -> Vec<(Scope, String)> {
+            c.api_keys
+                .iter()
+                .map(|k| (k.scope, k.key.expose_secret().to_owned()))
+                .collect()
+        };
+        let c = Config::from_lookup(lookup(&[])).expect("defaults");
+        assert_eq!(scopes(&c), vec![(Scope::Admin, "dev-key".to_owned())]);
+        let c = Config::from_lookup(lookup(&[("SMSRELAY_API_KEYS", "admin:a1, admin:a2 ,send:s1")])).expect("valid");
+        assert_eq!(
+            scopes(&c),
+            vec![
+                (Scope::Admin, "a1".to_owned()),
+                (Scope::Admin, "a2".to_owned()),
+                (Scope::Send, "s1".to_owned())
+            ]
+        );
+        assert_eq!(c.api_key.expose_secret(), "a1");
+        let c = Config::from_lookup(lookup(&[("SMSRELAY_API_KEY", "old"), ("SMSRELAY_API_KEYS", "send:s1")]))
+            .expect("valid");
+        assert_eq!(
+            scopes(&c),
+            vec![(Scope::Admin, "old".to_owned()), (Scope::Send, "s1".to_owned())]
+        );
+        for bad in ["root:k", "admin:", "admin", "send:s1"] {
+            let err = Config::from_lookup(lookup(&[("SMSRELAY_API_KEYS", bad)]))
+                .err()
+                .expect(bad);
+            assert!(err.to_string().contains("SMSRELAY_API_KEYS"), "{bad}: {err}");
+            assert!(!err.to_string().contains("s1"), "never quotes a key: {err}");
+        }
+        assert!(Scope::Admin.allows(Scope::Send) && Scope::Admin.allows(Scope::Admin));
+        assert!(Scope::Send.allows(Scope::Send) && !Scope::Send.allows(Scope::Admin));
     }
 
     #[test]

@@ -810,3 +810,121 @@ async fn a_lead_that_never_replies_ends_no_response_through_the_processor_on_dyn
     assert_eq!(r["outcomes"]["no_response"], 1, "{r}");
     assert_eq!(r["replied"], 0, "{r}");
 }
+
+/// An API Gateway (payload 2.0) request to the console: `cookies` as API Gateway sends them,
+/// a form body for a POST.
+fn console_event(method: &str, raw_path: &str, cookies: &[String], form: Option<&str>) -> Value {
+    let mut ev = load("admin-health.json");
+    let (path, query) = raw_path.split_once('?').unwrap_or((raw_path, ""));
+    ev["routeKey"] = json!(format!("ANY /console/{{proxy+}}"));
+    ev["rawPath"] = json!(path);
+    ev["rawQueryString"] = json!(query);
+    ev["requestContext"]["http"]["path"] = json!(path);
+    ev["requestContext"]["http"]["method"] = json!(method);
+    ev["headers"].as_object_mut().expect("headers").remove("authorization");
+    if !cookies.is_empty() {
+        ev["cookies"] = json!(cookies);
+    }
+    if let Some(body) = form {
+        ev["headers"]["content-type"] = json!("application/x-www-form-urlencoded");
+        ev["body"] = json!(body);
+    }
+    ev
+}
+
+/// The status, `Set-Cookie` pairs (`name=value`) and text of a console answer from the handler.
+async fn invoke_console(deps: &Deps, event: &Value) -> (u16, Vec<String>, String) {
+    let req = lambda_http::request::from_str(&event.to_string()).expect("API Gateway event parses");
+    let resp = lambda::handle(deps, Routes::Admin, req)
+        .await
+        .expect("handler never errors");
+    let cookies = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next().map(str::to_owned))
+        .collect();
+    let text = match resp.body() {
+        Body::Text(s) => s.clone(),
+        _ => String::new(),
+    };
+    (resp.status().as_u16(), cookies, text)
+}
+
+fn csrf_in(html: &str) -> String {
+    let at = html.find("name=\"csrf\" value=\"").expect("a CSRF token") + 19;
+    html[at..].split('"').next().unwrap_or("").to_owned()
+}
+
+#[tokio::test]
+async fn the_admin_lambda_serves_the_console_with_a_stateless_session_and_retries_on_dynamodb() {
+    use smsrelay::domain::{Message, MessageBody, MessageError, MessageId, MessageStatus, PhoneNumber};
+    let env = lambda_env().await;
+    let now = env.deps.clock.now();
+    let mut m = Message::new(
+        MessageId::generate(now),
+        PhoneNumber::parse_e164("+14155550177").expect("phone"),
+        "+15005550006".to_owned(),
+        MessageBody::parse("Crew arrives at 9".to_owned()).expect("body"),
+        MessageStatus::Failed,
+        None,
+        serde_json::Map::new(),
+        now,
+    );
+    m.failed_listed = true;
+    m.attempts = 3;
+    m.error = Some(MessageError {
+        code: 30003,
+        message: "Unreachable destination handset".to_owned(),
+    });
+    env.deps.messages.create_message(&m).await.expect("stored");
+    let id = m.id.as_str().to_owned();
+
+    let (status, cookies, html) = invoke_console(&env.deps, &console_event("GET", "/console/login", &[], None)).await;
+    assert_eq!(status, 200);
+    let token = csrf_in(&html);
+    let form = format!("key=test-api-key&csrf={token}");
+    let (status, session, _) = invoke_console(
+        &env.deps,
+        &console_event("POST", "/console/login", &cookies, Some(&form)),
+    )
+    .await;
+    assert_eq!(status, 303, "signed in through API Gateway's cookies");
+    let session: Vec<String> = session
+        .into_iter()
+        .filter(|c| c.starts_with("smsrelay_console=") && c.len() > "smsrelay_console=".len())
+        .collect();
+    assert_eq!(session.len(), 1, "one session cookie");
+    // Another invocation (any instance: nothing is kept in memory) accepts the session.
+    let (status, _, failed) = invoke_console(&env.deps, &console_event("GET", "/console/failed", &session, None)).await;
+    assert_eq!(status, 200);
+    assert!(failed.contains(&id) && failed.contains("+1415***0177") && !failed.contains("+14155550177"));
+    let (status, _, _) = invoke_console(
+        &env.deps,
+        &console_event(
+            "POST",
+            &format!("/console/failed/{id}/retry"),
+            &session,
+            Some("csrf=wrong"),
+        ),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let form = format!("csrf={}", csrf_in(&failed));
+    let (status, _, _) = invoke_console(
+        &env.deps,
+        &console_event("POST", &format!("/console/failed/{id}/retry"), &session, Some(&form)),
+    )
+    .await;
+    assert_eq!(status, 303);
+    let stored = env
+        .deps
+        .messages
+        .get_message(&m.id)
+        .await
+        .expect("read")
+        .expect("there");
+    assert!(!stored.failed_listed, "off the failed list");
+    assert_eq!(stored.attempts, 0, "a fresh attempt budget");
+}

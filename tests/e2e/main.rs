@@ -4,7 +4,9 @@
 mod agent;
 mod alerts;
 mod batches;
+mod browser;
 mod campaigns;
+mod console;
 mod faults;
 mod harness;
 mod health;

@@ -25,12 +25,13 @@ async fn api_key_twilio_token_and_slack_url_are_read_from_one_json_secret() {
     let name = format!("smsrelay-{}", ulid::Ulid::new().to_string().to_lowercase());
     sm.create_secret()
         .name(&name)
-        .secret_string(r#"{"api_key": "live-key-1", "twilio_auth_token": "tok-2", "slack_webhook_url": "https://hooks.slack.test/T/B/x"}"#)
+        .secret_string(r#"{"api_key": "live-key-1", "api_keys": "admin:live-key-2,send:form-key", "twilio_auth_token": "tok-2", "slack_webhook_url": "https://hooks.slack.test/T/B/x"}"#)
         .send()
         .await
         .expect("create secret");
     let refs: HashMap<&str, String> = [
         ("SMSRELAY_API_KEY_SECRET", format!("{name}#api_key")),
+        ("SMSRELAY_API_KEYS_SECRET", format!("{name}#api_keys")),
         ("TWILIO_AUTH_TOKEN_SECRET", format!("{name}#twilio_auth_token")),
         ("SLACK_WEBHOOK_URL_SECRET", format!("{name}#slack_webhook_url")),
         ("TWILIO_ACCOUNT_SID", "AC00000000000000000000000000000000".to_owned()),
@@ -43,6 +44,16 @@ async fn api_key_twilio_token_and_slack_url_are_read_from_one_json_secret() {
     // The configuration reads the values, as the Lambda wiring gives them, never a placeholder.
     let cfg = Config::from_lookup(resolved.lookup(env)).expect("valid once resolved");
     assert_eq!(cfg.api_key.expose_secret(), "live-key-1");
+    let keys: Vec<(&str, &str)> = cfg
+        .api_keys
+        .iter()
+        .map(|k| (k.scope.name(), k.key.expose_secret()))
+        .collect();
+    assert_eq!(
+        keys,
+        [("admin", "live-key-1"), ("admin", "live-key-2"), ("send", "form-key")],
+        "the single key and the scoped list, both from the secret"
+    );
     assert_eq!(cfg.twilio.as_ref().expect("twilio").auth_token.expose_secret(), "tok-2");
     assert_eq!(
         cfg.slack_webhook_url.as_ref().expect("slack").expose_secret(),

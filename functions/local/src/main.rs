@@ -87,7 +87,11 @@ async fn main() -> anyhow::Result<()> {
     };
     let server = smsrelay_local::start(listener, deps, workers, shutdown_signal())?;
     println!("smsrelay-local listening on {}", server.url());
-    println!("  API key:   {key}   (Authorization: Bearer {key})");
+    println!("  API key:   {key}   (Authorization: Bearer {key}; an admin key)");
+    println!(
+        "  console:   {}/console   (sign in with the API key above)",
+        server.url()
+    );
     println!("  data:      {}", args.data.display());
     println!("  provider:  {provider}");
     println!("  processor: every {:?}", args.tick);

@@ -902,6 +902,15 @@ impl ConversationStore for CountedConversations {
     ) -> Result<Page<crate::domain::Conversation>, StoreError> {
         self.inner.list_conversations(phone, filter, limit, cursor).await
     }
+
+    async fn list_conversations_by_status(
+        &self,
+        status: crate::domain::ConversationStatus,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<crate::domain::Conversation>, StoreError> {
+        self.inner.list_conversations_by_status(status, limit, cursor).await
+    }
 }
 
 /// Count a campaign step's delivery (called by the status callback when a message carrying

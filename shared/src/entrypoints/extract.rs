@@ -6,7 +6,7 @@ use super::http::{public_base, ApiError};
 use super::strict_json;
 use crate::adapters::twilio::validate_signature;
 use crate::app::AppError;
-use crate::config::{Config, MAX_BODY_BYTES};
+use crate::config::{Config, Scope, MAX_BODY_BYTES};
 use crate::wiring::Deps;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use bytes::Bytes;
@@ -143,19 +143,28 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
-/// Check the bearer key in constant time (both sides hashed first, so length leaks nothing).
+/// Check the bearer key against every configured key in constant time (both sides hashed first,
+/// so length leaks nothing, and every key compared, so which one matched leaks nothing) and
+/// return the scope of the one that matched.
 ///
 /// # Errors
-/// `Unauthorized` (401) when the header is missing, of another scheme, or the key is wrong.
-pub fn authorize(config: &Config, headers: &HeaderMap) -> Result<(), AppError> {
+/// `Unauthorized` (401) when the header is missing, of another scheme, or the key is unknown.
+pub fn authorize(config: &Config, headers: &HeaderMap) -> Result<Scope, AppError> {
     let given = bearer_token(headers).ok_or(AppError::Unauthorized)?;
+    key_scope(config, given).ok_or(AppError::Unauthorized)
+}
+
+/// The scope of `given` if it is one of the configured keys (constant time, see [`authorize`]).
+pub fn key_scope(config: &Config, given: &str) -> Option<Scope> {
     let a = Sha256::digest(given.as_bytes());
-    let b = Sha256::digest(config.api_key.expose_secret().as_bytes());
-    if bool::from(a.ct_eq(&b)) {
-        Ok(())
-    } else {
-        Err(AppError::Unauthorized)
+    let mut found = None;
+    for k in &config.api_keys {
+        let b = Sha256::digest(k.key.expose_secret().as_bytes());
+        if bool::from(a.ct_eq(&b)) && found.is_none() {
+            found = Some(k.scope);
+        }
     }
+    found
 }
 
 #[cfg(test)]
@@ -192,6 +201,16 @@ mod tests {
             );
         }
         assert!(matches!(authorize(&c, &HeaderMap::new()), Err(AppError::Unauthorized)));
+    }
+
+    #[test]
+    fn each_key_answers_with_its_own_scope() {
+        let c = Config::from_lookup(|k| (k == "SMSRELAY_API_KEYS").then(|| "admin:a1,admin:a2,send:s1".to_owned()))
+            .expect("config");
+        assert_eq!(authorize(&c, &with_auth("Bearer a1")).ok(), Some(Scope::Admin));
+        assert_eq!(authorize(&c, &with_auth("Bearer a2")).ok(), Some(Scope::Admin));
+        assert_eq!(authorize(&c, &with_auth("Bearer s1")).ok(), Some(Scope::Send));
+        assert!(authorize(&c, &with_auth("Bearer s2")).is_err());
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use super::extract::authorize;
 use super::http::{error_body, ApiError, Refusal};
 use crate::app::AppError;
-use crate::config::{Config, MAX_BODY_BYTES};
+use crate::config::{Config, Scope, MAX_BODY_BYTES};
 use crate::wiring::Deps;
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -95,10 +95,21 @@ pub async fn read_body(State(limits): State<Limits>, req: Request, next: Next) -
     next.run(Request::from_parts(parts, Body::from(bytes))).await
 }
 
-/// `/v1` routes need `Authorization: Bearer <api key>` (401 otherwise).
-pub async fn require_api_key(State(deps): State<Deps>, req: Request, next: Next) -> Response {
+/// `/v1` routes need `Authorization: Bearer <api key>` (401 otherwise) of a scope that allows
+/// the route (403 `insufficient_scope` otherwise: a `send` key on an admin route).
+pub async fn require_api_key(State((deps, needed)): State<(Deps, Scope)>, req: Request, next: Next) -> Response {
     match authorize(&deps.config, req.headers()) {
-        Ok(()) => next.run(req).await,
+        Ok(scope) if scope.allows(needed) => next.run(req).await,
+        Ok(scope) => error_body(
+            StatusCode::FORBIDDEN,
+            "insufficient_scope",
+            &format!(
+                "this API key has the {} scope; this route needs {}",
+                scope.name(),
+                needed.name()
+            ),
+            None,
+        ),
         Err(e) => ApiError(e).into_response(),
     }
 }

@@ -8,6 +8,7 @@
 //! - [`http`]: the single `AppError` → response mapping; [`resources`]: typed response bodies.
 //! - [`openapi`]: the document served at `GET /openapi.json`; [`lambda`]: the Lambda adapter.
 
+pub mod console;
 pub mod extract;
 pub mod handlers;
 pub mod http;

@@ -10,6 +10,7 @@
 
 use super::handlers::{admin, batches, campaigns, conversations, inbound, local, messages, public, webhooks};
 use super::layers::{log_refusals, method_not_allowed, not_found, read_body, require_api_key, Limits};
+use crate::config::Scope;
 use crate::wiring::Deps;
 use axum::middleware::{from_fn, from_fn_with_state};
 use utoipa::openapi::path::{Operation, PathItem};
@@ -119,25 +120,30 @@ impl Routes {
 }
 
 /// A group's declarations: `open` routes answer anyone (webhooks check their own signature);
-/// `v1` routes need the bearer key.
+/// `v1` routes need a bearer key of the `admin` scope, `send` ones a key of any scope (messages,
+/// batches, leads: what a form that only sends needs).
 struct Declared {
     open: OpenApiRouter<Deps>,
     v1: OpenApiRouter<Deps>,
+    send: OpenApiRouter<Deps>,
 }
 
 fn declare(group: Group) -> Declared {
     let open = OpenApiRouter::new();
     let v1 = OpenApiRouter::new();
+    let send = OpenApiRouter::new();
     match group {
         Group::Public => Declared {
             open: open
                 .routes(routes!(public::health))
                 .routes(routes!(public::openapi_json)),
             v1,
+            send,
         },
         Group::Send => Declared {
             open,
-            v1: v1
+            v1,
+            send: send
                 .routes(routes!(messages::post_message, messages::list_messages))
                 .routes(routes!(messages::get_message))
                 .routes(routes!(messages::cancel_message))
@@ -146,10 +152,12 @@ fn declare(group: Group) -> Declared {
         Group::StatusCallback => Declared {
             open: open.routes(routes!(webhooks::twilio_status)),
             v1,
+            send,
         },
         Group::Batch => Declared {
             open,
-            v1: v1
+            v1,
+            send: send
                 .routes(routes!(batches::post_batch))
                 .routes(routes!(batches::get_batch)),
         },
@@ -162,12 +170,14 @@ fn declare(group: Group) -> Declared {
                 .routes(routes!(admin::run_processor))
                 .routes(routes!(admin::v1_health))
                 .routes(routes!(admin::get_consent, admin::post_consent)),
+            send,
         },
         Group::Inbound => Declared {
             open: open
                 .routes(routes!(inbound::twilio_inbound))
                 .routes(routes!(inbound::retell)),
             v1,
+            send,
         },
         Group::Campaigns => Declared {
             open,
@@ -175,17 +185,18 @@ fn declare(group: Group) -> Declared {
                 .routes(routes!(campaigns::post_campaign, campaigns::list_campaigns))
                 .routes(routes!(campaigns::get_campaign, campaigns::put_campaign))
                 .routes(routes!(campaigns::get_campaign_report))
-                .routes(routes!(campaigns::post_lead))
                 .routes(routes!(campaigns::get_enrollment))
                 .routes(routes!(campaigns::resume_enrollment))
                 .routes(routes!(conversations::list_conversations))
                 .routes(routes!(conversations::get_conversation))
                 .routes(routes!(conversations::post_conversation_message))
                 .routes(routes!(conversations::post_conversation_outcome)),
+            send: send.routes(routes!(campaigns::post_lead)),
         },
         Group::Local => Declared {
             open,
             v1: v1.routes(routes!(local::simulator_inbound)),
+            send,
         },
     }
 }
@@ -219,10 +230,43 @@ fn document_group(router: &mut OpenApiRouter<Deps>, group: Group, bearer: bool) 
 
 /// The documented routes of `group`, without layers or state (the document is built from this).
 pub fn api(group: Group) -> OpenApiRouter<Deps> {
-    let Declared { mut open, mut v1 } = declare(group);
+    let Declared {
+        mut open,
+        mut v1,
+        mut send,
+    } = declare(group);
     document_group(&mut open, group, false);
     document_group(&mut v1, group, true);
-    open.merge(v1)
+    document_group(&mut send, group, true);
+    open.merge(v1).merge(send)
+}
+
+/// The scope a `/v1` route needs (`None`: an open route or no such route), read from the same
+/// declarations the routers use.
+pub fn needed_scope(method: &str, path: &str) -> Option<Scope> {
+    let has = |r: &mut OpenApiRouter<Deps>| {
+        r.get_openapi_mut().paths.paths.get_mut(path).is_some_and(|item| {
+            let m = match method {
+                "GET" => &item.get,
+                "PUT" => &item.put,
+                "POST" => &item.post,
+                "DELETE" => &item.delete,
+                "PATCH" => &item.patch,
+                _ => &None,
+            };
+            m.is_some()
+        })
+    };
+    Group::ALL.into_iter().find_map(|g| {
+        let Declared { mut v1, mut send, .. } = declare(g);
+        if has(&mut send) {
+            Some(Scope::Send)
+        } else if has(&mut v1) {
+            Some(Scope::Admin)
+        } else {
+            None
+        }
+    })
 }
 
 /// The router of a deployment: its groups' routes with the bearer key on `/v1`, JSON 404 and
@@ -231,13 +275,18 @@ pub fn api(group: Group) -> OpenApiRouter<Deps> {
 pub fn router(deps: Deps, routes: Routes) -> axum::Router {
     let mut app = axum::Router::new();
     for &group in routes.groups() {
-        let Declared { open, v1 } = declare(group);
+        let Declared { open, v1, send } = declare(group);
         let (open, _) = open.split_for_parts();
-        let (v1, _) = v1.split_for_parts();
         app = app.merge(open);
-        if v1.has_routes() {
-            // (axum refuses a route layer on a router without routes)
-            app = app.merge(v1.route_layer(from_fn_with_state(deps.clone(), require_api_key)));
+        for (routes, scope) in [(v1, Scope::Admin), (send, Scope::Send)] {
+            let (routes, _) = routes.split_for_parts();
+            if routes.has_routes() {
+                // (axum refuses a route layer on a router without routes)
+                app = app.merge(routes.route_layer(from_fn_with_state((deps.clone(), scope), require_api_key)));
+            }
+        }
+        if group == Group::Admin {
+            app = app.merge(super::console::router());
         }
     }
     let limits = Limits::from_config(&deps.config);
@@ -297,14 +346,48 @@ mod tests {
     #[test]
     fn v1_routes_and_only_they_need_the_key() {
         for group in Group::ALL {
-            let Declared { mut open, mut v1 } = declare(group);
+            let Declared {
+                mut open,
+                mut v1,
+                mut send,
+            } = declare(group);
             for p in open.to_openapi().paths.paths.keys() {
                 assert!(!p.starts_with("/v1"), "{p} is under /v1 but declared open");
             }
-            for p in v1.to_openapi().paths.paths.keys() {
+            for p in v1
+                .to_openapi()
+                .paths
+                .paths
+                .keys()
+                .chain(send.to_openapi().paths.paths.keys())
+            {
                 assert!(p.starts_with("/v1/"), "{p} is declared v1 but is not under /v1");
             }
         }
+    }
+
+    #[test]
+    fn messages_batches_and_leads_need_only_the_send_scope_and_the_rest_admin() {
+        for (method, path) in [
+            ("POST", "/v1/messages"),
+            ("GET", "/v1/messages/{id}"),
+            ("POST", "/v1/batches"),
+            ("GET", "/v1/batches/{id}"),
+            ("POST", "/v1/leads"),
+        ] {
+            assert_eq!(needed_scope(method, path), Some(Scope::Send), "{method} {path}");
+        }
+        for (method, path) in [
+            ("GET", "/v1/failed-messages"),
+            ("DELETE", "/v1/failed-messages/{id}"),
+            ("GET", "/v1/health"),
+            ("POST", "/v1/campaigns"),
+            ("GET", "/v1/conversations"),
+            ("POST", "/v1/simulator/inbound"),
+        ] {
+            assert_eq!(needed_scope(method, path), Some(Scope::Admin), "{method} {path}");
+        }
+        assert_eq!(needed_scope("GET", "/health"), None);
     }
 
     #[test]

@@ -68,4 +68,17 @@ pub trait ConversationStore: Send + Sync {
         limit: usize,
         cursor: Option<&str>,
     ) -> Result<Page<Conversation>, StoreError>;
+
+    /// Every phone's conversations in `status`, newest (by creation) first: a read of the status
+    /// index, whose cost follows the page, never the number of conversations (no scan). The
+    /// operator console's "open / needs a person / ended" lists.
+    ///
+    /// # Errors
+    /// Backend failures; an unreadable cursor is `Corrupt`.
+    async fn list_conversations_by_status(
+        &self,
+        status: ConversationStatus,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<Conversation>, StoreError>;
 }

@@ -26,6 +26,7 @@ macro_rules! conversation_contract {
             listing_pages_without_duplicates_or_gaps,
             listing_filters_by_status_and_outcome,
             an_unreadable_conversation_cursor_is_corrupt,
+            conversations_are_listed_by_status_newest_first_and_move_when_it_changes,
         );
     };
     (@tests $make:expr; $($name:ident),+ $(,)?) => {
@@ -316,4 +317,59 @@ pub async fn an_unreadable_conversation_cursor_is_corrupt(store: &dyn Conversati
         .list_conversations(&phone(1), ConversationFilter::default(), 10, Some("not a cursor!"))
         .await;
     assert!(matches!(result, Err(StoreError::Corrupt(_))), "{result:?}");
+}
+
+/// Every phone's conversations by status, newest first, in pages without duplicates or gaps; a
+/// conversation moves to its new status's list when it is written; a foreign cursor is `Corrupt`.
+pub async fn conversations_are_listed_by_status_newest_first_and_move_when_it_changes(store: &dyn ConversationStore) {
+    let mut open = Vec::new();
+    for i in 0..4u16 {
+        let c = conversation(30 + i, 40, i64::from(i) * 60);
+        store.create_conversation(&c).await.expect("create");
+        open.push(c);
+    }
+    // The second needs a person now; the first ends.
+    let mut needs = next(open[1].clone());
+    needs.status = ConversationStatus::NeedsHuman;
+    store.update_conversation(&needs).await.expect("update");
+    let mut ended = next(open[0].clone());
+    ended
+        .end(Outcome::Qualified, "test", epoch() + Duration::seconds(300))
+        .expect("open");
+    store.update_conversation(&ended).await.expect("end");
+    let ids = |page: &crate::ports::message_store::Page<Conversation>| -> Vec<_> {
+        page.items.iter().map(|c| c.id.clone()).collect()
+    };
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..5 {
+        let page = store
+            .list_conversations_by_status(ConversationStatus::Open, 1, cursor.as_deref())
+            .await
+            .expect("list");
+        assert!(page.items.len() <= 1);
+        assert!(page.items.iter().all(|c| c.status == ConversationStatus::Open));
+        seen.extend(ids(&page));
+        cursor = page.next_cursor;
+        if cursor.is_none() {
+            break;
+        }
+    }
+    assert_eq!(seen, [open[3].id.clone(), open[2].id.clone()], "open, newest first");
+    let page = store
+        .list_conversations_by_status(ConversationStatus::NeedsHuman, 50, None)
+        .await
+        .expect("list");
+    assert_eq!(ids(&page), [needs.id.clone()]);
+    assert_eq!(page.items[0].version, needs.version, "the record as last written");
+    let page = store
+        .list_conversations_by_status(ConversationStatus::Ended, 50, None)
+        .await
+        .expect("list");
+    assert_eq!(ids(&page), [ended.id.clone()]);
+    assert_eq!(page.next_cursor, None);
+    let bad = store
+        .list_conversations_by_status(ConversationStatus::Open, 10, Some("not a cursor!"))
+        .await;
+    assert!(matches!(bad, Err(StoreError::Corrupt(_))), "{bad:?}");
 }

@@ -477,6 +477,17 @@ impl crate::ports::ConversationStore for CountingStore {
             .await;
         self.leave("list_conversations", result).await
     }
+    async fn list_conversations_by_status(
+        &self,
+        status: crate::domain::ConversationStatus,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<crate::ports::message_store::Page<crate::domain::Conversation>, StoreError> {
+        self.enter("list_conversations_by_status").await?;
+        self.conversations
+            .list_conversations_by_status(status, limit, cursor)
+            .await
+    }
 }
 
 #[async_trait]

@@ -34,7 +34,7 @@ fn s(v: impl Into<String>) -> AttributeValue {
 fn conversation_item(c: &Conversation) -> Result<Item, StoreError> {
     let doc = serde_json::to_string(c)
         .map_err(|e| StoreError::Unexpected(anyhow::Error::new(e).context("encode conversation")))?;
-    let mut item = keys::conversation_item_keys(&c.id, &c.phone);
+    let mut item = keys::conversation_status_keys(&c.id, &c.phone, c.status);
     item.insert(keys::VERSION.to_owned(), AttributeValue::N(c.version.to_string()));
     item.insert(keys::DOC.to_owned(), s(doc));
     Ok(item)
@@ -255,6 +255,56 @@ impl ConversationStore for DynamoMessageStore {
                 _ => break,
             }
         }
+        let next_cursor = if more {
+            items.last().map(|c| c.id.as_str().to_owned())
+        } else {
+            None
+        };
+        Ok(Page { items, next_cursor })
+    }
+
+    /// Query of `gsi3` `CONVSTATUS#<status>`, newest first; the cursor is the id of the last
+    /// conversation returned (its keys are rebuilt, never echoed). Conversations written before
+    /// this index existed appear once they are next written.
+    async fn list_conversations_by_status(
+        &self,
+        status: ConversationStatus,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<Conversation>, StoreError> {
+        let start = cursor
+            .map(|c| {
+                ConversationId::parse(c)
+                    .map(|id| {
+                        let mut k = keys::conversation_key(&id);
+                        k.insert(keys::GSI3PK.to_owned(), s(keys::conversations_status_gsi3pk(status)));
+                        k.insert(keys::GSI3SK.to_owned(), s(id.as_str().to_owned()));
+                        k
+                    })
+                    .map_err(|_| StoreError::Corrupt("listing cursor is not readable".to_owned()))
+            })
+            .transpose()?;
+        let page = self
+            .client()
+            .query()
+            .table_name(self.table())
+            .index_name(keys::GSI3)
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", keys::GSI3PK)
+            .expression_attribute_values(":pk", s(keys::conversations_status_gsi3pk(status)))
+            .scan_index_forward(false)
+            .limit(i32::try_from(limit.saturating_add(1)).unwrap_or(i32::MAX))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| classify(e, "Query"))?;
+        let mut items = page
+            .items()
+            .iter()
+            .map(read_conversation)
+            .collect::<Result<Vec<_>, _>>()?;
+        let more = items.len() > limit;
+        items.truncate(limit);
         let next_cursor = if more {
             items.last().map(|c| c.id.as_str().to_owned())
         } else {

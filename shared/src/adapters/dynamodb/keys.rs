@@ -6,7 +6,7 @@
 //! | provider sid pointer | `PROV#<sid>` | `PROV` | | `message_id` |
 //! | webhook receipt | `HOOK#<dedupe key>` | `HOOK` | | `expires_at` (TTL, epoch seconds) |
 //! | opt-out | `OPTOUT#<e164>` | `OPTOUT` | | `reason`, `at` (RFC 3339) |
-//! | conversation | `CONV#<conversation id>` | `META` | `gsi1pk` `CONVS#<e164>`, `gsi1sk` `<conversation id>` | numeric `version`, the record as JSON in `doc` |
+//! | conversation | `CONV#<conversation id>` | `META` | `gsi1pk` `CONVS#<e164>`, `gsi1sk` `<conversation id>`; `gsi3pk` `CONVSTATUS#<status>`, `gsi3sk` `<conversation id>` | numeric `version`, the record as JSON in `doc` |
 //! | open-conversation pointer | `CONVPAIR#<business e164>#<phone e164>` | `OPEN` | | `conversation_id` |
 //! | campaign | `CAMPAIGN#<campaign id>` | `META` | `gsi1pk` `CAMPAIGNS`, `gsi1sk` `<campaign id>` | the record as JSON in `doc` |
 //! | enrolment | `ENR#<enrolment id>` | `META` | `gsi1pk` `ENRS#<e164>`, `gsi1sk` `<enrolment id>`; if due: `gsi2pk` `EDUE#<shard>`, `gsi2sk` `<due_at>#<enrolment id>` | numeric `version`, the record as JSON in `doc` |
@@ -313,6 +313,24 @@ pub fn conversation_item_keys(
     let mut keys = conversation_key(id);
     keys.insert(GSI1PK.to_owned(), s(conversations_gsi1pk(phone)));
     keys.insert(GSI1SK.to_owned(), s(id.as_str().to_owned()));
+    keys
+}
+
+/// `gsi3pk` of the conversations in `status` (the console's lists by status).
+pub fn conversations_status_gsi3pk(status: crate::domain::ConversationStatus) -> String {
+    format!("CONVSTATUS#{}", status.as_str())
+}
+
+/// Every key attribute of a conversation item in `status`: [`conversation_item_keys`] and `gsi3`
+/// (the status, then the id, so each status lists newest first).
+pub fn conversation_status_keys(
+    id: &crate::domain::ConversationId,
+    phone: &PhoneNumber,
+    status: crate::domain::ConversationStatus,
+) -> HashMap<String, AttributeValue> {
+    let mut keys = conversation_item_keys(id, phone);
+    keys.insert(GSI3PK.to_owned(), s(conversations_status_gsi3pk(status)));
+    keys.insert(GSI3SK.to_owned(), s(id.as_str().to_owned()));
     keys
 }
 

@@ -1,7 +1,8 @@
 //! `ConversationStore` on `SqliteStore` (table `conversations` in `schema`). The whole `Conversation` is JSON in `doc`; `open_pair`
 //! (`<business>#<phone>` while not ended, NULL once ended) is UNIQUE, so SQLite itself refuses a
 //! second open conversation for a pair, as the DynamoDB adapter's pair pointer does. Listing reads
-//! the `(phone, id DESC)` index; ids are ULIDs, so that is newest first.
+//! the `(phone, id DESC)` index, and by status the `(status, id DESC)` one; ids are ULIDs, so that
+//! is newest first.
 
 use super::conn::sql_error;
 use super::SqliteStore;
@@ -130,45 +131,84 @@ impl ConversationStore for SqliteStore {
         limit: usize,
         cursor: Option<&str>,
     ) -> Result<Page<Conversation>, StoreError> {
-        let after = cursor
-            .map(|c| {
-                ConversationId::parse(c)
-                    .map(String::from)
-                    .map_err(|_| StoreError::Corrupt("listing cursor is not readable".to_owned()))
-            })
-            .transpose()?;
+        let after = after_cursor(cursor)?;
         let phone = phone.as_str().to_owned();
-        let status = filter.status.map(ConversationStatus::as_str);
-        let outcome = filter.outcome.map(|o| o.as_str());
+        let status = filter.status.map(|s| s.as_str().to_owned());
+        let outcome = filter.outcome.map(|o| o.as_str().to_owned());
         let fetch = i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX);
-        let docs: Vec<String> = self
-            .run(move |conn| {
-                let mut stmt = conn
-                    .prepare_cached(
-                        "SELECT doc FROM conversations WHERE phone = ?1 AND (?2 IS NULL OR id < ?2) \
-                         AND (?3 IS NULL OR status = ?3) AND (?4 IS NULL OR outcome = ?4) \
-                         ORDER BY id DESC LIMIT ?5",
-                    )
-                    .map_err(sql_error)?;
-                let rows = stmt
-                    .query_map(params![phone, after, status, outcome, fetch], |r| r.get(0))
-                    .map_err(sql_error)?
-                    .collect::<Result<Vec<String>, _>>()
-                    .map_err(sql_error)?;
-                Ok(rows)
-            })
+        let docs = self
+            .conversation_docs(
+                "SELECT doc FROM conversations WHERE phone = ?1 AND (?2 IS NULL OR id < ?2) \
+                 AND (?3 IS NULL OR status = ?3) AND (?4 IS NULL OR outcome = ?4) \
+                 ORDER BY id DESC LIMIT ?5",
+                vec![phone.into(), after.into(), status.into(), outcome.into(), fetch.into()],
+            )
             .await?;
-        let more = docs.len() > limit;
-        let items = docs
-            .iter()
-            .take(limit)
-            .map(|d| decode(d))
-            .collect::<Result<Vec<_>, _>>()?;
-        let next_cursor = if more {
-            items.last().map(|c| c.id.as_str().to_owned())
-        } else {
-            None
-        };
-        Ok(Page { items, next_cursor })
+        page_of(&docs, limit)
     }
+
+    async fn list_conversations_by_status(
+        &self,
+        status: ConversationStatus,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<Conversation>, StoreError> {
+        let after = after_cursor(cursor)?;
+        let fetch = i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX);
+        let docs = self
+            .conversation_docs(
+                "SELECT doc FROM conversations WHERE status = ?1 AND (?2 IS NULL OR id < ?2) \
+                 ORDER BY id DESC LIMIT ?3",
+                vec![status.as_str().to_owned().into(), after.into(), fetch.into()],
+            )
+            .await?;
+        page_of(&docs, limit)
+    }
+}
+
+impl SqliteStore {
+    /// The `doc` of each conversation row `sql` selects with `args`, in order.
+    async fn conversation_docs(
+        &self,
+        sql: &'static str,
+        args: Vec<rusqlite::types::Value>,
+    ) -> Result<Vec<String>, StoreError> {
+        self.run(move |conn| {
+            let mut stmt = conn.prepare_cached(sql).map_err(sql_error)?;
+            let rows = stmt
+                .query_map(rusqlite::params_from_iter(args.iter()), |r| r.get(0))
+                .map_err(sql_error)?
+                .collect::<Result<Vec<String>, _>>()
+                .map_err(sql_error)?;
+            Ok(rows)
+        })
+        .await
+    }
+}
+
+/// The id a listing cursor names (the last conversation of the previous page).
+fn after_cursor(cursor: Option<&str>) -> Result<Option<String>, StoreError> {
+    cursor
+        .map(|c| {
+            ConversationId::parse(c)
+                .map(String::from)
+                .map_err(|_| StoreError::Corrupt("listing cursor is not readable".to_owned()))
+        })
+        .transpose()
+}
+
+/// A page of the first `limit` of `docs` (one more was read to know whether more follow).
+fn page_of(docs: &[String], limit: usize) -> Result<Page<Conversation>, StoreError> {
+    let more = docs.len() > limit;
+    let items = docs
+        .iter()
+        .take(limit)
+        .map(|d| decode(d))
+        .collect::<Result<Vec<_>, _>>()?;
+    let next_cursor = if more {
+        items.last().map(|c| c.id.as_str().to_owned())
+    } else {
+        None
+    };
+    Ok(Page { items, next_cursor })
 }

@@ -60,6 +60,7 @@ CREATE TABLE IF NOT EXISTS conversations (
     doc TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS conversations_by_phone ON conversations (phone, id DESC);
+CREATE INDEX IF NOT EXISTS conversations_by_status ON conversations (status, id DESC);
 -- campaigns: the record as JSON in doc
 CREATE TABLE IF NOT EXISTS campaigns (
     id TEXT PRIMARY KEY,
