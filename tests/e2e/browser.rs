@@ -139,6 +139,24 @@ impl Driver {
             .to_owned()
     }
 
+    /// The page's address once `want` holds for it: a click that submits a form returns before
+    /// the browser has always finished navigating (seen with the other core busy).
+    async fn wait_url(&self, want: impl Fn(&str) -> bool, what: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let url = self.current_url().await;
+            if want(&url) {
+                return url;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "never reached {what}; at {url}: {}",
+                self.text("body").await
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// The first element matching `css` (panics naming the page when there is none).
     async fn find(&self, css: &str) -> String {
         let url = format!("{}/session/{}/element", self.url, self.session);
@@ -199,10 +217,51 @@ impl Driver {
         .await;
     }
 
+    /// Click `css`, then wait for what the click loads: a click that submits a form or follows
+    /// a link can return before the browser has replaced the page (seen with the other core
+    /// busy). The page is tagged first; the wait ends when a new, fully loaded page is there,
+    /// or after a second without one (a click that stays on the page).
     async fn click(&self, css: &str) {
         let el = self.find(css).await;
+        self.script("window.__smsrelayBeforeClick = true; return true").await;
         self.call(reqwest::Method::POST, &format!("/element/{el}/click"), Some(json!({})))
             .await;
+        let start = Instant::now();
+        loop {
+            let state = self
+                .script("return [window.__smsrelayBeforeClick === true, document.readyState]")
+                .await;
+            let (same_page, ready) = (state[0].as_bool(), state[1].as_str());
+            if same_page == Some(false) && ready == Some("complete") {
+                return;
+            }
+            if same_page == Some(true) && start.elapsed() > Duration::from_secs(1) {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(15),
+                "{css}: the page it opened never loaded"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Run `js` in the page; `Null` while the browser is between pages.
+    async fn script(&self, js: &str) -> Value {
+        let url = format!("{}/session/{}/execute/sync", self.url, self.session);
+        let Ok(resp) = self
+            .http
+            .post(url)
+            .json(&json!({"script": js, "args": []}))
+            .send()
+            .await
+        else {
+            return Value::Null;
+        };
+        resp.json::<Value>()
+            .await
+            .map(|v| v["value"].clone())
+            .unwrap_or(Value::Null)
     }
 
     async fn screenshot(&self, name: &str) {
@@ -259,7 +318,7 @@ async fn an_operator_signs_in_retries_a_failed_message_to_delivered_and_reads_a_
 
     // The admin key can; the overview has its chart.
     sign_in(&b, &base, API_KEY).await;
-    assert!(b.current_url().await.ends_with("/console"), "{}", b.current_url().await);
+    b.wait_url(|u| u.ends_with("/console"), "the overview").await;
     assert_eq!(b.count("#hourly-chart svg").await, 1);
     b.screenshot("overview.png").await;
 
@@ -273,10 +332,8 @@ async fn an_operator_signs_in_retries_a_failed_message_to_delivered_and_reads_a_
     );
     b.screenshot("failed.png").await;
     b.click(&format!("{row} button.retry")).await;
-    assert!(b
-        .current_url()
-        .await
-        .contains(&format!("/console/messages/{}", seeded.failed_id)));
+    let page = format!("/console/messages/{}", seeded.failed_id);
+    b.wait_url(|u| u.contains(&page), "the retried message's page").await;
     assert!(b.text("[role=status]").await.contains("Retried"));
     // Watch it reach delivered (the simulator's callbacks take real milliseconds).
     let start = Instant::now();
