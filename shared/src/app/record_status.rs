@@ -56,53 +56,17 @@ pub async fn record_status(ctx: Ctx<'_>, cb: StatusCallback) -> Result<StatusOut
     let mapped = MessageStatus::from_twilio(&cb.status);
     let mut outcome = StatusOutcome::UnknownMessage;
     let mut linked = false;
+    let mut changed = false;
     if let Some(id) = &id {
         let updated = modify_message(store, id, |m| {
-            outcome = StatusOutcome::Ignored;
-            linked = false;
-            if m.previous_sids.contains(&cb.sid) {
-                return false; // an earlier attempt's late callback
-            }
-            match &m.provider_sid {
-                Some(current) if *current != cb.sid => return false, // not this attempt's sid
-                Some(_) => {}
-                None => {
-                    m.provider_sid = Some(cb.sid.clone());
-                    linked = true;
-                }
-            }
-            let Some(next) = mapped else { return linked };
-            if m.advance(next, cb.error_code, now) {
-                m.provider_status = Some(cb.status.clone());
-                if let (MessageStatus::Failed | MessageStatus::Undelivered, Some(code)) = (next, cb.error_code) {
-                    m.error = Some(MessageError {
-                        code,
-                        message: cb
-                            .error_message
-                            .clone()
-                            .unwrap_or_else(|| format!("provider reported error {code}")),
-                    });
-                }
-                match next {
-                    MessageStatus::Delivered | MessageStatus::Undelivered | MessageStatus::Canceled => m.due_at = None,
-                    MessageStatus::Failed => {
-                        m.due_at = None;
-                        m.failed_listed = true;
-                    }
-                    _ => {}
-                }
-                outcome = StatusOutcome::Advanced(next);
-                return true;
-            }
-            if next == m.status && provider_rank(&cb.status) > m.provider_status.as_deref().map_or(0, provider_rank) {
-                m.provider_status = Some(cb.status.clone());
-                return true;
-            }
-            linked
+            let wrote = apply_callback(m, &cb, mapped, now, &mut outcome, &mut linked);
+            changed = wrote;
+            wrote
         })
         .await?;
         if updated.is_none() {
             outcome = StatusOutcome::UnknownMessage;
+            changed = false;
         }
         if let (StatusOutcome::Advanced(st @ (MessageStatus::Undelivered | MessageStatus::Failed)), Some(code)) =
             (outcome, cb.error_code)
@@ -119,6 +83,10 @@ pub async fn record_status(ctx: Ctx<'_>, cb: StatusCallback) -> Result<StatusOut
             }
         }
     }
+    // A callback that moved the message is recorded by that write: the status, its time and the
+    // provider's status are on the record, and the same callback again changes nothing (a
+    // status never advances to itself). Only the others — for no known message, or changing
+    // nothing (late, duplicate, another attempt's) — leave a receipt, once per (sid, status).
     let record = WebhookRecord {
         key: format!("twilio_status:{}:{}", cb.sid, cb.status),
         kind: "twilio_status".to_owned(),
@@ -131,7 +99,7 @@ pub async fn record_status(ctx: Ctx<'_>, cb: StatusCallback) -> Result<StatusOut
         status: Some(cb.status.clone()),
         received_at: now,
     };
-    if !store.record_webhook(&record).await? {
+    if !changed && !store.record_webhook(&record).await? {
         tracing::debug!(sid = %cb.sid, status = %cb.status, "duplicate status callback");
     }
     if let (StatusOutcome::Advanced(st), Some(id)) = (outcome, &record.message_id) {
@@ -155,6 +123,59 @@ pub async fn record_status(ctx: Ctx<'_>, cb: StatusCallback) -> Result<StatusOut
         tracing::warn!(sid = %cb.sid, status = %cb.status, "status callback for an unknown message recorded");
     }
     Ok(outcome)
+}
+
+/// Apply callback `cb` (its status mapped to ours: `mapped`) to `m`; `true` when `m` changed
+/// and must be written. Sets `outcome`, and `linked` when the callback taught us the sid.
+fn apply_callback(
+    m: &mut crate::domain::Message,
+    cb: &StatusCallback,
+    mapped: Option<MessageStatus>,
+    now: chrono::DateTime<chrono::Utc>,
+    outcome: &mut StatusOutcome,
+    linked: &mut bool,
+) -> bool {
+    *outcome = StatusOutcome::Ignored;
+    *linked = false;
+    if m.previous_sids.contains(&cb.sid) {
+        return false; // an earlier attempt's late callback
+    }
+    match &m.provider_sid {
+        Some(current) if *current != cb.sid => return false, // not this attempt's sid
+        Some(_) => {}
+        None => {
+            m.provider_sid = Some(cb.sid.clone());
+            *linked = true;
+        }
+    }
+    let Some(next) = mapped else { return *linked };
+    if m.advance(next, cb.error_code, now) {
+        m.provider_status = Some(cb.status.clone());
+        if let (MessageStatus::Failed | MessageStatus::Undelivered, Some(code)) = (next, cb.error_code) {
+            m.error = Some(MessageError {
+                code,
+                message: cb
+                    .error_message
+                    .clone()
+                    .unwrap_or_else(|| format!("provider reported error {code}")),
+            });
+        }
+        match next {
+            MessageStatus::Delivered | MessageStatus::Undelivered | MessageStatus::Canceled => m.due_at = None,
+            MessageStatus::Failed => {
+                m.due_at = None;
+                m.failed_listed = true;
+            }
+            _ => {}
+        }
+        *outcome = StatusOutcome::Advanced(next);
+        return true;
+    }
+    if next == m.status && provider_rank(&cb.status) > m.provider_status.as_deref().map_or(0, provider_rank) {
+        m.provider_status = Some(cb.status.clone());
+        return true;
+    }
+    *linked
 }
 
 /// Twilio's own order of the statuses that all map to our `sent`, so `provider_status` never regresses.
