@@ -41,6 +41,11 @@ async fn a_broken_invariant_fails_the_run_with_its_seed() {
         "the double send went unnoticed: {:?}",
         report.violations
     );
+    assert!(
+        report.violations.iter().any(|v| v.contains("at operation")),
+        "the per-step check missed it: {:?}",
+        report.violations
+    );
     let panic = std::panic::catch_unwind(|| report.assert_clean()).expect_err("a broken run must fail");
     let text = panic.downcast_ref::<String>().cloned().unwrap_or_default();
     assert!(text.contains("SEED=7"), "{text}");
