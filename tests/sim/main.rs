@@ -10,9 +10,9 @@ use faults::Sabotage;
 use world::{run, Backend, Plan};
 
 /// Messages of the SQLite run in CI (`SIM_MESSAGES` overrides it; scripts/bench.sh runs 10,000).
-const SQLITE_MESSAGES: usize = 2_000;
+const SQLITE_MESSAGES: usize = 1_500;
 /// Messages of the DynamoDB Local run in CI.
-const DYNAMO_MESSAGES: usize = 100;
+const DYNAMO_MESSAGES: usize = 60;
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_seeded_run_on_sqlite_keeps_every_invariant() {

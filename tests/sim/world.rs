@@ -710,9 +710,34 @@ impl World {
             if self.quiet().await {
                 return round + 1;
             }
-            self.clock.advance(Duration::from_secs(3_600));
+            // Nothing due within the hour (only campaign waits of hours or days, or chained
+            // queue delays): a longer step, so settling costs rounds only where work is.
+            let step = if self.due_within(chrono::Duration::hours(1)).await {
+                3_600
+            } else {
+                6 * 3_600
+            };
+            self.clock.advance(Duration::from_secs(step));
         }
         max_rounds
+    }
+
+    /// Whether a message or an enrolment comes due within `within`.
+    async fn due_within(&self, within: chrono::Duration) -> bool {
+        let soon = self.clock.now() + within;
+        let messages = self
+            .deps
+            .queries
+            .list_due(soon, 1)
+            .await
+            .map_or(true, |d| !d.is_empty());
+        let enrolments = self
+            .deps
+            .campaigns
+            .due_enrolments(soon, 1)
+            .await
+            .map_or(true, |d| !d.is_empty());
+        messages || enrolments
     }
 
     /// Nothing due, nothing queued, nothing owed.
