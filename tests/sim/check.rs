@@ -237,7 +237,8 @@ pub async fn all(w: &World, unsettled: bool) -> (u64, Vec<String>) {
     }
 
     // 5b, 6, 8: campaign steps: daily limit per lead's local day, never in the campaign's quiet
-    // hours (drip-a: 21:00-08:00 in the lead's zone), each step at most once.
+    // hours (21:00-08:00 in the lead's zone: drip-a's own, drip-b's the default
+    // SMSRELAY_QUIET_HOURS), each step at most once.
     let mut per_day: BTreeMap<(String, chrono::NaiveDate), u32> = BTreeMap::new();
     let mut per_step: BTreeMap<(String, u64), u32> = BTreeMap::new();
     for l in &landed {
@@ -259,7 +260,7 @@ pub async fn all(w: &World, unsettled: bool) -> (u64, Vec<String>) {
             *per_day
                 .entry((e.to_owned(), smsrelay::domain::schedule::local_day(l.at, tz)))
                 .or_default() += 1;
-            if en.campaign_id == "drip-a" {
+            {
                 let quiet = QuietHours::parse("21:00", "08:00", zone).ok();
                 c.check(!quiet.is_some_and(|q| q.contains(l.at)), || {
                     format!("quiet hours: step {step} of {e} sent at {} in {zone}", l.at)

@@ -257,6 +257,12 @@ impl SimProvider {
         }
     }
 
+    /// How many sends reached the provider, and `f` over those from index `from` on.
+    pub fn landed_since<T>(&self, from: usize, f: impl FnOnce(&[Landed]) -> T) -> (usize, T) {
+        let s = lock(&self.state);
+        (s.landed.len(), f(s.landed.get(from..).unwrap_or(&[])))
+    }
+
     pub fn landed(&self) -> Vec<Landed> {
         lock(&self.state).landed.clone()
     }

@@ -10,9 +10,9 @@ use faults::Sabotage;
 use world::{run, Backend, Plan};
 
 /// Messages of the SQLite run in CI (`SIM_MESSAGES` overrides it; scripts/bench.sh runs 10,000).
-const SQLITE_MESSAGES: usize = 2_000;
+const SQLITE_MESSAGES: usize = 1_500;
 /// Messages of the DynamoDB Local run in CI.
-const DYNAMO_MESSAGES: usize = 300;
+const DYNAMO_MESSAGES: usize = 60;
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_seeded_run_on_sqlite_keeps_every_invariant() {
@@ -39,6 +39,11 @@ async fn a_broken_invariant_fails_the_run_with_its_seed() {
     assert!(
         report.violations.iter().any(|v| v.starts_with("no duplicate:")),
         "the double send went unnoticed: {:?}",
+        report.violations
+    );
+    assert!(
+        report.violations.iter().any(|v| v.contains("at operation")),
+        "the per-step check missed it: {:?}",
         report.violations
     );
     let panic = std::panic::catch_unwind(|| report.assert_clean()).expect_err("a broken run must fail");
