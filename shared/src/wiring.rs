@@ -86,16 +86,23 @@ pub enum WiringError {
 /// timeout (tests/e2e/template.rs checks it).
 pub const HTTP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// The HTTP client for webhooks and provider calls.
+/// The HTTP client for webhooks and provider calls: one per process, cloned (a clone shares its
+/// connection pool and TLS configuration, which are costly to build: the root store is parsed
+/// once, not at every rebuild of the dependencies).
 ///
 /// # Errors
 /// The TLS stack cannot be initialised.
 pub fn http_client() -> Result<reqwest::Client, WiringError> {
-    reqwest::Client::builder()
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    if let Some(client) = CLIENT.get() {
+        return Ok(client.clone());
+    }
+    let built = reqwest::Client::builder()
         .connect_timeout(std::time::Duration::from_secs(5))
         .timeout(HTTP_TIMEOUT)
         .build()
-        .map_err(WiringError::Http)
+        .map_err(WiringError::Http)?;
+    Ok(CLIENT.get_or_init(|| built).clone())
 }
 
 impl Deps {
