@@ -8,11 +8,12 @@ use chrono::{DateTime, Utc};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use smsrelay::domain::{PhoneNumber, ProviderSid};
+use smsrelay::ports::{Alert, AlertError, Alerter, DomainEvent, EventPublisher, PublishError};
 use smsrelay::ports::{
     Clock, JobPayload, JobQueue, OutboundSms, ProviderAccepted, ProviderError, ProviderMessage, QueueError, QueueStats,
     ReceivedJob, Sender, SmsProvider, StoreError,
 };
-use smsrelay::testing::{ManualClock, StoreFault, StoreFaults};
+use smsrelay::testing::{ManualClock, RecordingAlerter, StoreFault, StoreFaults};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -458,5 +459,64 @@ impl JobQueue for SimQueue {
 
     async fn stats(&self) -> Result<QueueStats, QueueError> {
         self.inner.stats().await
+    }
+}
+
+/// Domain events with faults: the bus refuses the whole publish, or some events of it, or the
+/// process crashes at it. Events are best effort (docs/design.md): no fault here may change what
+/// is sent or recorded.
+pub struct SimEvents {
+    faults: Arc<Faults>,
+}
+
+impl SimEvents {
+    pub fn new(faults: Arc<Faults>) -> Self {
+        Self { faults }
+    }
+}
+
+#[async_trait]
+impl EventPublisher for SimEvents {
+    async fn publish(&self, events: &[DomainEvent]) -> Result<(), PublishError> {
+        match self.faults.decide(&[
+            ("events_publish_error", 3),
+            ("events_partly_refused", 2),
+            ("crash_at_publish", 1),
+        ]) {
+            Some("events_publish_error") => Err(PublishError {
+                failed: (0..events.len()).collect(),
+                source: Some(anyhow::anyhow!("simulated bus outage")),
+            }),
+            Some("events_partly_refused") => Err(PublishError {
+                failed: vec![0],
+                source: None,
+            }),
+            Some(_) => std::future::pending().await,
+            None => Ok(()),
+        }
+    }
+}
+
+/// The alert channel with faults: it refuses an alert (Slack or the bus is down; nothing is
+/// recorded as delivered), or the process crashes while raising it.
+pub struct SimAlerter {
+    inner: Arc<RecordingAlerter>,
+    faults: Arc<Faults>,
+}
+
+impl SimAlerter {
+    pub fn new(inner: Arc<RecordingAlerter>, faults: Arc<Faults>) -> Self {
+        Self { inner, faults }
+    }
+}
+
+#[async_trait]
+impl Alerter for SimAlerter {
+    async fn raise(&self, alert: &Alert) -> Result<(), AlertError> {
+        match self.faults.decide(&[("alert_channel_error", 3), ("crash_at_alert", 1)]) {
+            Some("alert_channel_error") => Err(AlertError(anyhow::anyhow!("simulated channel outage"))),
+            Some(_) => std::future::pending().await,
+            None => self.inner.raise(alert).await,
+        }
     }
 }

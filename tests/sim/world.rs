@@ -5,7 +5,7 @@
 //! At the end the faults stop, the system is driven until nothing is due, and every invariant of
 //! docs/design.md is checked against the store and the oracle ([`crate::check`]).
 
-use crate::faults::{Callback, Faults, Sabotage, SimProvider, SimQueue, StorePlan};
+use crate::faults::{Callback, Faults, Sabotage, SimAlerter, SimEvents, SimProvider, SimQueue, StorePlan};
 use axum::body::Body;
 use bytes::Bytes;
 use chrono::{DateTime, TimeZone, Utc};
@@ -798,7 +798,8 @@ fn build(
         provider.clone(),
         clock.clone(),
     )
-    .with_alerter(alerts.clone())
+    .with_alerter(Arc::new(SimAlerter::new(alerts.clone(), faults.clone())))
+    .with_events(Arc::new(SimEvents::new(faults.clone())))
 }
 
 async fn call(app: axum::Router, req: http::Request<Body>) -> (u16, Value) {
