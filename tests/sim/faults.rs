@@ -8,7 +8,10 @@ use chrono::{DateTime, Utc};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use smsrelay::domain::{PhoneNumber, ProviderSid};
-use smsrelay::ports::{Alert, AlertError, Alerter, DomainEvent, EventPublisher, PublishError};
+use smsrelay::ports::{
+    Agent, AgentError, AgentReply, AgentRequest, Alert, AlertError, Alerter, Classification, DomainEvent,
+    EventPublisher, PublishError, ToolHost,
+};
 use smsrelay::ports::{
     Clock, JobPayload, JobQueue, OutboundSms, ProviderAccepted, ProviderError, ProviderMessage, QueueError, QueueStats,
     ReceivedJob, Sender, SmsProvider, StoreError,
@@ -517,6 +520,51 @@ impl Alerter for SimAlerter {
             Some("alert_channel_error") => Err(AlertError(anyhow::anyhow!("simulated channel outage"))),
             Some(_) => std::future::pending().await,
             None => self.inner.raise(alert).await,
+        }
+    }
+}
+
+/// The agent with faults: the model server unavailable after the adapter's own retries, the
+/// deadline passed, or the process crashing mid-turn. Nothing was sent on any of them; the
+/// agent-turn job is redelivered, and a reply is never sent twice for one inbound turn.
+pub struct SimAgent {
+    inner: Arc<dyn Agent>,
+    faults: Arc<Faults>,
+}
+
+impl SimAgent {
+    pub fn new(inner: Arc<dyn Agent>, faults: Arc<Faults>) -> Self {
+        Self { inner, faults }
+    }
+
+    fn fault(&self) -> Option<Result<(), AgentError>> {
+        match self.faults.decide(&[
+            ("agent_unavailable", 3),
+            ("agent_deadline_passed", 1),
+            ("crash_in_agent_turn", 1),
+        ])? {
+            "agent_unavailable" => Some(Err(AgentError::Unavailable("simulated 503".to_owned()))),
+            "agent_deadline_passed" => Some(Err(AgentError::DeadlineExceeded)),
+            _ => Some(Ok(())),
+        }
+    }
+}
+
+#[async_trait]
+impl Agent for SimAgent {
+    async fn reply(&self, request: AgentRequest<'_>, host: &dyn ToolHost) -> Result<AgentReply, AgentError> {
+        match self.fault() {
+            Some(Err(e)) => Err(e),
+            Some(Ok(())) => std::future::pending().await,
+            None => self.inner.reply(request, host).await,
+        }
+    }
+
+    async fn classify(&self, request: AgentRequest<'_>) -> Result<Option<Classification>, AgentError> {
+        match self.fault() {
+            Some(Err(e)) => Err(e),
+            Some(Ok(())) => std::future::pending().await,
+            None => self.inner.classify(request).await,
         }
     }
 }

@@ -5,7 +5,7 @@
 //! At the end the faults stop, the system is driven until nothing is due, and every invariant of
 //! docs/design.md is checked against the store and the oracle ([`crate::check`]).
 
-use crate::faults::{Callback, Faults, Sabotage, SimAlerter, SimEvents, SimProvider, SimQueue, StorePlan};
+use crate::faults::{Callback, Faults, Sabotage, SimAgent, SimAlerter, SimEvents, SimProvider, SimQueue, StorePlan};
 use axum::body::Body;
 use bytes::Bytes;
 use chrono::{DateTime, TimeZone, Utc};
@@ -791,7 +791,7 @@ fn build(
     let queue =
         SqliteJobQueue::open(queue_file, MAX_RECEIVES, clock.clone()).unwrap_or_else(|e| panic!("open the queue: {e}"));
     let queue: Arc<dyn JobQueue> = Arc::new(SimQueue::new(Arc::new(queue), faults.clone()));
-    Deps::new(
+    let mut deps = Deps::new(
         config(),
         Arc::new(store.with_faults(plan)),
         queue,
@@ -799,7 +799,9 @@ fn build(
         clock.clone(),
     )
     .with_alerter(Arc::new(SimAlerter::new(alerts.clone(), faults.clone())))
-    .with_events(Arc::new(SimEvents::new(faults.clone())))
+    .with_events(Arc::new(SimEvents::new(faults.clone())));
+    deps.agent = Arc::new(SimAgent::new(deps.agent.clone(), faults.clone()));
+    deps
 }
 
 async fn call(app: axum::Router, req: http::Request<Body>) -> (u16, Value) {
