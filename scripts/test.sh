@@ -17,7 +17,10 @@ cargo_lambda_on_path
 if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
   log "installing chromium and chromium-driver (apt)"
   export DEBIAN_FRONTEND=noninteractive
-  { apt-get install -y chromium chromium-driver || { apt-get update && apt-get install -y chromium chromium-driver; }; } >&2
+  apt=(apt-get)
+  if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1; then apt=(sudo -E apt-get); fi
+  { "${apt[@]}" install -y chromium chromium-driver ||
+    { "${apt[@]}" update && "${apt[@]}" install -y chromium chromium-driver; }; } >&2 || true
 fi
 command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 || {
   echo "chromium and chromedriver are needed for the console's browser test" >&2
