@@ -325,13 +325,8 @@ async fn a_batch_whose_items_were_all_rejected_raises_no_alert() {
     assert_eq!(b["rejected"], 2, "{b}");
     assert!(app.alerts.alerts().is_empty(), "{:?}", app.alerts.alerts());
     let summary: Value = app
-        .get(&format!("/v1/batches/{}", b["batch_id"].as_str().expect("id")))
-        .send()
-        .await
-        .expect("get")
-        .json()
-        .await
-        .expect("json");
+        .get_json(&format!("/v1/batches/{}", b["batch_id"].as_str().expect("id")))
+        .await;
     assert_eq!(
         (summary["state"].as_str(), summary["alerted"].as_bool()),
         (Some("completed"), Some(false))

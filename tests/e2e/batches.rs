@@ -88,14 +88,7 @@ async fn a_batch_reports_a_result_per_item_in_one_call() {
 async fn wait_until_completed(app: &TestApp, id: &str, also: impl Fn(&Value) -> bool) -> Value {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let summary: Value = app
-            .get(&format!("/v1/batches/{id}"))
-            .send()
-            .await
-            .expect("get")
-            .json()
-            .await
-            .expect("json");
+        let summary: Value = app.get_json(&format!("/v1/batches/{id}")).await;
         if summary["state"] == "completed" && also(&summary) {
             return summary;
         }
@@ -142,14 +135,7 @@ async fn a_batch_where_most_sends_fail_raises_exactly_one_alert() {
             .contains("15005550001"),
         "counts, not numbers"
     );
-    let summary: Value = app
-        .get(&format!("/v1/batches/{id}"))
-        .send()
-        .await
-        .expect("get")
-        .json()
-        .await
-        .expect("json");
+    let summary: Value = app.get_json(&format!("/v1/batches/{id}")).await;
     assert_eq!(summary["alerted"], true);
     assert!(app.events.events().iter().any(|e| e.detail_type == "batch.completed"));
     app.stop().await;

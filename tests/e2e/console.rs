@@ -368,14 +368,7 @@ async fn no_console_form_changes_anything_without_its_sessions_csrf_token() {
     // Nothing changed: still on the failed list, the conversation open, nothing sent to the lead.
     let m = app.message(id).await;
     assert_eq!(m["status"], "rate_limited", "{m}");
-    let c: Value = app
-        .get(&format!("/v1/conversations/{conv}"))
-        .send()
-        .await
-        .expect("get")
-        .json()
-        .await
-        .expect("json");
+    let c: Value = app.get_json(&format!("/v1/conversations/{conv}")).await;
     assert_ne!(c["status"], "ended", "{c}");
     assert!(c["outcome"].is_null(), "{c}");
     let failed = operator.page("/console/failed").await;

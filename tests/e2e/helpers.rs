@@ -178,6 +178,18 @@ impl TestApp {
         resp.json().await.expect("json")
     }
 
+    /// `GET path` with the key: the status and the body as JSON (`Null` if it is not JSON).
+    pub async fn get_status_json(&self, path: &str) -> (u16, serde_json::Value) {
+        let resp = self.get(path).send().await.expect("get");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    /// `GET path` with the key, its body as JSON (whatever the status).
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        self.get(path).send().await.expect("get").json().await.expect("json")
+    }
+
     pub async fn message(&self, id: &str) -> serde_json::Value {
         let resp = self.get(&format!("/v1/messages/{id}")).send().await.expect("get");
         assert_eq!(resp.status(), 200);

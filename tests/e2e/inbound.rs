@@ -55,20 +55,18 @@ async fn text(resp: reqwest::Response) -> (u16, String, String) {
     (status, ct, resp.text().await.expect("body"))
 }
 
-async fn get_json(app: &TestApp, path: &str) -> (u16, Value) {
-    let resp = app.get(path).send().await.expect("get");
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
-}
-
 async fn consent(app: &TestApp) -> Value {
-    let (status, body) = get_json(app, &format!("/v1/consent/{}", LEAD.replace('+', "%2B"))).await;
+    let (status, body) = app
+        .get_status_json(&format!("/v1/consent/{}", LEAD.replace('+', "%2B")))
+        .await;
     assert_eq!(status, 200, "{body}");
     body
 }
 
 async fn conversations(app: &TestApp) -> Value {
-    let (status, body) = get_json(app, &format!("/v1/conversations?phone={}", LEAD.replace('+', "%2B"))).await;
+    let (status, body) = app
+        .get_status_json(&format!("/v1/conversations?phone={}", LEAD.replace('+', "%2B")))
+        .await;
     assert_eq!(status, 200, "{body}");
     body
 }
@@ -233,7 +231,9 @@ async fn a_reply_opens_a_conversation_and_the_same_sid_twice_stores_one_message(
     // The outbound message sent before the reply is not part of it (it predates the
     // conversation); one sent now is, in order after the reply.
     let later = app.send(LEAD, "Great, see you at 3pm").await;
-    let (status, one) = get_json(&app, &format!("/v1/conversations/{}", c["id"].as_str().unwrap_or(""))).await;
+    let (status, one) = app
+        .get_status_json(&format!("/v1/conversations/{}", c["id"].as_str().unwrap_or("")))
+        .await;
     assert_eq!(status, 200);
     let dirs: Vec<(&str, &str)> = one["messages"]
         .as_array()
@@ -290,7 +290,7 @@ async fn a_person_replies_through_the_pipeline_and_sets_the_outcome() {
     assert_eq!(resp.status(), 202);
     let m: Value = resp.json().await.expect("json");
     assert_eq!((m["to"].as_str(), m["from"].as_str()), (Some(LEAD), Some(OURS)));
-    let (_, c) = get_json(&app, &format!("/v1/conversations/{id}")).await;
+    let (_, c) = app.get_status_json(&format!("/v1/conversations/{id}")).await;
     assert_eq!(c["status"], "needs_human", "a person took over: {c}");
     let linked: Vec<&Value> = c["messages"]
         .as_array()
@@ -341,9 +341,9 @@ async fn a_person_replies_through_the_pipeline_and_sets_the_outcome() {
         .await
         .expect("reply");
     assert_eq!(resp.status(), 409, "an ended conversation takes no reply");
-    let (status, _) = get_json(&app, "/v1/conversations/conv_nope").await;
+    let (status, _) = app.get_status_json("/v1/conversations/conv_nope").await;
     assert_eq!(status, 404);
-    let (status, e) = get_json(&app, "/v1/conversations?phone=12345").await;
+    let (status, e) = app.get_status_json("/v1/conversations?phone=12345").await;
     assert_eq!((status, e["error"]["field"].as_str()), (400, Some("phone")));
     app.stop().await;
 }
