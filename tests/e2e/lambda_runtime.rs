@@ -69,14 +69,18 @@ fn binaries() -> HashMap<&'static str, PathBuf> {
     }
     let status = build.status().expect("cargo build runs");
     assert!(status.success(), "building the Lambda binaries failed");
-    // The test binary is target/<profile>/deps/e2e-*; the binaries are in target/<profile>/.
+    let dir = profile_dir();
+    FUNCTIONS.iter().map(|(bin, _)| (*bin, dir.join(bin))).collect()
+}
+
+/// `target/<profile>/`, where cargo puts the binaries: the test binary is
+/// `target/<profile>/deps/e2e-*`.
+fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
-    let dir = exe
-        .parent()
+    exe.parent()
         .and_then(Path::parent)
         .expect("target/<profile>")
-        .to_path_buf();
-    FUNCTIONS.iter().map(|(bin, _)| (*bin, dir.join(bin))).collect()
+        .to_path_buf()
 }
 
 fn free_port() -> u16 {
@@ -88,12 +92,7 @@ fn free_port() -> u16 {
 
 /// Where the functions' logs go (one file per function, kept after the run).
 fn log_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>")
-        .join("lambda-runtime-logs");
+    let dir = profile_dir().join("lambda-runtime-logs");
     std::fs::create_dir_all(&dir).expect("log dir");
     dir
 }
