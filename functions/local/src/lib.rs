@@ -14,9 +14,6 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use smsrelay::adapters::log_alerter::{FanoutAlerter, LogAlerter};
 use smsrelay::adapters::slack::SlackAlerter;
-use smsrelay::adapters::sqlite::LogEventPublisher;
-use smsrelay::adapters::sqlite::SimulatorLedger;
-use smsrelay::adapters::sqlite::SqliteJobQueue;
 use smsrelay::adapters::sqlite::SqliteStore;
 use smsrelay::adapters::system_clock::SystemClock;
 use smsrelay::config::Config;
@@ -74,8 +71,9 @@ pub fn local_deps(mut config: Config, addr: SocketAddr, data: &Path) -> anyhow::
     }
     let store = SqliteStore::open(data).with_context(|| format!("cannot open {}", data.display()))?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let queue = SqliteJobQueue::open(data, MAX_RECEIVES, clock.clone())
-        .with_context(|| format!("cannot open the job queue in {}", data.display()))?;
+    // The queue, the event log and the simulator's ledger live in the same file and share the
+    // store's one connection (and its group commits).
+    let queue = store.job_queue(MAX_RECEIVES, clock.clone());
     if config.public_url.is_none() {
         config.public_url = Some(format!("http://{addr}"));
     }
@@ -84,12 +82,9 @@ pub fn local_deps(mut config: Config, addr: SocketAddr, data: &Path) -> anyhow::
     let provider: Arc<dyn SmsProvider> = if config.twilio.is_some() {
         provider_for(&config)?
     } else {
-        let ledger = SimulatorLedger::open(data)
-            .with_context(|| format!("cannot open the simulator's ledger in {}", data.display()))?;
-        Arc::new(simulator_on(&config, ledger)?.with_clock(clock.clone()))
+        Arc::new(simulator_on(&config, store.simulator_ledger())?.with_clock(clock.clone()))
     };
-    let events =
-        LogEventPublisher::open(data).with_context(|| format!("cannot open the event log in {}", data.display()))?;
+    let events = store.event_log();
     let mut alerters: Vec<Arc<dyn Alerter>> = vec![Arc::new(LogAlerter)];
     if let Some(url) = &config.slack_webhook_url {
         alerters.push(Arc::new(SlackAlerter::new(url.clone(), http_client()?)));

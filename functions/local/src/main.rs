@@ -64,6 +64,11 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
+/// mimalloc instead of glibc's malloc: under load a fifth of the process's time went to
+/// glibc's `malloc` / `free` (request and JSON buffers, futures), measured with `perf`.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     smsrelay::telemetry::init();
@@ -98,5 +103,12 @@ async fn main() -> anyhow::Result<()> {
     println!("  health:    {}/health", server.url());
     println!("  openapi:   {}/openapi.json", server.url());
     println!("  send:      curl -s -X POST {}/v1/messages -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' -d '{{\"to\":\"+14155550100\",\"body\":\"Hello\"}}'", server.url());
-    server.wait().await
+    let served = server.wait().await;
+    let work = smsrelay::adapters::sqlite::work_done();
+    tracing::info!(
+        calls = work.calls,
+        transactions = work.transactions,
+        "SQLite work of this run (calls answered in group commits)"
+    );
+    served
 }

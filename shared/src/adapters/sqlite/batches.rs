@@ -116,7 +116,7 @@ impl BatchStore for SqliteStore {
         let (id, item, now_s) = (id.to_owned(), item.as_str().to_owned(), now.timestamp());
         let col = column(outcome);
         self.run(move |conn| {
-            let tx = conn.transaction().map_err(sql_error)?;
+            let tx = conn.savepoint().map_err(sql_error)?;
             let Some(_) = read(&tx, &id, now_s)? else {
                 return Ok(None);
             };

@@ -1,7 +1,7 @@
 //! `ConsentStore` on `SqliteStore`: the opt-out registry and per-recipient send slots. Same
 //! semantics as the DynamoDB adapter (the shared contract suite runs against both): every
-//! check-and-write runs in one `BEGIN IMMEDIATE` transaction, which SQLite serialises across
-//! connections and processes.
+//! check-and-write runs in one savepoint of the connection's `BEGIN IMMEDIATE` group
+//! transaction (`conn::Db`), which SQLite serialises across connections and processes.
 
 use super::conn::sql_error;
 use super::{time, SqliteStore};
@@ -9,7 +9,7 @@ use crate::domain::{ConsentEvidence, PhoneNumber};
 use crate::ports::{ConsentStore, OptOut, SendCheck, StoreError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension};
 
 #[async_trait]
 impl ConsentStore for SqliteStore {
@@ -41,7 +41,7 @@ impl ConsentStore for SqliteStore {
         self.run(move |conn| read_opt_out(conn, &owned)).await
     }
 
-    /// Count and insert inside one IMMEDIATE transaction: concurrent callers are serialised, so
+    /// Count and insert inside one savepoint of the IMMEDIATE group transaction: concurrent callers are serialised, so
     /// they can never take more than `limit` slots between them.
     async fn append_consent(&self, phone: &PhoneNumber, evidence: &ConsentEvidence) -> Result<bool, StoreError> {
         let doc = serde_json::to_string(evidence)
@@ -95,9 +95,7 @@ impl ConsentStore for SqliteStore {
         let phone = phone.as_str().to_owned();
         let (now_ms, since) = (now.timestamp_millis(), (now - window).timestamp_millis());
         self.run(move |conn| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(sql_error)?;
+            let tx = conn.savepoint().map_err(sql_error)?;
             let granted = take_slot(&tx, &phone, now_ms, since, limit)?;
             tx.commit().map_err(sql_error)?;
             Ok(granted)
@@ -105,7 +103,7 @@ impl ConsentStore for SqliteStore {
         .await
     }
 
-    /// The opt-out read and the slot in one IMMEDIATE transaction (one store call, one commit).
+    /// The opt-out read and the slot in one savepoint (one store call, at most one commit).
     async fn check_send(
         &self,
         phone: &PhoneNumber,
@@ -116,9 +114,7 @@ impl ConsentStore for SqliteStore {
         let owned = phone.clone();
         let (now_ms, since) = (now.timestamp_millis(), (now - window).timestamp_millis());
         self.run(move |conn| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(sql_error)?;
+            let tx = conn.savepoint().map_err(sql_error)?;
             let check = if let Some(o) = read_opt_out(&tx, &owned)? {
                 SendCheck::OptedOut(o)
             } else if take_slot(&tx, owned.as_str(), now_ms, since, limit)? {
@@ -152,7 +148,7 @@ fn read_opt_out(conn: &Connection, phone: &PhoneNumber) -> Result<Option<OptOut>
     .transpose()
 }
 
-/// Inside the caller's IMMEDIATE transaction: drop slots at or before `since`, count the rest,
+/// Inside the caller's savepoint: drop slots at or before `since`, count the rest,
 /// and take one at `now_ms` if fewer than `limit` remain.
 fn take_slot(tx: &Connection, phone: &str, now_ms: i64, since: i64, limit: u32) -> Result<bool, StoreError> {
     tx.prepare_cached("DELETE FROM send_slots WHERE phone = ?1 AND at_ms <= ?2")

@@ -96,7 +96,7 @@ impl CounterStore for SqliteStore {
         let ops = ops.to_vec();
         let now = now.timestamp();
         self.run(move |conn| {
-            let tx = conn.transaction().map_err(sql_error)?;
+            let tx = conn.savepoint().map_err(sql_error)?;
             let mut out = Vec::with_capacity(ops.len());
             for op in &ops {
                 out.push(match op {

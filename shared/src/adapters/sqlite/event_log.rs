@@ -46,7 +46,13 @@ impl From<OpenError> for EventLogError {
 
 impl From<TaskFailed> for EventLogError {
     fn from(err: TaskFailed) -> Self {
-        Self::Unexpected(anyhow::Error::new(err))
+        match err {
+            TaskFailed::NotCommitted {
+                code: Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked),
+                ..
+            } => Self::Busy,
+            other => Self::Unexpected(anyhow::Error::new(other)),
+        }
     }
 }
 
@@ -77,7 +83,12 @@ impl LogEventPublisher {
 
     fn with_schema(conn: Connection) -> Result<Self, EventLogError> {
         conn.execute_batch(schema::EVENTS)?;
-        Ok(Self { db: Db::new(conn) })
+        Ok(Self::on(Db::new(conn)))
+    }
+
+    /// On a connection whose database has the table (`SqliteStore`'s accessor).
+    pub(crate) fn on(db: Db) -> Self {
+        Self { db }
     }
 
     /// The last `limit` events stored, newest first.
@@ -142,7 +153,7 @@ impl EventPublisher for LogEventPublisher {
             rows.push((event.detail_type.clone(), detail, at));
         }
         self.run(move |conn| {
-            let tx = conn.transaction()?;
+            let tx = conn.savepoint()?;
             {
                 let mut stmt =
                     tx.prepare_cached("INSERT INTO domain_events (detail_type, detail, at) VALUES (?1, ?2, ?3)")?;

@@ -1,6 +1,6 @@
 //! `IdempotencyStore` on `SqliteStore`: the Powertools-shaped begin / complete / release, each
-//! check-and-write in one `BEGIN IMMEDIATE` transaction (serialised across connections and
-//! processes). Same semantics as the DynamoDB adapter (the shared contract suite runs on both).
+//! check-and-write in one savepoint of the connection's `BEGIN IMMEDIATE` group transaction
+//! (`conn::Db`; serialised across connections and processes). Same semantics as the DynamoDB adapter (the shared contract suite runs on both).
 
 use super::conn::sql_error;
 use super::SqliteStore;
@@ -8,7 +8,7 @@ use crate::ports::idempotency_store::{IDEMPOTENCY_LEASE_SECS, IDEMPOTENCY_TTL_SE
 use crate::ports::{Begin, IdempotencyStore, SavedResponse, StoreError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use rusqlite::{params, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, OptionalExtension};
 
 #[async_trait]
 impl IdempotencyStore for SqliteStore {
@@ -16,7 +16,7 @@ impl IdempotencyStore for SqliteStore {
         let (key, hash) = (key.to_owned(), request_hash.to_owned());
         let now_s = now.timestamp();
         self.run(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql_error)?;
+            let tx = conn.savepoint().map_err(sql_error)?;
             type Row = (String, String, i64, i64, Option<u16>, Option<String>);
             let existing: Option<Row> = tx
                 .query_row(

@@ -120,7 +120,7 @@ impl MessageStore for SqliteStore {
             .map(MessageRow::try_from)
             .collect::<Result<Vec<_>, _>>()?;
         self.run(move |conn| {
-            let tx = conn.transaction().map_err(sql_error)?;
+            let tx = conn.savepoint().map_err(sql_error)?;
             let mut out = Vec::with_capacity(rows.len());
             {
                 let mut stmt = tx.prepare_cached(INSERT_MESSAGE).map_err(sql_error)?;

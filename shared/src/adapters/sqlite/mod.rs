@@ -37,6 +37,7 @@ pub(crate) mod schema;
 pub mod simulator;
 pub(crate) mod time;
 
+pub use conn::{work_done, WorkDone};
 pub use event_log::{EventLogError, LogEventPublisher};
 pub use queue::SqliteJobQueue;
 pub use simulator::{SimRecord, SimulatorLedger};
@@ -72,8 +73,31 @@ impl SqliteStore {
     }
 
     fn with_schema(conn: Connection) -> Result<Self, StoreError> {
-        conn.execute_batch(schema::STORE).map_err(conn::sql_error)?;
+        for tables in [schema::STORE, schema::QUEUE, schema::EVENTS, schema::SIMULATOR] {
+            conn.execute_batch(tables).map_err(conn::sql_error)?;
+        }
         Ok(Self { db: Db::new(conn) })
+    }
+
+    /// The retry queue in this store's database, on its connection: one connection thread for
+    /// the process, so the store's and the queue's writes share group commits and no
+    /// connection's page cache is invalidated by another's writes.
+    #[must_use]
+    pub fn job_queue(&self, max_receives: u32, clock: std::sync::Arc<dyn crate::ports::Clock>) -> SqliteJobQueue {
+        SqliteJobQueue::on(self.db.clone(), max_receives, clock)
+    }
+
+    /// The event log in this store's database, on its connection (as [`Self::job_queue`]).
+    #[must_use]
+    pub fn event_log(&self) -> LogEventPublisher {
+        LogEventPublisher::on(self.db.clone())
+    }
+
+    /// The Twilio simulator's ledger in this store's database, on its connection (as
+    /// [`Self::job_queue`]).
+    #[must_use]
+    pub fn simulator_ledger(&self) -> SimulatorLedger {
+        SimulatorLedger::on(self.db.clone())
     }
 
     /// Run `f` on the connection on tokio's blocking pool.

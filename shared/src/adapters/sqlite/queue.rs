@@ -16,7 +16,7 @@ use crate::ports::{Clock, JobPayload, JobQueue, QueueError, QueueStats, Received
 use anyhow::{anyhow, Context as _};
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
-use rusqlite::{params, Connection, TransactionBehavior};
+use rusqlite::{params, Connection};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -68,11 +68,16 @@ impl SqliteJobQueue {
         conn.execute_batch(schema::QUEUE)
             .context("creating the jobs table")
             .map_err(QueueError::Unexpected)?;
-        Ok(Self {
-            db: Db::new(conn),
+        Ok(Self::on(Db::new(conn), max_receives, clock))
+    }
+
+    /// The queue on a connection whose database has the jobs table (`SqliteStore::job_queue`).
+    pub(crate) fn on(db: Db, max_receives: u32, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            db,
             max_receives,
             clock,
-        })
+        }
     }
 
     /// Run `f` with the connection on the blocking pool.
@@ -147,9 +152,7 @@ impl JobQueue for SqliteJobQueue {
         let max_receives = i64::from(self.max_receives);
         let rows = self
             .with_conn(move |conn| {
-                let tx = conn
-                    .transaction_with_behavior(TransactionBehavior::Immediate)
-                    .context("beginning receive transaction")?;
+                let tx = conn.savepoint().context("beginning receive transaction")?;
                 let mut taken: Vec<DueRow> = Vec::new();
                 // Rows that die here drop out of the next select, so each pass makes progress.
                 loop {
@@ -428,9 +431,7 @@ mod tests {
         let mut store = Connection::open(&path).expect("store connection");
         let (locked_tx, locked_rx) = std::sync::mpsc::channel();
         let holder = std::thread::spawn(move || {
-            let tx = store
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .expect("store write lock");
+            let tx = store.savepoint().expect("store write lock");
             locked_tx.send(()).expect("signal");
             std::thread::sleep(Duration::from_millis(300));
             tx.commit().expect("store commit");

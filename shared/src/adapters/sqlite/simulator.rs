@@ -11,7 +11,7 @@ use super::conn::{self, Db};
 use super::{schema, time};
 use crate::ports::{Sender, StoreError};
 use chrono::{DateTime, Utc};
-use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 use std::path::Path;
 
 /// One message the simulator accepted, as stored.
@@ -83,7 +83,12 @@ impl SimulatorLedger {
 
     fn with_schema(conn: Connection) -> Result<Self, StoreError> {
         conn.execute_batch(schema::SIMULATOR).map_err(conn::sql_error)?;
-        Ok(Self { db: Db::new(conn) })
+        Ok(Self::on(Db::new(conn)))
+    }
+
+    /// On a connection whose database has the table (`SqliteStore`'s accessor).
+    pub(crate) fn on(db: Db) -> Self {
+        Self { db }
     }
 
     /// Record an accepted message.
@@ -149,9 +154,7 @@ impl SimulatorLedger {
         let sid = sid.to_owned();
         self.db
             .call(move |c| {
-                let tx = c
-                    .transaction_with_behavior(TransactionBehavior::Immediate)
-                    .map_err(conn::sql_error)?;
+                let tx = c.savepoint().map_err(conn::sql_error)?;
                 let current: Option<String> = tx
                     .prepare_cached("SELECT status FROM simulator_messages WHERE sid = ?1")
                     .map_err(conn::sql_error)?
