@@ -186,7 +186,7 @@ macro_rules! fault_suite {
             )
             .await;
             on_list(&e.twilio, vec![message_json(sid, "+14155550100", "hi", "sent")]).await;
-            e.store.fail_next("update_message", 1);
+            e.store.fail_next("update_message_and_link", 1);
             let (status, body) = e.send("+14155550100", "hi").await;
             assert_eq!(status, 202);
             assert!(body["warning"].is_string(), "{body}");
@@ -212,9 +212,9 @@ macro_rules! fault_suite {
             )
             .await;
             on_list(&e.twilio, vec![message_json(sid, "+14155550100", "hi", "sent")]).await;
-            // The send path's own sid link and outcome write fail, then reconciliation's link.
-            e.store.fail_next("link_provider_sid", 2);
-            e.store.fail_next("update_message", 1);
+            // The send path's outcome write (with its sid link) fails, then reconciliation's link.
+            e.store.fail_next("update_message_and_link", 1);
+            e.store.fail_next("link_provider_sid", 1);
             let (status, body) = e.send("+14155550100", "hi").await;
             assert_eq!(status, 202, "{body}");
             let id = body["id"].as_str().expect("id");

@@ -375,7 +375,7 @@ async fn a_store_fault_before_the_send_is_a_503_and_nothing_is_sent() {
 #[tokio::test]
 async fn a_store_fault_after_the_provider_accepted_is_a_warning_and_the_callback_completes_the_record() {
     let app = TestApp::new().await;
-    app.store.fail_next("update_message", 1);
+    app.store.fail_next("update_message_and_link", 1);
     let m = app.send("+14155550100", "hi").await;
     assert!(m["warning"].is_string(), "{m}");
     assert_eq!(app.sim().sent_count(), 1);
@@ -423,10 +423,11 @@ async fn one_message_costs_a_known_number_of_store_writes_from_accept_to_deliver
             ("add_many", 1),
             ("check_send", 1),
             ("create_message", 1),
-            ("link_provider_sid", 1),
             // The two callbacks (sent, delivered) each move the message: that write is their
             // record, so they leave no separate receipt.
-            ("update_message", 3)
+            ("update_message", 2),
+            // The provider's answer and the sid's index: one call (one transaction).
+            ("update_message_and_link", 1)
         ],
         "{:?}",
         app.store.calls_by_method()

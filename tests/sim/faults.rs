@@ -137,10 +137,11 @@ fn injected(what: &str) -> StoreError {
 }
 
 /// Store methods that write (a fault after one of them is "the write landed, the answer was lost").
-const WRITES: [&str; 27] = [
+const WRITES: [&str; 28] = [
     "create_message",
     "create_messages",
     "update_message",
+    "update_message_and_link",
     "link_provider_sid",
     "record_webhook",
     "add",

@@ -264,20 +264,27 @@ pub async fn run_attempt_at(
     }
     let result = ctx.provider.send(&sms).await;
     let now = ctx.clock.now();
-    if let Ok(accepted) = &result {
-        if let Err(e) = ctx.messages.link_provider_sid(&accepted.sid, &id).await {
-            tracing::warn!(message_id = %id, error.message = %e, "could not index provider sid; the callback URL still carries the id");
-        }
-    }
+    let sid = result.as_ref().ok().map(|accepted| &accepted.sid);
     let unit: f64 = crate::domain::entropy::random();
 
     let mut fast = claimed.clone();
     let (mut outcome, mut after) = apply_result(&mut fast, &result, now, ctx, unit);
     fast.version = claimed.version + 1;
-    let written = match ctx.messages.update_message(&fast).await {
+    // The outcome and the sid's index in one store call when the provider took it.
+    let fast_write = match sid {
+        Some(sid) => ctx.messages.update_message_and_link(&fast, sid).await,
+        None => ctx.messages.update_message(&fast).await,
+    };
+    let written = match fast_write {
         Ok(()) => Ok(Some(fast.clone())),
-        // A status callback raced us (it can arrive before the create response): merge onto it.
+        // A status callback raced us (it can arrive before the create response): index the sid
+        // on its own, then merge onto the newer record.
         Err(StoreError::ConditionFailed) => {
+            if let Some(sid) = sid {
+                if let Err(e) = ctx.messages.link_provider_sid(sid, &id).await {
+                    tracing::warn!(message_id = %id, error.message = %e, "could not index provider sid; the callback URL still carries the id");
+                }
+            }
             modify_message(ctx.messages, &id, |m| {
                 if m.attempts != claimed.attempts {
                     return false; // a later attempt owns the record now

@@ -100,6 +100,23 @@ pub trait MessageStore: Send + Sync {
     /// `ConditionFailed` if the sid already points at a different message.
     async fn link_provider_sid(&self, sid: &ProviderSid, id: &MessageId) -> Result<(), StoreError>;
 
+    /// The outcome of a provider call in one store call: `message` written as
+    /// [`Self::update_message`] writes it and `sid` pointed at it as [`Self::link_provider_sid`]
+    /// points it, atomically (one SQLite transaction, one DynamoDB `TransactWriteItems`; both
+    /// items are the message's own, so no hot key joins the transaction). This default, for
+    /// stores that cannot, links first (a failure there is logged and does not stop the update,
+    /// the callback URL carries the id) and then updates.
+    ///
+    /// # Errors
+    /// As [`Self::update_message`]; an atomic store also gives `ConditionFailed`, and writes
+    /// neither, when the sid points at another message.
+    async fn update_message_and_link(&self, message: &Message, sid: &ProviderSid) -> Result<(), StoreError> {
+        if let Err(e) = self.link_provider_sid(sid, &message.id).await {
+            tracing::warn!(message_id = %message.id, error.message = %e, "could not index provider sid; the callback URL still carries the id");
+        }
+        self.update_message(message).await
+    }
+
     /// The message a provider sid points at.
     ///
     /// # Errors

@@ -200,6 +200,12 @@ impl MessageStore for CountingStore {
         let result = self.messages.link_provider_sid(sid, id).await;
         self.leave("link_provider_sid", result).await
     }
+    /// Delegated, so the wrapped store's own atomic write runs (one call, as it is one request).
+    async fn update_message_and_link(&self, message: &Message, sid: &ProviderSid) -> Result<(), StoreError> {
+        self.enter("update_message_and_link").await?;
+        let result = self.messages.update_message_and_link(message, sid).await;
+        self.leave("update_message_and_link", result).await
+    }
     async fn message_id_for_sid(&self, sid: &ProviderSid) -> Result<Option<MessageId>, StoreError> {
         self.enter("message_id_for_sid").await?;
         let result = self.messages.message_id_for_sid(sid).await;

@@ -52,6 +52,8 @@ macro_rules! store_contract {
             a_linked_sid_resolves_to_its_message,
             linking_the_same_pair_twice_is_ok,
             linking_a_sid_to_another_message_is_condition_failed,
+            an_update_and_link_writes_the_message_and_its_sid_together,
+            an_update_and_link_with_a_stale_version_writes_neither,
             a_webhook_is_recorded_once_per_key,
             listing_is_newest_first_and_pages_without_duplicates_or_gaps,
             listing_has_no_next_cursor_when_the_last_page_is_full,
@@ -493,6 +495,35 @@ pub async fn linking_a_sid_to_another_message_is_condition_failed(store: &dyn St
         Err(StoreError::ConditionFailed)
     ));
     assert_eq!(store.message_id_for_sid(&sid(1)).await.expect("lookup"), Some(m.id));
+}
+
+/// The provider call's outcome and its sid are written in one call and both read back.
+pub async fn an_update_and_link_writes_the_message_and_its_sid_together(store: &dyn Store) {
+    let m = message_to(&recipient(1), 0, MessageStatus::Sending);
+    create(store, &m).await;
+    let sent = next_version(&m, MessageStatus::Sent);
+    store
+        .update_message_and_link(&sent, &sid(1))
+        .await
+        .expect("update and link");
+    assert_eq!(get(store, &m.id).await, Some(sent));
+    assert_eq!(store.message_id_for_sid(&sid(1)).await.expect("lookup"), Some(m.id));
+}
+
+/// A lost version condition (a callback wrote first) leaves the record as it was and the sid
+/// unlinked: the caller links it on its own and merges onto the newer record.
+pub async fn an_update_and_link_with_a_stale_version_writes_neither(store: &dyn Store) {
+    let m = message_to(&recipient(1), 0, MessageStatus::Sending);
+    create(store, &m).await;
+    let newer = next_version(&m, MessageStatus::Sent);
+    store.update_message(&newer).await.expect("the callback's write");
+    let stale = next_version(&m, MessageStatus::Failed);
+    assert!(matches!(
+        store.update_message_and_link(&stale, &sid(1)).await,
+        Err(StoreError::ConditionFailed)
+    ));
+    assert_eq!(get(store, &m.id).await, Some(newer));
+    assert_eq!(store.message_id_for_sid(&sid(1)).await.expect("lookup"), None);
 }
 
 /// The first receipt of a key is new, a repeat is a duplicate, another key is new again.

@@ -7,6 +7,7 @@
 //! proves both. Reads of single items are strongly consistent; the listings read GSIs, which are
 //! eventually consistent (docs/dynamodb.md). Nothing here scans the table.
 
+use super::conversations::build;
 use super::items::{self, Item, MessageItem, ProviderSidTarget};
 use super::keys;
 use crate::domain::{Message, MessageId, MessageStatus, PhoneNumber, ProviderSid};
@@ -341,6 +342,36 @@ impl MessageStore for DynamoMessageStore {
             vec![(":id", AttributeValue::S(id.as_str().to_owned()))],
         )
         .await
+    }
+
+    /// One TransactWriteItems of two Puts, the message on `#version = :expected` and its sid
+    /// pointer as [`Self::link_provider_sid`] conditions it: either condition lost writes
+    /// neither. Both items are the message's own, so concurrent sends never conflict.
+    async fn update_message_and_link(&self, message: &Message, sid: &ProviderSid) -> Result<(), StoreError> {
+        let expected = message.version.checked_sub(1).ok_or(StoreError::ConditionFailed)?;
+        let make = || {
+            let write = Put::builder()
+                .table_name(self.table())
+                .set_item(Some(items::message_item(message)?))
+                .condition_expression("#version = :expected")
+                .expression_attribute_names("#version", keys::VERSION)
+                .expression_attribute_values(":expected", AttributeValue::N(expected.to_string()));
+            let link = Put::builder()
+                .table_name(self.table())
+                .set_item(Some(items::provider_sid_item(sid, &message.id)?))
+                .condition_expression("attribute_not_exists(#pk) OR #message_id = :id")
+                .expression_attribute_names("#pk", keys::PK)
+                .expression_attribute_names("#message_id", keys::MESSAGE_ID)
+                .expression_attribute_values(":id", AttributeValue::S(message.id.as_str().to_owned()));
+            Ok(vec![
+                TransactWriteItem::builder().put(build(write.build())?).build(),
+                TransactWriteItem::builder().put(build(link.build())?).build(),
+            ])
+        };
+        match self.transact_retrying(make).await? {
+            Ok(()) => Ok(()),
+            Err(_condition) => Err(StoreError::ConditionFailed),
+        }
     }
 
     /// GetItem of `PROV#<sid>` with ConsistentRead.

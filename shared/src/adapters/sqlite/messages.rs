@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
-use rusqlite::{params, params_from_iter, OptionalExtension};
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
 /// Insert one message row (create fails on an existing id: the primary key).
 const INSERT_MESSAGE: &str =
@@ -100,6 +100,62 @@ fn decode_cursor(cursor: &str) -> Result<MessageId, StoreError> {
     MessageId::parse(&raw).map_err(|_| unreadable())
 }
 
+/// The row of `message` and the version it must replace.
+fn versioned_row(message: &Message) -> Result<(MessageRow, i64), StoreError> {
+    let row = MessageRow::try_from(message)?;
+    let expected = row
+        .version
+        .checked_sub(1)
+        .filter(|v| *v >= 0)
+        .ok_or(StoreError::ConditionFailed)?;
+    Ok((row, expected))
+}
+
+/// Replace the row if its stored version is `expected`.
+fn update_row(conn: &Connection, row: &MessageRow, expected: i64) -> Result<(), StoreError> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE messages SET version = ?2, to_number = ?3, status = ?4, created_at = ?5, doc = ?6, \
+             due_at = ?8, failed_key = ?9 WHERE id = ?1 AND version = ?7",
+        )
+        .map_err(sql_error)?
+        .execute(params![
+            row.id,
+            row.version,
+            row.to_number,
+            row.status,
+            row.created_at,
+            row.doc,
+            expected,
+            row.due_at,
+            row.failed_key
+        ])
+        .map_err(sql_error)?;
+    if changed == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::ConditionFailed)
+    }
+}
+
+/// Point `sid` at `id`; a sid pointing elsewhere is a lost condition.
+fn link_sid(conn: &Connection, sid: &str, id: &str) -> Result<(), StoreError> {
+    conn.prepare_cached("INSERT INTO provider_sids (sid, message_id) VALUES (?1, ?2) ON CONFLICT (sid) DO NOTHING")
+        .map_err(sql_error)?
+        .execute(params![sid, id])
+        .map_err(sql_error)?;
+    let current: String = conn
+        .prepare_cached("SELECT message_id FROM provider_sids WHERE sid = ?1")
+        .map_err(sql_error)?
+        .query_row(params![sid], |r| r.get(0))
+        .map_err(sql_error)?;
+    if current == id {
+        Ok(())
+    } else {
+        Err(StoreError::ConditionFailed)
+    }
+}
+
 #[async_trait]
 impl MessageStore for SqliteStore {
     /// INSERT; the primary key refuses an existing id.
@@ -151,61 +207,24 @@ impl MessageStore for SqliteStore {
     /// `UPDATE … WHERE id = ? AND version = ?` (the caller's version minus one); no row changed
     /// means someone else wrote first, or the message is gone.
     async fn update_message(&self, message: &Message) -> Result<(), StoreError> {
-        let row = MessageRow::try_from(message)?;
-        let expected = row
-            .version
-            .checked_sub(1)
-            .filter(|v| *v >= 0)
-            .ok_or(StoreError::ConditionFailed)?;
-        self.run(move |conn| {
-            let changed = conn
-                .prepare_cached(
-                    "UPDATE messages SET version = ?2, to_number = ?3, status = ?4, created_at = ?5, doc = ?6, \
-                     due_at = ?8, failed_key = ?9 WHERE id = ?1 AND version = ?7",
-                )
-                .map_err(sql_error)?
-                .execute(params![
-                    row.id,
-                    row.version,
-                    row.to_number,
-                    row.status,
-                    row.created_at,
-                    row.doc,
-                    expected,
-                    row.due_at,
-                    row.failed_key
-                ])
-                .map_err(sql_error)?;
-            if changed == 1 {
-                Ok(())
-            } else {
-                Err(StoreError::ConditionFailed)
-            }
-        })
-        .await
+        let (row, expected) = versioned_row(message)?;
+        self.run(move |conn| update_row(conn, &row, expected)).await
     }
 
-    /// INSERT unless the sid exists, then compare: the same message is fine, another is a lost
-    /// condition. Both statements run under the connection lock, and pointers are never deleted.
     async fn link_provider_sid(&self, sid: &ProviderSid, id: &MessageId) -> Result<(), StoreError> {
         let (sid, id) = (sid.as_str().to_owned(), id.as_str().to_owned());
+        self.run(move |conn| link_sid(conn, &sid, &id)).await
+    }
+
+    /// Both statements in one savepoint: a lost condition on either undoes both.
+    async fn update_message_and_link(&self, message: &Message, sid: &ProviderSid) -> Result<(), StoreError> {
+        let (row, expected) = versioned_row(message)?;
+        let sid = sid.as_str().to_owned();
         self.run(move |conn| {
-            conn.prepare_cached(
-                "INSERT INTO provider_sids (sid, message_id) VALUES (?1, ?2) ON CONFLICT (sid) DO NOTHING",
-            )
-            .map_err(sql_error)?
-            .execute(params![sid, id])
-            .map_err(sql_error)?;
-            let current: String = conn
-                .prepare_cached("SELECT message_id FROM provider_sids WHERE sid = ?1")
-                .map_err(sql_error)?
-                .query_row(params![sid], |r| r.get(0))
-                .map_err(sql_error)?;
-            if current == id {
-                Ok(())
-            } else {
-                Err(StoreError::ConditionFailed)
-            }
+            let tx = conn.savepoint().map_err(sql_error)?;
+            update_row(&tx, &row, expected)?;
+            link_sid(&tx, &sid, &row.id)?;
+            tx.commit().map_err(sql_error)
         })
         .await
     }
