@@ -36,8 +36,10 @@ fi
 
 # Throughput of the hot path (issue #8 item 5): smsrelay-local (release, simulator on, callbacks
 # included) driven by wrk -c32 with a distinct valid number per request. Prints accepted
-# messages/s; the store calls per sent message are printed by the batch bench above
-# ("store calls per message"), counted by CountingStore around the real SQLite store.
+# messages/s, then the SQLite calls (store, queue, event log, simulator) and the transactions
+# they were committed in per delivered message (group commit: one transaction serves many
+# calls). The store port calls per message are printed by the batch bench above ("store calls
+# per message") and pinned for one message by tests/e2e/local_http.rs.
 if [ "${BENCH_SKIP_WRK:-0}" != 1 ] && [ $# -eq 0 ]; then
   if ! command -v wrk >/dev/null 2>&1; then
     log "installing wrk (apt)"
@@ -47,12 +49,33 @@ if [ "${BENCH_SKIP_WRK:-0}" != 1 ] && [ $# -eq 0 ]; then
   cargo build --release -p smsrelay-local
   data="$(mktemp -d)"
   port="$(free_port)"
-  SMSRELAY_API_KEY=bench-key SMSRELAY_RATE_LIMIT_PER_HOUR=1000 RUST_LOG=warn \
+  SMSRELAY_API_KEY=bench-key SMSRELAY_RATE_LIMIT_PER_HOUR=1000 RUST_LOG=warn,smsrelay_local=info \
     ./target/release/smsrelay-local --port "$port" --data "$data/bench.db" --tick 1h >"$data/local.log" 2>&1 &
-  PIDS+=($!)
-  wait_port "$port" smsrelay-local "${PIDS[-1]}" "$data/local.log"
+  local_pid=$!
+  PIDS+=("$local_pid")
+  wait_port "$port" smsrelay-local "$local_pid" "$data/local.log"
   log "wrk -t2 -c32 -d${BENCH_WRK_SECONDS:-15}s POST /v1/messages"
   wrk -t2 -c32 -d"${BENCH_WRK_SECONDS:-15}s" -s scripts/wrk-send.lua "http://127.0.0.1:$port"
+  # Let the simulator's callbacks finish, stop the server (it logs the SQLite calls and the
+  # transactions they were committed in), and print them per message that reached delivered.
+  sleep 8
+  kill -TERM "$local_pid"
+  wait "$local_pid" || true
+  python3 - "$data/bench.db" "$data/local.log" <<'PY'
+import re, sqlite3, sys
+db, log = sys.argv[1], sys.argv[2]
+statuses = dict(sqlite3.connect(db).execute("SELECT status, COUNT(*) FROM messages GROUP BY status").fetchall())
+delivered = statuses.get("delivered", 0)
+work = [l for l in open(log) if "SQLite work of this run" in l]
+print(f"hot path: {sum(statuses.values())} messages stored, {statuses}")
+if work and delivered:
+    calls = int(re.search(r"calls=(\d+)", work[-1]).group(1))
+    transactions = int(re.search(r"transactions=(\d+)", work[-1]).group(1))
+    print(f"BENCH sqlite_calls_per_message {calls / delivered:.2f}")
+    print(f"BENCH sqlite_transactions_per_message {transactions / delivered:.3f}")
+else:
+    sys.exit("no SQLite work line or no delivered message: the run did not finish")
+PY
 fi
 
 # The Lambda binaries (issue #12 item 10): each function's release binary size for x86_64 and
