@@ -458,3 +458,56 @@ async fn open_connections_are_bounded() {
     let _ignored = tx.send(());
     server.wait().await.expect("clean shutdown");
 }
+
+/// A client that hangs up while its send is at Twilio does not cancel the send: the handler
+/// runs to its end, so the outcome is recorded at once (`sent`, with the sid), not left
+/// `sending` for reconciliation, and Twilio was asked once.
+#[tokio::test]
+async fn a_client_that_hangs_up_mid_send_does_not_cancel_it() {
+    use crate::twilio_mock::{creates, message_json, messages_path};
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let twilio = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(messages_path()))
+        .respond_with(
+            ResponseTemplate::new(201)
+                .set_body_json(message_json(
+                    "SM20000000000000000000000000000001",
+                    "+14155550142",
+                    "hi",
+                    "queued",
+                ))
+                .set_delay(Duration::from_millis(500)),
+        )
+        .mount(&twilio)
+        .await;
+    let app = TestApp::with(AppOptions {
+        twilio_base: Some(twilio.uri()),
+        ..AppOptions::default()
+    })
+    .await;
+    let body = r#"{"to":"+14155550142","body":"hi"}"#;
+    let request = format!(
+        "POST /v1/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {API_KEY}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut stream = TcpStream::connect(addr(&app)).await.expect("connect");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    // Hang up while Twilio is still answering.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    drop(stream);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let message = loop {
+        let page = app.get_json("/v1/messages?to=%2B14155550142").await;
+        let m = page["data"][0].clone();
+        if m["status"] == "sent" || Instant::now() > deadline {
+            break m;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(message["status"], "sent", "{message}");
+    assert_eq!(message["provider_sid"], "SM20000000000000000000000000000001");
+    assert_eq!(creates(&twilio).await, 1);
+    app.stop().await;
+}

@@ -9,7 +9,9 @@
 //! its tag and SAM function), its arm in [`declare`], and a [`Routes`] variant for its Lambda.
 
 use super::handlers::{admin, batches, campaigns, conversations, inbound, local, messages, public, webhooks};
-use super::layers::{log_refusals, method_not_allowed, not_found, read_body, require_api_key, Limits};
+use super::layers::{
+    log_refusals, method_not_allowed, not_found, read_body, require_api_key, run_to_completion, Limits,
+};
 use crate::config::Scope;
 use crate::wiring::Deps;
 use axum::middleware::{from_fn, from_fn_with_state};
@@ -292,6 +294,7 @@ pub fn router(deps: Deps, routes: Routes) -> axum::Router {
     let limits = Limits::from_config(&deps.config);
     app.method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
+        .layer(from_fn(run_to_completion))
         .layer(from_fn_with_state(limits, read_body))
         .layer(from_fn(log_refusals))
         .with_state(deps)
