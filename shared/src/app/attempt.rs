@@ -9,7 +9,7 @@
 use super::alerts::{publish, raise_once};
 use super::batch_progress::{batch_item_failed, batch_item_finished};
 use super::metrics::{count, increment, Metric};
-use super::pacing::{Pacer, ATTEMPT_HORIZON};
+use super::pacing::{Pacer, Slot, ATTEMPT_HORIZON};
 use super::{modify_message, AppError, Ctx};
 use crate::domain::retry_policy::{backoff, means_opted_out};
 use crate::domain::{Message, MessageError, MessageId, MessageStatus, RescheduleReason};
@@ -204,7 +204,7 @@ pub enum Claim {
 pub struct Claimed {
     /// The message, `sending`.
     pub message: Box<Message>,
-    slot: Moment,
+    slot: Slot,
 }
 
 /// Make a claimed attempt: the provider call leaves at its slot (a fresh one if the claim write
@@ -218,7 +218,7 @@ pub async fn run_claimed(
 ) -> Result<(Message, AttemptOutcome, Option<String>), AppError> {
     let Claimed { message, slot } = claimed;
     let slot = Pacer::new(ctx.config.sender_mps)
-        .on_time(ctx, &message.from, slot, slot + ATTEMPT_HORIZON)
+        .on_time(ctx, &message.from, slot, slot.at + ATTEMPT_HORIZON)
         .await?;
     run_attempt_at(ctx, *message, Some(slot)).await
 }
