@@ -60,6 +60,9 @@ pub struct Deps {
     pub campaigns: Arc<dyn CampaignStore>,
     /// Retell's outbound SMS chats (the steps of Retell campaigns), when `RETELL_API_KEY` is set.
     pub retell_chats: Option<Arc<dyn crate::ports::retell_chats::RetellChats>>,
+    /// Metric increments gathered for one write per flush (smsrelay-local); `None` writes each
+    /// at once (Lambda, tests).
+    pub metric_buffer: Option<Arc<crate::app::metrics::MetricBuffer>>,
 }
 
 /// Why the dependencies could not be built.
@@ -157,6 +160,7 @@ impl Deps {
             clock,
             alerter: Arc::new(crate::adapters::log_alerter::LogAlerter),
             events: Arc::new(crate::adapters::log_only::LogOnlyPublisher),
+            metric_buffer: None,
         }
     }
 
@@ -175,7 +179,17 @@ impl Deps {
             events: self.events.as_ref(),
             config: &self.config,
             callback_base,
+            metrics: self.metric_buffer.as_deref(),
         }
+    }
+
+    /// Gather metric increments in memory; the owner flushes them
+    /// ([`MetricBuffer::flush`](crate::app::metrics::MetricBuffer::flush)) on a timer and at
+    /// shutdown.
+    #[must_use]
+    pub fn with_metric_buffer(mut self) -> Self {
+        self.metric_buffer = Some(Arc::new(crate::app::metrics::MetricBuffer::default()));
+        self
     }
 
     /// Replace the alerter.

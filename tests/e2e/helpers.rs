@@ -118,7 +118,9 @@ impl TestApp {
         let queue = Arc::new(SqliteJobQueue::open(db, smsrelay_local::MAX_RECEIVES, clock.clone()).expect("queue"));
         let alerts = Arc::new(smsrelay::testing::RecordingAlerter::default());
         let events = Arc::new(smsrelay::testing::RecordingPublisher::default());
+        // Metric increments gathered and flushed every second, as smsrelay-local runs.
         let mut deps = Deps::new(cfg, store.clone(), queue, provider, clock)
+            .with_metric_buffer()
             .with_alerter(alerts.clone())
             .with_events(events.clone());
         if let Some(agents) = &opts.campaign_agents {

@@ -90,6 +90,7 @@ pub fn local_deps(mut config: Config, addr: SocketAddr, data: &Path) -> anyhow::
         alerters.push(Arc::new(SlackAlerter::new(url.clone(), http_client()?)));
     }
     Ok(Deps::new(config, Arc::new(store), Arc::new(queue), provider, clock)
+        .with_metric_buffer()
         .with_alerter(Arc::new(FanoutAlerter::new(alerters)))
         .with_events(Arc::new(events)))
 }
@@ -167,6 +168,9 @@ pub fn start_with(
     }
     if let Some(tick) = workers.tick {
         background.push(tokio::spawn(processor_timer(deps.clone(), tick, stop_rx.clone())));
+    }
+    if deps.metric_buffer.is_some() {
+        background.push(tokio::spawn(metric_flusher(deps.clone(), stop_rx.clone())));
     }
     let header_timeout = deps.config.request_timeout;
     let task = tokio::spawn(async move {
@@ -250,6 +254,30 @@ async fn queue_worker(deps: Deps, poll: Duration, mut stop: tokio::sync::watch::
         tokio::select! {
             _ = tokio::time::sleep(poll) => {}
             _ = stop.changed() => return,
+        }
+    }
+}
+
+/// How often gathered metric increments are written (`Deps::with_metric_buffer`).
+pub const METRIC_FLUSH: Duration = Duration::from_secs(1);
+
+/// Write the gathered metric increments every [`METRIC_FLUSH`], and once more at shutdown.
+async fn metric_flusher(deps: Deps, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let Some(buffer) = deps.metric_buffer.clone() else {
+        return;
+    };
+    let mut interval = tokio::time::interval(METRIC_FLUSH);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let stopping = tokio::select! {
+            _ = interval.tick() => false,
+            _ = stop.changed() => true,
+        };
+        if let Err(e) = buffer.flush(deps.counters.as_ref(), deps.clock.now()).await {
+            tracing::warn!(error.message = %e, "metrics not written yet; kept for the next flush");
+        }
+        if stopping {
+            return;
         }
     }
 }

@@ -8,7 +8,7 @@
 
 use super::alerts::{publish, raise_once};
 use super::batch_progress::{batch_item_failed, batch_item_finished};
-use super::metrics::{count, increment, Metric};
+use super::metrics::{count, gather, increment, Metric};
 use super::pacing::{Pacer, Slot, ATTEMPT_HORIZON};
 use super::{modify_message, AppError, Ctx};
 use crate::domain::retry_policy::{backoff, means_opted_out};
@@ -342,7 +342,11 @@ async fn after_outcome(ctx: Ctx<'_>, m: &Message, outcome: AttemptOutcome, sende
     let now = ctx.clock.now();
     match outcome {
         AttemptOutcome::Sent => {
-            let ops = [increment(Metric::Sent, now), CounterOp::Reset { key: streak_key }];
+            let ops = gather(
+                ctx,
+                vec![increment(Metric::Sent, now), CounterOp::Reset { key: streak_key }],
+                1,
+            );
             if let Err(e) = ctx.counters.add_many(&ops, now).await {
                 tracing::warn!(error.message = %e, "sent metric and failure streak not updated");
             }
@@ -357,13 +361,23 @@ async fn after_outcome(ctx: Ctx<'_>, m: &Message, outcome: AttemptOutcome, sende
                     expires_at: None,
                 });
             }
-            let counted = ctx.counters.add_many(&ops, now).await;
+            let ops = gather(ctx, ops, 1);
+            // The streak's new value is the last one written (the metric may be buffered).
+            let streak_at = ops.len().checked_sub(1).filter(|_| sender_side);
+            let counted = if ops.is_empty() {
+                Ok(Vec::new())
+            } else {
+                ctx.counters.add_many(&ops, now).await
+            };
             if outcome == AttemptOutcome::Failed {
                 message_failed(ctx, m).await;
             }
             match counted {
                 Ok(values) => {
-                    if let Some(&streak) = values.get(1).filter(|s| **s >= CONSECUTIVE_FAILURES_ALERT) {
+                    if let Some(&streak) = streak_at
+                        .and_then(|i| values.get(i))
+                        .filter(|s| **s >= CONSECUTIVE_FAILURES_ALERT)
+                    {
                         let mut counts = serde_json::Map::new();
                         counts.insert("consecutive_failures".to_owned(), serde_json::json!(streak));
                         let summary = format!("{streak} sends in a row failed for one sender");

@@ -2,8 +2,10 @@
 //! days), so reading "the last 24 hours" is 24 counter reads, whatever the traffic (no scan).
 
 use super::Ctx;
-use crate::ports::CounterOp;
+use crate::ports::{CounterOp, CounterStore, StoreError};
 use chrono::{DateTime, Duration, Timelike, Utc};
+use std::collections::BTreeMap;
+use std::sync::{Mutex, PoisonError};
 
 /// What is counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,15 +56,105 @@ pub fn increment(metric: Metric, now: DateTime<Utc>) -> CounterOp {
     }
 }
 
+/// Metric increments gathered in memory and written as one `add_many`, so a busy process pays
+/// one counter write per flush instead of one per delivered or failed message (smsrelay-local
+/// flushes every second and at shutdown). A metric read flushes first, so what a reader sees
+/// is exact; what a crash loses is at most the increments since the last flush, never state
+/// (metrics decide nothing). Lambda functions write each increment at once (no buffer), as a
+/// frozen or recycled sandbox would keep its buffer forever.
+#[derive(Debug, Default)]
+pub struct MetricBuffer {
+    pending: Mutex<BTreeMap<String, Pending>>,
+}
+
+/// A gathered counter: the sum of its increments and the latest expiry asked for.
+type Pending = (i64, Option<DateTime<Utc>>);
+
+impl MetricBuffer {
+    /// Gather `op` (an `Add`; anything else is not a metric increment and is refused).
+    fn push(&self, op: CounterOp) -> Result<(), CounterOp> {
+        let CounterOp::Add { key, by, expires_at } = op else {
+            return Err(op);
+        };
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        let entry = pending.entry(key).or_insert((0, expires_at));
+        entry.0 += by;
+        entry.1 = entry.1.max(expires_at);
+        Ok(())
+    }
+
+    /// Write what is gathered as one `add_many`; on failure it is gathered again for the next
+    /// flush (nothing is counted twice: SQLite's `add_many` is one transaction).
+    ///
+    /// # Errors
+    /// The store's failure (the increments stay buffered).
+    pub async fn flush(&self, counters: &dyn CounterStore, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let taken = std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner));
+        if taken.is_empty() {
+            return Ok(());
+        }
+        let ops: Vec<CounterOp> = taken
+            .into_iter()
+            .map(|(key, (by, expires_at))| CounterOp::Add { key, by, expires_at })
+            .collect();
+        match counters.add_many(&ops, now).await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                for op in ops {
+                    let _gathered = self.push(op);
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Count `op` (a metric increment): into the buffer when there is one, else at once.
+async fn record(ctx: Ctx<'_>, op: CounterOp, now: DateTime<Utc>) -> Result<(), StoreError> {
+    let op = match ctx.metrics {
+        Some(buffer) => match buffer.push(op) {
+            Ok(()) => return Ok(()),
+            Err(op) => op,
+        },
+        None => op,
+    };
+    match op {
+        CounterOp::Add { key, by, expires_at } => ctx.counters.add(&key, by, expires_at, now).await.map(drop),
+        other => ctx.counters.add_many(std::slice::from_ref(&other), now).await.map(drop),
+    }
+}
+
+/// The ops of `ops` that are not metric increments, after gathering the metric ones (`metric`:
+/// how many leading ops are metric increments) into the buffer if there is one.
+pub(crate) fn gather(ctx: Ctx<'_>, ops: Vec<CounterOp>, metric: usize) -> Vec<CounterOp> {
+    let Some(buffer) = ctx.metrics else {
+        return ops;
+    };
+    let mut rest = Vec::with_capacity(ops.len());
+    for (i, op) in ops.into_iter().enumerate() {
+        if i < metric {
+            if let Err(op) = buffer.push(op) {
+                rest.push(op);
+            }
+        } else {
+            rest.push(op);
+        }
+    }
+    rest
+}
+
+/// Flush the buffer (if any) before a metric read, so the read is exact.
+async fn before_read(ctx: Ctx<'_>, now: DateTime<Utc>) -> Result<(), StoreError> {
+    match ctx.metrics {
+        Some(buffer) => buffer.flush(ctx.counters, now).await,
+        None => Ok(()),
+    }
+}
+
 /// Count one occurrence now. A failure is logged: metrics must never fail the work they count.
 pub async fn count(ctx: Ctx<'_>, metric: Metric) {
     let now = ctx.clock.now();
-    let hour = bucket_start(now);
-    if let Err(e) = ctx
-        .counters
-        .add(&key(metric, hour), 1, Some(hour + Duration::days(3)), now)
-        .await
-    {
+    if let Err(e) = record(ctx, increment(metric, now), now).await {
         tracing::warn!(metric = metric.name(), error.message = %e, "metric not counted");
     }
 }
@@ -77,6 +169,7 @@ pub async fn over_last_hours(ctx: Ctx<'_>, metric: Metric, hours: i64) -> Result
     let now = ctx.clock.now();
     let current = bucket_start(now);
     let keys: Vec<String> = (0..=hours).map(|i| key(metric, current - Duration::hours(i))).collect();
+    before_read(ctx, now).await?;
     let values = ctx.counters.values(&keys, now).await?;
     let elapsed = f64::from(u32::try_from((now - current).num_seconds()).unwrap_or(0)) / 3600.0;
     let mut total = 0.0;
@@ -112,6 +205,7 @@ pub async fn per_hour(
         .iter()
         .flat_map(|m| starts.iter().map(move |h| key(*m, *h)))
         .collect();
+    before_read(ctx, now).await?;
     let values = ctx.counters.values(&keys, now).await?;
     let per_metric = values.chunks(starts.len().max(1)).map(<[i64]>::to_vec).collect();
     Ok((starts, per_metric))

@@ -75,6 +75,8 @@ pub struct Ctx<'a> {
     pub config: &'a Config,
     /// Public base URL the provider calls back (no trailing slash).
     pub callback_base: &'a str,
+    /// Where metric increments gather before one write (`None`: each is written at once).
+    pub metrics: Option<&'a metrics::MetricBuffer>,
 }
 
 /// What a use case can fail with; `entrypoints::http` is the single mapping to HTTP.

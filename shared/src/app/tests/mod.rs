@@ -7,6 +7,7 @@
 
 mod agent_turn;
 mod alerts;
+mod metrics;
 mod pacing;
 mod process_due;
 mod quiet_hours;
@@ -85,6 +86,7 @@ impl Env {
             events: &self.events,
             config: &self.config,
             callback_base: CALLBACK_BASE,
+            metrics: None,
         }
     }
 
