@@ -7,6 +7,7 @@
 use super::attempt::{begin_attempt, enqueue_attempt, run_attempt_at, status_callback_url};
 use super::batch_progress::{batch_item_finished, check_completion, BATCH_TTL_DAYS};
 pub use super::batch_progress::{batch_summary, BATCH_ALERT_RATE};
+use super::metrics::MetricBuffer;
 use super::pacing::Pacer;
 use super::send::SendRequest;
 use super::{AppError, Ctx};
@@ -140,6 +141,14 @@ pub async fn send_batch(ctx: Ctx<'_>, req: BatchRequest, budget: Duration) -> Re
         }
     }
     let pacer = Pacer::new(ctx.config.sender_mps);
+    // The items' metric increments (sent, attempt failed) are written once, after the last
+    // item, instead of once each: the hourly metric is one item every send would write (a hot
+    // key on DynamoDB). A process with its own buffer (smsrelay-local) keeps using it.
+    let call_metrics = MetricBuffer::default();
+    let ctx = Ctx {
+        metrics: ctx.metrics.or(Some(&call_metrics)),
+        ..ctx
+    };
     let outcomes: Vec<(usize, Value)> = stream::iter(to_send)
         .map(|(index, m)| {
             let pacer = &pacer;
@@ -148,6 +157,9 @@ pub async fn send_batch(ctx: Ctx<'_>, req: BatchRequest, budget: Duration) -> Re
         .buffer_unordered(CONCURRENCY)
         .collect()
         .await;
+    if let Err(e) = call_metrics.flush(ctx.counters, ctx.clock.now()).await {
+        tracing::warn!(batch = %id, error.message = %e, "batch metrics not counted");
+    }
     for (index, mut v) in outcomes {
         if let Some(o) = v.as_object_mut() {
             o.insert("index".into(), json!(index));
