@@ -111,6 +111,8 @@ pub async fn all(w: &World, unsettled: bool) -> (u64, Vec<String>) {
         }
     }
 
+    record_state(w, &landed, &messages, &enrolments);
+
     // 1. Nothing lost: every accepted message is terminal or listed.
     for id in &w.oracle.accepted {
         if let Some(m) = messages.get(id) {
@@ -173,6 +175,11 @@ pub async fn all(w: &World, unsettled: bool) -> (u64, Vec<String>) {
             continue;
         };
         let history = w.deps.consent.consent_history(&p).await.unwrap_or_default();
+        for e in &history {
+            w.faults
+                .sched
+                .record(&["state consent", phone, &format!("{:?}@{}", e.status, e.at)]);
+        }
         for t in times {
             let stop = history
                 .iter()
@@ -353,4 +360,27 @@ pub async fn all(w: &World, unsettled: bool) -> (u64, Vec<String>) {
         format!("one alert per incident: {extra} repeated alerts but only {claim_faults} faulted dedupe claims")
     });
     (c.checks, c.violations)
+}
+
+/// The stored end state into the run's trace (its digest tells two runs of one seed apart).
+fn record_state(
+    w: &World,
+    landed: &[crate::faults::Landed],
+    messages: &BTreeMap<String, Message>,
+    enrolments: &BTreeMap<String, smsrelay::domain::Enrolment>,
+) {
+    let rec = |parts: &[&str]| w.faults.sched.record(parts);
+    for l in landed {
+        rec(&["state sent", &l.sid, l.message_id.as_deref().unwrap_or("-"), &l.to, &l.at.to_rfc3339()]);
+    }
+    for (id, m) in messages {
+        let events: Vec<String> = m.events.iter().map(|e| format!("{:?}@{}", e.status, e.at)).collect();
+        rec(&["state message", id, &format!("{:?} listed={}", m.status, m.failed_listed), &events.join(",")]);
+    }
+    for (id, e) in enrolments {
+        rec(&["state enrolment", id, &format!("{:?} step={}", e.status, e.step)]);
+    }
+    for a in w.alerts.alerts() {
+        rec(&["state alert", &format!("{:?}", a.kind), &a.subject, &a.raised_at.to_rfc3339()]);
+    }
 }

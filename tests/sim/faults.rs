@@ -20,6 +20,7 @@ use smsrelay::testing::{ManualClock, RecordingAlerter, StoreFault, StoreFaults};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use crate::sched::Scheduler;
 use std::time::Duration;
 use tokio::sync::Notify;
 
@@ -42,6 +43,8 @@ pub struct Faults {
     by_kind: Mutex<BTreeMap<&'static str, u64>>,
     /// Faults injected on `CounterStore::claim` (alert dedupe fails open on them, by design).
     pub claim_faults: AtomicU64,
+    /// The order of port calls inside an operation, and the run's trace.
+    pub sched: Scheduler,
 }
 
 impl Faults {
@@ -56,6 +59,7 @@ impl Faults {
             faulted: AtomicU64::new(0),
             by_kind: Mutex::default(),
             claim_faults: AtomicU64::new(0),
+            sched: Scheduler::new(seed),
         }
     }
 
@@ -75,6 +79,12 @@ impl Faults {
     /// One port call: whether to fault it, and with which of `kinds` (weights). A crash kind
     /// (name starting `crash`) is only chosen while crashable, and signals the driver.
     fn decide(&self, kinds: &[(&'static str, u32)]) -> Option<&'static str> {
+        let kind = self.draw(kinds);
+        self.sched.record(&["fault", kind.unwrap_or("-")]);
+        kind
+    }
+
+    fn draw(&self, kinds: &[(&'static str, u32)]) -> Option<&'static str> {
         self.calls.fetch_add(1, Ordering::Relaxed);
         if !self.enabled.load(Ordering::SeqCst) {
             return None;
@@ -113,6 +123,20 @@ impl Faults {
         Some(kind)
     }
 
+    /// Whether to crash the operation at this suspension point (every point where it waits on
+    /// a port call's turn or on the clock, whatever the call): one in [`CRASH_AT_AWAIT`], while
+    /// faults are on and the operation is crashable.
+    pub fn crash_at_await(&self) -> bool {
+        if !self.enabled.load(Ordering::SeqCst) || !self.crashable.load(Ordering::SeqCst) {
+            return false;
+        }
+        if !self.with_rng(|r| r.gen_ratio(1, CRASH_AT_AWAIT)) {
+            return false;
+        }
+        self.note("crash_at_await");
+        true
+    }
+
     /// Count a fault the driver itself injected (duplicate callbacks, redeliveries, …).
     pub fn note(&self, kind: &'static str) {
         self.faulted.fetch_add(1, Ordering::Relaxed);
@@ -131,6 +155,9 @@ impl Faults {
         lock(&self.by_kind).clone()
     }
 }
+
+/// One suspension point in this many is a crash (while faults are on, in a crashable operation).
+pub const CRASH_AT_AWAIT: u32 = 1_000;
 
 fn injected(what: &str) -> StoreError {
     StoreError::Unexpected(anyhow::anyhow!("simulated {what}"))
@@ -172,7 +199,28 @@ const WRITES: [&str; 27] = [
 pub struct StorePlan(pub Arc<Faults>);
 
 impl StoreFaults for StorePlan {
+    fn turn(&self, method: &'static str) -> Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>>> {
+        Some(Box::pin(self.0.sched.turn(method)))
+    }
+
     fn before(&self, method: &'static str) -> Option<StoreFault> {
+        self.0.sched.record(&["store", method]);
+        let fault = self.fault_before(method);
+        if fault.is_some() {
+            // No call follows (an error, or a hang the driver drops).
+            self.0.sched.finish();
+        }
+        fault
+    }
+
+    fn after(&self, method: &'static str, ok: bool) -> Option<StoreFault> {
+        self.0.sched.finish();
+        self.fault_after(method, ok)
+    }
+}
+
+impl StorePlan {
+    fn fault_before(&self, method: &'static str) -> Option<StoreFault> {
         let kind = self
             .0
             .decide(&[("store_error_before_call", 40), ("crash_before_store_call", 1)])?;
@@ -185,7 +233,7 @@ impl StoreFaults for StorePlan {
         }
     }
 
-    fn after(&self, method: &'static str, ok: bool) -> Option<StoreFault> {
+    fn fault_after(&self, method: &'static str, ok: bool) -> Option<StoreFault> {
         if !ok || !(WRITES.contains(&method) || method == "update_enrolment" || method == "put_campaign") {
             return None;
         }
@@ -336,6 +384,7 @@ fn timeout() -> ProviderError {
 #[async_trait]
 impl SmsProvider for SimProvider {
     async fn send(&self, sms: &OutboundSms) -> Result<ProviderAccepted, ProviderError> {
+        let _turn = self.faults.sched.enter("provider.send").await;
         let fault = self.faults.decide(&[
             ("provider_5xx", 3),
             ("provider_429", 3),
@@ -371,6 +420,7 @@ impl SmsProvider for SimProvider {
     }
 
     async fn fetch(&self, sid: &ProviderSid) -> Result<ProviderMessage, ProviderError> {
+        let _turn = self.faults.sched.enter("provider.fetch").await;
         if self.faults.decide(&[("provider_fetch_5xx", 1)]).is_some() {
             return Err(server_error());
         }
@@ -389,6 +439,7 @@ impl SmsProvider for SimProvider {
         since: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<ProviderMessage>, ProviderError> {
+        let _turn = self.faults.sched.enter("provider.list_sent").await;
         if self.faults.decide(&[("provider_list_5xx", 1)]).is_some() {
             return Err(server_error());
         }
@@ -425,6 +476,7 @@ impl SimQueue {
 #[async_trait]
 impl JobQueue for SimQueue {
     async fn enqueue(&self, payload: &JobPayload, delay: Duration) -> Result<(), QueueError> {
+        let _turn = self.faults.sched.enter("queue.enqueue").await;
         match self.faults.decide(&[
             ("queue_enqueue_error", 3),
             ("queue_enqueue_duplicated", 3),
@@ -446,6 +498,7 @@ impl JobQueue for SimQueue {
     }
 
     async fn receive(&self, max: usize, visibility: Duration) -> Result<Vec<ReceivedJob>, QueueError> {
+        let _turn = self.faults.sched.enter("queue.receive").await;
         match self.faults.decide(&[("queue_receive_error", 1)]) {
             Some(_) => Err(Self::unexpected("receive error")),
             None => self.inner.receive(max, visibility).await,
@@ -453,6 +506,7 @@ impl JobQueue for SimQueue {
     }
 
     async fn ack(&self, receipt: &str) -> Result<(), QueueError> {
+        let _turn = self.faults.sched.enter("queue.ack").await;
         match self.faults.decide(&[("queue_ack_lost", 3), ("crash_at_ack", 1)]) {
             Some("queue_ack_lost") => Err(Self::unexpected("ack error")),
             Some(_) => std::future::pending().await,
@@ -461,6 +515,7 @@ impl JobQueue for SimQueue {
     }
 
     async fn stats(&self) -> Result<QueueStats, QueueError> {
+        let _turn = self.faults.sched.enter("queue.stats").await;
         self.inner.stats().await
     }
 }
@@ -481,6 +536,7 @@ impl SimEvents {
 #[async_trait]
 impl EventPublisher for SimEvents {
     async fn publish(&self, events: &[DomainEvent]) -> Result<(), PublishError> {
+        let _turn = self.faults.sched.enter("events.publish").await;
         match self.faults.decide(&[
             ("events_publish_error", 3),
             ("events_partly_refused", 2),
@@ -516,6 +572,7 @@ impl SimAlerter {
 #[async_trait]
 impl Alerter for SimAlerter {
     async fn raise(&self, alert: &Alert) -> Result<(), AlertError> {
+        let _turn = self.faults.sched.enter("alerter.raise").await;
         match self.faults.decide(&[("alert_channel_error", 3), ("crash_at_alert", 1)]) {
             Some("alert_channel_error") => Err(AlertError(anyhow::anyhow!("simulated channel outage"))),
             Some(_) => std::future::pending().await,
@@ -553,7 +610,11 @@ impl SimAgent {
 #[async_trait]
 impl Agent for SimAgent {
     async fn reply(&self, request: AgentRequest<'_>, host: &dyn ToolHost) -> Result<AgentReply, AgentError> {
-        match self.fault() {
+        let turn = self.faults.sched.enter("agent.reply").await;
+        let fault = self.fault();
+        // The turn ends here: the scripted agent's tools call the store, each on its own turn.
+        drop(turn);
+        match fault {
             Some(Err(e)) => Err(e),
             Some(Ok(())) => std::future::pending().await,
             None => self.inner.reply(request, host).await,
@@ -561,7 +622,10 @@ impl Agent for SimAgent {
     }
 
     async fn classify(&self, request: AgentRequest<'_>) -> Result<Option<Classification>, AgentError> {
-        match self.fault() {
+        let turn = self.faults.sched.enter("agent.classify").await;
+        let fault = self.fault();
+        drop(turn);
+        match fault {
             Some(Err(e)) => Err(e),
             Some(Ok(())) => std::future::pending().await,
             None => self.inner.classify(request).await,

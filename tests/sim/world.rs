@@ -124,6 +124,10 @@ pub struct Report {
     pub violations: Vec<String>,
     pub settled_rounds: u32,
     pub wall: Duration,
+    /// The trace digest: every port call in the order it ran, every fault decision, every
+    /// HTTP answer and the stored end state. One seed, one digest.
+    pub digest: u64,
+    pub trace_events: u64,
 }
 
 impl Report {
@@ -148,7 +152,7 @@ impl Report {
         );
         format!(
             "sim store={} seed={} messages={} ops={} provider_sends={} port_calls={} faults={} ({share:.1}% of all port calls, {chaos:.1}% while faulting) \
-             crashes={} invariant_checks={} violations={} settle_rounds={} wall={:.1}s\n  faults by kind: {}",
+             crashes={} invariant_checks={} violations={} settle_rounds={} trace={:016x} ({} events) wall={:.1}s\n  faults by kind: {}",
             self.store,
             self.seed,
             self.messages,
@@ -160,6 +164,8 @@ impl Report {
             self.checks,
             self.violations.len(),
             self.settled_rounds,
+            self.digest,
+            self.trace_events,
             self.wall.as_secs_f64(),
             kinds.join(" ")
         )
@@ -302,13 +308,28 @@ impl World {
         self.next
     }
 
-    /// Run one operation of the process: wake what sleeps on the clock (batch pacing), and drop
-    /// the operation when a wrapper crashed. `None` when it crashed (the process is rebuilt).
+    /// Run one operation of the process and drop it when a wrapper crashed, or (while faults
+    /// are on) at a seed-chosen suspension point: `None` when it crashed (the process is
+    /// rebuilt). Whenever the operation can go no further on its own, the scheduler lets one
+    /// waiting port call run (picked by the seed), or, when none waits, moves the clock to the
+    /// next sleeper (batch pacing, backoffs): one seed, one interleaving ([`crate::sched`]).
     async fn op<T>(&mut self, crashable: bool, fut: impl Future<Output = T>) -> Option<T> {
         self.ops += 1;
         self.faults.set_crashable(crashable);
+        self.faults.sched.set_active(true);
         let clock = self.clock.clone();
         let faults = self.faults.clone();
+        let stalled = || {
+            std::future::poll_fn(|_| {
+                if faults.sched.stalled(clock.sleepers()) {
+                    std::task::Poll::Ready(())
+                } else {
+                    // Whatever unstalls it (a turn asked for, a call finished, a sleeper) happens
+                    // while this task polls the operation, and the select polls this again.
+                    std::task::Poll::Pending
+                }
+            })
+        };
         let out = {
             tokio::pin!(fut);
             loop {
@@ -316,15 +337,21 @@ impl World {
                     biased;
                     () = faults.crashed.notified() => break None,
                     out = &mut fut => break Some(out),
-                    () = clock.wait_for_sleepers(1) => {
-                        clock.advance_to_next_wakeup();
-                        tokio::task::yield_now().await;
+                    () = stalled() => {
+                        if faults.crash_at_await() {
+                            break None;
+                        }
+                        if !faults.sched.grant() {
+                            clock.advance_to_next_wakeup();
+                        }
                     }
                 }
             }
         };
+        self.faults.sched.set_active(false);
         self.faults.set_crashable(false);
         if out.is_none() {
+            self.faults.sched.record(&["crash"]);
             self.restart();
         }
         out
@@ -343,7 +370,15 @@ impl World {
             .body(Body::from(req.body.to_string()))
             .unwrap_or_else(|e| panic!("request: {e}"));
         let app = self.app.clone();
-        self.op(crashable, call(app, r)).await
+        let out = self.op(crashable, call(app, r)).await;
+        self.trace_answer(&req.path, out.as_ref());
+        out
+    }
+
+    /// The answer a client or Twilio got, into the trace.
+    fn trace_answer(&self, path: &str, out: Option<&(u16, Value)>) {
+        let (status, body) = out.map_or_else(|| (String::from("none"), String::new()), |(s, b)| (s.to_string(), b.to_string()));
+        self.faults.sched.record(&["http", path, &status, &body]);
     }
 
     /// Make `req` (again): record what a 2xx accepted, keep it for a later retry otherwise.
@@ -512,7 +547,9 @@ impl World {
             .body(Body::from(body))
             .unwrap_or_else(|e| panic!("request: {e}"));
         let app = self.app.clone();
-        self.op(true, call(app, req)).await.map(|(s, _)| s)
+        let out = self.op(true, call(app, req)).await;
+        self.trace_answer(path, out.as_ref());
+        out.map(|(s, _)| s)
     }
 
     /// Deliver some owed status callbacks, in a shuffled order; some are kept to be delivered
@@ -826,6 +863,7 @@ pub async fn run(plan: Plan) -> Report {
     let (checks, mut violations) = crate::check::all(&world, rounds == 240).await;
     let checks = checks + world.step_checks;
     violations.append(&mut world.step_violations);
+    let (digest, trace_events) = world.faults.sched.digest();
     Report {
         seed: plan.seed,
         target: plan.messages,
@@ -846,5 +884,7 @@ pub async fn run(plan: Plan) -> Report {
         violations,
         settled_rounds: rounds,
         wall: started.elapsed(),
+        digest,
+        trace_events,
     }
 }
