@@ -4,7 +4,8 @@
 use crate::world::{World, CAMPAIGN_DAILY_LIMIT, RATE_LIMIT_PER_HOUR};
 use chrono::{DateTime, Utc};
 use smsrelay::domain::{
-    ConsentStatus, EnrolmentId, EnrolmentStatus, Message, MessageId, MessageStatus, PhoneNumber, QuietHours,
+    ConsentChannel, ConsentStatus, EnrolmentId, EnrolmentStatus, Message, MessageId, MessageStatus, PhoneNumber,
+    QuietHours,
 };
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -60,6 +61,12 @@ fn slot_time(m: &Message) -> Option<DateTime<Utc>> {
     } else {
         Some(m.created_at)
     }
+}
+
+/// Sends of message `id` allowed beyond its first: one per delivery the provider reported
+/// `undelivered` with a retryable code, one per operator retry asked for.
+pub fn licences(w: &World, id: &str) -> u32 {
+    w.provider.retry_licences(id) + w.oracle.operator_retries.get(id).copied().unwrap_or(0)
 }
 
 /// Every invariant; `(checks made, violations)`.
@@ -125,9 +132,9 @@ pub async fn all(w: &World, unsettled: bool) -> (u64, Vec<String>) {
         }
     }
 
-    // 2. No second provider send for one attempt (the simulation never starts a legitimate
-    //    fresh attempt: no retryable delivery failure, no operator retry), and nothing reaches
-    //    the provider that was not recorded first.
+    // 2. No second provider send for one attempt (a fresh attempt starts only after a retryable
+    //    delivery failure or an operator retry), and nothing reaches the provider that was not
+    //    recorded first.
     let mut per_message: BTreeMap<&str, usize> = BTreeMap::new();
     for l in &landed {
         match &l.message_id {
@@ -141,7 +148,8 @@ pub async fn all(w: &World, unsettled: bool) -> (u64, Vec<String>) {
         }
     }
     for (id, n) in &per_message {
-        c.check(*n <= 1, || {
+        let allowed = 1 + licences(w, id) as usize;
+        c.check(*n <= allowed, || {
             let sends: Vec<String> = landed
                 .iter()
                 .filter(|l| l.message_id.as_deref() == Some(*id))
@@ -150,25 +158,37 @@ pub async fn all(w: &World, unsettled: bool) -> (u64, Vec<String>) {
             let history: Vec<String> = messages.get(*id).map_or_else(Vec::new, |m| {
                 m.events.iter().map(|e| format!("{:?}@{}", e.status, e.at)).collect()
             });
-            format!("no duplicate: {id} reached the provider {n} times ({sends:?}; history {history:?})")
+            format!(
+                "no duplicate: {id} reached the provider {n} times, {allowed} allowed ({sends:?}; history {history:?})"
+            )
         });
     }
 
-    // 3. No status regression.
+    // 3. No status regression (but into the fresh attempt a retryable delivery failure or an
+    //    operator retry starts).
     for (id, m) in &messages {
+        let fresh = licences(w, id) > 0;
         for w2 in m.events.windows(2) {
             let (a, b) = (&w2[0], &w2[1]);
-            c.check(step_allowed(a.status, b.status, b.rescheduled.is_some()), || {
-                let h: Vec<_> = m.events.iter().map(|e| e.status).collect();
-                format!("no regression: {id} went {:?} -> {:?} in {h:?}", a.status, b.status)
-            });
+            // A fresh attempt, or (attempts used up) failed and listed.
+            let requeued =
+                fresh && a.status.can_requeue() && matches!(b.status, MessageStatus::Queued | MessageStatus::Failed);
+            c.check(
+                requeued || step_allowed(a.status, b.status, b.rescheduled.is_some()),
+                || {
+                    let h: Vec<_> = m.events.iter().map(|e| e.status).collect();
+                    format!("no regression: {id} went {:?} -> {:?} in {h:?}", a.status, b.status)
+                },
+            );
         }
     }
 
-    // 4. No send to an opted-out phone after its STOP was recorded.
+    // 4. No send request to an opted-out phone after its opt-out was recorded (a STOP texted,
+    //    a 21610 from the carrier, the consent API), unless a START or an API opt-in came since.
+    let requests = w.provider.requests();
     let mut by_phone: BTreeMap<&str, Vec<DateTime<Utc>>> = BTreeMap::new();
-    for l in &landed {
-        by_phone.entry(l.to.as_str()).or_default().push(l.at);
+    for r in &requests {
+        by_phone.entry(r.to.as_str()).or_default().push(r.at);
     }
     for (phone, times) in &by_phone {
         let Ok(p) = PhoneNumber::parse_e164(phone) else {
@@ -193,9 +213,72 @@ pub async fn all(w: &World, unsettled: bool) -> (u64, Vec<String>) {
                     .any(|(ph, at)| ph == phone && *at >= s && *at < *t)
             };
             c.check(stop.is_none_or(started_after), || {
-                format!("consent: a send to {phone} at {t} after its STOP recorded at {stop:?}, no START since")
+                format!("consent: a send to {phone} at {t} after its opt-out recorded at {stop:?}, no opt-in since")
             });
         }
+    }
+
+    // 4b. A 21610 is recorded as an opt-out with its evidence: every message stored `failed`
+    //     with 21610 has a `provider_error` opt-out of its phone recorded no later than it.
+    for (id, m) in &messages {
+        if m.status != MessageStatus::Failed || m.error.as_ref().map(|e| e.code) != Some(21610) {
+            continue;
+        }
+        let failed_at = m
+            .events
+            .iter()
+            .rev()
+            .find(|e| e.status == MessageStatus::Failed)
+            .map(|e| e.at);
+        let history = w.deps.consent.consent_history(&m.to).await.unwrap_or_default();
+        c.check(
+            history.iter().any(|e| {
+                e.status == ConsentStatus::OptedOut
+                    && e.channel == ConsentChannel::ProviderError
+                    && failed_at.is_none_or(|t| e.at <= t)
+            }),
+            || {
+                format!(
+                    "consent: {id} failed with 21610 at {failed_at:?} but no provider_error opt-out of {} was recorded",
+                    m.to.as_str()
+                )
+            },
+        );
+    }
+
+    // 4c. A message a cancel answered `canceled` for is never sent afterwards and stays canceled.
+    for (id, at) in &w.oracle.canceled {
+        let after: Vec<String> = requests
+            .iter()
+            .filter(|r| r.message_id.as_deref() == Some(id.as_str()) && r.at > *at)
+            .map(|r| r.at.to_rfc3339())
+            .collect();
+        c.check(after.is_empty(), || {
+            format!("cancel: {id} was canceled at {at} and sent afterwards at {after:?}")
+        });
+        if let Some(m) = messages.get(id) {
+            c.check(m.status == MessageStatus::Canceled, || {
+                format!("cancel: {id} was canceled at {at} and ended {:?}", m.status)
+            });
+        }
+    }
+
+    // 4d. A retryable delivery failure with attempts left gets its fresh attempt: no message
+    //     ends `undelivered` with a retryable code before its attempts are used up.
+    for (id, m) in &messages {
+        let code = m.error.as_ref().map(|e| e.code);
+        c.check(
+            !(m.status == MessageStatus::Undelivered
+                && code.is_some_and(smsrelay::domain::retry_policy::delivery_error_is_retryable)
+                && m.attempts < w.deps.config.max_attempts),
+            || {
+                let h: Vec<String> = m.events.iter().map(|e| format!("{:?}@{}", e.status, e.at)).collect();
+                format!(
+                    "retry lost: {id} ended undelivered with retryable code {code:?} after {} of {} attempts; history {h:?}",
+                    m.attempts, w.deps.config.max_attempts
+                )
+            },
+        );
     }
 
     // 5. Hourly cap per recipient: of the messages that reached the provider, at most the limit
@@ -208,7 +291,8 @@ pub async fn all(w: &World, unsettled: bool) -> (u64, Vec<String>) {
         let Some((id, m)) = l.message_id.as_ref().and_then(|id| messages.get(id).map(|m| (id, m))) else {
             continue;
         };
-        if !counted.insert(id.as_str()) {
+        // An operator retry goes past the hourly limit, by design (docs/api.md).
+        if !counted.insert(id.as_str()) || w.oracle.operator_retries.contains_key(id) {
             continue;
         }
         if let Some(t) = slot_time(m) {
@@ -245,9 +329,10 @@ pub async fn all(w: &World, unsettled: bool) -> (u64, Vec<String>) {
 
     // 5b, 6, 8: campaign steps: daily limit per lead's local day, never in the campaign's quiet
     // hours (21:00-08:00 in the lead's zone: drip-a's own, drip-b's the default
-    // SMSRELAY_QUIET_HOURS), each step at most once.
-    let mut per_day: BTreeMap<(String, chrono::NaiveDate), u32> = BTreeMap::new();
-    let mut per_step: BTreeMap<(String, u64), u32> = BTreeMap::new();
+    // SMSRELAY_QUIET_HOURS), each step one message (a fresh attempt resends that message: the
+    // duplicate check bounds those).
+    let mut per_day: BTreeMap<(String, chrono::NaiveDate), BTreeSet<&str>> = BTreeMap::new();
+    let mut per_step: BTreeMap<(String, u64), BTreeSet<&str>> = BTreeMap::new();
     for l in &landed {
         let Some(m) = l.message_id.as_ref().and_then(|id| messages.get(id)) else {
             continue;
@@ -262,11 +347,12 @@ pub async fn all(w: &World, unsettled: bool) -> (u64, Vec<String>) {
             continue;
         };
         let zone = en.lead.timezone.as_deref().unwrap_or("America/New_York");
-        *per_step.entry((e.to_owned(), step)).or_default() += 1;
+        per_step.entry((e.to_owned(), step)).or_default().insert(m.id.as_str());
         if let Ok(tz) = zone.parse::<chrono_tz::Tz>() {
-            *per_day
+            per_day
                 .entry((e.to_owned(), smsrelay::domain::schedule::local_day(l.at, tz)))
-                .or_default() += 1;
+                .or_default()
+                .insert(m.id.as_str());
             {
                 let quiet = QuietHours::parse("21:00", "08:00", zone).ok();
                 c.check(!quiet.is_some_and(|q| q.contains(l.at)), || {
@@ -275,13 +361,16 @@ pub async fn all(w: &World, unsettled: bool) -> (u64, Vec<String>) {
             }
         }
     }
-    for ((e, day), n) in &per_day {
-        c.check(*n <= CAMPAIGN_DAILY_LIMIT, || {
+    for ((e, day), ids) in &per_day {
+        let n = ids.len();
+        c.check(n <= CAMPAIGN_DAILY_LIMIT as usize, || {
             format!("daily limit: {n} steps of {e} on {day}")
         });
     }
-    for ((e, step), n) in &per_step {
-        c.check(*n <= 1, || format!("step once: step {step} of {e} sent {n} times"));
+    for ((e, step), ids) in &per_step {
+        c.check(ids.len() <= 1, || {
+            format!("step once: step {step} of {e} sent as {ids:?}")
+        });
     }
     // Scheduled API messages with their own quiet hours are never sent inside them.
     for l in &landed {
@@ -371,16 +460,32 @@ fn record_state(
 ) {
     let rec = |parts: &[&str]| w.faults.sched.record(parts);
     for l in landed {
-        rec(&["state sent", &l.sid, l.message_id.as_deref().unwrap_or("-"), &l.to, &l.at.to_rfc3339()]);
+        rec(&[
+            "state sent",
+            &l.sid,
+            l.message_id.as_deref().unwrap_or("-"),
+            &l.to,
+            &l.at.to_rfc3339(),
+        ]);
     }
     for (id, m) in messages {
         let events: Vec<String> = m.events.iter().map(|e| format!("{:?}@{}", e.status, e.at)).collect();
-        rec(&["state message", id, &format!("{:?} listed={}", m.status, m.failed_listed), &events.join(",")]);
+        rec(&[
+            "state message",
+            id,
+            &format!("{:?} listed={}", m.status, m.failed_listed),
+            &events.join(","),
+        ]);
     }
     for (id, e) in enrolments {
         rec(&["state enrolment", id, &format!("{:?} step={}", e.status, e.step)]);
     }
     for a in w.alerts.alerts() {
-        rec(&["state alert", &format!("{:?}", a.kind), &a.subject, &a.raised_at.to_rfc3339()]);
+        rec(&[
+            "state alert",
+            &format!("{:?}", a.kind),
+            &a.subject,
+            &a.raised_at.to_rfc3339(),
+        ]);
     }
 }

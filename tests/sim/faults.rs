@@ -3,6 +3,7 @@
 //! ([`SimQueue`]). A `Hang` fault is a crash at that await point: the wrapper notifies the driver
 //! and never answers, the driver drops the in-flight operation and rebuilds the process.
 
+use crate::sched::Scheduler;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rand::rngs::StdRng;
@@ -20,7 +21,6 @@ use smsrelay::testing::{ManualClock, RecordingAlerter, StoreFault, StoreFaults};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use crate::sched::Scheduler;
 use std::time::Duration;
 use tokio::sync::Notify;
 
@@ -70,6 +70,10 @@ impl Faults {
 
     pub fn set_enabled(&self, on: bool) {
         self.enabled.store(on, Ordering::SeqCst);
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.enabled.load(Ordering::SeqCst)
     }
 
     pub fn set_crashable(&self, on: bool) {
@@ -199,7 +203,10 @@ const WRITES: [&str; 27] = [
 pub struct StorePlan(pub Arc<Faults>);
 
 impl StoreFaults for StorePlan {
-    fn turn(&self, method: &'static str) -> Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>>> {
+    fn turn(
+        &self,
+        method: &'static str,
+    ) -> Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>>> {
         Some(Box::pin(self.0.sched.turn(method)))
     }
 
@@ -261,6 +268,9 @@ pub struct Landed {
     pub body: String,
     /// When it reached the provider (the simulation's clock).
     pub at: DateTime<Utc>,
+    /// Its final status (`delivered` or `undelivered`) and error code, as a fetch reports it.
+    pub status: &'static str,
+    pub error_code: Option<u32>,
 }
 
 /// A status callback the provider owes us.
@@ -269,12 +279,34 @@ pub struct Callback {
     pub message_id: Option<String>,
     pub sid: String,
     pub status: &'static str,
+    /// `ErrorCode` of an `undelivered` one.
+    pub error_code: Option<u32>,
+    /// Posted without our id in the URL (one send in ten): only the sid tells which message it
+    /// is. Every delivery of the callback is the same request.
+    pub without_id: bool,
 }
+
+/// A send request that reached the provider, whatever became of it.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub message_id: Option<String>,
+    pub to: String,
+    pub at: DateTime<Utc>,
+}
+
+/// Twilio's delivery error for an unreachable handset: retryable (domain::retry_policy).
+pub const RETRYABLE_DELIVERY_ERROR: u32 = 30003;
+/// Twilio's delivery error for a message the carrier filtered: not retryable.
+pub const PERMANENT_DELIVERY_ERROR: u32 = 30007;
 
 #[derive(Default)]
 struct ProviderState {
     landed: Vec<Landed>,
     callbacks: Vec<Callback>,
+    requests: Vec<Request>,
+    /// Per message id, the sends it reported `undelivered` with a retryable code: each allows
+    /// one more send (a fresh attempt).
+    retry_licences: BTreeMap<String, u32>,
 }
 
 /// Deliberately broken behaviour, to show the checker catches it.
@@ -287,23 +319,32 @@ pub enum Sabotage {
 
 /// A Twilio-shaped provider on the simulation's clock: it keeps every message that reached it
 /// (for reconciliation's list, for status fetches, and for the oracle), owes a `sent` and a
-/// `delivered` callback for each, refuses the `invalid` numbers with 21211, and faults calls
+/// `delivered` callback for each (while faults are on, one in twenty-five `undelivered` with a
+/// retryable code and one in fifty with a permanent one), refuses the `invalid` numbers with
+/// 21211 and the `unsubscribed` ones (opted out at the carrier) with 21610, and faults calls
 /// as the plan says: 5xx, 429, a timeout before it was processed, accepted then a timeout,
 /// accepted then our process crashed.
 pub struct SimProvider {
     clock: Arc<ManualClock>,
     faults: Arc<Faults>,
     invalid: HashSet<String>,
+    unsubscribed: HashSet<String>,
     sabotage: Sabotage,
     state: Mutex<ProviderState>,
 }
 
 impl SimProvider {
-    pub fn new(clock: Arc<ManualClock>, faults: Arc<Faults>, invalid: HashSet<String>, sabotage: Sabotage) -> Self {
+    pub fn new(
+        clock: Arc<ManualClock>,
+        faults: Arc<Faults>,
+        (invalid, unsubscribed): (HashSet<String>, HashSet<String>),
+        sabotage: Sabotage,
+    ) -> Self {
         Self {
             clock,
             faults,
             invalid,
+            unsubscribed,
             sabotage,
             state: Mutex::default(),
         }
@@ -319,6 +360,21 @@ impl SimProvider {
         lock(&self.state).landed.clone()
     }
 
+    /// Every send request that reached the provider.
+    pub fn requests(&self) -> Vec<Request> {
+        lock(&self.state).requests.clone()
+    }
+
+    /// Sends of message `id` the provider reported undelivered with a retryable code.
+    pub fn retry_licences(&self, id: &str) -> u32 {
+        lock(&self.state).retry_licences.get(id).copied().unwrap_or(0)
+    }
+
+    /// Whether the carrier refuses `phone` with 21610.
+    pub fn unsubscribed(&self, phone: &str) -> bool {
+        self.unsubscribed.contains(phone)
+    }
+
     /// Take the callbacks the driver chose (by index into the owed list, which it may reorder).
     pub fn take_callbacks(&self, pick: impl FnOnce(&mut Vec<Callback>) -> Vec<Callback>) -> Vec<Callback> {
         pick(&mut lock(&self.state).callbacks)
@@ -328,11 +384,26 @@ impl SimProvider {
         let mut s = lock(&self.state);
         let n = s.landed.len() + 1;
         let sid = format!("SM{n:032x}");
-        let message_id = url::Url::parse(&sms.status_callback).ok().and_then(|u| {
-            u.query_pairs()
-                .find(|(k, _)| k == "message_id")
-                .map(|(_, v)| v.into_owned())
-        });
+        let message_id = message_id_of(sms);
+        let without_id = self.faults.with_rng(|r| r.gen_ratio(1, 10));
+        let outcome = if self.faults.enabled() {
+            self.faults.with_rng(|r| r.gen_range(0..100))
+        } else {
+            99
+        };
+        let (last, error_code) = match outcome {
+            0..=3 => ("undelivered", Some(RETRYABLE_DELIVERY_ERROR)),
+            4..=5 => ("undelivered", Some(PERMANENT_DELIVERY_ERROR)),
+            _ => ("delivered", None),
+        };
+        if error_code == Some(RETRYABLE_DELIVERY_ERROR) {
+            self.faults.note("delivery_undelivered_retryable");
+            if let Some(id) = &message_id {
+                *s.retry_licences.entry(id.clone()).or_default() += 1;
+            }
+        } else if error_code.is_some() {
+            self.faults.note("delivery_undelivered_permanent");
+        }
         s.landed.push(Landed {
             sid: sid.clone(),
             message_id: message_id.clone(),
@@ -340,12 +411,16 @@ impl SimProvider {
             from: sms.from.as_str().to_owned(),
             body: sms.body.as_str().to_owned(),
             at: self.clock.now(),
+            status: last,
+            error_code,
         });
-        for status in ["sent", "delivered"] {
+        for (status, error_code) in [("sent", None), (last, error_code)] {
             s.callbacks.push(Callback {
                 message_id: message_id.clone(),
                 sid: sid.clone(),
                 status,
+                error_code,
+                without_id,
             });
         }
         ProviderSid::parse(&sid).unwrap_or_else(|_| unreachable!("a well-formed sid"))
@@ -357,12 +432,21 @@ impl SimProvider {
             to: l.to.clone(),
             from: l.from.clone(),
             body: l.body.clone(),
-            status: "delivered".to_owned(),
-            error_code: None,
+            status: l.status.to_owned(),
+            error_code: l.error_code,
             error_message: None,
             date_created: Some(l.at),
         })
     }
+}
+
+/// Our id, from the send's StatusCallback URL.
+fn message_id_of(sms: &OutboundSms) -> Option<String> {
+    url::Url::parse(&sms.status_callback).ok().and_then(|u| {
+        u.query_pairs()
+            .find(|(k, _)| k == "message_id")
+            .map(|(_, v)| v.into_owned())
+    })
 }
 
 fn server_error() -> ProviderError {
@@ -385,6 +469,11 @@ fn timeout() -> ProviderError {
 impl SmsProvider for SimProvider {
     async fn send(&self, sms: &OutboundSms) -> Result<ProviderAccepted, ProviderError> {
         let _turn = self.faults.sched.enter("provider.send").await;
+        lock(&self.state).requests.push(Request {
+            message_id: message_id_of(sms),
+            to: sms.to.as_str().to_owned(),
+            at: self.clock.now(),
+        });
         let fault = self.faults.decide(&[
             ("provider_5xx", 3),
             ("provider_429", 3),
@@ -397,6 +486,12 @@ impl SmsProvider for SimProvider {
             Some("provider_429") => return Err(ProviderError::RateLimited { retry_after: None }),
             Some("provider_timeout_not_sent") => return Err(timeout()),
             _ => {}
+        }
+        if self.unsubscribed.contains(sms.to.as_str()) {
+            return Err(ProviderError::Rejected {
+                code: 21610,
+                message: "Attempt to send to unsubscribed recipient".to_owned(),
+            });
         }
         if self.invalid.contains(sms.to.as_str()) {
             return Err(ProviderError::Rejected {

@@ -68,11 +68,26 @@ async fn one_seed_replays_exactly_and_another_seed_does_not() {
     first.assert_clean();
     let again = run(fixed(seed)).await;
     again.assert_clean();
-    assert!(first.by_kind.get("processor_runs_overlapped").copied().unwrap_or(0) > 0, "no overlap to order");
+    assert!(
+        first.by_kind.get("processor_runs_overlapped").copied().unwrap_or(0) > 0,
+        "no overlap to order"
+    );
     assert!(first.crashes > 0, "no crash to replay");
     assert_eq!(
-        (first.digest, first.trace_events, first.ops, first.port_calls, first.faults),
-        (again.digest, again.trace_events, again.ops, again.port_calls, again.faults),
+        (
+            first.digest,
+            first.trace_events,
+            first.ops,
+            first.port_calls,
+            first.faults
+        ),
+        (
+            again.digest,
+            again.trace_events,
+            again.ops,
+            again.port_calls,
+            again.faults
+        ),
         "seed {seed} ran twice differently; SIM_TRACE=<file> writes each run's trace to diff"
     );
     let other = run(fixed(seed + 1)).await;

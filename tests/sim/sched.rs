@@ -149,11 +149,6 @@ impl Scheduler {
         true
     }
 
-    /// A random draw from the scheduler's own stream (crash points).
-    pub fn draw<T>(&self, f: impl FnOnce(&mut StdRng) -> T) -> Option<T> {
-        lock(&self.state).rng.as_mut().map(f)
-    }
-
     /// Add one event to the trace.
     pub fn record(&self, parts: &[&str]) {
         lock(&self.trace).add(parts);

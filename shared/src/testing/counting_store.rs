@@ -36,7 +36,10 @@ pub trait StoreFaults: Send + Sync {
     /// Awaited first, before [`StoreFaults::before`]: a simulation's scheduler holds the call
     /// here until it lets it run, so the order in which concurrent calls reach the store (and
     /// draw their faults) is a function of its seed, not of thread timing. `None`: no wait.
-    fn turn(&self, _method: &'static str) -> Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>>> {
+    fn turn(
+        &self,
+        _method: &'static str,
+    ) -> Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>>> {
         None
     }
 }
