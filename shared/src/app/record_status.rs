@@ -180,6 +180,13 @@ fn apply_callback(
             }
             _ => {}
         }
+        // A retryable failure stays due until its fresh attempt is queued (by this callback, or
+        // by the processor if this one is cut short before the requeue).
+        if matches!(next, MessageStatus::Failed | MessageStatus::Undelivered)
+            && cb.error_code.is_some_and(delivery_error_is_retryable)
+        {
+            m.due_at = Some(now);
+        }
         *outcome = StatusOutcome::Advanced(next);
         return true;
     }
