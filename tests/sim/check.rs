@@ -186,9 +186,26 @@ pub async fn all(w: &World, unsettled: bool) -> (u64, Vec<String>) {
     // 4. No send request to an opted-out phone after its opt-out was recorded (a STOP texted,
     //    a 21610 from the carrier, the consent API), unless a START or an API opt-in came since.
     let requests = w.provider.requests();
-    let mut by_phone: BTreeMap<&str, Vec<DateTime<Utc>>> = BTreeMap::new();
+    let mut by_phone: BTreeMap<&str, Vec<(DateTime<Utc>, Option<&str>)>> = BTreeMap::new();
     for r in &requests {
-        by_phone.entry(r.to.as_str()).or_default().push(r.at);
+        // The consent check's moment: when the attempt was claimed (the registry is read then,
+        // docs/design.md; a batch's paced call may leave later), else the request's.
+        let claimed = r
+            .message_id
+            .as_deref()
+            .and_then(|id| messages.get(id))
+            .and_then(|m| {
+                m.events
+                    .iter()
+                    .rev()
+                    .find(|e| e.status == MessageStatus::Sending && e.at <= r.at)
+                    .map(|e| e.at)
+            })
+            .unwrap_or(r.at);
+        by_phone
+            .entry(r.to.as_str())
+            .or_default()
+            .push((claimed, r.message_id.as_deref()));
     }
     for (phone, times) in &by_phone {
         let Ok(p) = PhoneNumber::parse_e164(phone) else {
@@ -200,11 +217,21 @@ pub async fn all(w: &World, unsettled: bool) -> (u64, Vec<String>) {
                 .sched
                 .record(&["state consent", phone, &format!("{:?}@{}", e.status, e.at)]);
         }
-        for t in times {
+        // The registry agrees with the latest entry of the history.
+        let registry = w.deps.consent.opt_out_of(&p).await.ok().flatten();
+        let latest = history.iter().max_by_key(|e| e.at).map(|e| e.status);
+        c.check(latest != Some(ConsentStatus::OptedOut) || registry.is_some(), || {
+            format!("consent: {phone}'s history ends opted out but the registry has no opt-out ({history:?})")
+        });
+        for (t, id) in times {
+            // When the opt-out was recorded: its evidence's time, or for a STOP typed in a
+            // Retell chat (its time is the turn's), when a webhook carrying it was first
+            // answered 2xx (an earlier delivery may have failed before recording it).
             let stop = history
                 .iter()
-                .filter(|e| e.status == ConsentStatus::OptedOut && e.at < *t)
-                .map(|e| e.at)
+                .filter(|e| e.status == ConsentStatus::OptedOut)
+                .map(|e| e.at.max(retell_delivery(w, e.message_sid.as_deref()).unwrap_or(e.at)))
+                .filter(|at| at < t)
                 .max();
             let started_after = |s: DateTime<Utc>| {
                 w.oracle
@@ -213,7 +240,67 @@ pub async fn all(w: &World, unsettled: bool) -> (u64, Vec<String>) {
                     .any(|(ph, at)| ph == phone && *at >= s && *at < *t)
             };
             c.check(stop.is_none_or(started_after), || {
-                format!("consent: a send to {phone} at {t} after its opt-out recorded at {stop:?}, no opt-in since")
+                let h: Vec<String> = history
+                    .iter()
+                    .map(|e| format!("{:?}@{} {:?} {:?}", e.status, e.at, e.channel, e.message_sid))
+                    .collect();
+                let s: Vec<String> = w
+                    .oracle
+                    .starts
+                    .iter()
+                    .filter(|(ph, _)| ph == phone)
+                    .map(|(_, at)| at.to_string())
+                    .collect();
+                let what = id.and_then(|id| messages.get(id)).map(|m| {
+                    let events: Vec<String> = m.events.iter().map(|e| format!("{:?}@{}", e.status, e.at)).collect();
+                    format!("{} {:?} events {events:?}", m.id.as_str(), m.metadata)
+                });
+                format!("consent: a send to {phone} at {t} ({what:?}) after its opt-out recorded at {stop:?}, no opt-in since (history {h:?}; opt-ins asked {s:?})")
+            });
+        }
+    }
+
+    // 4e. Every turn of a Retell chat is recorded once in the pair's conversations, however
+    //     its webhooks were duplicated, reordered or retried.
+    for (chat, facts) in &w.retell.chats {
+        if facts.first_delivery.is_none() {
+            continue;
+        }
+        let Ok(p) = PhoneNumber::parse_e164(&facts.phone) else {
+            continue;
+        };
+        let page = w
+            .deps
+            .conversations
+            .list_conversations(&p, smsrelay::ports::ConversationFilter::default(), 200, None)
+            .await;
+        let Ok(mut page) = page else {
+            c.check(false, || format!("retell: conversations of {} unreadable", facts.phone));
+            continue;
+        };
+        // A list's rows may leave the turns out: read each conversation whole.
+        for cv in &mut page.items {
+            if let Ok(Some(full)) = w.deps.conversations.get_conversation(&cv.id).await {
+                *cv = full;
+            }
+        }
+        for r in &facts.turn_refs {
+            let n = page
+                .items
+                .iter()
+                .flat_map(|cv| &cv.turns)
+                .filter(|t| t.provider_ref.as_deref() == Some(r.as_str()))
+                .count();
+            c.check(n == 1, || {
+                let convs: Vec<String> = page
+                    .items
+                    .iter()
+                    .map(|cv| format!("{} {:?} turns={}", cv.id.as_str(), cv.status, cv.turns.len()))
+                    .collect();
+                format!(
+                    "retell: turn {r} of {chat} recorded {n} times for {} ({convs:?})",
+                    facts.phone
+                )
             });
         }
     }
@@ -488,4 +575,11 @@ fn record_state(
             &a.raised_at.to_rfc3339(),
         ]);
     }
+}
+
+/// When a webhook of the chat of a Retell consent entry (`retell:<chat>:<message>`) carrying its
+/// turns was first answered 2xx.
+fn retell_delivery(w: &World, message_sid: Option<&str>) -> Option<DateTime<Utc>> {
+    let chat = message_sid?.strip_prefix("retell:")?.split(':').next()?;
+    w.retell.chats.get(chat)?.first_delivery
 }

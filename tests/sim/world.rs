@@ -5,6 +5,8 @@
 //! At the end the faults stop, the system is driven until nothing is due, and every invariant of
 //! docs/design.md is checked against the store and the oracle ([`crate::check`]).
 
+mod retell;
+
 use crate::faults::{Callback, Faults, Sabotage, SimAgent, SimAlerter, SimEvents, SimProvider, SimQueue, StorePlan};
 use axum::body::Body;
 use bytes::Bytes;
@@ -238,6 +240,8 @@ pub struct World {
     pub step_checks: u64,
     /// Answers of the operator and consent calls, by kind and status.
     flow_counts: BTreeMap<&'static str, u64>,
+    /// Retell's chats and the webhooks it owes.
+    pub retell: retell::RetellState,
     _dir: tempfile::TempDir,
 }
 
@@ -251,6 +255,7 @@ fn config() -> Config {
         ("SMSRELAY_API_KEY", API_KEY.to_owned()),
         ("SMSRELAY_PUBLIC_URL", BASE.to_owned()),
         ("SMSRELAY_RATE_LIMIT_PER_HOUR", RATE_LIMIT_PER_HOUR.to_string()),
+        ("RETELL_API_KEY", retell::RETELL_KEY.to_owned()),
     ]
     .into_iter()
     .collect();
@@ -312,6 +317,7 @@ impl World {
             step_violations: Vec::new(),
             step_checks: 0,
             flow_counts: BTreeMap::new(),
+            retell: retell::RetellState::default(),
             _dir: dir,
         }
     }
@@ -807,7 +813,7 @@ impl World {
         self.setup().await;
         self.faults.set_enabled(true);
         while self.oracle.accepted.len() + self.pending.len() < target {
-            let pick = self.rand(|r| r.gen_range(0..106));
+            let pick = self.rand(|r| r.gen_range(0..110));
             match pick {
                 0..=29 => self.op_send().await,
                 30..=33 => self.op_batch().await,
@@ -832,7 +838,8 @@ impl World {
                 }
                 100..=101 => self.op_cancel().await,
                 102..=103 => self.op_operator_retry().await,
-                _ => self.op_consent().await,
+                104..=105 => self.op_consent().await,
+                _ => self.op_retell().await,
             }
             let ms = self.rand(|r| r.gen_range(1..3_000));
             self.clock.advance(Duration::from_millis(ms));
@@ -878,6 +885,7 @@ impl World {
                 self.inbound(sid, from, text).await;
             }
             self.op_callbacks(true).await;
+            self.settle_retell().await;
             while self.op_drain(false).await > 0 {}
             let deps = self.deps.clone();
             self.op(false, async {
@@ -938,7 +946,12 @@ impl World {
             .map(|d| d.is_empty())
             .unwrap_or(false);
         let queue = self.deps.queue.stats().await.map(|s| s.pending == 0).unwrap_or(false);
-        due && enrol && queue && self.pending.is_empty() && self.inbound_retries.is_empty() && self.no_callbacks()
+        due && enrol
+            && queue
+            && self.pending.is_empty()
+            && self.inbound_retries.is_empty()
+            && self.no_callbacks()
+            && self.retell_quiet()
     }
 
     /// Counts of the flows beyond plain sends, for the report.
@@ -947,6 +960,7 @@ impl World {
         let landed = self.provider.landed();
         let n = |x: usize| u64::try_from(x).unwrap_or(u64::MAX);
         let mut f = self.flow_counts.clone();
+        f.insert("retell_chats", n(self.retell.chats.len()));
         f.insert("cancels_answered_canceled", n(self.oracle.canceled.len()));
         f.insert(
             "operator_retries_asked",
