@@ -224,22 +224,26 @@ pub async fn all(w: &World, unsettled: bool) -> (u64, Vec<String>) {
             format!("consent: {phone}'s history ends opted out but the registry has no opt-out ({history:?})")
         });
         for (t, id) in times {
-            // When the opt-out was recorded: its evidence's time, or for a STOP typed in a
-            // Retell chat (its time is the turn's), when a webhook carrying it was first
-            // answered 2xx (an earlier delivery may have failed before recording it).
-            let stop = history
-                .iter()
-                .filter(|e| e.status == ConsentStatus::OptedOut)
-                .map(|e| e.at.max(retell_delivery(w, e.message_sid.as_deref()).unwrap_or(e.at)))
-                .filter(|at| at < t)
-                .max();
-            let started_after = |s: DateTime<Utc>| {
-                w.oracle
-                    .starts
-                    .iter()
-                    .any(|(ph, at)| ph == phone && *at >= s && *at < *t)
+            // The phone's status when the attempt was claimed: the latest evidence (by its
+            // time, as the registry follows it) of the entries recorded by then. An entry is
+            // recorded at its time, or for one typed in a Retell chat (its time is the turn's)
+            // when a webhook carrying it was first answered 2xx (an earlier delivery may have
+            // failed before recording it). An opt-out counts if recorded before the claim, an
+            // opt-in if recorded by then and asked for by the simulation (a START texted or typed,
+            // an API opt-in): the store cannot invent one.
+            let recorded = |e: &smsrelay::domain::ConsentEvidence| {
+                e.at.max(retell_delivery(w, e.message_sid.as_deref()).unwrap_or(e.at))
             };
-            c.check(stop.is_none_or(started_after), || {
+            let asked = |rec: DateTime<Utc>| w.oracle.starts.iter().any(|(ph, at)| ph == phone && *at <= rec);
+            let latest = history
+                .iter()
+                .filter(|e| match e.status {
+                    ConsentStatus::OptedOut => recorded(e) < *t,
+                    ConsentStatus::OptedIn => recorded(e) <= *t && asked(recorded(e)),
+                })
+                .max_by_key(|e| (e.at, e.status == ConsentStatus::OptedOut));
+            let stop = latest.filter(|e| e.status == ConsentStatus::OptedOut).map(|e| e.at);
+            c.check(stop.is_none(), || {
                 let h: Vec<String> = history
                     .iter()
                     .map(|e| format!("{:?}@{} {:?} {:?}", e.status, e.at, e.channel, e.message_sid))
