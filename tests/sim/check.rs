@@ -69,6 +69,9 @@ pub fn licences(w: &World, id: &str) -> u32 {
     w.provider.retry_licences(id) + w.oracle.operator_retries.get(id).copied().unwrap_or(0)
 }
 
+/// When an attempt was claimed, and its message id.
+type Claim<'a> = (DateTime<Utc>, Option<&'a str>);
+
 /// Every invariant; `(checks made, violations)`.
 pub async fn all(w: &World, unsettled: bool) -> (u64, Vec<String>) {
     let mut c = Checker::default();
@@ -186,7 +189,7 @@ pub async fn all(w: &World, unsettled: bool) -> (u64, Vec<String>) {
     // 4. No send request to an opted-out phone after its opt-out was recorded (a STOP texted,
     //    a 21610 from the carrier, the consent API), unless a START or an API opt-in came since.
     let requests = w.provider.requests();
-    let mut by_phone: BTreeMap<&str, Vec<(DateTime<Utc>, Option<&str>)>> = BTreeMap::new();
+    let mut by_phone: BTreeMap<&str, Vec<Claim<'_>>> = BTreeMap::new();
     for r in &requests {
         // The consent check's moment: when the attempt was claimed (the registry is read then,
         // docs/design.md; a batch's paced call may leave later), else the request's.

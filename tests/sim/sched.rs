@@ -16,7 +16,6 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::io::Write as _;
 use std::pin::Pin;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
@@ -159,10 +158,10 @@ impl Scheduler {
     pub fn digest(&self) -> (u64, u64) {
         let t = lock(&self.trace);
         if let (Some(lines), Some(path)) = (&t.lines, std::env::var_os("SIM_TRACE")) {
-            if let Ok(mut f) = std::fs::File::create(&path) {
-                for l in lines {
-                    let _ = writeln!(f, "{l}");
-                }
+            let mut text = lines.join("\n");
+            text.push('\n');
+            if let Err(e) = std::fs::write(&path, text) {
+                eprintln!("SIM_TRACE: cannot write {}: {e}", std::path::Path::new(&path).display());
             }
         }
         (t.hash, t.events)
