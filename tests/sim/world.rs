@@ -82,6 +82,19 @@ pub struct Pending {
     key: Option<String>,
 }
 
+impl Pending {
+    /// A POST without an idempotency key.
+    fn post(kind: RequestKind, path: String, body: Value) -> Self {
+        Self {
+            kind,
+            method: "POST",
+            path,
+            body,
+            key: None,
+        }
+    }
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum RequestKind {
     Send,
@@ -709,13 +722,7 @@ impl World {
             };
             id
         };
-        let req = Pending {
-            kind: RequestKind::Cancel,
-            method: "POST",
-            path: format!("/v1/messages/{id}/cancel"),
-            body: json!({}),
-            key: None,
-        };
+        let req = Pending::post(RequestKind::Cancel, format!("/v1/messages/{id}/cancel"), json!({}));
         self.client(req, true).await;
     }
 
@@ -741,13 +748,11 @@ impl World {
             return;
         }
         let id = ids[self.rand(|r| r.gen_range(0..ids.len()))].clone();
-        let req = Pending {
-            kind: RequestKind::OperatorRetry,
-            method: "POST",
-            path: format!("/v1/failed-messages/{id}/retry"),
-            body: json!({}),
-            key: None,
-        };
+        let req = Pending::post(
+            RequestKind::OperatorRetry,
+            format!("/v1/failed-messages/{id}/retry"),
+            json!({}),
+        );
         self.client(req, true).await;
     }
 
@@ -755,18 +760,14 @@ impl World {
     async fn op_consent(&mut self) {
         let phone = self.phone();
         let out = self.rand(|r| r.gen_ratio(3, 5));
-        let req = Pending {
-            kind: if out {
-                RequestKind::ConsentOptOut
-            } else {
-                RequestKind::ConsentOptIn
-            },
-            method: "POST",
-            path: format!("/v1/consent/{}", phone.replace('+', "%2B")),
-            body: json!({"status": if out { "opted_out" } else { "opted_in" }}),
-            key: None,
+        let kind = if out {
+            RequestKind::ConsentOptOut
+        } else {
+            RequestKind::ConsentOptIn
         };
-        self.client(req, true).await;
+        let path = format!("/v1/consent/{}", phone.replace('+', "%2B"));
+        let body = json!({"status": if out { "opted_out" } else { "opted_in" }});
+        self.client(Pending::post(kind, path, body), true).await;
     }
 
     async fn op_retry_client(&mut self) {

@@ -284,6 +284,15 @@ mod tests {
         RetellEvent::parse(body.as_bytes()).unwrap_or_else(|e| panic!("{e}"))
     }
 
+    /// `chat_ended` of `chat_1` with `turns`, between the test lead and our number.
+    fn ended(turns: &str) -> RetellEvent {
+        let body = format!(
+            r#"{{"event":"chat_ended","chat":{{"chat_id":"chat_1","message_with_tool_calls":[{turns}],
+               "metadata":{{"smsrelay":{{"from_number":"+14155550100","to_number":"+15005550006"}}}}}}}}"#
+        );
+        RetellEvent::parse(body.as_bytes()).unwrap_or_else(|e| panic!("{e}"))
+    }
+
     async fn run(w: &World, event: RetellEvent) -> RetellOutcome {
         let now = crate::ports::Clock::now(w.clock.as_ref());
         handle_retell(w.ports(), &w.campaigns, event, "hash", Region::US, "help", now)
@@ -320,14 +329,7 @@ mod tests {
     #[tokio::test]
     async fn chat_ended_then_chat_analyzed_appends_nothing_twice() {
         let w = World::new();
-        let ended = RetellEvent::parse(
-            format!(
-                r#"{{"event":"chat_ended","chat":{{"chat_id":"chat_1","message_with_tool_calls":[{TURNS}],
-                   "metadata":{{"smsrelay":{{"from_number":"+14155550100","to_number":"+15005550006"}}}}}}}}"#
-            )
-            .as_bytes(),
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
+        let ended = ended(TURNS);
         let RetellOutcome::Recorded { appended, outcome, .. } = run(&w, ended).await else {
             panic!("not recorded");
         };
@@ -371,14 +373,7 @@ mod tests {
         let turns = r#"{"message_id":"m1","role":"user","content":"Is Thursday open?","created_timestamp":1795462140000},
             {"message_id":"m2","role":"user","content":"STOP","created_timestamp":1795462150000}"#;
         run(&w, analysed(turns, "qualified")).await;
-        let ended = RetellEvent::parse(
-            format!(
-                r#"{{"event":"chat_ended","chat":{{"chat_id":"chat_1","message_with_tool_calls":[{turns}],
-                   "metadata":{{"smsrelay":{{"from_number":"+14155550100","to_number":"+15005550006"}}}}}}}}"#
-            )
-            .as_bytes(),
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
+        let ended = ended(turns);
         let RetellOutcome::Recorded { appended, .. } = run(&w, ended).await else {
             panic!("not recorded");
         };
