@@ -10,8 +10,8 @@ mod world;
 use faults::Sabotage;
 use world::{run, Backend, Plan};
 
-/// Messages of the SQLite run in CI, as issue 13 asks (`SIM_MESSAGES` overrides it): about 110 s
-/// in a debug build on two cores; scripts/bench.sh runs the same plan in release (about 45 s).
+/// Messages of the SQLite run in CI, as issue 13 asks (`SIM_MESSAGES` overrides it): about 100 s
+/// in a debug build on two cores; scripts/bench.sh runs the same plan in release.
 const SQLITE_MESSAGES: usize = 10_000;
 /// Messages of the DynamoDB Local run in CI.
 const DYNAMO_MESSAGES: usize = 60;
