@@ -45,6 +45,8 @@ pub struct Faults {
     pub claim_faults: AtomicU64,
     /// The order of port calls inside an operation, and the run's trace.
     pub sched: Scheduler,
+    /// One suspension point of a crashable operation in this many is a crash.
+    crash_at_await: u32,
 }
 
 impl Faults {
@@ -60,7 +62,15 @@ impl Faults {
             by_kind: Mutex::default(),
             claim_faults: AtomicU64::new(0),
             sched: Scheduler::new(seed),
+            crash_at_await: CRASH_AT_AWAIT,
         }
+    }
+
+    /// Crash at one suspension point in `n` instead of [`CRASH_AT_AWAIT`].
+    #[must_use]
+    pub fn with_crash_at_await(mut self, n: u32) -> Self {
+        self.crash_at_await = n.max(1);
+        self
     }
 
     /// Draw from the run's stream (the driver uses it too, so one seed fixes the whole run).
@@ -128,13 +138,14 @@ impl Faults {
     }
 
     /// Whether to crash the operation at this suspension point (every point where it waits on
-    /// a port call's turn or on the clock, whatever the call): one in [`CRASH_AT_AWAIT`], while
+    /// a port call's turn or on the clock, whatever the call): one in [`CRASH_AT_AWAIT`] (or the
+    /// plan's), while
     /// faults are on and the operation is crashable.
     pub fn crash_at_await(&self) -> bool {
         if !self.enabled.load(Ordering::SeqCst) || !self.crashable.load(Ordering::SeqCst) {
             return false;
         }
-        if !self.with_rng(|r| r.gen_ratio(1, CRASH_AT_AWAIT)) {
+        if !self.with_rng(|r| r.gen_ratio(1, self.crash_at_await)) {
             return false;
         }
         self.note("crash_at_await");
@@ -160,7 +171,8 @@ impl Faults {
     }
 }
 
-/// One suspension point in this many is a crash (while faults are on, in a crashable operation).
+/// One suspension point in this many is a crash (while faults are on, in a crashable operation),
+/// unless the plan says otherwise.
 pub const CRASH_AT_AWAIT: u32 = 1_000;
 
 fn injected(what: &str) -> StoreError {

@@ -95,6 +95,26 @@ async fn one_seed_replays_exactly_and_another_seed_does_not() {
     assert_ne!(first.digest, other.digest, "another seed gave the same run");
 }
 
+/// A crash at any await, not only inside a port wrapper: one suspension point in ten of every
+/// crashable operation (any point where it waits on a port call's turn, on the clock, or between
+/// the branches of a batch or of two processor runs) drops the operation and rebuilds the process
+/// from the store. Every invariant still holds, and the run still replays exactly.
+#[tokio::test(flavor = "current_thread")]
+async fn crashes_at_any_await_keep_every_invariant_and_replay() {
+    let plan = || {
+        let mut plan = fixed(0x5eed_c4a5);
+        plan.messages = 200;
+        plan.crash_at_await = 10;
+        plan
+    };
+    let first = run(plan()).await;
+    first.assert_clean();
+    let at_await = first.by_kind.get("crash_at_await").copied().unwrap_or(0);
+    assert!(at_await >= 100, "only {at_await} crashes at an await");
+    let again = run(plan()).await;
+    assert_eq!((first.digest, first.crashes), (again.digest, again.crashes));
+}
+
 /// A SQLite plan of [`REPLAY_MESSAGES`] with this seed, whatever `SIM_SEED` and `SIM_MESSAGES` say.
 fn fixed(seed: u64) -> Plan {
     let mut plan = Plan::new(seed, Backend::Sqlite, REPLAY_MESSAGES);

@@ -56,6 +56,8 @@ pub struct Plan {
     /// Probability that one port call is faulted while the faults are on.
     pub fault_rate: f64,
     pub sabotage: Sabotage,
+    /// One suspension point of a crashable operation in this many is a crash.
+    pub crash_at_await: u32,
 }
 
 impl Plan {
@@ -68,6 +70,7 @@ impl Plan {
             messages: env("SIM_MESSAGES").map_or(messages, |m| usize::try_from(m).unwrap_or(messages)),
             fault_rate: 0.3,
             sabotage: Sabotage::None,
+            crash_at_await: crate::faults::CRASH_AT_AWAIT,
         }
     }
 }
@@ -293,7 +296,7 @@ impl World {
             Backend::Dynamo => BackendState::Dynamo(smsrelay::testing::dynamodb_local_store().await, db),
         };
         let clock = Arc::new(ManualClock::new(start()));
-        let faults = Arc::new(Faults::new(plan.seed, plan.fault_rate));
+        let faults = Arc::new(Faults::new(plan.seed, plan.fault_rate).with_crash_at_await(plan.crash_at_await));
         let pool = (plan.messages / 4).clamp(20, 3000);
         let phones: Vec<String> = (0..pool).map(|i| format!("+1415{:07}", 5_550_000 + i)).collect();
         let invalid: HashSet<String> = phones.iter().step_by(47).cloned().collect();
