@@ -327,6 +327,53 @@ pub enum Sabotage {
     None,
     /// The provider lands one in twenty accepted sends twice (a duplicate send).
     DoubleSend,
+    /// The consent store drops every registry opt-out write (the history still records the
+    /// evidence): opted-out phones keep being texted.
+    LoseOptOuts,
+}
+
+/// A consent store that loses every registry opt-out ([`Sabotage::LoseOptOuts`]).
+pub struct LoseOptOuts(pub Arc<dyn smsrelay::ports::ConsentStore>);
+
+#[async_trait]
+impl smsrelay::ports::ConsentStore for LoseOptOuts {
+    async fn opt_out(&self, _phone: &PhoneNumber, _reason: &str, _at: DateTime<Utc>) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn opt_in(&self, phone: &PhoneNumber) -> Result<(), StoreError> {
+        self.0.opt_in(phone).await
+    }
+    async fn opt_out_of(&self, phone: &PhoneNumber) -> Result<Option<smsrelay::ports::OptOut>, StoreError> {
+        self.0.opt_out_of(phone).await
+    }
+    async fn append_consent(
+        &self,
+        phone: &PhoneNumber,
+        evidence: &smsrelay::domain::ConsentEvidence,
+    ) -> Result<bool, StoreError> {
+        self.0.append_consent(phone, evidence).await
+    }
+    async fn consent_history(&self, phone: &PhoneNumber) -> Result<Vec<smsrelay::domain::ConsentEvidence>, StoreError> {
+        self.0.consent_history(phone).await
+    }
+    async fn take_send_slot(
+        &self,
+        phone: &PhoneNumber,
+        now: DateTime<Utc>,
+        window: chrono::Duration,
+        limit: u32,
+    ) -> Result<bool, StoreError> {
+        self.0.take_send_slot(phone, now, window, limit).await
+    }
+    async fn check_send(
+        &self,
+        phone: &PhoneNumber,
+        now: DateTime<Utc>,
+        window: chrono::Duration,
+        limit: u32,
+    ) -> Result<smsrelay::ports::SendCheck, StoreError> {
+        self.0.check_send(phone, now, window, limit).await
+    }
 }
 
 /// A Twilio-shaped provider on the simulation's clock: it keeps every message that reached it
@@ -380,6 +427,11 @@ impl SimProvider {
     /// Sends of message `id` the provider reported undelivered with a retryable code.
     pub fn retry_licences(&self, id: &str) -> u32 {
         lock(&self.state).retry_licences.get(id).copied().unwrap_or(0)
+    }
+
+    /// The deliberate break this run carries.
+    pub fn sabotage(&self) -> Sabotage {
+        self.sabotage
     }
 
     /// Whether the carrier refuses `phone` with 21610.

@@ -54,6 +54,27 @@ async fn a_broken_invariant_fails_the_run_with_its_seed() {
     assert!(text.contains("SIM_SEED=7 "), "{text}");
 }
 
+/// The consent checks are not blind either: a store that loses every registry opt-out (the
+/// history still records the STOPs, the 21610s and the API's opt-outs) is reported, by the
+/// no-send-after-opt-out check and by the registry-agrees-with-history check.
+#[tokio::test(flavor = "current_thread")]
+async fn lost_opt_outs_fail_the_consent_checks() {
+    let mut plan = fixed(11);
+    plan.sabotage = Sabotage::LoseOptOuts;
+    let report = run(plan).await;
+    let found = |prefix: &str| report.violations.iter().any(|v| v.starts_with(prefix));
+    assert!(
+        found("consent: a send to"),
+        "sends after an opt-out went unnoticed: {:?}",
+        report.violations
+    );
+    assert!(
+        found("consent: +") && report.violations.iter().any(|v| v.contains("registry has no opt-out")),
+        "the registry's lost opt-outs went unnoticed: {:?}",
+        report.violations
+    );
+}
+
 /// Messages of each replay run: large enough that batches, overlapping processor runs, crashes
 /// and every fault kind occur, small enough for three runs in a few seconds.
 const REPLAY_MESSAGES: usize = 300;

@@ -1040,6 +1040,9 @@ fn build(
     .with_alerter(Arc::new(SimAlerter::new(alerts.clone(), faults.clone())))
     .with_events(Arc::new(SimEvents::new(faults.clone())));
     deps.agent = Arc::new(SimAgent::new(deps.agent.clone(), faults.clone()));
+    if provider.sabotage() == Sabotage::LoseOptOuts {
+        deps.consent = Arc::new(crate::faults::LoseOptOuts(deps.consent.clone()));
+    }
     deps
 }
 
