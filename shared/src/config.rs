@@ -168,6 +168,11 @@ pub struct Config {
     pub dead_letter_queue_url: Option<String>,
     /// A request whose headers or body stall longer gets 408 or a close (`SMSRELAY_REQUEST_TIMEOUT`).
     pub request_timeout: Duration,
+    /// Run each request's handler as a task of its own, so a client that hangs up does not
+    /// cancel it (`entrypoints::layers::run_to_completion`). Always on but in the seeded
+    /// simulation, whose crashes drop an operation's future whole and whose scheduler polls the
+    /// handler itself (not settable from the environment).
+    pub detach_requests: bool,
     /// The reply to HELP / INFO when Twilio is not answering it (`SMSRELAY_HELP_TEXT`).
     pub help_text: String,
     /// The key Retell signs its webhooks with (`RETELL_API_KEY`; AWS: `retell_api_key` in the
@@ -392,6 +397,7 @@ impl Config {
             queue_url: get("SMSRELAY_QUEUE_URL"),
             dead_letter_queue_url: get("SMSRELAY_DLQ_URL"),
             request_timeout,
+            detach_requests: true,
             help_text: get("SMSRELAY_HELP_TEXT").unwrap_or_else(|| DEFAULT_HELP_TEXT.to_owned()),
             retell_api_key: get("RETELL_API_KEY").map(SecretString::from),
             retell_api_base: get("RETELL_API_BASE")

@@ -4,7 +4,8 @@
 use crate::world::{World, CAMPAIGN_DAILY_LIMIT, RATE_LIMIT_PER_HOUR};
 use chrono::{DateTime, Utc};
 use smsrelay::domain::{
-    ConsentStatus, EnrolmentId, EnrolmentStatus, Message, MessageId, MessageStatus, PhoneNumber, QuietHours,
+    ConsentChannel, ConsentStatus, EnrolmentId, EnrolmentStatus, Message, MessageId, MessageStatus, PhoneNumber,
+    QuietHours,
 };
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -62,6 +63,15 @@ fn slot_time(m: &Message) -> Option<DateTime<Utc>> {
     }
 }
 
+/// Sends of message `id` allowed beyond its first: one per delivery the provider reported
+/// `undelivered` with a retryable code, one per operator retry asked for.
+pub fn licences(w: &World, id: &str) -> u32 {
+    w.provider.retry_licences(id) + w.oracle.operator_retries.get(id).copied().unwrap_or(0)
+}
+
+/// When an attempt was claimed, and its message id.
+type Claim<'a> = (DateTime<Utc>, Option<&'a str>);
+
 /// Every invariant; `(checks made, violations)`.
 pub async fn all(w: &World, unsettled: bool) -> (u64, Vec<String>) {
     let mut c = Checker::default();
@@ -111,6 +121,8 @@ pub async fn all(w: &World, unsettled: bool) -> (u64, Vec<String>) {
         }
     }
 
+    record_state(w, &landed, &messages, &enrolments);
+
     // 1. Nothing lost: every accepted message is terminal or listed.
     for id in &w.oracle.accepted {
         if let Some(m) = messages.get(id) {
@@ -123,9 +135,9 @@ pub async fn all(w: &World, unsettled: bool) -> (u64, Vec<String>) {
         }
     }
 
-    // 2. No second provider send for one attempt (the simulation never starts a legitimate
-    //    fresh attempt: no retryable delivery failure, no operator retry), and nothing reaches
-    //    the provider that was not recorded first.
+    // 2. No second provider send for one attempt (a fresh attempt starts only after a retryable
+    //    delivery failure or an operator retry), and nothing reaches the provider that was not
+    //    recorded first.
     let mut per_message: BTreeMap<&str, usize> = BTreeMap::new();
     for l in &landed {
         match &l.message_id {
@@ -139,7 +151,8 @@ pub async fn all(w: &World, unsettled: bool) -> (u64, Vec<String>) {
         }
     }
     for (id, n) in &per_message {
-        c.check(*n <= 1, || {
+        let allowed = 1 + licences(w, id) as usize;
+        c.check(*n <= allowed, || {
             let sends: Vec<String> = landed
                 .iter()
                 .filter(|l| l.message_id.as_deref() == Some(*id))
@@ -148,47 +161,218 @@ pub async fn all(w: &World, unsettled: bool) -> (u64, Vec<String>) {
             let history: Vec<String> = messages.get(*id).map_or_else(Vec::new, |m| {
                 m.events.iter().map(|e| format!("{:?}@{}", e.status, e.at)).collect()
             });
-            format!("no duplicate: {id} reached the provider {n} times ({sends:?}; history {history:?})")
+            format!(
+                "no duplicate: {id} reached the provider {n} times, {allowed} allowed ({sends:?}; history {history:?})"
+            )
         });
     }
 
-    // 3. No status regression.
+    // 3. No status regression (but into the fresh attempt a retryable delivery failure or an
+    //    operator retry starts).
     for (id, m) in &messages {
+        let fresh = licences(w, id) > 0;
         for w2 in m.events.windows(2) {
             let (a, b) = (&w2[0], &w2[1]);
-            c.check(step_allowed(a.status, b.status, b.rescheduled.is_some()), || {
-                let h: Vec<_> = m.events.iter().map(|e| e.status).collect();
-                format!("no regression: {id} went {:?} -> {:?} in {h:?}", a.status, b.status)
-            });
+            // A fresh attempt, or (attempts used up) failed and listed.
+            let requeued =
+                fresh && a.status.can_requeue() && matches!(b.status, MessageStatus::Queued | MessageStatus::Failed);
+            c.check(
+                requeued || step_allowed(a.status, b.status, b.rescheduled.is_some()),
+                || {
+                    let h: Vec<_> = m.events.iter().map(|e| e.status).collect();
+                    format!("no regression: {id} went {:?} -> {:?} in {h:?}", a.status, b.status)
+                },
+            );
         }
     }
 
-    // 4. No send to an opted-out phone after its STOP was recorded.
-    let mut by_phone: BTreeMap<&str, Vec<DateTime<Utc>>> = BTreeMap::new();
-    for l in &landed {
-        by_phone.entry(l.to.as_str()).or_default().push(l.at);
+    // 4. No send request to an opted-out phone after its opt-out was recorded (a STOP texted,
+    //    a 21610 from the carrier, the consent API), unless a START or an API opt-in came since.
+    let requests = w.provider.requests();
+    let mut by_phone: BTreeMap<&str, Vec<Claim<'_>>> = BTreeMap::new();
+    for r in &requests {
+        // The consent check's moment: when the attempt was claimed (the registry is read then,
+        // docs/design.md; a batch's paced call may leave later), else the request's.
+        let claimed = r
+            .message_id
+            .as_deref()
+            .and_then(|id| messages.get(id))
+            .and_then(|m| {
+                m.events
+                    .iter()
+                    .rev()
+                    .find(|e| e.status == MessageStatus::Sending && e.at <= r.at)
+                    .map(|e| e.at)
+            })
+            .unwrap_or(r.at);
+        by_phone
+            .entry(r.to.as_str())
+            .or_default()
+            .push((claimed, r.message_id.as_deref()));
     }
     for (phone, times) in &by_phone {
         let Ok(p) = PhoneNumber::parse_e164(phone) else {
             continue;
         };
         let history = w.deps.consent.consent_history(&p).await.unwrap_or_default();
-        for t in times {
-            let stop = history
+        for e in &history {
+            w.faults
+                .sched
+                .record(&["state consent", phone, &format!("{:?}@{}", e.status, e.at)]);
+        }
+        // The registry agrees with the latest entry of the history.
+        let registry = w.deps.consent.opt_out_of(&p).await.ok().flatten();
+        let latest = history.iter().max_by_key(|e| e.at).map(|e| e.status);
+        c.check(latest != Some(ConsentStatus::OptedOut) || registry.is_some(), || {
+            format!("consent: {phone}'s history ends opted out but the registry has no opt-out ({history:?})")
+        });
+        for (t, id) in times {
+            // The phone's status when the attempt was claimed: the latest evidence (by its
+            // time, as the registry follows it) of the entries recorded by then. An entry is
+            // recorded at its time, or for one typed in a Retell chat (its time is the turn's)
+            // when a webhook carrying it was first answered 2xx (an earlier delivery may have
+            // failed before recording it). An opt-out counts if recorded before the claim, an
+            // opt-in if recorded by then and asked for by the simulation (a START texted or typed,
+            // an API opt-in): the store cannot invent one.
+            let recorded = |e: &smsrelay::domain::ConsentEvidence| {
+                e.at.max(retell_delivery(w, e.message_sid.as_deref()).unwrap_or(e.at))
+            };
+            let asked = |rec: DateTime<Utc>| w.oracle.starts.iter().any(|(ph, at)| ph == phone && *at <= rec);
+            let latest = history
                 .iter()
-                .filter(|e| e.status == ConsentStatus::OptedOut && e.at < *t)
-                .map(|e| e.at)
-                .max();
-            let started_after = |s: DateTime<Utc>| {
-                w.oracle
+                .filter(|e| match e.status {
+                    ConsentStatus::OptedOut => recorded(e) < *t,
+                    ConsentStatus::OptedIn => recorded(e) <= *t && asked(recorded(e)),
+                })
+                .max_by_key(|e| (e.at, e.status == ConsentStatus::OptedOut));
+            let stop = latest.filter(|e| e.status == ConsentStatus::OptedOut).map(|e| e.at);
+            c.check(stop.is_none(), || {
+                let h: Vec<String> = history
+                    .iter()
+                    .map(|e| format!("{:?}@{} {:?} {:?}", e.status, e.at, e.channel, e.message_sid))
+                    .collect();
+                let s: Vec<String> = w
+                    .oracle
                     .starts
                     .iter()
-                    .any(|(ph, at)| ph == phone && *at >= s && *at < *t)
-            };
-            c.check(stop.is_none_or(started_after), || {
-                format!("consent: a send to {phone} at {t} after its STOP recorded at {stop:?}, no START since")
+                    .filter(|(ph, _)| ph == phone)
+                    .map(|(_, at)| at.to_string())
+                    .collect();
+                let what = id.and_then(|id| messages.get(id)).map(|m| {
+                    let events: Vec<String> = m.events.iter().map(|e| format!("{:?}@{}", e.status, e.at)).collect();
+                    format!("{} {:?} events {events:?}", m.id.as_str(), m.metadata)
+                });
+                format!("consent: a send to {phone} at {t} ({what:?}) after its opt-out recorded at {stop:?}, no opt-in since (history {h:?}; opt-ins asked {s:?})")
             });
         }
+    }
+
+    // 4e. Every turn of a Retell chat is recorded once in the pair's conversations, however
+    //     its webhooks were duplicated, reordered or retried.
+    for (chat, facts) in &w.retell.chats {
+        if facts.first_delivery.is_none() {
+            continue;
+        }
+        let Ok(p) = PhoneNumber::parse_e164(&facts.phone) else {
+            continue;
+        };
+        let page = w
+            .deps
+            .conversations
+            .list_conversations(&p, smsrelay::ports::ConversationFilter::default(), 200, None)
+            .await;
+        let Ok(mut page) = page else {
+            c.check(false, || format!("retell: conversations of {} unreadable", facts.phone));
+            continue;
+        };
+        // A list's rows may leave the turns out: read each conversation whole.
+        for cv in &mut page.items {
+            if let Ok(Some(full)) = w.deps.conversations.get_conversation(&cv.id).await {
+                *cv = full;
+            }
+        }
+        for r in &facts.turn_refs {
+            let n = page
+                .items
+                .iter()
+                .flat_map(|cv| &cv.turns)
+                .filter(|t| t.provider_ref.as_deref() == Some(r.as_str()))
+                .count();
+            c.check(n == 1, || {
+                let convs: Vec<String> = page
+                    .items
+                    .iter()
+                    .map(|cv| format!("{} {:?} turns={}", cv.id.as_str(), cv.status, cv.turns.len()))
+                    .collect();
+                format!(
+                    "retell: turn {r} of {chat} recorded {n} times for {} ({convs:?})",
+                    facts.phone
+                )
+            });
+        }
+    }
+
+    // 4b. A 21610 is recorded as an opt-out with its evidence: every message stored `failed`
+    //     with 21610 has a `provider_error` opt-out of its phone recorded no later than it.
+    for (id, m) in &messages {
+        if m.status != MessageStatus::Failed || m.error.as_ref().map(|e| e.code) != Some(21610) {
+            continue;
+        }
+        let failed_at = m
+            .events
+            .iter()
+            .rev()
+            .find(|e| e.status == MessageStatus::Failed)
+            .map(|e| e.at);
+        let history = w.deps.consent.consent_history(&m.to).await.unwrap_or_default();
+        c.check(
+            history.iter().any(|e| {
+                e.status == ConsentStatus::OptedOut
+                    && e.channel == ConsentChannel::ProviderError
+                    && failed_at.is_none_or(|t| e.at <= t)
+            }),
+            || {
+                format!(
+                    "consent: {id} failed with 21610 at {failed_at:?} but no provider_error opt-out of {} was recorded",
+                    m.to.as_str()
+                )
+            },
+        );
+    }
+
+    // 4c. A message a cancel answered `canceled` for is never sent afterwards and stays canceled.
+    for (id, at) in &w.oracle.canceled {
+        let after: Vec<String> = requests
+            .iter()
+            .filter(|r| r.message_id.as_deref() == Some(id.as_str()) && r.at > *at)
+            .map(|r| r.at.to_rfc3339())
+            .collect();
+        c.check(after.is_empty(), || {
+            format!("cancel: {id} was canceled at {at} and sent afterwards at {after:?}")
+        });
+        if let Some(m) = messages.get(id) {
+            c.check(m.status == MessageStatus::Canceled, || {
+                format!("cancel: {id} was canceled at {at} and ended {:?}", m.status)
+            });
+        }
+    }
+
+    // 4d. A retryable delivery failure with attempts left gets its fresh attempt: no message
+    //     ends `undelivered` with a retryable code before its attempts are used up.
+    for (id, m) in &messages {
+        let code = m.error.as_ref().map(|e| e.code);
+        c.check(
+            !(m.status == MessageStatus::Undelivered
+                && code.is_some_and(smsrelay::domain::retry_policy::delivery_error_is_retryable)
+                && m.attempts < w.deps.config.max_attempts),
+            || {
+                let h: Vec<String> = m.events.iter().map(|e| format!("{:?}@{}", e.status, e.at)).collect();
+                format!(
+                    "retry lost: {id} ended undelivered with retryable code {code:?} after {} of {} attempts; history {h:?}",
+                    m.attempts, w.deps.config.max_attempts
+                )
+            },
+        );
     }
 
     // 5. Hourly cap per recipient: of the messages that reached the provider, at most the limit
@@ -201,7 +385,8 @@ pub async fn all(w: &World, unsettled: bool) -> (u64, Vec<String>) {
         let Some((id, m)) = l.message_id.as_ref().and_then(|id| messages.get(id).map(|m| (id, m))) else {
             continue;
         };
-        if !counted.insert(id.as_str()) {
+        // An operator retry goes past the hourly limit, by design (docs/api.md).
+        if !counted.insert(id.as_str()) || w.oracle.operator_retries.contains_key(id) {
             continue;
         }
         if let Some(t) = slot_time(m) {
@@ -238,9 +423,10 @@ pub async fn all(w: &World, unsettled: bool) -> (u64, Vec<String>) {
 
     // 5b, 6, 8: campaign steps: daily limit per lead's local day, never in the campaign's quiet
     // hours (21:00-08:00 in the lead's zone: drip-a's own, drip-b's the default
-    // SMSRELAY_QUIET_HOURS), each step at most once.
-    let mut per_day: BTreeMap<(String, chrono::NaiveDate), u32> = BTreeMap::new();
-    let mut per_step: BTreeMap<(String, u64), u32> = BTreeMap::new();
+    // SMSRELAY_QUIET_HOURS), each step one message (a fresh attempt resends that message: the
+    // duplicate check bounds those).
+    let mut per_day: BTreeMap<(String, chrono::NaiveDate), BTreeSet<&str>> = BTreeMap::new();
+    let mut per_step: BTreeMap<(String, u64), BTreeSet<&str>> = BTreeMap::new();
     for l in &landed {
         let Some(m) = l.message_id.as_ref().and_then(|id| messages.get(id)) else {
             continue;
@@ -255,11 +441,12 @@ pub async fn all(w: &World, unsettled: bool) -> (u64, Vec<String>) {
             continue;
         };
         let zone = en.lead.timezone.as_deref().unwrap_or("America/New_York");
-        *per_step.entry((e.to_owned(), step)).or_default() += 1;
+        per_step.entry((e.to_owned(), step)).or_default().insert(m.id.as_str());
         if let Ok(tz) = zone.parse::<chrono_tz::Tz>() {
-            *per_day
+            per_day
                 .entry((e.to_owned(), smsrelay::domain::schedule::local_day(l.at, tz)))
-                .or_default() += 1;
+                .or_default()
+                .insert(m.id.as_str());
             {
                 let quiet = QuietHours::parse("21:00", "08:00", zone).ok();
                 c.check(!quiet.is_some_and(|q| q.contains(l.at)), || {
@@ -268,13 +455,16 @@ pub async fn all(w: &World, unsettled: bool) -> (u64, Vec<String>) {
             }
         }
     }
-    for ((e, day), n) in &per_day {
-        c.check(*n <= CAMPAIGN_DAILY_LIMIT, || {
+    for ((e, day), ids) in &per_day {
+        let n = ids.len();
+        c.check(n <= CAMPAIGN_DAILY_LIMIT as usize, || {
             format!("daily limit: {n} steps of {e} on {day}")
         });
     }
-    for ((e, step), n) in &per_step {
-        c.check(*n <= 1, || format!("step once: step {step} of {e} sent {n} times"));
+    for ((e, step), ids) in &per_step {
+        c.check(ids.len() <= 1, || {
+            format!("step once: step {step} of {e} sent as {ids:?}")
+        });
     }
     // Scheduled API messages with their own quiet hours are never sent inside them.
     for l in &landed {
@@ -353,4 +543,50 @@ pub async fn all(w: &World, unsettled: bool) -> (u64, Vec<String>) {
         format!("one alert per incident: {extra} repeated alerts but only {claim_faults} faulted dedupe claims")
     });
     (c.checks, c.violations)
+}
+
+/// The stored end state into the run's trace (its digest tells two runs of one seed apart).
+fn record_state(
+    w: &World,
+    landed: &[crate::faults::Landed],
+    messages: &BTreeMap<String, Message>,
+    enrolments: &BTreeMap<String, smsrelay::domain::Enrolment>,
+) {
+    let rec = |parts: &[&str]| w.faults.sched.record(parts);
+    for l in landed {
+        rec(&[
+            "state sent",
+            &l.sid,
+            l.message_id.as_deref().unwrap_or("-"),
+            &l.to,
+            &l.at.to_rfc3339(),
+        ]);
+    }
+    for (id, m) in messages {
+        let events: Vec<String> = m.events.iter().map(|e| format!("{:?}@{}", e.status, e.at)).collect();
+        rec(&[
+            "state message",
+            id,
+            &format!("{:?} listed={}", m.status, m.failed_listed),
+            &events.join(","),
+        ]);
+    }
+    for (id, e) in enrolments {
+        rec(&["state enrolment", id, &format!("{:?} step={}", e.status, e.step)]);
+    }
+    for a in w.alerts.alerts() {
+        rec(&[
+            "state alert",
+            &format!("{:?}", a.kind),
+            &a.subject,
+            &a.raised_at.to_rfc3339(),
+        ]);
+    }
+}
+
+/// When a webhook of the chat of a Retell consent entry (`retell:<chat>:<message>`) carrying its
+/// turns was first answered 2xx.
+fn retell_delivery(w: &World, message_sid: Option<&str>) -> Option<DateTime<Utc>> {
+    let chat = message_sid?.strip_prefix("retell:")?.split(':').next()?;
+    w.retell.chats.get(chat)?.first_delivery
 }

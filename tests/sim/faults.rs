@@ -3,6 +3,7 @@
 //! ([`SimQueue`]). A `Hang` fault is a crash at that await point: the wrapper notifies the driver
 //! and never answers, the driver drops the in-flight operation and rebuilds the process.
 
+use crate::sched::Scheduler;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rand::rngs::StdRng;
@@ -42,6 +43,10 @@ pub struct Faults {
     by_kind: Mutex<BTreeMap<&'static str, u64>>,
     /// Faults injected on `CounterStore::claim` (alert dedupe fails open on them, by design).
     pub claim_faults: AtomicU64,
+    /// The order of port calls inside an operation, and the run's trace.
+    pub sched: Scheduler,
+    /// One suspension point of a crashable operation in this many is a crash.
+    crash_at_await: u32,
 }
 
 impl Faults {
@@ -56,7 +61,16 @@ impl Faults {
             faulted: AtomicU64::new(0),
             by_kind: Mutex::default(),
             claim_faults: AtomicU64::new(0),
+            sched: Scheduler::new(seed),
+            crash_at_await: CRASH_AT_AWAIT,
         }
+    }
+
+    /// Crash at one suspension point in `n` instead of [`CRASH_AT_AWAIT`].
+    #[must_use]
+    pub fn with_crash_at_await(mut self, n: u32) -> Self {
+        self.crash_at_await = n.max(1);
+        self
     }
 
     /// Draw from the run's stream (the driver uses it too, so one seed fixes the whole run).
@@ -68,6 +82,10 @@ impl Faults {
         self.enabled.store(on, Ordering::SeqCst);
     }
 
+    pub fn enabled(&self) -> bool {
+        self.enabled.load(Ordering::SeqCst)
+    }
+
     pub fn set_crashable(&self, on: bool) {
         self.crashable.store(on, Ordering::SeqCst);
     }
@@ -75,6 +93,12 @@ impl Faults {
     /// One port call: whether to fault it, and with which of `kinds` (weights). A crash kind
     /// (name starting `crash`) is only chosen while crashable, and signals the driver.
     fn decide(&self, kinds: &[(&'static str, u32)]) -> Option<&'static str> {
+        let kind = self.draw(kinds);
+        self.sched.record(&["fault", kind.unwrap_or("-")]);
+        kind
+    }
+
+    fn draw(&self, kinds: &[(&'static str, u32)]) -> Option<&'static str> {
         self.calls.fetch_add(1, Ordering::Relaxed);
         if !self.enabled.load(Ordering::SeqCst) {
             return None;
@@ -113,6 +137,21 @@ impl Faults {
         Some(kind)
     }
 
+    /// Whether to crash the operation at this suspension point (every point where it waits on
+    /// a port call's turn or on the clock, whatever the call): one in [`CRASH_AT_AWAIT`] (or the
+    /// plan's), while
+    /// faults are on and the operation is crashable.
+    pub fn crash_at_await(&self) -> bool {
+        if !self.enabled.load(Ordering::SeqCst) || !self.crashable.load(Ordering::SeqCst) {
+            return false;
+        }
+        if !self.with_rng(|r| r.gen_ratio(1, self.crash_at_await)) {
+            return false;
+        }
+        self.note("crash_at_await");
+        true
+    }
+
     /// Count a fault the driver itself injected (duplicate callbacks, redeliveries, …).
     pub fn note(&self, kind: &'static str) {
         self.faulted.fetch_add(1, Ordering::Relaxed);
@@ -131,6 +170,10 @@ impl Faults {
         lock(&self.by_kind).clone()
     }
 }
+
+/// One suspension point in this many is a crash (while faults are on, in a crashable operation),
+/// unless the plan says otherwise.
+pub const CRASH_AT_AWAIT: u32 = 1_000;
 
 fn injected(what: &str) -> StoreError {
     StoreError::Unexpected(anyhow::anyhow!("simulated {what}"))
@@ -173,7 +216,31 @@ const WRITES: [&str; 28] = [
 pub struct StorePlan(pub Arc<Faults>);
 
 impl StoreFaults for StorePlan {
+    fn turn(
+        &self,
+        method: &'static str,
+    ) -> Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>>> {
+        Some(Box::pin(self.0.sched.turn(method)))
+    }
+
     fn before(&self, method: &'static str) -> Option<StoreFault> {
+        self.0.sched.record(&["store", method]);
+        let fault = self.fault_before(method);
+        if fault.is_some() {
+            // No call follows (an error, or a hang the driver drops).
+            self.0.sched.finish();
+        }
+        fault
+    }
+
+    fn after(&self, method: &'static str, ok: bool) -> Option<StoreFault> {
+        self.0.sched.finish();
+        self.fault_after(method, ok)
+    }
+}
+
+impl StorePlan {
+    fn fault_before(&self, method: &'static str) -> Option<StoreFault> {
         let kind = self
             .0
             .decide(&[("store_error_before_call", 40), ("crash_before_store_call", 1)])?;
@@ -186,7 +253,7 @@ impl StoreFaults for StorePlan {
         }
     }
 
-    fn after(&self, method: &'static str, ok: bool) -> Option<StoreFault> {
+    fn fault_after(&self, method: &'static str, ok: bool) -> Option<StoreFault> {
         if !ok || !(WRITES.contains(&method) || method == "update_enrolment" || method == "put_campaign") {
             return None;
         }
@@ -214,6 +281,9 @@ pub struct Landed {
     pub body: String,
     /// When it reached the provider (the simulation's clock).
     pub at: DateTime<Utc>,
+    /// Its final status (`delivered` or `undelivered`) and error code, as a fetch reports it.
+    pub status: &'static str,
+    pub error_code: Option<u32>,
 }
 
 /// A status callback the provider owes us.
@@ -222,12 +292,34 @@ pub struct Callback {
     pub message_id: Option<String>,
     pub sid: String,
     pub status: &'static str,
+    /// `ErrorCode` of an `undelivered` one.
+    pub error_code: Option<u32>,
+    /// Posted without our id in the URL (one send in ten): only the sid tells which message it
+    /// is. Every delivery of the callback is the same request.
+    pub without_id: bool,
 }
+
+/// A send request that reached the provider, whatever became of it.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub message_id: Option<String>,
+    pub to: String,
+    pub at: DateTime<Utc>,
+}
+
+/// Twilio's delivery error for an unreachable handset: retryable (domain::retry_policy).
+pub const RETRYABLE_DELIVERY_ERROR: u32 = 30003;
+/// Twilio's delivery error for a message the carrier filtered: not retryable.
+pub const PERMANENT_DELIVERY_ERROR: u32 = 30007;
 
 #[derive(Default)]
 struct ProviderState {
     landed: Vec<Landed>,
     callbacks: Vec<Callback>,
+    requests: Vec<Request>,
+    /// Per message id, the sends it reported `undelivered` with a retryable code: each allows
+    /// one more send (a fresh attempt).
+    retry_licences: BTreeMap<String, u32>,
 }
 
 /// Deliberately broken behaviour, to show the checker catches it.
@@ -236,27 +328,83 @@ pub enum Sabotage {
     None,
     /// The provider lands one in twenty accepted sends twice (a duplicate send).
     DoubleSend,
+    /// The consent store drops every registry opt-out write (the history still records the
+    /// evidence): opted-out phones keep being texted.
+    LoseOptOuts,
+}
+
+/// A consent store that loses every registry opt-out ([`Sabotage::LoseOptOuts`]).
+pub struct LoseOptOuts(pub Arc<dyn smsrelay::ports::ConsentStore>);
+
+#[async_trait]
+impl smsrelay::ports::ConsentStore for LoseOptOuts {
+    async fn opt_out(&self, _phone: &PhoneNumber, _reason: &str, _at: DateTime<Utc>) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn opt_in(&self, phone: &PhoneNumber) -> Result<(), StoreError> {
+        self.0.opt_in(phone).await
+    }
+    async fn opt_out_of(&self, phone: &PhoneNumber) -> Result<Option<smsrelay::ports::OptOut>, StoreError> {
+        self.0.opt_out_of(phone).await
+    }
+    async fn append_consent(
+        &self,
+        phone: &PhoneNumber,
+        evidence: &smsrelay::domain::ConsentEvidence,
+    ) -> Result<bool, StoreError> {
+        self.0.append_consent(phone, evidence).await
+    }
+    async fn consent_history(&self, phone: &PhoneNumber) -> Result<Vec<smsrelay::domain::ConsentEvidence>, StoreError> {
+        self.0.consent_history(phone).await
+    }
+    async fn take_send_slot(
+        &self,
+        phone: &PhoneNumber,
+        now: DateTime<Utc>,
+        window: chrono::Duration,
+        limit: u32,
+    ) -> Result<bool, StoreError> {
+        self.0.take_send_slot(phone, now, window, limit).await
+    }
+    async fn check_send(
+        &self,
+        phone: &PhoneNumber,
+        now: DateTime<Utc>,
+        window: chrono::Duration,
+        limit: u32,
+    ) -> Result<smsrelay::ports::SendCheck, StoreError> {
+        self.0.check_send(phone, now, window, limit).await
+    }
 }
 
 /// A Twilio-shaped provider on the simulation's clock: it keeps every message that reached it
 /// (for reconciliation's list, for status fetches, and for the oracle), owes a `sent` and a
-/// `delivered` callback for each, refuses the `invalid` numbers with 21211, and faults calls
+/// `delivered` callback for each (while faults are on, one in twenty-five `undelivered` with a
+/// retryable code and one in fifty with a permanent one), refuses the `invalid` numbers with
+/// 21211 and the `unsubscribed` ones (opted out at the carrier) with 21610, and faults calls
 /// as the plan says: 5xx, 429, a timeout before it was processed, accepted then a timeout,
 /// accepted then our process crashed.
 pub struct SimProvider {
     clock: Arc<ManualClock>,
     faults: Arc<Faults>,
     invalid: HashSet<String>,
+    unsubscribed: HashSet<String>,
     sabotage: Sabotage,
     state: Mutex<ProviderState>,
 }
 
 impl SimProvider {
-    pub fn new(clock: Arc<ManualClock>, faults: Arc<Faults>, invalid: HashSet<String>, sabotage: Sabotage) -> Self {
+    pub fn new(
+        clock: Arc<ManualClock>,
+        faults: Arc<Faults>,
+        (invalid, unsubscribed): (HashSet<String>, HashSet<String>),
+        sabotage: Sabotage,
+    ) -> Self {
         Self {
             clock,
             faults,
             invalid,
+            unsubscribed,
             sabotage,
             state: Mutex::default(),
         }
@@ -272,6 +420,26 @@ impl SimProvider {
         lock(&self.state).landed.clone()
     }
 
+    /// Every send request that reached the provider.
+    pub fn requests(&self) -> Vec<Request> {
+        lock(&self.state).requests.clone()
+    }
+
+    /// Sends of message `id` the provider reported undelivered with a retryable code.
+    pub fn retry_licences(&self, id: &str) -> u32 {
+        lock(&self.state).retry_licences.get(id).copied().unwrap_or(0)
+    }
+
+    /// The deliberate break this run carries.
+    pub fn sabotage(&self) -> Sabotage {
+        self.sabotage
+    }
+
+    /// Whether the carrier refuses `phone` with 21610.
+    pub fn unsubscribed(&self, phone: &str) -> bool {
+        self.unsubscribed.contains(phone)
+    }
+
     /// Take the callbacks the driver chose (by index into the owed list, which it may reorder).
     pub fn take_callbacks(&self, pick: impl FnOnce(&mut Vec<Callback>) -> Vec<Callback>) -> Vec<Callback> {
         pick(&mut lock(&self.state).callbacks)
@@ -281,11 +449,26 @@ impl SimProvider {
         let mut s = lock(&self.state);
         let n = s.landed.len() + 1;
         let sid = format!("SM{n:032x}");
-        let message_id = url::Url::parse(&sms.status_callback).ok().and_then(|u| {
-            u.query_pairs()
-                .find(|(k, _)| k == "message_id")
-                .map(|(_, v)| v.into_owned())
-        });
+        let message_id = message_id_of(sms);
+        let without_id = self.faults.with_rng(|r| r.gen_ratio(1, 10));
+        let outcome = if self.faults.enabled() {
+            self.faults.with_rng(|r| r.gen_range(0..100))
+        } else {
+            99
+        };
+        let (last, error_code) = match outcome {
+            0..=3 => ("undelivered", Some(RETRYABLE_DELIVERY_ERROR)),
+            4..=5 => ("undelivered", Some(PERMANENT_DELIVERY_ERROR)),
+            _ => ("delivered", None),
+        };
+        if error_code == Some(RETRYABLE_DELIVERY_ERROR) {
+            self.faults.note("delivery_undelivered_retryable");
+            if let Some(id) = &message_id {
+                *s.retry_licences.entry(id.clone()).or_default() += 1;
+            }
+        } else if error_code.is_some() {
+            self.faults.note("delivery_undelivered_permanent");
+        }
         s.landed.push(Landed {
             sid: sid.clone(),
             message_id: message_id.clone(),
@@ -293,12 +476,16 @@ impl SimProvider {
             from: sms.from.as_str().to_owned(),
             body: sms.body.as_str().to_owned(),
             at: self.clock.now(),
+            status: last,
+            error_code,
         });
-        for status in ["sent", "delivered"] {
+        for (status, error_code) in [("sent", None), (last, error_code)] {
             s.callbacks.push(Callback {
                 message_id: message_id.clone(),
                 sid: sid.clone(),
                 status,
+                error_code,
+                without_id,
             });
         }
         ProviderSid::parse(&sid).unwrap_or_else(|_| unreachable!("a well-formed sid"))
@@ -310,12 +497,21 @@ impl SimProvider {
             to: l.to.clone(),
             from: l.from.clone(),
             body: l.body.clone(),
-            status: "delivered".to_owned(),
-            error_code: None,
+            status: l.status.to_owned(),
+            error_code: l.error_code,
             error_message: None,
             date_created: Some(l.at),
         })
     }
+}
+
+/// Our id, from the send's StatusCallback URL.
+fn message_id_of(sms: &OutboundSms) -> Option<String> {
+    url::Url::parse(&sms.status_callback).ok().and_then(|u| {
+        u.query_pairs()
+            .find(|(k, _)| k == "message_id")
+            .map(|(_, v)| v.into_owned())
+    })
 }
 
 fn server_error() -> ProviderError {
@@ -337,6 +533,12 @@ fn timeout() -> ProviderError {
 #[async_trait]
 impl SmsProvider for SimProvider {
     async fn send(&self, sms: &OutboundSms) -> Result<ProviderAccepted, ProviderError> {
+        let _turn = self.faults.sched.enter("provider.send").await;
+        lock(&self.state).requests.push(Request {
+            message_id: message_id_of(sms),
+            to: sms.to.as_str().to_owned(),
+            at: self.clock.now(),
+        });
         let fault = self.faults.decide(&[
             ("provider_5xx", 3),
             ("provider_429", 3),
@@ -349,6 +551,12 @@ impl SmsProvider for SimProvider {
             Some("provider_429") => return Err(ProviderError::RateLimited { retry_after: None }),
             Some("provider_timeout_not_sent") => return Err(timeout()),
             _ => {}
+        }
+        if self.unsubscribed.contains(sms.to.as_str()) {
+            return Err(ProviderError::Rejected {
+                code: 21610,
+                message: "Attempt to send to unsubscribed recipient".to_owned(),
+            });
         }
         if self.invalid.contains(sms.to.as_str()) {
             return Err(ProviderError::Rejected {
@@ -372,6 +580,7 @@ impl SmsProvider for SimProvider {
     }
 
     async fn fetch(&self, sid: &ProviderSid) -> Result<ProviderMessage, ProviderError> {
+        let _turn = self.faults.sched.enter("provider.fetch").await;
         if self.faults.decide(&[("provider_fetch_5xx", 1)]).is_some() {
             return Err(server_error());
         }
@@ -390,6 +599,7 @@ impl SmsProvider for SimProvider {
         since: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<ProviderMessage>, ProviderError> {
+        let _turn = self.faults.sched.enter("provider.list_sent").await;
         if self.faults.decide(&[("provider_list_5xx", 1)]).is_some() {
             return Err(server_error());
         }
@@ -426,6 +636,7 @@ impl SimQueue {
 #[async_trait]
 impl JobQueue for SimQueue {
     async fn enqueue(&self, payload: &JobPayload, delay: Duration) -> Result<(), QueueError> {
+        let _turn = self.faults.sched.enter("queue.enqueue").await;
         match self.faults.decide(&[
             ("queue_enqueue_error", 3),
             ("queue_enqueue_duplicated", 3),
@@ -447,6 +658,7 @@ impl JobQueue for SimQueue {
     }
 
     async fn receive(&self, max: usize, visibility: Duration) -> Result<Vec<ReceivedJob>, QueueError> {
+        let _turn = self.faults.sched.enter("queue.receive").await;
         match self.faults.decide(&[("queue_receive_error", 1)]) {
             Some(_) => Err(Self::unexpected("receive error")),
             None => self.inner.receive(max, visibility).await,
@@ -454,6 +666,7 @@ impl JobQueue for SimQueue {
     }
 
     async fn ack(&self, receipt: &str) -> Result<(), QueueError> {
+        let _turn = self.faults.sched.enter("queue.ack").await;
         match self.faults.decide(&[("queue_ack_lost", 3), ("crash_at_ack", 1)]) {
             Some("queue_ack_lost") => Err(Self::unexpected("ack error")),
             Some(_) => std::future::pending().await,
@@ -462,6 +675,7 @@ impl JobQueue for SimQueue {
     }
 
     async fn stats(&self) -> Result<QueueStats, QueueError> {
+        let _turn = self.faults.sched.enter("queue.stats").await;
         self.inner.stats().await
     }
 }
@@ -482,6 +696,7 @@ impl SimEvents {
 #[async_trait]
 impl EventPublisher for SimEvents {
     async fn publish(&self, events: &[DomainEvent]) -> Result<(), PublishError> {
+        let _turn = self.faults.sched.enter("events.publish").await;
         match self.faults.decide(&[
             ("events_publish_error", 3),
             ("events_partly_refused", 2),
@@ -517,6 +732,7 @@ impl SimAlerter {
 #[async_trait]
 impl Alerter for SimAlerter {
     async fn raise(&self, alert: &Alert) -> Result<(), AlertError> {
+        let _turn = self.faults.sched.enter("alerter.raise").await;
         match self.faults.decide(&[("alert_channel_error", 3), ("crash_at_alert", 1)]) {
             Some("alert_channel_error") => Err(AlertError(anyhow::anyhow!("simulated channel outage"))),
             Some(_) => std::future::pending().await,
@@ -554,7 +770,11 @@ impl SimAgent {
 #[async_trait]
 impl Agent for SimAgent {
     async fn reply(&self, request: AgentRequest<'_>, host: &dyn ToolHost) -> Result<AgentReply, AgentError> {
-        match self.fault() {
+        let turn = self.faults.sched.enter("agent.reply").await;
+        let fault = self.fault();
+        // The turn ends here: the scripted agent's tools call the store, each on its own turn.
+        drop(turn);
+        match fault {
             Some(Err(e)) => Err(e),
             Some(Ok(())) => std::future::pending().await,
             None => self.inner.reply(request, host).await,
@@ -562,7 +782,10 @@ impl Agent for SimAgent {
     }
 
     async fn classify(&self, request: AgentRequest<'_>) -> Result<Option<Classification>, AgentError> {
-        match self.fault() {
+        let turn = self.faults.sched.enter("agent.classify").await;
+        let fault = self.fault();
+        drop(turn);
+        match fault {
             Some(Err(e)) => Err(e),
             Some(Ok(())) => std::future::pending().await,
             None => self.inner.classify(request).await,

@@ -5,6 +5,8 @@
 //! At the end the faults stop, the system is driven until nothing is due, and every invariant of
 //! docs/design.md is checked against the store and the oracle ([`crate::check`]).
 
+mod retell;
+
 use crate::faults::{Callback, Faults, Sabotage, SimAgent, SimAlerter, SimEvents, SimProvider, SimQueue, StorePlan};
 use axum::body::Body;
 use bytes::Bytes;
@@ -54,6 +56,8 @@ pub struct Plan {
     /// Probability that one port call is faulted while the faults are on.
     pub fault_rate: f64,
     pub sabotage: Sabotage,
+    /// One suspension point of a crashable operation in this many is a crash.
+    pub crash_at_await: u32,
 }
 
 impl Plan {
@@ -66,6 +70,7 @@ impl Plan {
             messages: env("SIM_MESSAGES").map_or(messages, |m| usize::try_from(m).unwrap_or(messages)),
             fault_rate: 0.3,
             sabotage: Sabotage::None,
+            crash_at_await: crate::faults::CRASH_AT_AWAIT,
         }
     }
 }
@@ -80,11 +85,28 @@ pub struct Pending {
     key: Option<String>,
 }
 
+impl Pending {
+    /// A POST without an idempotency key.
+    fn post(kind: RequestKind, path: String, body: Value) -> Self {
+        Self {
+            kind,
+            method: "POST",
+            path,
+            body,
+            key: None,
+        }
+    }
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum RequestKind {
     Send,
     Batch,
     Lead,
+    Cancel,
+    OperatorRetry,
+    ConsentOptOut,
+    ConsentOptIn,
     Other,
 }
 
@@ -102,6 +124,12 @@ pub struct Oracle {
     pub starts: Vec<(String, DateTime<Utc>)>,
     /// When the faults stopped (alerts after it must be strictly once per cooldown).
     pub settled_from: Option<DateTime<Utc>>,
+    /// Ids answered `scheduled` (what a caller may still cancel).
+    pub scheduled: Vec<String>,
+    /// Messages a cancel answered 200 `canceled` for, and when.
+    pub canceled: Vec<(String, DateTime<Utc>)>,
+    /// Operator retries asked for, per message (answered or not): each allows one more send.
+    pub operator_retries: BTreeMap<String, u32>,
 }
 
 /// Figures of one run.
@@ -124,6 +152,13 @@ pub struct Report {
     pub violations: Vec<String>,
     pub settled_rounds: u32,
     pub wall: Duration,
+    /// The trace digest: every port call in the order it ran, every fault decision, every
+    /// HTTP answer and the stored end state. One seed, one digest.
+    pub digest: u64,
+    pub trace_events: u64,
+    /// How often the flows beyond plain sends ran (cancels, operator retries, consent API,
+    /// 21610 refusals, undelivered reports).
+    pub flows: BTreeMap<&'static str, u64>,
 }
 
 impl Report {
@@ -148,7 +183,7 @@ impl Report {
         );
         format!(
             "sim store={} seed={} messages={} ops={} provider_sends={} port_calls={} faults={} ({share:.1}% of all port calls, {chaos:.1}% while faulting) \
-             crashes={} invariant_checks={} violations={} settle_rounds={} wall={:.1}s\n  faults by kind: {}",
+             crashes={} invariant_checks={} violations={} settle_rounds={} trace={:016x} ({} events) wall={:.1}s\n  faults by kind: {}\n  flows: {}",
             self.store,
             self.seed,
             self.messages,
@@ -160,8 +195,11 @@ impl Report {
             self.checks,
             self.violations.len(),
             self.settled_rounds,
+            self.digest,
+            self.trace_events,
             self.wall.as_secs_f64(),
-            kinds.join(" ")
+            kinds.join(" "),
+            self.flows.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
         )
     }
 
@@ -211,11 +249,15 @@ pub struct World {
     pub crashes: u64,
     pub ops: u64,
     /// The cheap check after every step: message ids seen at the provider so far.
-    sent_ids: HashSet<String>,
+    sent_ids: BTreeMap<String, u32>,
     checked_sends: usize,
     /// What the per-step check found, with the operation it happened in.
     pub step_violations: Vec<String>,
     pub step_checks: u64,
+    /// Answers of the operator and consent calls, by kind and status.
+    flow_counts: BTreeMap<&'static str, u64>,
+    /// Retell's chats and the webhooks it owes.
+    pub retell: retell::RetellState,
     _dir: tempfile::TempDir,
 }
 
@@ -229,10 +271,16 @@ fn config() -> Config {
         ("SMSRELAY_API_KEY", API_KEY.to_owned()),
         ("SMSRELAY_PUBLIC_URL", BASE.to_owned()),
         ("SMSRELAY_RATE_LIMIT_PER_HOUR", RATE_LIMIT_PER_HOUR.to_string()),
+        ("RETELL_API_KEY", retell::RETELL_KEY.to_owned()),
     ]
     .into_iter()
     .collect();
-    Config::from_lookup(move |k| pairs.get(k).cloned()).unwrap_or_else(|e| panic!("simulation config: {e}"))
+    let mut config =
+        Config::from_lookup(move |k| pairs.get(k).cloned()).unwrap_or_else(|e| panic!("simulation config: {e}"));
+    // The scheduler polls each handler inside its operation, and a crash drops the operation
+    // whole (a real crash ends the handler's task too): no handler task of its own.
+    config.detach_requests = false;
+    config
 }
 
 /// A fixed start (a Monday, 15:00 UTC): the run depends on its seed only.
@@ -253,11 +301,18 @@ impl World {
             Backend::Dynamo => BackendState::Dynamo(smsrelay::testing::dynamodb_local_store().await, db),
         };
         let clock = Arc::new(ManualClock::new(start()));
-        let faults = Arc::new(Faults::new(plan.seed, plan.fault_rate));
+        let faults = Arc::new(Faults::new(plan.seed, plan.fault_rate).with_crash_at_await(plan.crash_at_await));
         let pool = (plan.messages / 4).clamp(20, 3000);
         let phones: Vec<String> = (0..pool).map(|i| format!("+1415{:07}", 5_550_000 + i)).collect();
         let invalid: HashSet<String> = phones.iter().step_by(47).cloned().collect();
-        let provider = Arc::new(SimProvider::new(clock.clone(), faults.clone(), invalid, plan.sabotage));
+        // Opted out at the carrier (Twilio answers 21610), never known to us beforehand.
+        let unsubscribed: HashSet<String> = phones.iter().skip(5).step_by(53).cloned().collect();
+        let provider = Arc::new(SimProvider::new(
+            clock.clone(),
+            faults.clone(),
+            (invalid, unsubscribed),
+            plan.sabotage,
+        ));
         let alerts = Arc::new(RecordingAlerter::default());
         let deps = build(&backend, &clock, &faults, &provider, &alerts);
         let app = router(deps.clone(), Routes::All);
@@ -278,10 +333,12 @@ impl World {
             next: 0,
             crashes: 0,
             ops: 0,
-            sent_ids: HashSet::new(),
+            sent_ids: BTreeMap::new(),
             checked_sends: 0,
             step_violations: Vec::new(),
             step_checks: 0,
+            flow_counts: BTreeMap::new(),
+            retell: retell::RetellState::default(),
             _dir: dir,
         }
     }
@@ -302,13 +359,28 @@ impl World {
         self.next
     }
 
-    /// Run one operation of the process: wake what sleeps on the clock (batch pacing), and drop
-    /// the operation when a wrapper crashed. `None` when it crashed (the process is rebuilt).
+    /// Run one operation of the process and drop it when a wrapper crashed, or (while faults
+    /// are on) at a seed-chosen suspension point: `None` when it crashed (the process is
+    /// rebuilt). Whenever the operation can go no further on its own, the scheduler lets one
+    /// waiting port call run (picked by the seed), or, when none waits, moves the clock to the
+    /// next sleeper (batch pacing, backoffs): one seed, one interleaving ([`crate::sched`]).
     async fn op<T>(&mut self, crashable: bool, fut: impl Future<Output = T>) -> Option<T> {
         self.ops += 1;
         self.faults.set_crashable(crashable);
+        self.faults.sched.set_active(true);
         let clock = self.clock.clone();
         let faults = self.faults.clone();
+        let stalled = || {
+            std::future::poll_fn(|_| {
+                if faults.sched.stalled(clock.sleepers()) {
+                    std::task::Poll::Ready(())
+                } else {
+                    // Whatever unstalls it (a turn asked for, a call finished, a sleeper) happens
+                    // while this task polls the operation, and the select polls this again.
+                    std::task::Poll::Pending
+                }
+            })
+        };
         let out = {
             tokio::pin!(fut);
             loop {
@@ -316,15 +388,21 @@ impl World {
                     biased;
                     () = faults.crashed.notified() => break None,
                     out = &mut fut => break Some(out),
-                    () = clock.wait_for_sleepers(1) => {
-                        clock.advance_to_next_wakeup();
-                        tokio::task::yield_now().await;
+                    () = stalled() => {
+                        if faults.crash_at_await() {
+                            break None;
+                        }
+                        if !faults.sched.grant() {
+                            clock.advance_to_next_wakeup();
+                        }
                     }
                 }
             }
         };
+        self.faults.sched.set_active(false);
         self.faults.set_crashable(false);
         if out.is_none() {
+            self.faults.sched.record(&["crash"]);
             self.restart();
         }
         out
@@ -343,18 +421,44 @@ impl World {
             .body(Body::from(req.body.to_string()))
             .unwrap_or_else(|e| panic!("request: {e}"));
         let app = self.app.clone();
-        self.op(crashable, call(app, r)).await
+        let out = self.op(crashable, call(app, r)).await;
+        self.trace_answer(&req.path, out.as_ref());
+        out
+    }
+
+    /// The answer a client or Twilio got, into the trace.
+    fn trace_answer(&self, path: &str, out: Option<&(u16, Value)>) {
+        let (status, body) = out.map_or_else(
+            || (String::from("none"), String::new()),
+            |(s, b)| (s.to_string(), b.to_string()),
+        );
+        self.faults.sched.record(&["http", path, &status, &body]);
     }
 
     /// Make `req` (again): record what a 2xx accepted, keep it for a later retry otherwise.
     async fn client(&mut self, req: Pending, crashable: bool) {
+        match req.kind {
+            // Counted when asked: the retry may land although its answer is lost.
+            RequestKind::OperatorRetry => {
+                let id = req.path.split('/').nth(3).unwrap_or_default().to_owned();
+                *self.oracle.operator_retries.entry(id).or_default() += 1;
+            }
+            // Like a START: it opts the phone in from when it was asked, answered or not.
+            RequestKind::ConsentOptIn => {
+                let phone = req.path.rsplit('/').next().unwrap_or_default().replace("%2B", "+");
+                self.oracle.starts.push((phone, self.clock.now()));
+            }
+            _ => {}
+        }
         let Some((status, body)) = self.request(&req, crashable).await else {
             self.pending.push(req);
             return;
         };
         match status {
             200..=299 => self.accept(req.kind, &body),
-            409 | 500..=599 => self.pending.push(req),
+            // A 409 to a cancel is the answer (already handed to the provider), not a conflict.
+            409 if req.kind != RequestKind::Cancel => self.pending.push(req),
+            500..=599 => self.pending.push(req),
             _ => {}
         }
     }
@@ -366,7 +470,12 @@ impl World {
             }
         };
         match kind {
-            RequestKind::Send => add(&body["id"]),
+            RequestKind::Send => {
+                add(&body["id"]);
+                if let (Some("scheduled"), Some(id)) = (body["status"].as_str(), body["id"].as_str()) {
+                    self.oracle.scheduled.push(id.to_owned());
+                }
+            }
             RequestKind::Batch => {
                 for r in body["results"].as_array().into_iter().flatten() {
                     add(&r["message_id"]);
@@ -378,8 +487,20 @@ impl World {
                     self.oracle.enrolments.insert(e.to_owned());
                 }
             }
+            RequestKind::Cancel => {
+                if let (Some("canceled"), Some(id)) = (body["status"].as_str(), body["id"].as_str()) {
+                    self.oracle.canceled.push((id.to_owned(), self.clock.now()));
+                }
+            }
+            RequestKind::OperatorRetry => self.count_flow("operator_retries_202"),
+            RequestKind::ConsentOptOut => self.count_flow("consent_api_opt_outs_200"),
+            RequestKind::ConsentOptIn => self.count_flow("consent_api_opt_ins_200"),
             RequestKind::Other => {}
         }
+    }
+
+    fn count_flow(&mut self, kind: &'static str) {
+        *self.flow_counts.entry(kind).or_default() += 1;
     }
 
     fn phone(&self) -> String {
@@ -512,7 +633,9 @@ impl World {
             .body(Body::from(body))
             .unwrap_or_else(|e| panic!("request: {e}"));
         let app = self.app.clone();
-        self.op(true, call(app, req)).await.map(|(s, _)| s)
+        let out = self.op(true, call(app, req)).await;
+        self.trace_answer(path, out.as_ref());
+        out.map(|(s, _)| s)
     }
 
     /// Deliver some owed status callbacks, in a shuffled order; some are kept to be delivered
@@ -533,8 +656,8 @@ impl World {
             self.faults.note("callbacks_reordered");
         }
         for cb in picked {
-            let (dup, no_id) = self.rand(|r| (!all && r.gen_ratio(1, 5), r.gen_ratio(1, 10)));
-            let status = self.callback(&cb, no_id).await;
+            let dup = self.rand(|r| !all && r.gen_ratio(1, 5));
+            let status = self.callback(&cb).await;
             let again = status.is_none_or(|s| s >= 500);
             if dup {
                 self.faults.note("callback_duplicated");
@@ -548,17 +671,20 @@ impl World {
         }
     }
 
-    async fn callback(&mut self, cb: &Callback, no_id: bool) -> Option<u16> {
-        let path = match (&cb.message_id, no_id) {
+    async fn callback(&mut self, cb: &Callback) -> Option<u16> {
+        let path = match (&cb.message_id, cb.without_id) {
             (Some(id), false) => format!("/webhooks/twilio/status?message_id={id}"),
             _ => "/webhooks/twilio/status".to_owned(),
         };
         let url = format!("{BASE}{path}");
-        let params: Vec<(String, String)> = vec![
+        let mut params: Vec<(String, String)> = vec![
             ("MessageSid".into(), cb.sid.clone()),
             ("MessageStatus".into(), cb.status.into()),
             ("AccountSid".into(), "AC00000000000000000000000000000000".into()),
         ];
+        if let Some(code) = cb.error_code {
+            params.push(("ErrorCode".into(), code.to_string()));
+        }
         let token = secrecy::ExposeSecret::expose_secret(&self.deps.config.webhook_auth_token()).to_owned();
         self.form(&path, &url, &params, &token).await
     }
@@ -587,6 +713,69 @@ impl World {
         })
         .await
         .unwrap_or(0)
+    }
+
+    /// A caller cancels a message: mostly one it scheduled, sometimes any it was answered for.
+    async fn op_cancel(&mut self) {
+        let scheduled = self.rand(|r| r.gen_ratio(4, 5));
+        let id = if scheduled && !self.oracle.scheduled.is_empty() {
+            let i = self.rand(|r| r.gen_range(0..self.oracle.scheduled.len()));
+            self.oracle.scheduled.swap_remove(i)
+        } else if self.oracle.accepted.is_empty() {
+            return;
+        } else {
+            let i = self.rand(|r| r.gen_range(0..self.oracle.accepted.len()));
+            let Some(id) = self.oracle.accepted.iter().nth(i).cloned() else {
+                return;
+            };
+            id
+        };
+        let req = Pending::post(RequestKind::Cancel, format!("/v1/messages/{id}/cancel"), json!({}));
+        self.client(req, true).await;
+    }
+
+    /// An operator reads the failed list and retries one of its messages.
+    async fn op_operator_retry(&mut self) {
+        let list = Pending {
+            kind: RequestKind::Other,
+            method: "GET",
+            path: "/v1/failed-messages?limit=50".to_owned(),
+            body: Value::Null,
+            key: None,
+        };
+        let Some((200, body)) = self.request(&list, true).await else {
+            return;
+        };
+        let ids: Vec<String> = body["data"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| m["id"].as_str().map(str::to_owned))
+            .collect();
+        if ids.is_empty() {
+            return;
+        }
+        let id = ids[self.rand(|r| r.gen_range(0..ids.len()))].clone();
+        let req = Pending::post(
+            RequestKind::OperatorRetry,
+            format!("/v1/failed-messages/{id}/retry"),
+            json!({}),
+        );
+        self.client(req, true).await;
+    }
+
+    /// A business system opts a phone out, or in again, through the consent API.
+    async fn op_consent(&mut self) {
+        let phone = self.phone();
+        let out = self.rand(|r| r.gen_ratio(3, 5));
+        let kind = if out {
+            RequestKind::ConsentOptOut
+        } else {
+            RequestKind::ConsentOptIn
+        };
+        let path = format!("/v1/consent/{}", phone.replace('+', "%2B"));
+        let body = json!({"status": if out { "opted_out" } else { "opted_in" }});
+        self.client(Pending::post(kind, path, body), true).await;
     }
 
     async fn op_retry_client(&mut self) {
@@ -633,7 +822,7 @@ impl World {
         self.setup().await;
         self.faults.set_enabled(true);
         while self.oracle.accepted.len() + self.pending.len() < target {
-            let pick = self.rand(|r| r.gen_range(0..100));
+            let pick = self.rand(|r| r.gen_range(0..110));
             match pick {
                 0..=29 => self.op_send().await,
                 30..=33 => self.op_batch().await,
@@ -650,12 +839,16 @@ impl World {
                     let secs = self.rand(|r| r.gen_range(10..1_200));
                     self.clock.advance(Duration::from_secs(secs));
                 }
-                _ => {
+                97..=99 => {
                     // Jobs received and never acknowledged come back after their visibility.
                     self.faults.note("queue_visibility_expired");
                     self.clock
                         .advance(smsrelay::entrypoints::jobs::VISIBILITY + Duration::from_secs(1));
                 }
+                100..=101 => self.op_cancel().await,
+                102..=103 => self.op_operator_retry().await,
+                104..=105 => self.op_consent().await,
+                _ => self.op_retell().await,
             }
             let ms = self.rand(|r| r.gen_range(1..3_000));
             self.clock.advance(Duration::from_millis(ms));
@@ -675,7 +868,10 @@ impl World {
         for (id, sid) in new {
             self.step_checks += 1;
             if let Some(id) = id {
-                if !self.sent_ids.insert(id.clone()) {
+                let n = self.sent_ids.entry(id.clone()).or_default();
+                *n += 1;
+                let allowed = 1 + crate::check::licences(self, &id);
+                if self.sent_ids[&id] > allowed {
                     self.step_violations.push(format!(
                         "no duplicate: {id} reached the provider again ({sid}) at operation {}",
                         self.ops
@@ -698,6 +894,7 @@ impl World {
                 self.inbound(sid, from, text).await;
             }
             self.op_callbacks(true).await;
+            self.settle_retell().await;
             while self.op_drain(false).await > 0 {}
             let deps = self.deps.clone();
             self.op(false, async {
@@ -758,7 +955,54 @@ impl World {
             .map(|d| d.is_empty())
             .unwrap_or(false);
         let queue = self.deps.queue.stats().await.map(|s| s.pending == 0).unwrap_or(false);
-        due && enrol && queue && self.pending.is_empty() && self.inbound_retries.is_empty() && self.no_callbacks()
+        due && enrol
+            && queue
+            && self.pending.is_empty()
+            && self.inbound_retries.is_empty()
+            && self.no_callbacks()
+            && self.retell_quiet()
+    }
+
+    /// Counts of the flows beyond plain sends, for the report.
+    fn flows(&self) -> BTreeMap<&'static str, u64> {
+        let requests = self.provider.requests();
+        let landed = self.provider.landed();
+        let n = |x: usize| u64::try_from(x).unwrap_or(u64::MAX);
+        let mut f = self.flow_counts.clone();
+        f.insert("retell_chats", n(self.retell.chats.len()));
+        f.insert("cancels_answered_canceled", n(self.oracle.canceled.len()));
+        f.insert(
+            "operator_retries_asked",
+            self.oracle.operator_retries.values().map(|v| u64::from(*v)).sum(),
+        );
+        f.insert(
+            "refused_21610",
+            n(requests.iter().filter(|r| self.provider.unsubscribed(&r.to)).count()),
+        );
+        f.insert(
+            "undelivered_retryable",
+            n(landed
+                .iter()
+                .filter(|l| l.error_code == Some(crate::faults::RETRYABLE_DELIVERY_ERROR))
+                .count()),
+        );
+        f.insert(
+            "resends_after_undelivered",
+            n(landed
+                .iter()
+                .filter_map(|l| l.message_id.as_deref())
+                .filter(|id| self.provider.retry_licences(id) > 0)
+                .count()
+                .saturating_sub(
+                    landed
+                        .iter()
+                        .filter_map(|l| l.message_id.as_deref())
+                        .filter(|id| self.provider.retry_licences(id) > 0)
+                        .collect::<BTreeSet<_>>()
+                        .len(),
+                )),
+        );
+        f
     }
 
     fn no_callbacks(&self) -> bool {
@@ -801,6 +1045,9 @@ fn build(
     .with_alerter(Arc::new(SimAlerter::new(alerts.clone(), faults.clone())))
     .with_events(Arc::new(SimEvents::new(faults.clone())));
     deps.agent = Arc::new(SimAgent::new(deps.agent.clone(), faults.clone()));
+    if provider.sabotage() == Sabotage::LoseOptOuts {
+        deps.consent = Arc::new(crate::faults::LoseOptOuts(deps.consent.clone()));
+    }
     deps
 }
 
@@ -826,6 +1073,8 @@ pub async fn run(plan: Plan) -> Report {
     let (checks, mut violations) = crate::check::all(&world, rounds == 240).await;
     let checks = checks + world.step_checks;
     violations.append(&mut world.step_violations);
+    let (digest, trace_events) = world.faults.sched.digest();
+    let flows = world.flows();
     Report {
         seed: plan.seed,
         target: plan.messages,
@@ -846,5 +1095,8 @@ pub async fn run(plan: Plan) -> Report {
         violations,
         settled_rounds: rounds,
         wall: started.elapsed(),
+        digest,
+        trace_events,
+        flows,
     }
 }

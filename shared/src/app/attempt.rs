@@ -12,7 +12,7 @@ use super::metrics::{count, gather, increment, Metric};
 use super::pacing::{Pacer, Slot, ATTEMPT_HORIZON};
 use super::{modify_message, AppError, Ctx};
 use crate::domain::retry_policy::{backoff, means_opted_out};
-use crate::domain::{Message, MessageError, MessageId, MessageStatus, RescheduleReason};
+use crate::domain::{Message, MessageError, MessageId, MessageStatus, ProviderSid, RescheduleReason};
 use crate::ports::{AlertKind, CounterOp, DomainEvent, ItemOutcome, Moment, SendCheck};
 use crate::ports::{JobPayload, OutboundSms, ProviderAccepted, ProviderError, Sender, StoreError, MAX_DELAY};
 use chrono::{DateTime, Utc};
@@ -270,62 +270,87 @@ pub async fn run_attempt_at(
     let mut fast = claimed.clone();
     let (mut outcome, mut after) = apply_result(&mut fast, &result, now, ctx, unit);
     fast.version = claimed.version + 1;
-    // The outcome and the sid's index in one store call when the provider took it.
-    let fast_write = match sid {
-        Some(sid) => ctx.messages.update_message_and_link(&fast, sid).await,
-        None => ctx.messages.update_message(&fast).await,
+    // A 21610's opt-out is recorded before the outcome: when it cannot be, neither is the
+    // outcome, and the attempt stays `sending` for reconciliation (nothing was sent; the next
+    // attempt asks again). Recorded after it, a store fault or a crash in between left the
+    // message `failed` with 21610 and the number never opted out (found by tests/sim).
+    let opted_out = match after {
+        After::OptOut => record_provider_opt_out(ctx, &claimed, now).await,
+        After::Nothing | After::Enqueue(_) => Ok(()),
     };
-    let written = match fast_write {
-        Ok(()) => Ok(Some(fast.clone())),
-        // A status callback raced us (it can arrive before the create response): index the sid
-        // on its own, then merge onto the newer record.
-        Err(StoreError::ConditionFailed) => {
-            if let Some(sid) = sid {
-                if let Err(e) = ctx.messages.link_provider_sid(sid, &id).await {
-                    tracing::warn!(message_id = %id, error.message = %e, "could not index provider sid; the callback URL still carries the id");
-                }
-            }
-            modify_message(ctx.messages, &id, |m| {
-                if m.attempts != claimed.attempts {
-                    return false; // a later attempt owns the record now
-                }
-                let before = m.clone();
-                (outcome, after) = apply_result(m, &result, now, ctx, unit);
-                *m != before
-            })
-            .await
-        }
+    let opt_out_lost = opted_out.is_err();
+    let written = match opted_out {
         Err(e) => Err(e),
+        // The outcome and the sid's index in one store call when the provider took it.
+        Ok(()) => match fast_write(ctx, &fast, sid).await {
+            Ok(()) => Ok(Some(fast.clone())),
+            // A status callback raced us (it can arrive before the create response): index the
+            // sid on its own, then merge onto the newer record.
+            Err(StoreError::ConditionFailed) => {
+                if let Some(sid) = sid {
+                    if let Err(e) = ctx.messages.link_provider_sid(sid, &id).await {
+                        tracing::warn!(message_id = %id, error.message = %e, "could not index provider sid; the callback URL still carries the id");
+                    }
+                }
+                modify_message(ctx.messages, &id, |m| {
+                    if m.attempts != claimed.attempts {
+                        return false; // a later attempt owns the record now
+                    }
+                    let before = m.clone();
+                    (outcome, after) = apply_result(m, &result, now, ctx, unit);
+                    *m != before
+                })
+                .await
+            }
+            Err(e) => Err(e),
+        },
     };
     let stored = match written {
         Ok(Some(m)) => m,
         Ok(None) | Err(_) => {
             tracing::error!(message_id = %id, "provider answered but the outcome could not be recorded; left for the callback / reconciliation");
-            let warning = "the provider answered but the outcome is not recorded yet; it will not be resent".to_owned();
+            let warning = if opt_out_lost {
+                "the provider refused the recipient as opted out (21610) and the opt-out is not recorded yet; the attempt is reconciled and asked again".to_owned()
+            } else {
+                "the provider answered but the outcome is not recorded yet; it will not be resent".to_owned()
+            };
             return Ok((fast, outcome, Some(warning)));
         }
     };
     match after {
         After::Nothing => {}
         After::Enqueue(delay) => enqueue_attempt(ctx, &id, now, delay).await,
-        After::OptOut => {
-            let evidence = crate::domain::ConsentEvidence {
-                status: crate::domain::ConsentStatus::OptedOut,
-                at: now,
-                keyword: None,
-                channel: crate::domain::ConsentChannel::ProviderError,
-                // Twilio's 400 carries no sid; the refused message is ours.
-                message_sid: stored.provider_sid.as_ref().map(|s| s.as_str().to_owned()),
-            };
-            if let Err(e) = super::consent::record_consent(ctx.consent, &stored.to, &evidence).await {
-                tracing::error!(message_id = %id, error.message = %e, "could not record provider opt-out");
-            }
-        }
+        // Recorded before the outcome was written.
+        After::OptOut => {}
     }
     log_outcome(&stored, outcome);
     let sender_side = result.as_ref().err().is_some_and(ProviderError::is_sender_side);
     after_outcome(ctx, &stored, outcome, sender_side).await;
     Ok((stored, outcome, None))
+}
+
+/// Write an attempt's outcome, with its sid's index when the provider gave one (one store call).
+async fn fast_write(ctx: Ctx<'_>, fast: &Message, sid: Option<&ProviderSid>) -> Result<(), StoreError> {
+    match sid {
+        Some(sid) => ctx.messages.update_message_and_link(fast, sid).await,
+        None => ctx.messages.update_message(fast).await,
+    }
+}
+
+/// Record the opt-out a 21610 refusal of `claimed` means, with the refusal as its evidence.
+async fn record_provider_opt_out(ctx: Ctx<'_>, claimed: &Message, now: DateTime<Utc>) -> Result<(), StoreError> {
+    let evidence = crate::domain::ConsentEvidence {
+        status: crate::domain::ConsentStatus::OptedOut,
+        at: now,
+        keyword: None,
+        channel: crate::domain::ConsentChannel::ProviderError,
+        // Twilio's 400 carries no sid; the refused message is ours.
+        message_sid: claimed.provider_sid.as_ref().map(|s| s.as_str().to_owned()),
+    };
+    super::consent::record_consent(ctx.consent, &claimed.to, &evidence)
+        .await
+        .map(|_| ())
+        .inspect_err(|e| tracing::error!(message_id = %claimed.id, error.message = %e, "could not record provider opt-out; the attempt is left for reconciliation"))
 }
 
 /// Consecutive failed attempts for one sender that raise an alert.

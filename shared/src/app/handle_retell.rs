@@ -148,12 +148,28 @@ async fn conversation_of(
         .as_deref()
         .zip(chat.to_number.as_deref())
         .and_then(|(f, t)| Some((PhoneNumber::parse(f, region).ok()?, PhoneNumber::parse(t, region).ok()?)));
-    match numbers {
-        Some((lead, ours)) => Ok(Some(
-            open_or_create(ports.conversations, &ours, &lead, None, now).await?,
-        )),
-        None => Ok(None),
+    let Some((lead, ours)) = numbers else {
+        return Ok(None);
+    };
+    // The conversation that already holds this chat's turns, even ended: a chat's events come
+    // in any order and more than once, and one that ended it (a STOP typed in it, the analysis)
+    // must not send the next into a new conversation with the same turns (found by tests/sim).
+    let prefix = format!("retell:{}:", chat.chat_id);
+    let page = ports
+        .conversations
+        .list_conversations(&lead, crate::ports::ConversationFilter::default(), 50, None)
+        .await?;
+    if let Some(c) = page.items.into_iter().find(|c| {
+        c.business_number == ours
+            && c.turns
+                .iter()
+                .any(|t| t.provider_ref.as_deref().is_some_and(|r| r.starts_with(&prefix)))
+    }) {
+        return Ok(Some(c));
     }
+    Ok(Some(
+        open_or_create(ports.conversations, &ours, &lead, None, now).await?,
+    ))
 }
 
 async fn record_chat(
@@ -191,7 +207,33 @@ async fn record_chat(
             )),
         })
         .collect();
+    let outcome = (event == "chat_analyzed")
+        .then(|| {
+            chat.analysed_outcome
+                .as_deref()
+                .and_then(|o| o.parse::<Outcome>().ok())
+                .or(chat.booked.then_some(Outcome::Success))
+        })
+        .flatten();
+    let reason = chat
+        .summary
+        .clone()
+        .unwrap_or_else(|| "set from Retell's chat analysis".to_owned());
+    // The turns first: an opt-out typed among them ends the conversation, which then takes no
+    // turns (they were lost, found by tests/sim).
+    let mut appended = 0;
+    let mut stored = modify_conversation(ports.conversations, &conversation.id, |c| {
+        appended = 0;
+        for t in &turns {
+            if c.append(t.clone()) == Ok(true) {
+                appended += 1;
+            }
+        }
+        appended > 0
+    })
+    .await?;
     // A STOP typed in a Retell chat is an opt-out like one sent to a Twilio number.
+    let mut keywords = false;
     for t in chat.turns.iter().zip(&turns).filter(|(t, _)| t.from_lead) {
         if matches!(
             Keyword::classify(&t.0.content, None),
@@ -207,35 +249,18 @@ async fn record_chat(
                 at: t.1.at,
             };
             handle_inbound(ports, text, "").await?;
+            keywords = true;
         }
     }
-    let outcome = (event == "chat_analyzed")
-        .then(|| {
-            chat.analysed_outcome
-                .as_deref()
-                .and_then(|o| o.parse::<Outcome>().ok())
-                .or(chat.booked.then_some(Outcome::Success))
+    // Then Retell's outcome, unless the conversation ended meanwhile (an opt-out discards it).
+    if let Some(o) = outcome {
+        stored = modify_conversation(ports.conversations, &conversation.id, |c| {
+            c.end(o, reason.clone(), now).is_ok()
         })
-        .flatten();
-    let reason = chat
-        .summary
-        .clone()
-        .unwrap_or_else(|| "set from Retell's chat analysis".to_owned());
-    let mut appended = 0;
-    let stored = modify_conversation(ports.conversations, &conversation.id, |c| {
-        appended = 0;
-        for t in &turns {
-            if c.append(t.clone()) == Ok(true) {
-                appended += 1;
-            }
-        }
-        let ended = match outcome {
-            Some(o) => c.end(o, reason.clone(), now).is_ok(),
-            None => false,
-        };
-        appended > 0 || ended
-    })
-    .await?;
+        .await?;
+    } else if keywords {
+        stored = ports.conversations.get_conversation(&conversation.id).await?;
+    }
     Ok(RetellOutcome::Recorded {
         conversation_id: Some(conversation.id),
         appended,
@@ -255,6 +280,15 @@ mod tests {
             r#"{{"event":"chat_analyzed","chat":{{"chat_id":"chat_1","message_with_tool_calls":[{turns}],
                "metadata":{{"smsrelay":{{"from_number":"+14155550100","to_number":"+15005550006"}}}},
                "chat_analysis":{{"chat_summary":"Wants Thursday.","custom_analysis_data":{{"outcome":"{outcome}"}}}}}}}}"#
+        );
+        RetellEvent::parse(body.as_bytes()).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// `chat_ended` of `chat_1` with `turns`, between the test lead and our number.
+    fn ended(turns: &str) -> RetellEvent {
+        let body = format!(
+            r#"{{"event":"chat_ended","chat":{{"chat_id":"chat_1","message_with_tool_calls":[{turns}],
+               "metadata":{{"smsrelay":{{"from_number":"+14155550100","to_number":"+15005550006"}}}}}}}}"#
         );
         RetellEvent::parse(body.as_bytes()).unwrap_or_else(|e| panic!("{e}"))
     }
@@ -295,14 +329,7 @@ mod tests {
     #[tokio::test]
     async fn chat_ended_then_chat_analyzed_appends_nothing_twice() {
         let w = World::new();
-        let ended = RetellEvent::parse(
-            format!(
-                r#"{{"event":"chat_ended","chat":{{"chat_id":"chat_1","message_with_tool_calls":[{TURNS}],
-                   "metadata":{{"smsrelay":{{"from_number":"+14155550100","to_number":"+15005550006"}}}}}}}}"#
-            )
-            .as_bytes(),
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
+        let ended = ended(TURNS);
         let RetellOutcome::Recorded { appended, outcome, .. } = run(&w, ended).await else {
             panic!("not recorded");
         };
@@ -325,6 +352,41 @@ mod tests {
         assert_eq!(history[0].status, ConsentStatus::OptedOut);
         assert_eq!(history[0].channel, ConsentChannel::Retell);
         assert_eq!(history[0].message_sid.as_deref(), Some("retell:chat_1:m9"));
+    }
+
+    /// Every conversation of the lead, whole.
+    async fn conversations_of_lead(w: &World) -> Vec<Conversation> {
+        w.store
+            .list_conversations(&lead(), crate::ports::ConversationFilter::default(), 50, None)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .items
+    }
+
+    /// A STOP typed in the chat ends the conversation (discarded); its turns, the STOP among
+    /// them, are still recorded, and a later event of the same chat (here `chat_ended` after
+    /// `chat_analyzed`, as Retell may deliver them) goes to that conversation, not a new one.
+    /// (The seeded simulation found such chats with no turns recorded, in two conversations.)
+    #[tokio::test]
+    async fn a_chat_with_a_stop_keeps_its_turns_in_one_conversation_whatever_order_its_events_come_in() {
+        let w = World::new();
+        let turns = r#"{"message_id":"m1","role":"user","content":"Is Thursday open?","created_timestamp":1795462140000},
+            {"message_id":"m2","role":"user","content":"STOP","created_timestamp":1795462150000}"#;
+        run(&w, analysed(turns, "qualified")).await;
+        let ended = ended(turns);
+        let RetellOutcome::Recorded { appended, .. } = run(&w, ended).await else {
+            panic!("not recorded");
+        };
+        assert_eq!(appended, 0, "the turns are there already");
+        let all = conversations_of_lead(&w).await;
+        assert_eq!(all.len(), 1, "one conversation: {all:?}");
+        let c = &all[0];
+        assert_eq!(c.turns.len(), 2, "{c:?}");
+        assert_eq!(
+            (c.status, c.outcome),
+            (ConversationStatus::Ended, Some(Outcome::Discarded)),
+            "the STOP decides the outcome"
+        );
     }
 
     #[tokio::test]

@@ -6,11 +6,12 @@
 //! the next tick. Overlapping ticks are safe: every action is a conditional write on the message.
 
 use super::alerts::raise_once;
-use super::attempt::{claim_attempt, run_claimed, AttemptOutcome, Claim};
+use super::attempt::{claim_attempt, requeue_or_fail, run_claimed, AttemptOutcome, Claim};
 use super::fire_scheduled::{fire_scheduled, Fired};
 use super::heartbeat::{check_processor, record_heartbeat};
 use super::reconcile::{reconcile_message, Reconciled};
 use super::{modify_message, AppError, Ctx};
+use crate::domain::retry_policy::delivery_error_is_retryable;
 use crate::domain::{Message, MessageError, MessageStatus};
 use crate::ports::{AlertKind, MessageQueries, ProviderError, Retention};
 use serde::Serialize;
@@ -141,6 +142,13 @@ async fn process_one(ctx: Ctx<'_>, m: &Message, report: &mut TickReport) -> Resu
             poll_status(ctx, m).await?;
             report.polled += 1;
         }
+        MessageStatus::Undelivered | MessageStatus::Failed
+            if m.provider_sid.is_some() && m.error.as_ref().is_some_and(|e| delivery_error_is_retryable(e.code)) =>
+        {
+            // A retryable delivery failure whose fresh attempt was never queued (the callback or
+            // poll that recorded it was cut short): queue it now, or fail it for good.
+            requeue_or_fail(ctx, &m.id, m.status).await?;
+        }
         _ => {
             // Nothing is expected of it any more: drop it from the due index.
             let id = m.id.clone();
@@ -173,13 +181,18 @@ async fn poll_status(ctx: Ctx<'_>, m: &Message) -> Result<(), AppError> {
         .map_or(m.updated_at, |e| e.at);
     let give_up = now - sent_at >= chrono::Duration::hours(GIVE_UP_POLLING_AFTER_HOURS);
     let mut gave_up = false;
+    let mut failure = None;
     modify_message(ctx.messages, &m.id, |x| {
+        failure = None;
         if x.status != MessageStatus::Sent || x.provider_sid.as_ref() != Some(&sid) {
             return false;
         }
         if let Some(f) = &fetched {
             if let Some(next) = MessageStatus::from_twilio(&f.status) {
                 if x.advance(next, f.error_code, now) {
+                    if matches!(next, MessageStatus::Undelivered | MessageStatus::Failed) {
+                        failure = f.error_code.map(|code| (next, code));
+                    }
                     x.provider_status = Some(f.status.clone());
                     if let Some(code) = f.error_code {
                         x.error = Some(MessageError {
@@ -188,7 +201,11 @@ async fn poll_status(ctx: Ctx<'_>, m: &Message) -> Result<(), AppError> {
                         });
                     }
                     x.failed_listed = next == MessageStatus::Failed;
-                    x.due_at = None;
+                    // A retryable failure stays due until its fresh attempt is queued (below,
+                    // or by the next tick if this one is cut short).
+                    x.due_at = failure
+                        .filter(|(_, code)| delivery_error_is_retryable(*code))
+                        .map(|_| now);
                     return true;
                 }
             }
@@ -202,6 +219,14 @@ async fn poll_status(ctx: Ctx<'_>, m: &Message) -> Result<(), AppError> {
         true
     })
     .await?;
+    // A retryable delivery failure learned by the poll starts the fresh attempt a callback
+    // reporting it would have (found by tests/sim: a message whose callbacks never reached us
+    // was left undelivered with a retryable code and attempts left).
+    if let Some((status, code)) = failure {
+        if delivery_error_is_retryable(code) {
+            requeue_or_fail(ctx, &m.id, status).await?;
+        }
+    }
     if gave_up {
         let mut counts = serde_json::Map::new();
         counts.insert(

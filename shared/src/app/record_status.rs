@@ -68,9 +68,21 @@ pub async fn record_status(ctx: Ctx<'_>, cb: StatusCallback) -> Result<StatusOut
             outcome = StatusOutcome::UnknownMessage;
             changed = false;
         }
-        if let (StatusOutcome::Advanced(st @ (MessageStatus::Undelivered | MessageStatus::Failed)), Some(code)) =
-            (outcome, cb.error_code)
-        {
+        // The delivery failure this callback reports, if the fresh attempt it calls for is still
+        // to be queued: just recorded, or recorded by an earlier delivery of this callback whose
+        // requeue never happened (a store fault or a crash in between; the provider delivers the
+        // callback again after our 5xx). Once requeued, the sid is the previous attempt's and a
+        // redelivery changes nothing (found by tests/sim).
+        let failure = match (outcome, &updated, mapped) {
+            (StatusOutcome::Advanced(st @ (MessageStatus::Undelivered | MessageStatus::Failed)), _, _) => Some(st),
+            (StatusOutcome::Ignored, Some(m), Some(st @ (MessageStatus::Undelivered | MessageStatus::Failed)))
+                if m.status == st && m.provider_sid.as_ref() == Some(&cb.sid) =>
+            {
+                Some(st)
+            }
+            _ => None,
+        };
+        if let (Some(st), Some(code)) = (failure, cb.error_code) {
             if delivery_error_is_retryable(code)
                 && matches!(requeue_or_fail(ctx, id, st).await?, Some(AttemptOutcome::Retrying(_)))
             {
@@ -167,6 +179,13 @@ fn apply_callback(
                 m.failed_listed = true;
             }
             _ => {}
+        }
+        // A retryable failure stays due until its fresh attempt is queued (by this callback, or
+        // by the processor if this one is cut short before the requeue).
+        if matches!(next, MessageStatus::Failed | MessageStatus::Undelivered)
+            && cb.error_code.is_some_and(delivery_error_is_retryable)
+        {
+            m.due_at = Some(now);
         }
         *outcome = StatusOutcome::Advanced(next);
         return true;

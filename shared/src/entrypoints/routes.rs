@@ -292,10 +292,13 @@ pub fn router(deps: Deps, routes: Routes) -> axum::Router {
         }
     }
     let limits = Limits::from_config(&deps.config);
-    app.method_not_allowed_fallback(method_not_allowed)
-        .fallback(not_found)
-        .layer(from_fn(run_to_completion))
-        .layer(from_fn_with_state(limits, read_body))
+    let app = app.method_not_allowed_fallback(method_not_allowed).fallback(not_found);
+    let app = if deps.config.detach_requests {
+        app.layer(from_fn(run_to_completion))
+    } else {
+        app
+    };
+    app.layer(from_fn_with_state(limits, read_body))
         .layer(from_fn(log_refusals))
         .with_state(deps)
 }

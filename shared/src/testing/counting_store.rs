@@ -33,6 +33,15 @@ pub trait StoreFaults: Send + Sync {
     fn before(&self, method: &'static str) -> Option<StoreFault>;
     /// After the wrapped store answered `ok` (whether it succeeded), before the caller sees it.
     fn after(&self, method: &'static str, ok: bool) -> Option<StoreFault>;
+    /// Awaited first, before [`StoreFaults::before`]: a simulation's scheduler holds the call
+    /// here until it lets it run, so the order in which concurrent calls reach the store (and
+    /// draw their faults) is a function of its seed, not of thread timing. `None`: no wait.
+    fn turn(
+        &self,
+        _method: &'static str,
+    ) -> Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>>> {
+        None
+    }
 }
 
 /// Counts every call by method name; `fail_next(method, n)` makes the next `n` calls of `method`
@@ -148,6 +157,9 @@ impl CountingStore {
         };
         if scripted {
             return Err(StoreError::Unexpected(anyhow::anyhow!("injected fault in {method}")));
+        }
+        if let Some(turn) = self.faults.as_ref().and_then(|f| f.turn(method)) {
+            turn.await;
         }
         match self.faults.as_ref().and_then(|f| f.before(method)) {
             Some(fault) => injected(fault).await,

@@ -54,6 +54,15 @@ impl FakeSmsProvider {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// What a status fetch of `sid` reports from now on (its final status, as the provider
+    /// learned it).
+    pub fn set_status(&self, sid: &ProviderSid, status: &str, error_code: Option<u32>) {
+        for m in self.state().accepted.iter_mut().filter(|m| m.sid == *sid) {
+            m.status = status.to_owned();
+            m.error_code = error_code;
+        }
+    }
+
     /// Answer the next send (after any failures queued before) with `error`.
     pub fn fail_next(&self, error: ProviderError) {
         self.state().failures.push_back(error);

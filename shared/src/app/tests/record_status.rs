@@ -70,3 +70,43 @@ async fn a_delivery_receipt_is_recorded_at_the_clocks_time() {
     assert_eq!((last.status, last.at), (MessageStatus::Delivered, env.now()));
     assert_eq!(m.due_at, None, "nothing more to poll");
 }
+
+/// The first delivery of an `undelivered` 30003 recorded the failure, then the process crashed
+/// (or the store failed) before the fresh attempt was queued, and we answered no 2xx. The
+/// provider delivers the callback again: it queues the fresh attempt then, once. (Found by the
+/// seeded simulation: messages left `undelivered` with a retryable code and attempts left.)
+#[tokio::test]
+async fn a_redelivered_retryable_failure_queues_the_fresh_attempt_its_first_delivery_did_not() {
+    let env = Env::new(&[("SMSRELAY_RETRY_BASE", "30s"), ("SMSRELAY_RETRY_CAP", "30s")]);
+    let out = env.send(json!({"to": "+14155550103", "body": "hi"})).await;
+    let id = out.message.id.clone();
+    let sid = out.message.provider_sid.clone().expect("sent");
+    env.advance(Duration::from_secs(5));
+    let now = env.now();
+    // What the first delivery's status write left: undelivered, no retry queued.
+    crate::app::modify_message(&env.store, &id, |m| {
+        m.advance(MessageStatus::Undelivered, Some(30003), now);
+        m.due_at = None;
+        true
+    })
+    .await
+    .expect("write");
+
+    let again = record_status(env.ctx(), callback(&id, &sid, "undelivered", Some(30003)))
+        .await
+        .expect("recorded");
+    assert_eq!(again, StatusOutcome::Resending);
+    let queued = env.message(&id).await;
+    assert_eq!(queued.status, MessageStatus::Queued);
+    env.advance_to(queued.due_at.expect("due"));
+    assert_eq!(env.drain_queue().await, 1);
+    assert_eq!(env.provider.call_count(), 2);
+
+    // Once requeued, a third delivery of the same callback changes nothing.
+    let third = record_status(env.ctx(), callback(&id, &sid, "undelivered", Some(30003)))
+        .await
+        .expect("recorded");
+    assert_eq!(third, StatusOutcome::Ignored);
+    assert_eq!(env.drain_queue().await, 0);
+    assert_eq!(env.provider.call_count(), 2);
+}
