@@ -124,23 +124,14 @@ async fn record(ctx: Ctx<'_>, op: CounterOp, now: DateTime<Utc>) -> Result<(), S
     }
 }
 
-/// The ops of `ops` that are not metric increments, after gathering the metric ones (`metric`:
-/// how many leading ops are metric increments) into the buffer if there is one.
-pub(crate) fn gather(ctx: Ctx<'_>, ops: Vec<CounterOp>, metric: usize) -> Vec<CounterOp> {
-    let Some(buffer) = ctx.metrics else {
-        return ops;
+/// The counter writes of an attempt: `others`, with the metric `increment` in front of them
+/// unless the buffer (if there is one) took it.
+pub(crate) fn with_increment(ctx: Ctx<'_>, increment: CounterOp, others: Vec<CounterOp>) -> Vec<CounterOp> {
+    let refused = match ctx.metrics {
+        Some(buffer) => buffer.push(increment).err(),
+        None => Some(increment),
     };
-    let mut rest = Vec::with_capacity(ops.len());
-    for (i, op) in ops.into_iter().enumerate() {
-        if i < metric {
-            if let Err(op) = buffer.push(op) {
-                rest.push(op);
-            }
-        } else {
-            rest.push(op);
-        }
-    }
-    rest
+    refused.into_iter().chain(others).collect()
 }
 
 /// Flush the buffer (if any) before a metric read, so the read is exact.

@@ -224,6 +224,16 @@ fn run_one(conn: &mut Connection, job: Job) -> Option<Answer> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(conn))).ok()
 }
 
+/// Run `jobs` outside a group, each committing on its own as it goes.
+fn run_alone(conn: &mut Connection, jobs: impl IntoIterator<Item = Job>) {
+    for job in jobs {
+        TRANSACTIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Some(answer) = run_one(conn, job) {
+            answer(None);
+        }
+    }
+}
+
 /// Run `group` in one transaction (see [`Db`]), answering each call after the commit.
 fn run_group(conn: &mut Connection, group: Vec<Job>) {
     use std::sync::atomic::Ordering::Relaxed;
@@ -232,12 +242,7 @@ fn run_group(conn: &mut Connection, group: Vec<Job>) {
         // No write lock (another process holds it past the busy timeout): run the calls on
         // their own, each committing as it goes, as they would without grouping.
         tracing::debug!(error.message = %e, "SQLite group transaction not begun; calls run one by one");
-        for job in group {
-            TRANSACTIONS.fetch_add(1, Relaxed);
-            if let Some(answer) = run_one(conn, job) {
-                answer(None);
-            }
-        }
+        run_alone(conn, group);
         return;
     }
     let mut answers: Vec<Answer> = Vec::with_capacity(group.len());
@@ -257,12 +262,7 @@ fn run_group(conn: &mut Connection, group: Vec<Job>) {
                 answer(Some(&failed));
             }
             // The rest run on their own.
-            for job in calls.by_ref() {
-                TRANSACTIONS.fetch_add(1, Relaxed);
-                if let Some(answer) = run_one(conn, job) {
-                    answer(None);
-                }
-            }
+            run_alone(conn, calls);
             return;
         }
         if saved {
