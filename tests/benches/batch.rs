@@ -157,6 +157,20 @@ impl FakeTwilio {
         }
         best
     }
+
+    /// Creates admitted in each whole second from `since` on (the last, partial second included).
+    fn per_second_since(&self, since: Instant) -> Vec<usize> {
+        let all = self.admitted.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut seconds = Vec::new();
+        for t in all.iter().filter(|t| **t >= since) {
+            let s = usize::try_from(t.duration_since(since).as_secs()).unwrap_or(usize::MAX);
+            if seconds.len() <= s {
+                seconds.resize(s + 1, 0);
+            }
+            seconds[s] += 1;
+        }
+        seconds
+    }
 }
 
 fn json_response(status: StatusCode, body: &Value) -> Response {
@@ -502,11 +516,12 @@ async fn shared_schedule(server: &FakeTwilio, config: &Config) {
                 .expect("batch accepted");
             sent += out["sent"].as_u64().unwrap_or(0);
             println!(
-                "   worker {w} call {:>2}: sent {:>4}  queued {:>4}  failed {:>3}",
+                "   worker {w} call {:>2}: sent {:>4}  queued {:>4}  failed {:>3}  in {} ms",
                 call + 1,
                 out["sent"],
                 out["queued"],
-                out["failed"]
+                out["failed"],
+                out["duration_ms"]
             );
         }
         sent
@@ -521,6 +536,12 @@ async fn shared_schedule(server: &FakeTwilio, config: &Config) {
         count * per_worker,
         wall.as_secs_f64()
     );
+    let timeline: Vec<String> = server
+        .per_second_since(started)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    println!("creates per second  {}", timeline.join(" "));
     print_verdict(
         "combined            ",
         mps,

@@ -10,9 +10,9 @@ use super::items::{encode_failed, Item};
 use super::keys;
 use super::store::DynamoMessageStore;
 use crate::domain::{ConsentEvidence, PhoneNumber};
-use crate::ports::{ConsentStore, OptOut, StoreError};
+use crate::ports::{ConsentStore, OptOut, SendCheck, StoreError};
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use chrono::{DateTime, SecondsFormat, Utc};
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
@@ -92,20 +92,24 @@ async fn backoff() {
 }
 
 impl DynamoMessageStore {
-    /// One round of `take_send_slot`: `Some(granted)`, or `None` when another writer changed the
-    /// item between the read and the conditional write.
-    async fn try_take_send_slot(
+    /// A recipient's send slots as stored (consistent read), if any.
+    async fn read_send_slots_of(&self, phone: &PhoneNumber) -> Result<Option<SendSlotsItem>, StoreError> {
+        self.get_consistent(keys::send_slots_key(phone))
+            .await?
+            .map(read_send_slots)
+            .transpose()
+    }
+
+    /// The write of one round of `take_send_slot` on `stored` (what the round read):
+    /// `Some(granted)`, or `None` when another writer changed the item since the read.
+    async fn try_put_send_slot(
         &self,
         phone: &PhoneNumber,
+        stored: Option<SendSlotsItem>,
         now: DateTime<Utc>,
         window: chrono::Duration,
         limit: u32,
     ) -> Result<Option<bool>, StoreError> {
-        let stored = self
-            .get_consistent(keys::send_slots_key(phone))
-            .await?
-            .map(read_send_slots)
-            .transpose()?;
         let (mut sends, version) = stored.map_or((Vec::new(), 0), |s| (s.sends, s.version));
         let now_ms = now.timestamp_millis();
         let since = now_ms.saturating_sub(window.num_milliseconds());
@@ -135,6 +139,32 @@ impl DynamoMessageStore {
             Err(StoreError::ConditionFailed) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// Rounds of read-modify-write on the send slots, the first on `first_read`.
+    async fn take_send_slot_from(
+        &self,
+        phone: &PhoneNumber,
+        first_read: Option<SendSlotsItem>,
+        now: DateTime<Utc>,
+        window: chrono::Duration,
+        limit: u32,
+    ) -> Result<bool, StoreError> {
+        let mut stored = first_read;
+        for round in 0..SLOT_ATTEMPTS {
+            if round > 0 {
+                backoff().await;
+                stored = self.read_send_slots_of(phone).await?;
+            }
+            if let Some(granted) = self.try_put_send_slot(phone, stored.take(), now, window, limit).await? {
+                return Ok(granted);
+            }
+        }
+        tracing::warn!(
+            rounds = SLOT_ATTEMPTS,
+            "send slot still contended; giving up as throttled"
+        );
+        Err(StoreError::Throttled)
     }
 }
 
@@ -231,19 +261,46 @@ impl ConsentStore for DynamoMessageStore {
         window: chrono::Duration,
         limit: u32,
     ) -> Result<bool, StoreError> {
-        for round in 0..SLOT_ATTEMPTS {
-            if round > 0 {
-                backoff().await;
-            }
-            if let Some(granted) = self.try_take_send_slot(phone, now, window, limit).await? {
-                return Ok(granted);
+        let stored = self.read_send_slots_of(phone).await?;
+        self.take_send_slot_from(phone, stored, now, window, limit).await
+    }
+
+    /// One consistent BatchGetItem reads the opt-out and the send slots together (the default
+    /// reads them one after the other: a request more per send); an opt-out answers `OptedOut`
+    /// and takes no slot, otherwise the slot is taken as `take_send_slot` does, its first round
+    /// on what was read.
+    async fn check_send(
+        &self,
+        phone: &PhoneNumber,
+        now: DateTime<Utc>,
+        window: chrono::Duration,
+        limit: u32,
+    ) -> Result<SendCheck, StoreError> {
+        let request = KeysAndAttributes::builder()
+            .keys(keys::opt_out_key(phone))
+            .keys(keys::send_slots_key(phone))
+            .consistent_read(true)
+            .build()
+            .map_err(|e| StoreError::Unexpected(anyhow::Error::new(e).context("build BatchGetItem request")))?;
+        let mut slots = None;
+        for item in self.batch_get_items(request).await? {
+            match item.get(keys::SK) {
+                Some(AttributeValue::S(sk)) if sk == keys::OPT_OUT_SK => {
+                    return Ok(SendCheck::OptedOut(read_opt_out(phone, item)?));
+                }
+                Some(AttributeValue::S(sk)) if sk == keys::SEND_SLOTS_SK => slots = Some(read_send_slots(item)?),
+                _ => {
+                    return Err(StoreError::Corrupt(
+                        "consent read returned an item of another key".to_owned(),
+                    ))
+                }
             }
         }
-        tracing::warn!(
-            rounds = SLOT_ATTEMPTS,
-            "send slot still contended; giving up as throttled"
-        );
-        Err(StoreError::Throttled)
+        Ok(if self.take_send_slot_from(phone, slots, now, window, limit).await? {
+            SendCheck::Granted
+        } else {
+            SendCheck::Limited
+        })
     }
 }
 

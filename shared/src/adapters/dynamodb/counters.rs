@@ -56,12 +56,6 @@ const THROTTLED: [&str; 3] = [
 const ADD_ATTEMPTS: usize = 8;
 /// Most keys one BatchGetItem may ask for.
 const BATCH_GET_LIMIT: usize = 100;
-/// BatchGetItem calls per chunk (the first plus retries of `UnprocessedKeys`).
-const BATCH_GET_ATTEMPTS: u32 = 8;
-/// First pause before retrying `UnprocessedKeys`; doubled each time up to [`BACKOFF_MAX`].
-const BACKOFF_START: Duration = Duration::from_millis(50);
-/// Longest pause between BatchGetItem retries.
-const BACKOFF_MAX: Duration = Duration::from_secs(2);
 
 /// Map an SDK error onto the port's error, as store.rs does.
 fn classify<E, R>(err: SdkError<E, R>, operation: &'static str) -> StoreError
@@ -175,13 +169,13 @@ impl DynamoMessageStore {
             .map_err(|e| classify(e, "PutItem"))
     }
 
-    /// One BatchGetItem of up to 100 distinct keys (ConsistentRead), retrying `UnprocessedKeys`
-    /// with exponential backoff; returns the items found.
+    /// One BatchGetItem of up to 100 distinct counter keys (ConsistentRead); returns the items
+    /// found.
     async fn batch_get(
         &self,
         keys: Vec<HashMap<String, AttributeValue>>,
     ) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
-        let mut request = KeysAndAttributes::builder()
+        let request = KeysAndAttributes::builder()
             .set_keys(Some(keys))
             .consistent_read(true)
             .projection_expression("#pk, #value, #expires_at")
@@ -190,30 +184,7 @@ impl DynamoMessageStore {
             .expression_attribute_names("#expires_at", EXPIRES_AT)
             .build()
             .map_err(|e| StoreError::Unexpected(anyhow::Error::new(e).context("build BatchGetItem request")))?;
-        let mut found = Vec::new();
-        let mut pause = BACKOFF_START;
-        for attempt in 1..=BATCH_GET_ATTEMPTS {
-            let out = self
-                .client()
-                .batch_get_item()
-                .request_items(self.table(), request)
-                .send()
-                .await
-                .map_err(|e| classify(e, "BatchGetItem"))?;
-            if let Some(mut responses) = out.responses {
-                found.extend(responses.remove(self.table()).unwrap_or_default());
-            }
-            match out.unprocessed_keys.and_then(|mut u| u.remove(self.table())) {
-                Some(rest) if !rest.keys().is_empty() => request = rest,
-                _ => return Ok(found),
-            }
-            if attempt < BATCH_GET_ATTEMPTS {
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(BACKOFF_MAX);
-            }
-        }
-        // DynamoDB leaves keys unprocessed when it throttles or a response would be too large.
-        Err(StoreError::Throttled)
+        self.batch_get_items(request).await
     }
 }
 

@@ -20,8 +20,8 @@ use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType, Put,
-    ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, KeysAndAttributes, Projection,
+    ProjectionType, Put, ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem,
 };
 use aws_sdk_dynamodb::Client;
 use std::time::Duration;
@@ -36,6 +36,12 @@ const THROTTLED: [&str; 3] = [
 ];
 /// How long `create_table` waits for a new table to become ACTIVE (real DynamoDB takes seconds).
 const TABLE_ACTIVE_TIMEOUT: Duration = Duration::from_secs(300);
+/// BatchGetItem calls per request (the first plus retries of `UnprocessedKeys`).
+const BATCH_GET_ATTEMPTS: u32 = 8;
+/// First pause before retrying `UnprocessedKeys`; doubled each time up to the maximum below.
+const BATCH_GET_BACKOFF_START: Duration = Duration::from_millis(50);
+/// Longest pause between BatchGetItem retries.
+const BATCH_GET_BACKOFF_MAX: Duration = Duration::from_secs(2);
 /// Items read per Query page when a status filter may discard most of them.
 const FILTERED_PAGE_SIZE: usize = 100;
 
@@ -171,6 +177,36 @@ impl DynamoMessageStore {
             put = put.expression_attribute_values(placeholder, value);
         }
         put.send().await.map(|_| ()).map_err(|e| classify(e, "PutItem"))
+    }
+
+    /// BatchGetItem of `request`'s keys (at most 100) on this table, retrying `UnprocessedKeys`
+    /// with exponential backoff; returns the items found, in no particular order.
+    pub(super) async fn batch_get_items(&self, request: KeysAndAttributes) -> Result<Vec<Item>, StoreError> {
+        let mut request = request;
+        let mut found = Vec::new();
+        let mut pause = BATCH_GET_BACKOFF_START;
+        for attempt in 1..=BATCH_GET_ATTEMPTS {
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, request)
+                .send()
+                .await
+                .map_err(|e| classify(e, "BatchGetItem"))?;
+            if let Some(mut responses) = out.responses {
+                found.extend(responses.remove(&self.table).unwrap_or_default());
+            }
+            match out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)) {
+                Some(rest) if !rest.keys().is_empty() => request = rest,
+                _ => return Ok(found),
+            }
+            if attempt < BATCH_GET_ATTEMPTS {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(BATCH_GET_BACKOFF_MAX);
+            }
+        }
+        // DynamoDB leaves keys unprocessed when it throttles or a response would be too large.
+        Err(StoreError::Throttled)
     }
 
     /// GetItem `key` with ConsistentRead.
