@@ -1,16 +1,34 @@
-//! Logging setup: JSON lines in Lambda (CloudWatch), readable text locally. Level from `RUST_LOG`.
+//! Logging setup: JSON lines in Lambda (CloudWatch), readable text locally. Levels from `RUST_LOG`
+//! as comma-separated `level` and `target=level` directives (`info`, `warn,smsrelay=debug`): a
+//! `Targets` filter, which needs no regex engine in every Lambda binary (an `EnvFilter` brings
+//! one, about 0.4 MB); an unreadable `RUST_LOG` logs at `info` and says so.
 //! Each JSON line carries `timestamp` (RFC 3339, UTC) and `level` (`INFO`, `WARN`…): with the
 //! function's `LoggingConfig: {LogFormat: JSON}`, Lambda filters by level only when both are there.
 //! Text logs are coloured only when stdout is a terminal (and `NO_COLOR` is unset), so a log
 //! redirected to a file or a pipe carries no ANSI escape codes.
 
 use std::io::IsTerminal;
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::MakeWriter;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt as _;
+
+/// The filter `RUST_LOG` names (`None` when unset or empty), or `info`; `Err` carries the
+/// directives that could not be read, to be reported once logging is up.
+fn filter_from(rust_log: Option<&str>) -> (Targets, Option<String>) {
+    let info = || Targets::new().with_default(tracing::Level::INFO);
+    match rust_log.map(str::trim).filter(|v| !v.is_empty()) {
+        None => (info(), None),
+        Some(directives) => match directives.parse::<Targets>() {
+            Ok(targets) => (targets, None),
+            Err(_) => (info(), Some(directives.to_owned())),
+        },
+    }
+}
 
 /// Install the global subscriber once; later calls are no-ops.
 pub fn init() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let rust_log = std::env::var("RUST_LOG").ok();
+    let (filter, unreadable) = filter_from(rust_log.as_deref());
     let in_lambda = std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some();
     let result = if in_lambda {
         tracing::subscriber::set_global_default(json_subscriber(filter, std::io::stdout))
@@ -21,6 +39,8 @@ pub fn init() {
     };
     if result.is_err() {
         tracing::debug!("telemetry already initialised");
+    } else if let Some(directives) = unreadable {
+        tracing::warn!(rust_log = %directives, "RUST_LOG is not a list of level and target=level directives; logging at info");
     }
 }
 
@@ -30,30 +50,32 @@ fn use_colour(stdout_is_terminal: bool, no_color: bool) -> bool {
 }
 
 /// The Lambda subscriber: one JSON object per line, with an RFC 3339 `timestamp`.
-fn json_subscriber<W>(filter: EnvFilter, writer: W) -> impl tracing::Subscriber + Send + Sync
+fn json_subscriber<W>(filter: Targets, writer: W) -> impl tracing::Subscriber + Send + Sync
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
     tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_max_level(tracing::Level::TRACE)
         .with_target(false)
         .with_ansi(false)
         .with_writer(writer)
         .json()
         .finish()
+        .with(filter)
 }
 
 /// The local text subscriber writing to `writer`, with ANSI colours only if `colour`.
-fn text_subscriber<W>(filter: EnvFilter, writer: W, colour: bool) -> impl tracing::Subscriber + Send + Sync
+fn text_subscriber<W>(filter: Targets, writer: W, colour: bool) -> impl tracing::Subscriber + Send + Sync
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
     tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_max_level(tracing::Level::TRACE)
         .with_target(false)
         .with_ansi(colour)
         .with_writer(writer)
         .finish()
+        .with(filter)
 }
 
 #[cfg(test)]
@@ -82,7 +104,7 @@ mod tests {
     fn logged(colour: bool) -> String {
         let buffer = Buffer::default();
         let writer = buffer.clone();
-        let subscriber = text_subscriber(EnvFilter::new("info"), move || writer.clone(), colour);
+        let subscriber = text_subscriber(filter_from(None).0, move || writer.clone(), colour);
         tracing::subscriber::with_default(subscriber, || {
             tracing::warn!(message_id = "msg_1", "something happened");
         });
@@ -95,7 +117,7 @@ mod tests {
         let buffer = Buffer::default();
         let writer = buffer.clone();
         let before = chrono::Utc::now();
-        tracing::subscriber::with_default(json_subscriber(EnvFilter::new("info"), move || writer.clone()), || {
+        tracing::subscriber::with_default(json_subscriber(filter_from(None).0, move || writer.clone()), || {
             tracing::warn!(message_id = "msg_1", "something happened");
             tracing::debug!("below the filter");
         });
@@ -114,6 +136,38 @@ mod tests {
             "{stamp}"
         );
         assert!(!text.contains('\u{1b}'), "{text:?}");
+    }
+
+    /// What `RUST_LOG` lets through, read back through a subscriber (not the filter's own view).
+    fn passes(rust_log: Option<&str>, target_debug: bool) -> (bool, bool, Option<String>) {
+        let (filter, unreadable) = filter_from(rust_log);
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        tracing::subscriber::with_default(text_subscriber(filter, move || writer.clone(), false), || {
+            if target_debug {
+                tracing::debug!(target: "smsrelay::app", "debug line");
+            } else {
+                tracing::debug!(target: "other", "debug line");
+            }
+            tracing::info!(target: "other", "info line");
+        });
+        let bytes = buffer.0.lock().map(|b| b.clone()).unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        (text.contains("debug line"), text.contains("info line"), unreadable)
+    }
+
+    #[test]
+    fn rust_log_sets_levels_per_target_and_an_unreadable_one_falls_back_to_info() {
+        assert_eq!(passes(None, true), (false, true, None));
+        assert_eq!(passes(Some("  "), true), (false, true, None));
+        assert_eq!(passes(Some("warn"), true), (false, false, None));
+        assert_eq!(passes(Some("info,smsrelay=debug"), true), (true, true, None));
+        assert_eq!(passes(Some("info,smsrelay=debug"), false), (false, true, None));
+        assert_eq!(passes(Some("debug"), false), (true, true, None));
+        assert_eq!(
+            passes(Some("smsrelay=loud"), true),
+            (false, true, Some("smsrelay=loud".to_owned()))
+        );
     }
 
     #[test]
