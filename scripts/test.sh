@@ -78,6 +78,8 @@ PY
   cargo clippy --workspace --all-targets --all-features -- -D warnings
   log "cargo clippy without the AWS feature (what smsrelay-local builds)"
   cargo clippy -p smsrelay -p smsrelay-local --no-default-features --features smsrelay/testing --all-targets -- -D warnings
+  log "cargo clippy without SQLite (what the Lambda binaries build)"
+  cargo clippy -p smsrelay --no-default-features --features aws -- -D warnings
 fi
 log "cargo test (unit, contract on SQLite + DynamoDB Local + SQS emulator, handlers, end to end)"
 cargo test --workspace --all-features --no-fail-fast -- "$@"

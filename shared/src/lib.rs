@@ -24,5 +24,5 @@ pub mod ports;
 pub mod telemetry;
 pub mod wiring;
 
-#[cfg(any(test, feature = "testing"))]
+#[cfg(all(any(test, feature = "testing"), feature = "sqlite"))]
 pub mod testing;

@@ -5,11 +5,11 @@
 
 #[cfg(feature = "aws")]
 use crate::adapters::dynamodb::DynamoMessageStore;
-use crate::adapters::sqlite::SimulatorLedger;
 #[cfg(feature = "aws")]
 use crate::adapters::sqs_queue::SqsJobQueue;
 #[cfg(feature = "aws")]
 use crate::adapters::system_clock::SystemClock;
+use crate::adapters::twilio::ledger::Ledger;
 use crate::adapters::twilio::{TwilioCredentials, TwilioSimulator, TwilioSmsProvider};
 use crate::app::Ctx;
 use crate::config::{Config, ConfigError};
@@ -74,9 +74,6 @@ pub enum WiringError {
     /// An HTTP client could not be built.
     #[error("could not build the HTTP client")]
     Http(#[source] reqwest::Error),
-    /// The simulator's ledger could not be opened.
-    #[error("could not open the Twilio simulator's ledger")]
-    Simulator(#[source] crate::ports::StoreError),
     /// A secret could not be read.
     #[cfg(feature = "aws")]
     #[error(transparent)]
@@ -313,7 +310,7 @@ pub fn agent_for(config: &Config, clock: Arc<dyn Clock>) -> crate::adapters::age
 /// through [`simulator_on`]).
 ///
 /// # Errors
-/// The HTTP client cannot be built, or the simulator's in-memory ledger cannot be opened.
+/// The HTTP client cannot be built.
 pub fn provider_for(config: &Config) -> Result<Arc<dyn SmsProvider>, WiringError> {
     Ok(match &config.twilio {
         Some(t) => Arc::new(TwilioSmsProvider::new(
@@ -324,10 +321,7 @@ pub fn provider_for(config: &Config) -> Result<Arc<dyn SmsProvider>, WiringError
             config.twilio_api_base.clone(),
             http_client()?,
         )),
-        None => Arc::new(simulator_on(
-            config,
-            SimulatorLedger::open_in_memory().map_err(WiringError::Simulator)?,
-        )?),
+        None => Arc::new(simulator_on(config, Ledger::in_memory())?),
     })
 }
 
@@ -335,7 +329,7 @@ pub fn provider_for(config: &Config) -> Result<Arc<dyn SmsProvider>, WiringError
 ///
 /// # Errors
 /// The HTTP client cannot be built.
-pub fn simulator_on(config: &Config, ledger: SimulatorLedger) -> Result<TwilioSimulator, WiringError> {
+pub fn simulator_on(config: &Config, ledger: impl Into<Ledger>) -> Result<TwilioSimulator, WiringError> {
     Ok(TwilioSimulator::new(
         config.webhook_auth_token(),
         http_client()?,

@@ -29,6 +29,7 @@ pub mod scripted;
 #[cfg(feature = "aws")]
 pub mod secrets;
 pub mod slack;
+#[cfg(feature = "sqlite")]
 pub mod sqlite;
 #[cfg(feature = "aws")]
 pub mod sqs_queue;

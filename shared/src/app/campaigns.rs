@@ -1015,7 +1015,7 @@ pub async fn campaign_report(
     })
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "sqlite"))]
 mod tests {
     use super::*;
     use crate::adapters::sqlite::SqliteStore;

@@ -52,7 +52,7 @@ pub async fn record_consent(
     Ok(new)
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "sqlite"))]
 mod tests {
     use super::*;
     use crate::adapters::sqlite::SqliteStore;

@@ -223,7 +223,7 @@ async fn reply(ports: InboundPorts<'_>, text: InboundText) -> Result<InboundOutc
     })
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "sqlite"))]
 pub(crate) mod tests {
     use super::*;
     use crate::adapters::no_campaigns::NoEnrolments;

@@ -268,7 +268,7 @@ async fn record_chat(
     })
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "sqlite"))]
 mod tests {
     use super::*;
     use crate::app::handle_inbound::tests::{lead, ours, World};

@@ -37,7 +37,7 @@ pub mod retry;
 pub mod send;
 pub mod send_batch;
 
-#[cfg(test)]
+#[cfg(all(test, feature = "sqlite"))]
 mod tests;
 
 use crate::config::Config;

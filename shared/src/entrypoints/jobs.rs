@@ -204,7 +204,7 @@ pub mod lambda {
     }
 }
 
-#[cfg(all(test, feature = "aws"))]
+#[cfg(all(test, feature = "aws", feature = "sqlite"))]
 mod tests {
     use super::lambda::{handle_schedule, handle_sqs};
     use crate::adapters::sqlite::{SqliteJobQueue, SqliteStore};

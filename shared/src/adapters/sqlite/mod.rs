@@ -40,7 +40,7 @@ pub(crate) mod time;
 pub use conn::{work_done, WorkDone};
 pub use event_log::{EventLogError, LogEventPublisher};
 pub use queue::SqliteJobQueue;
-pub use simulator::{SimRecord, SimulatorLedger};
+pub use simulator::SimulatorLedger;
 
 use crate::ports::StoreError;
 use conn::Db;

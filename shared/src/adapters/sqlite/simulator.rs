@@ -9,29 +9,11 @@
 
 use super::conn::{self, Db};
 use super::{schema, time};
+use crate::adapters::twilio::ledger::SimRecord;
 use crate::ports::{Sender, StoreError};
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use std::path::Path;
-
-/// One message the simulator accepted, as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SimRecord {
-    /// Twilio-shaped `SM…` sid.
-    pub sid: String,
-    /// Recipient, E.164.
-    pub to: String,
-    /// The number it was sent from (the pool number for a Messaging Service send).
-    pub from: String,
-    /// The Messaging Service it was sent through, if any.
-    pub messaging_service_sid: Option<String>,
-    /// The text.
-    pub body: String,
-    /// The last status a callback job moved it to (`queued`/`accepted`, `sent`, `delivered`).
-    pub status: String,
-    /// When the simulator accepted it.
-    pub date_created: DateTime<Utc>,
-}
 
 /// The simulator's messages in SQLite. Cheap to clone; clones share one connection.
 #[derive(Debug, Clone)]
@@ -73,7 +55,8 @@ impl SimulatorLedger {
         Self::with_schema(conn::open_file(path)?)
     }
 
-    /// A private in-memory ledger (Lambda without Twilio credentials, tests): gone with the process.
+    /// A private in-memory SQLite ledger (tests): gone with the process. A Lambda without
+    /// Twilio credentials keeps its ledger without SQLite (`twilio::ledger::Ledger::in_memory`).
     ///
     /// # Errors
     /// `Unexpected` if SQLite cannot create it.
@@ -220,19 +203,7 @@ impl SimulatorLedger {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::PhoneNumber;
-
-    fn rec(sid: &str, at: DateTime<Utc>) -> SimRecord {
-        SimRecord {
-            sid: sid.to_owned(),
-            to: "+14155550100".to_owned(),
-            from: "+15005550006".to_owned(),
-            messaging_service_sid: None,
-            body: "hello".to_owned(),
-            status: "queued".to_owned(),
-            date_created: at,
-        }
-    }
+    use crate::adapters::twilio::ledger::tests::rec;
 
     #[tokio::test]
     async fn messages_survive_a_reopen_of_the_file() {
@@ -262,43 +233,5 @@ mod tests {
             reopened.insert(rec("SM1", at)).await,
             Err(StoreError::ConditionFailed)
         ));
-    }
-
-    #[tokio::test]
-    async fn list_filters_by_recipient_sender_and_time_newest_first() {
-        let ledger = SimulatorLedger::open_in_memory().expect("open");
-        let t0 = time::parse("2026-11-21T19:30:00.000Z").expect("time");
-        ledger.insert(rec("SMa", t0)).await.expect("a");
-        ledger.insert(rec("SMb", t0)).await.expect("b");
-        ledger
-            .insert(rec("SMc", t0 + chrono::TimeDelta::seconds(1)))
-            .await
-            .expect("c");
-        let from = Sender::Number(PhoneNumber::parse_e164("+15005550006").expect("from"));
-        let sids = |v: Vec<SimRecord>| v.into_iter().map(|r| r.sid).collect::<Vec<_>>();
-        assert_eq!(
-            sids(ledger.list("+14155550100", &from, t0, 10).await.expect("list")),
-            ["SMc", "SMb", "SMa"]
-        );
-        assert_eq!(
-            sids(ledger.list("+14155550100", &from, t0, 1).await.expect("list")),
-            ["SMc"]
-        );
-        let later = t0 + chrono::TimeDelta::milliseconds(500);
-        assert_eq!(
-            sids(ledger.list("+14155550100", &from, later, 10).await.expect("list")),
-            ["SMc"]
-        );
-        let service = Sender::MessagingService("MG1".to_owned());
-        assert!(ledger
-            .list("+14155550100", &service, t0, 10)
-            .await
-            .expect("list")
-            .is_empty());
-        assert!(ledger
-            .list("+14155550199", &from, t0, 10)
-            .await
-            .expect("list")
-            .is_empty());
     }
 }

@@ -5,6 +5,7 @@
 pub mod client;
 pub mod error;
 pub mod inbound;
+pub mod ledger;
 pub mod signature;
 pub mod simulator;
 pub mod twiml;

@@ -13,16 +13,16 @@
 //! | `+15005550004` | 21610 recipient unsubscribed (opted out) |
 //! | `+15005550009` | 21614 not a mobile number |
 //!
-//! Accepted messages are kept in the [`SimulatorLedger`] (a table in smsrelay-local's SQLite
-//! file), so `fetch` and `list_sent` answer as Twilio would — after a restart too. A message's
+//! Accepted messages are kept in the [`Ledger`] (a table in smsrelay-local's SQLite file; memory
+//! in a Lambda), so `fetch` and `list_sent` answer as Twilio would — after a restart too. A message's
 //! status moves on in Twilio's time, not in this process's: it reads `sent` once the first
 //! callback delay has passed since acceptance and `delivered` once both have, whether or not a
 //! callback job survived to post it (a `kill -9` loses the jobs, never Twilio's state). Refused
 //! (magic) numbers are never stored, as Twilio stores no message for a refused create.
 
 use super::error::mask_numbers;
+use super::ledger::{Ledger, SimRecord};
 use super::signature::compute_signature;
-use crate::adapters::sqlite::{SimRecord, SimulatorLedger};
 use crate::adapters::system_clock::SystemClock;
 use crate::domain::{PhoneNumber, ProviderSid};
 use crate::ports::{
@@ -87,7 +87,7 @@ pub struct TwilioSimulator {
     http: reqwest::Client,
     first_delay: Duration,
     second_delay: Duration,
-    ledger: SimulatorLedger,
+    ledger: Ledger,
     clock: Arc<dyn Clock>,
     requests: Arc<AtomicUsize>,
     accepted: Arc<AtomicUsize>,
@@ -106,13 +106,13 @@ impl TwilioSimulator {
     /// A simulator that signs its callbacks with `auth_token`, posts them with `http` and keeps
     /// its messages in `ledger` (smsrelay-local: the store's SQLite file). Callbacks come ~50 ms
     /// (`sent`) and a further ~100 ms (`delivered`) after acceptance; time is the system clock.
-    pub fn new(auth_token: SecretString, http: reqwest::Client, ledger: SimulatorLedger) -> Self {
+    pub fn new(auth_token: SecretString, http: reqwest::Client, ledger: impl Into<Ledger>) -> Self {
         Self {
             auth_token,
             http,
             first_delay: DEFAULT_FIRST_DELAY,
             second_delay: DEFAULT_SECOND_DELAY,
-            ledger,
+            ledger: ledger.into(),
             clock: Arc::new(SystemClock),
             requests: Arc::new(AtomicUsize::new(0)),
             accepted: Arc::new(AtomicUsize::new(0)),
@@ -263,7 +263,7 @@ struct CallbackJob {
     http: reqwest::Client,
     auth_token: SecretString,
     url: String,
-    ledger: SimulatorLedger,
+    ledger: Ledger,
     message: SimRecord,
     first_delay: Duration,
     second_delay: Duration,
@@ -344,7 +344,7 @@ impl CallbackJob {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "sqlite"))]
 mod tests {
     use super::*;
     use crate::domain::MessageBody;
@@ -359,14 +359,14 @@ mod tests {
     }
 
     fn sim() -> TwilioSimulator {
-        let ledger = SimulatorLedger::open_in_memory().expect("ledger");
+        let ledger = Ledger::in_memory();
         TwilioSimulator::new(SecretString::from("sim-token"), reqwest::Client::new(), ledger)
             .with_callback_delays(Duration::from_millis(1), Duration::from_millis(1))
     }
 
     /// A simulator on the ledger file at `path` whose callbacks would take an hour, on `clock`.
     fn slow_sim_on(path: &std::path::Path, clock: Arc<crate::testing::ManualClock>) -> TwilioSimulator {
-        let ledger = SimulatorLedger::open(path).expect("ledger");
+        let ledger = crate::adapters::sqlite::SimulatorLedger::open(path).expect("ledger");
         TwilioSimulator::new(SecretString::from("sim-token"), reqwest::Client::new(), ledger)
             .with_callback_delays(Duration::from_secs(60), Duration::from_secs(60))
             .with_clock(clock)
