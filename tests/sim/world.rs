@@ -477,9 +477,12 @@ impl World {
                 }
             }
             RequestKind::Batch => {
+                let mut stored = 0;
                 for r in body["results"].as_array().into_iter().flatten() {
                     add(&r["message_id"]);
+                    stored += u64::from(r["message_id"].is_string());
                 }
+                *self.flow_counts.entry("batch_items_accepted").or_default() += stored;
             }
             RequestKind::Lead => {
                 add(&body["first_message_id"]);

@@ -182,16 +182,30 @@ pub fn sortable_time(t: &DateTime<Utc>) -> String {
     t.format(SORTABLE_TIME_FORMAT).to_string()
 }
 
-/// The due-index shard of a message: 32-bit FNV-1a of its id, modulo [`DUE_SHARDS`]. Stable
-/// across processes and releases (unlike `std`'s hasher), since it is part of a stored key.
-pub fn due_shard(id: &MessageId) -> u32 {
+/// 32-bit FNV-1a of `text`: stable across processes and releases (unlike `std`'s hasher), so it
+/// may be part of a stored key or of a request token.
+fn fnv1a(text: &str) -> u32 {
     const OFFSET_BASIS: u32 = 0x811c_9dc5;
     const PRIME: u32 = 0x0100_0193;
-    let hash = id
-        .as_str()
-        .bytes()
-        .fold(OFFSET_BASIS, |h, b| (h ^ u32::from(b)).wrapping_mul(PRIME));
-    hash % DUE_SHARDS
+    text.bytes()
+        .fold(OFFSET_BASIS, |h, b| (h ^ u32::from(b)).wrapping_mul(PRIME))
+}
+
+/// The due-index shard of a message: 32-bit FNV-1a of its id, modulo [`DUE_SHARDS`].
+pub fn due_shard(id: &MessageId) -> u32 {
+    fnv1a(id.as_str()) % DUE_SHARDS
+}
+
+/// The `ClientRequestToken` of a bulk-create transaction whose first message is `first`, on
+/// `table`: the id's ULID, `-`, and the table name's FNV-1a in hex (35 characters; DynamoDB
+/// allows 36). DynamoDB keeps a token for ten minutes per account and region, not per table, and
+/// answers `IdempotentParameterMismatch` to the same token with other items: a token of the id
+/// alone refused the batches of a second table that reuses the ids (one simulation seed replayed
+/// on one DynamoDB Local, tests/sim). Ids are unique, so in AWS the token is as unique as before.
+pub fn create_chunk_token(table: &str, first: &MessageId) -> String {
+    let id = first.as_str();
+    let ulid = id.strip_prefix("msg_").unwrap_or(id);
+    format!("{ulid}-{:08x}", fnv1a(table))
 }
 
 /// `gsi2pk` of due-index shard `shard` (`DUE#<shard>`).
@@ -216,13 +230,7 @@ pub fn failed_gsi3sk(updated_at: &DateTime<Utc>, id: &MessageId) -> String {
 
 /// The due-index shard of an enrolment (FNV-1a of its id, as [`due_shard`]).
 pub fn enrolment_due_shard(id: &crate::domain::EnrolmentId) -> u32 {
-    const OFFSET_BASIS: u32 = 0x811c_9dc5;
-    const PRIME: u32 = 0x0100_0193;
-    let hash = id
-        .as_str()
-        .bytes()
-        .fold(OFFSET_BASIS, |h, b| (h ^ u32::from(b)).wrapping_mul(PRIME));
-    hash % DUE_SHARDS
+    fnv1a(id.as_str()) % DUE_SHARDS
 }
 
 /// `gsi2pk` of enrolment due-index shard `shard` (`EDUE#<shard>`; messages use `DUE#`).
@@ -725,6 +733,23 @@ mod tests {
         assert_eq!(
             sortable_time(&at("2026-03-01T13:00:00+01:00")),
             "2026-03-01T12:00:00.000Z"
+        );
+    }
+
+    #[test]
+    fn a_create_chunk_token_is_its_first_id_scoped_to_the_table() {
+        let token = create_chunk_token("smsrelay", &id());
+        assert_eq!(token, format!("01ARZ3NDEKTSV4RRFFQ69G5FAV-{:08x}", fnv1a("smsrelay")));
+        assert!(token.len() <= 36, "DynamoDB's limit: {token}");
+        assert_eq!(
+            token,
+            create_chunk_token("smsrelay", &id()),
+            "a retry resends the same token"
+        );
+        assert_ne!(
+            token,
+            create_chunk_token("smsrelay-2", &id()),
+            "another table, another token"
         );
     }
 

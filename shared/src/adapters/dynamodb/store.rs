@@ -310,11 +310,12 @@ impl MessageStore for DynamoMessageStore {
 
     /// TransactWriteItems per chunk of at most 100 actions (each message's PutItem with
     /// `attribute_not_exists(pk)`, and its ref pointer), so a chunk is written whole or not at
-    /// all. Each chunk carries a ClientRequestToken (its first message id), so retrying it after
-    /// an ambiguous failure (timeout, 5xx, throttling) can never apply it twice. Chunks are
-    /// independent: every message of a chunk that failed is reported failed and none of them is
-    /// stored; the other chunks are written. So the call never fails as a whole after it wrote
-    /// something, and a failed item is never sent — nor sent twice when the client retries it.
+    /// all. Each chunk carries a ClientRequestToken (its first message id and the table's hash,
+    /// `keys::create_chunk_token`), so retrying it after an ambiguous failure (timeout, 5xx,
+    /// throttling) can never apply it twice. Chunks are independent: every message of a chunk
+    /// that failed is reported failed and none of them is stored; the other chunks are written.
+    /// So the call never fails as a whole after it wrote something, and a failed item is never
+    /// sent — nor sent twice when the client retries it.
     async fn create_messages(&self, messages: &[Message]) -> Result<Vec<Result<(), StoreError>>, StoreError> {
         let mut out = Vec::with_capacity(messages.len());
         let mut start = 0;
@@ -557,8 +558,7 @@ impl DynamoMessageStore {
                 Some("attribute_not_exists(#pk)"),
             )?);
         }
-        // Message ids are `msg_` + a ULID (30 characters; the token may have up to 36).
-        let token = chunk.first().map(|m| m.id.as_str().to_owned());
+        let token = chunk.first().map(|m| keys::create_chunk_token(&self.table, &m.id));
         let mut pause = Duration::from_millis(50);
         for attempt in 1..=TRANSACTION_ATTEMPTS {
             let sent = self
