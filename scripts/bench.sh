@@ -58,7 +58,17 @@ if [ "${BENCH_SKIP_WRK:-0}" != 1 ] && [ $# -eq 0 ]; then
   wrk -t2 -c32 -d"${BENCH_WRK_SECONDS:-15}s" -s scripts/wrk-send.lua "http://127.0.0.1:$port"
   # Let the simulator's callbacks finish, stop the server (it logs the SQLite calls and the
   # transactions they were committed in), and print them per message that reached delivered.
-  sleep 8
+  # Waits until no message is short of `delivered` (or a minute has passed).
+  for _ in $(seq 60); do
+    left="$(python3 - "$data/bench.db" 2>/dev/null <<'PY' || echo unknown
+import sqlite3, sys
+print(sqlite3.connect(sys.argv[1]).execute(
+    "SELECT COUNT(*) FROM messages WHERE status NOT IN ('delivered', 'failed', 'undelivered')").fetchone()[0])
+PY
+)"
+    [ "$left" = 0 ] && break
+    sleep 1
+  done
   kill -TERM "$local_pid"
   wait "$local_pid" || true
   python3 - "$data/bench.db" "$data/local.log" <<'PY'
