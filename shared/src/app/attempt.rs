@@ -8,7 +8,7 @@
 
 use super::alerts::{publish, raise_once};
 use super::batch_progress::{batch_item_failed, batch_item_finished};
-use super::metrics::{count, increment, with_increment, Metric};
+use super::metrics::{count, with_increment, Metric};
 use super::pacing::{Pacer, Slot, ATTEMPT_HORIZON};
 use super::{modify_message, AppError, Ctx};
 use crate::domain::retry_policy::{backoff, means_opted_out};
@@ -367,11 +367,7 @@ async fn after_outcome(ctx: Ctx<'_>, m: &Message, outcome: AttemptOutcome, sende
     let now = ctx.clock.now();
     match outcome {
         AttemptOutcome::Sent => {
-            let ops = with_increment(
-                ctx,
-                increment(Metric::Sent, now),
-                vec![CounterOp::Reset { key: streak_key }],
-            );
+            let ops = with_increment(ctx, Metric::Sent, now, vec![CounterOp::Reset { key: streak_key }]);
             if let Err(e) = ctx.counters.add_many(&ops, now).await {
                 tracing::warn!(error.message = %e, "sent metric and failure streak not updated");
             }
@@ -383,7 +379,7 @@ async fn after_outcome(ctx: Ctx<'_>, m: &Message, outcome: AttemptOutcome, sende
                 by: 1,
                 expires_at: None,
             });
-            let ops = with_increment(ctx, increment(Metric::AttemptFailed, now), streak.into_iter().collect());
+            let ops = with_increment(ctx, Metric::AttemptFailed, now, streak.into_iter().collect());
             // The streak's new value is the last one written (the metric may be buffered).
             let streak_at = ops.len().checked_sub(1).filter(|_| sender_side);
             let counted = if ops.is_empty() {

@@ -45,15 +45,17 @@ fn key(metric: Metric, hour: DateTime<Utc>) -> String {
     format!("metric\u{1f}{}\u{1f}{}", metric.name(), hour.format("%Y-%m-%dT%H"))
 }
 
+/// The counter key and expiry of `metric`'s hour at `now`.
+fn hour_counter(metric: Metric, now: DateTime<Utc>) -> (String, Option<DateTime<Utc>>) {
+    let hour = bucket_start(now);
+    (key(metric, hour), Some(hour + Duration::days(3)))
+}
+
 /// The counter change that counts one `metric` at `now`, for one write with other changes
 /// (`CounterStore::add_many`).
 pub fn increment(metric: Metric, now: DateTime<Utc>) -> CounterOp {
-    let hour = bucket_start(now);
-    CounterOp::Add {
-        key: key(metric, hour),
-        by: 1,
-        expires_at: Some(hour + Duration::days(3)),
-    }
+    let (key, expires_at) = hour_counter(metric, now);
+    CounterOp::Add { key, by: 1, expires_at }
 }
 
 /// Metric increments gathered in memory and written as one `add_many`, so a busy process pays
@@ -71,16 +73,12 @@ pub struct MetricBuffer {
 type Pending = (i64, Option<DateTime<Utc>>);
 
 impl MetricBuffer {
-    /// Gather `op` (an `Add`; anything else is not a metric increment and is refused).
-    fn push(&self, op: CounterOp) -> Result<(), CounterOp> {
-        let CounterOp::Add { key, by, expires_at } = op else {
-            return Err(op);
-        };
+    /// Gather `by` on the counter `key`.
+    fn gather(&self, key: String, by: i64, expires_at: Option<DateTime<Utc>>) {
         let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
         let entry = pending.entry(key).or_insert((0, expires_at));
         entry.0 += by;
         entry.1 = entry.1.max(expires_at);
-        Ok(())
     }
 
     /// Write what is gathered as one `add_many`; on failure it is gathered again for the next
@@ -94,44 +92,37 @@ impl MetricBuffer {
             return Ok(());
         }
         let ops: Vec<CounterOp> = taken
-            .into_iter()
-            .map(|(key, (by, expires_at))| CounterOp::Add { key, by, expires_at })
+            .iter()
+            .map(|(key, &(by, expires_at))| CounterOp::Add {
+                key: key.clone(),
+                by,
+                expires_at,
+            })
             .collect();
-        match counters.add_many(&ops, now).await {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                for op in ops {
-                    let _gathered = self.push(op);
-                }
-                Err(e)
+        counters.add_many(&ops, now).await.map(drop).inspect_err(|_| {
+            for (key, (by, expires_at)) in taken {
+                self.gather(key, by, expires_at);
             }
+        })
+    }
+}
+
+/// The counter writes of an attempt: `others`, with one `metric` at `now` in front of them
+/// unless the buffer (if there is one) gathers it.
+pub(crate) fn with_increment(
+    ctx: Ctx<'_>,
+    metric: Metric,
+    now: DateTime<Utc>,
+    others: Vec<CounterOp>,
+) -> Vec<CounterOp> {
+    match ctx.metrics {
+        Some(buffer) => {
+            let (key, expires_at) = hour_counter(metric, now);
+            buffer.gather(key, 1, expires_at);
+            others
         }
+        None => std::iter::once(increment(metric, now)).chain(others).collect(),
     }
-}
-
-/// Count `op` (a metric increment): into the buffer when there is one, else at once.
-async fn record(ctx: Ctx<'_>, op: CounterOp, now: DateTime<Utc>) -> Result<(), StoreError> {
-    let op = match ctx.metrics {
-        Some(buffer) => match buffer.push(op) {
-            Ok(()) => return Ok(()),
-            Err(op) => op,
-        },
-        None => op,
-    };
-    match op {
-        CounterOp::Add { key, by, expires_at } => ctx.counters.add(&key, by, expires_at, now).await.map(drop),
-        other => ctx.counters.add_many(std::slice::from_ref(&other), now).await.map(drop),
-    }
-}
-
-/// The counter writes of an attempt: `others`, with the metric `increment` in front of them
-/// unless the buffer (if there is one) took it.
-pub(crate) fn with_increment(ctx: Ctx<'_>, increment: CounterOp, others: Vec<CounterOp>) -> Vec<CounterOp> {
-    let refused = match ctx.metrics {
-        Some(buffer) => buffer.push(increment).err(),
-        None => Some(increment),
-    };
-    refused.into_iter().chain(others).collect()
 }
 
 /// Flush the buffer (if any) before a metric read, so the read is exact.
@@ -142,10 +133,19 @@ async fn before_read(ctx: Ctx<'_>, now: DateTime<Utc>) -> Result<(), StoreError>
     }
 }
 
-/// Count one occurrence now. A failure is logged: metrics must never fail the work they count.
+/// Count one occurrence now: into the buffer when there is one, else at once. A failure is
+/// logged: metrics must never fail the work they count.
 pub async fn count(ctx: Ctx<'_>, metric: Metric) {
     let now = ctx.clock.now();
-    if let Err(e) = record(ctx, increment(metric, now), now).await {
+    let (key, expires_at) = hour_counter(metric, now);
+    let written = match ctx.metrics {
+        Some(buffer) => {
+            buffer.gather(key, 1, expires_at);
+            Ok(())
+        }
+        None => ctx.counters.add(&key, 1, expires_at, now).await.map(drop),
+    };
+    if let Err(e) = written {
         tracing::warn!(metric = metric.name(), error.message = %e, "metric not counted");
     }
 }

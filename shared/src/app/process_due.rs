@@ -181,17 +181,20 @@ async fn poll_status(ctx: Ctx<'_>, m: &Message) -> Result<(), AppError> {
         .map_or(m.updated_at, |e| e.at);
     let give_up = now - sent_at >= chrono::Duration::hours(GIVE_UP_POLLING_AFTER_HOURS);
     let mut gave_up = false;
-    let mut failure = None;
+    // The failed status to start a fresh attempt from: a retryable delivery failure just polled.
+    let mut retry_from = None;
     modify_message(ctx.messages, &m.id, |x| {
-        failure = None;
+        retry_from = None;
         if x.status != MessageStatus::Sent || x.provider_sid.as_ref() != Some(&sid) {
             return false;
         }
         if let Some(f) = &fetched {
             if let Some(next) = MessageStatus::from_twilio(&f.status) {
                 if x.advance(next, f.error_code, now) {
-                    if matches!(next, MessageStatus::Undelivered | MessageStatus::Failed) {
-                        failure = f.error_code.map(|code| (next, code));
+                    if matches!(next, MessageStatus::Undelivered | MessageStatus::Failed)
+                        && f.error_code.is_some_and(delivery_error_is_retryable)
+                    {
+                        retry_from = Some(next);
                     }
                     x.provider_status = Some(f.status.clone());
                     if let Some(code) = f.error_code {
@@ -203,9 +206,7 @@ async fn poll_status(ctx: Ctx<'_>, m: &Message) -> Result<(), AppError> {
                     x.failed_listed = next == MessageStatus::Failed;
                     // A retryable failure stays due until its fresh attempt is queued (below,
                     // or by the next tick if this one is cut short).
-                    x.due_at = failure
-                        .filter(|(_, code)| delivery_error_is_retryable(*code))
-                        .map(|_| now);
+                    x.due_at = retry_from.map(|_| now);
                     return true;
                 }
             }
@@ -222,10 +223,8 @@ async fn poll_status(ctx: Ctx<'_>, m: &Message) -> Result<(), AppError> {
     // A retryable delivery failure learned by the poll starts the fresh attempt a callback
     // reporting it would have (found by tests/sim: a message whose callbacks never reached us
     // was left undelivered with a retryable code and attempts left).
-    if let Some((status, code)) = failure {
-        if delivery_error_is_retryable(code) {
-            requeue_or_fail(ctx, &m.id, status).await?;
-        }
+    if let Some(status) = retry_from {
+        requeue_or_fail(ctx, &m.id, status).await?;
     }
     if gave_up {
         let mut counts = serde_json::Map::new();
