@@ -56,6 +56,12 @@ if [ "${SMSRELAY_SKIP_LINT:-0}" != 1 ]; then
     echo "domain/ or app/ reads the system time or sleeps directly; use ctx.clock (see the lines above)" >&2
     exit 1
   fi
+  log "one TLS stack: rustls on ring (shared/tests/tls.rs handshakes with it); aws-lc-rs is not linked"
+  if cargo tree --workspace --locked -e normal,build -i aws-lc-rs >/dev/null 2>&1; then
+    cargo tree --workspace -e normal,build -i aws-lc-rs >&2
+    echo "aws-lc-rs is back in the build (see the tree above): keep default features off" >&2
+    exit 1
+  fi
   log "the SAM stack: cfn-lint template.yaml and sam validate --lint (offline)"
   stack_tools
   cfn-lint template.yaml

@@ -97,12 +97,56 @@ pub fn http_client() -> Result<reqwest::Client, WiringError> {
     if let Some(client) = CLIENT.get() {
         return Ok(client.clone());
     }
-    let built = reqwest::Client::builder()
+    let built = http_client_builder().build().map_err(WiringError::Http)?;
+    Ok(CLIENT.get_or_init(|| built).clone())
+}
+
+/// What [`http_client`] is built from: its deadlines, on the process's TLS provider
+/// ([`install_tls`]) and the system's root certificates. A test adds its own root to it.
+pub fn http_client_builder() -> reqwest::ClientBuilder {
+    install_tls();
+    reqwest::Client::builder()
         .connect_timeout(std::time::Duration::from_secs(5))
         .timeout(HTTP_TIMEOUT)
-        .build()
-        .map_err(WiringError::Http)?;
-    Ok(CLIENT.get_or_init(|| built).clone())
+}
+
+/// A reqwest client with reqwest's defaults (no deadlines) on the process's TLS provider: for
+/// tests and tools that drive a server. A reqwest client cannot be built before [`install_tls`].
+#[must_use]
+pub fn plain_http_client() -> reqwest::Client {
+    install_tls();
+    reqwest::Client::new()
+}
+
+/// Make rustls' `ring` provider the process default, once (later calls do nothing). reqwest is
+/// built without a provider of its own (`rustls-no-provider`) and takes this one; the AWS SDK's
+/// client ([`aws_http_client`]) names it itself. One TLS stack, not two.
+pub fn install_tls() {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        // Err means another provider was installed first (by an embedding program): keep it.
+        let _kept = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+/// The HTTP client of every AWS SDK client: hyper and rustls on `ring`, the system's roots.
+#[cfg(feature = "aws")]
+#[must_use]
+pub fn aws_http_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
+    aws_http_client_with(aws_smithy_http_client::tls::TlsContext::default())
+}
+
+/// [`aws_http_client`] with a TLS context of the caller's (a test's own root certificate).
+#[cfg(feature = "aws")]
+#[must_use]
+pub fn aws_http_client_with(
+    tls: aws_smithy_http_client::tls::TlsContext,
+) -> aws_sdk_dynamodb::config::SharedHttpClient {
+    use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .tls_context(tls)
+        .build_https()
 }
 
 impl Deps {
@@ -212,7 +256,10 @@ impl Deps {
     /// client that cannot be built.
     pub async fn from_env() -> Result<Self, WiringError> {
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        let sdk = aws_config::load_from_env().await;
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(aws_http_client())
+            .load()
+            .await;
         // Secrets first: the configuration reads their values, never a placeholder for them.
         let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
         let resolved = crate::adapters::secrets::resolve_secrets(&secrets, env).await?;

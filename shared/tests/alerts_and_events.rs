@@ -55,7 +55,7 @@ async fn slack_server(status: u16, body: &str) -> MockServer {
 fn slack(server: &MockServer) -> SlackAlerter {
     SlackAlerter::new(
         SecretString::from(format!("{}{WEBHOOK_PATH}", server.uri())),
-        reqwest::Client::new(),
+        smsrelay::wiring::plain_http_client(),
     )
 }
 
@@ -193,7 +193,7 @@ mod slack {
         drop(listener);
         let alerter = SlackAlerter::new(
             SecretString::from(format!("http://127.0.0.1:{port}{WEBHOOK_PATH}")),
-            reqwest::Client::new(),
+            smsrelay::wiring::plain_http_client(),
         );
         let err = alerter.raise(&alert()).await.expect_err("refused");
         assert_no_secret(&chain(&err));
@@ -297,6 +297,7 @@ mod eventbridge {
 
     fn events_client(endpoint: &str) -> aws_sdk_eventbridge::Client {
         let config = aws_sdk_eventbridge::config::Builder::new()
+            .http_client(smsrelay::wiring::aws_http_client())
             .behavior_version(aws_sdk_eventbridge::config::BehaviorVersion::latest())
             .endpoint_url(endpoint)
             .region(aws_sdk_eventbridge::config::Region::new("us-east-1"))
@@ -307,6 +308,7 @@ mod eventbridge {
 
     fn sqs_client(endpoint: &str) -> aws_sdk_sqs::Client {
         let config = aws_sdk_sqs::config::Builder::new()
+            .http_client(smsrelay::wiring::aws_http_client())
             .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
             .endpoint_url(endpoint)
             .region(aws_sdk_sqs::config::Region::new("us-east-1"))

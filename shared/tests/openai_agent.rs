@@ -58,7 +58,7 @@ async fn world() -> World {
             api_key: Some(SecretString::from("sk-test")),
             default_model: Some("gpt-4.1-mini".to_owned()),
         },
-        reqwest::Client::new(),
+        smsrelay::wiring::plain_http_client(),
         clock.clone(),
     );
     World {

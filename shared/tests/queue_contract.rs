@@ -36,6 +36,7 @@ mod sqs {
             )
         });
         let config = aws_sdk_sqs::config::Builder::new()
+            .http_client(smsrelay::wiring::aws_http_client())
             .behavior_version(BehaviorVersion::latest())
             .endpoint_url(endpoint)
             .region(Region::new("us-east-1"))

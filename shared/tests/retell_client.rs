@@ -12,7 +12,11 @@ use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 fn client(server: &MockServer) -> RetellClient {
-    RetellClient::new(server.uri(), SecretString::from("key_test"), reqwest::Client::new())
+    RetellClient::new(
+        server.uri(),
+        SecretString::from("key_test"),
+        smsrelay::wiring::plain_http_client(),
+    )
 }
 
 fn request() -> SmsChatRequest {
@@ -115,7 +119,11 @@ async fn failures_are_sorted_and_none_is_retried() {
         Err(SmsChatError::Ambiguous(_))
     ));
     // Nobody listening: nothing was sent.
-    let gone = RetellClient::new("http://127.0.0.1:9", SecretString::from("k"), reqwest::Client::new());
+    let gone = RetellClient::new(
+        "http://127.0.0.1:9",
+        SecretString::from("k"),
+        smsrelay::wiring::plain_http_client(),
+    );
     assert!(matches!(
         gone.create_sms_chat(&request()).await,
         Err(SmsChatError::NotSent(_))

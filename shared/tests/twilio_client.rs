@@ -27,7 +27,7 @@ fn provider(server: &MockServer) -> TwilioSmsProvider {
             auth_token: SecretString::from(TOKEN),
         },
         server.uri(),
-        reqwest::Client::new(),
+        smsrelay::wiring::plain_http_client(),
     )
 }
 
@@ -301,7 +301,7 @@ async fn a_closed_port_is_transient_and_not_sent() {
             auth_token: SecretString::from(TOKEN),
         },
         format!("http://{addr}"),
-        reqwest::Client::new(),
+        smsrelay::wiring::plain_http_client(),
     );
     let e = p.send(&sms(from_number())).await.expect_err("nothing listens");
     assert!(matches!(e, ProviderError::Transient { maybe_sent: false, .. }), "{e:?}");
@@ -512,8 +512,12 @@ const SIM_TOKEN: &str = "sim-auth-token";
 
 fn simulator() -> TwilioSimulator {
     let ledger = smsrelay::adapters::sqlite::SimulatorLedger::open_in_memory().expect("ledger");
-    TwilioSimulator::new(SecretString::from(SIM_TOKEN), reqwest::Client::new(), ledger)
-        .with_callback_delays(Duration::from_millis(20), Duration::from_millis(40))
+    TwilioSimulator::new(
+        SecretString::from(SIM_TOKEN),
+        smsrelay::wiring::plain_http_client(),
+        ledger,
+    )
+    .with_callback_delays(Duration::from_millis(20), Duration::from_millis(40))
 }
 
 #[tokio::test]

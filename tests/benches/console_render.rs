@@ -102,7 +102,7 @@ async fn main() {
     let queue = Arc::new(SqliteJobQueue::open(&dir.path().join("queue.db"), 5, clock.clone()).expect("queue"));
     let simulator = Arc::new(TwilioSimulator::new(
         SecretString::from(smsrelay::config::SIMULATOR_AUTH_TOKEN),
-        reqwest::Client::new(),
+        smsrelay::wiring::plain_http_client(),
         SimulatorLedger::open(&dir.path().join("sim.db")).expect("ledger"),
     ));
     let config = Config::from_lookup(|k| (k == "SMSRELAY_API_KEY").then(|| KEY.to_owned())).expect("config");

@@ -257,6 +257,7 @@ fn milli(units: Option<f64>) -> u64 {
 
 fn dynamodb_client(endpoint: &str, meter: Option<DueIndexMeter>) -> aws_sdk_dynamodb::Client {
     let mut conf = aws_sdk_dynamodb::config::Builder::new()
+        .http_client(smsrelay::wiring::aws_http_client())
         .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
         .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
         .endpoint_url(endpoint)
@@ -420,7 +421,7 @@ async fn tick(counting: Arc<CountingStore>, dir: &std::path::Path) -> (TickRepor
     let simulator = Arc::new(
         TwilioSimulator::new(
             SecretString::from(smsrelay::config::SIMULATOR_AUTH_TOKEN),
-            reqwest::Client::new(),
+            smsrelay::wiring::plain_http_client(),
             smsrelay::adapters::sqlite::SimulatorLedger::open(&dir.join("simulator.db")).expect("simulator ledger"),
         )
         .with_callback_delays(Duration::from_secs(3600), Duration::from_secs(3600)),

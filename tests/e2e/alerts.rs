@@ -29,6 +29,7 @@ async fn bus() -> (aws_sdk_eventbridge::Client, aws_sdk_sqs::Client, String, Str
     let region = aws_sdk_sqs::config::Region::new("us-east-1");
     let events = aws_sdk_eventbridge::Client::from_conf(
         aws_sdk_eventbridge::config::Builder::new()
+            .http_client(smsrelay::wiring::aws_http_client())
             .behavior_version(aws_sdk_eventbridge::config::BehaviorVersion::latest())
             .region(region.clone())
             .endpoint_url(endpoint())
@@ -37,6 +38,7 @@ async fn bus() -> (aws_sdk_eventbridge::Client, aws_sdk_sqs::Client, String, Str
     );
     let sqs = aws_sdk_sqs::Client::from_conf(
         aws_sdk_sqs::config::Builder::new()
+            .http_client(smsrelay::wiring::aws_http_client())
             .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
             .region(region)
             .endpoint_url(endpoint())
@@ -147,7 +149,7 @@ async fn a_mostly_failing_batch_raises_one_alert_on_slack_and_on_eventbridge() {
     let channels: Vec<Arc<dyn Alerter>> = vec![
         Arc::new(SlackAlerter::new(
             secrecy::SecretString::from(format!("{}/services/T0/B0/x", slack.uri())),
-            reqwest::Client::new(),
+            smsrelay::wiring::plain_http_client(),
         )),
         Arc::new(EventBridgeAlerter::new(publisher.clone())),
     ];

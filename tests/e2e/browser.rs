@@ -65,7 +65,7 @@ impl Driver {
             .spawn()
             .expect("chromedriver starts");
         let url = format!("http://127.0.0.1:{port}");
-        let http = reqwest::Client::new();
+        let http = smsrelay::wiring::plain_http_client();
         let start = Instant::now();
         loop {
             let ready = http.get(format!("{url}/status")).send().await;

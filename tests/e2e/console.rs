@@ -101,6 +101,7 @@ pub(crate) async fn seed(app: &TestApp) -> Seeded {
 
 /// A client that follows no redirect (the tests read each 303 and its cookies).
 fn client() -> reqwest::Client {
+    smsrelay::wiring::install_tls();
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()

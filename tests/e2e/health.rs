@@ -92,6 +92,7 @@ fn unreachable_queue() -> SqsJobQueue {
         .map(|a| a.port())
         .expect("a port to leave closed");
     let conf = aws_sdk_sqs::config::Builder::new()
+        .http_client(smsrelay::wiring::aws_http_client())
         .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
         .region(aws_sdk_sqs::config::Region::new("us-east-1"))
         .endpoint_url(format!("http://127.0.0.1:{port}"))

@@ -94,7 +94,7 @@ impl TestApp {
         let borrowed: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let mut cfg = config(&borrowed);
         cfg.public_url = Some(url.clone());
-        let http = reqwest::Client::new();
+        let http = smsrelay::wiring::plain_http_client();
         let clock: Arc<dyn Clock> = opts.clock.clone().unwrap_or_else(|| Arc::new(SystemClock));
         let (simulator, provider): (Option<Arc<TwilioSimulator>>, Arc<dyn SmsProvider>) = if opts.twilio_base.is_some()
         {
@@ -277,6 +277,7 @@ pub async fn sqs_queue_with(max_receives: u32) -> smsrelay::adapters::sqs_queue:
     let endpoint = std::env::var("SMSRELAY_TEST_SQS_URL")
         .expect("SMSRELAY_TEST_SQS_URL is not set: run scripts/test.sh, which starts the SQS emulator");
     let conf = aws_sdk_sqs::config::Builder::new()
+        .http_client(smsrelay::wiring::aws_http_client())
         .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
         .region(aws_sdk_sqs::config::Region::new("us-east-1"))
         .endpoint_url(endpoint)

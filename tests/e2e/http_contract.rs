@@ -440,7 +440,7 @@ async fn open_connections_are_bounded() {
     // One idle connection takes the only slot: a second client is not served meanwhile.
     let holder = TcpStream::connect(addr).await.expect("connect");
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let http = reqwest::Client::new();
+    let http = smsrelay::wiring::plain_http_client();
     let waiting = tokio::spawn({
         let http = http.clone();
         let url = url.clone();

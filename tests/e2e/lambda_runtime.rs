@@ -177,6 +177,7 @@ async fn create_stack(moto: &str) -> Stack {
     let store = smsrelay::testing::dynamodb_local_store().await;
     let unique = format!("smsrelay-{}", ulid::Ulid::new().to_string().to_lowercase());
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(smsrelay::wiring::aws_http_client())
         .region(aws_config::Region::new("us-east-1"))
         .endpoint_url(moto)
         .credentials_provider(aws_sdk_sqs::config::Credentials::new(
@@ -319,7 +320,7 @@ async fn every_event_file_runs_through_its_real_binary_under_the_lambda_runtime_
         .await;
     assert_eq!(ACCOUNT_SID, env_json("SendFunction")["TWILIO_ACCOUNT_SID"]);
     let (_emulator, port) = start_emulator();
-    let client = reqwest::Client::new();
+    let client = smsrelay::wiring::plain_http_client();
 
     // Start every function as Lambda would, and time its cold start to the first answer.
     let mut running = Vec::new();

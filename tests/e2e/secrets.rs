@@ -9,6 +9,7 @@ async fn client() -> aws_sdk_secretsmanager::Client {
     let endpoint = std::env::var("SMSRELAY_TEST_SQS_URL")
         .expect("SMSRELAY_TEST_SQS_URL is not set: run scripts/test.sh, which starts the AWS emulator");
     let conf = aws_sdk_secretsmanager::config::Builder::new()
+        .http_client(smsrelay::wiring::aws_http_client())
         .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
         .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
         .endpoint_url(endpoint)

@@ -26,13 +26,16 @@ async fn deps_from_env_builds_the_lambda_wiring_and_serves_a_send() {
             ))
             .build()
     };
-    let sqs = aws_sdk_sqs::Client::from_conf(sdk_conf(aws_sdk_sqs::config::Builder::new()));
+    let sqs = aws_sdk_sqs::Client::from_conf(sdk_conf(
+        aws_sdk_sqs::config::Builder::new().http_client(smsrelay::wiring::aws_http_client()),
+    ));
     let name = format!("smsrelay-wiring-{}", ulid::Ulid::new().to_string().to_lowercase());
     let (queue_url, dlq_url) = smsrelay::adapters::sqs_queue::create_queue_pair(&sqs, &name, 5)
         .await
         .expect("queues");
     let sm = aws_sdk_secretsmanager::Client::from_conf(
         aws_sdk_secretsmanager::config::Builder::new()
+            .http_client(smsrelay::wiring::aws_http_client())
             .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
             .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
             .endpoint_url(moto())

@@ -70,6 +70,7 @@ async fn the_banner_prints_the_console_url_and_an_admin_key_that_signs_in() {
     assert_eq!(key, "banner-admin-key", "{lines:#?}");
     assert_eq!(console, format!("http://127.0.0.1:{port}/console"));
 
+    smsrelay::wiring::install_tls();
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()

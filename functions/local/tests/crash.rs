@@ -95,7 +95,7 @@ async fn a_crash_while_twilio_answers_yields_exactly_one_create_and_the_provider
     let data = dir.path().join("local.db");
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
+    let http = smsrelay::wiring::plain_http_client();
 
     let mut first = spawn(port, &data, &twilio.uri());
     wait_healthy(&http, &base).await;

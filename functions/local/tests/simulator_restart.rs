@@ -76,7 +76,7 @@ async fn messages_sent_before_a_kill_are_delivered_through_polling_after_the_res
     let port = free_port();
     let nobody = format!("http://127.0.0.1:{}", free_port());
     let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
+    let http = smsrelay::wiring::plain_http_client();
 
     // Given messages the simulator accepted, whose callbacks never arrive, and a processor
     // that does not poll before the crash (its hourly tick ran once, at start)…

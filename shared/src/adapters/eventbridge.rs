@@ -242,6 +242,7 @@ mod tests {
 
     fn publisher() -> EventBridgePublisher {
         let config = aws_sdk_eventbridge::config::Builder::new()
+            .http_client(crate::wiring::aws_http_client())
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new("us-east-1"))
             .credentials_provider(Credentials::new("testing", "testing", None, None, "unit-tests"))

@@ -293,7 +293,7 @@ mod tests {
     fn debug_output_does_not_show_the_webhook_url() {
         let alerter = SlackAlerter::new(
             SecretString::from("https://hooks.slack.com/services/T000/B000/XXXX"),
-            reqwest::Client::new(),
+            crate::wiring::plain_http_client(),
         );
         assert!(!format!("{alerter:?}").contains("XXXX"));
     }

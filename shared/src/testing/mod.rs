@@ -96,6 +96,7 @@ pub fn dynamodb_local_client() -> aws_sdk_dynamodb::Client {
         panic!("{URL_VAR} is not set: start DynamoDB Local with scripts/test.sh or set {URL_VAR}");
     };
     let config = aws_sdk_dynamodb::config::Builder::new()
+        .http_client(crate::wiring::aws_http_client())
         .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
         .endpoint_url(url)
         .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))

@@ -414,7 +414,7 @@ mod tests {
                 auth_token: SecretString::from("t"),
             },
             "http://x/".to_owned(),
-            reqwest::Client::new(),
+            crate::wiring::plain_http_client(),
         );
         assert_eq!(p.messages_url(), "http://x/2010-04-01/Accounts/AC1/Messages.json");
     }

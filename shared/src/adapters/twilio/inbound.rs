@@ -219,7 +219,7 @@ mod tests {
             "yes",
         );
         let token = SecretString::from("sim-auth-token".to_owned());
-        let (status, body) = post_signed_inbound(&reqwest::Client::new(), &token, &url, &params)
+        let (status, body) = post_signed_inbound(&crate::wiring::plain_http_client(), &token, &url, &params)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((status, body.as_str()), (200, crate::adapters::twilio::twiml::EMPTY));

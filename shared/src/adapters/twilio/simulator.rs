@@ -360,16 +360,24 @@ mod tests {
 
     fn sim() -> TwilioSimulator {
         let ledger = Ledger::in_memory();
-        TwilioSimulator::new(SecretString::from("sim-token"), reqwest::Client::new(), ledger)
-            .with_callback_delays(Duration::from_millis(1), Duration::from_millis(1))
+        TwilioSimulator::new(
+            SecretString::from("sim-token"),
+            crate::wiring::plain_http_client(),
+            ledger,
+        )
+        .with_callback_delays(Duration::from_millis(1), Duration::from_millis(1))
     }
 
     /// A simulator on the ledger file at `path` whose callbacks would take an hour, on `clock`.
     fn slow_sim_on(path: &std::path::Path, clock: Arc<crate::testing::ManualClock>) -> TwilioSimulator {
         let ledger = crate::adapters::sqlite::SimulatorLedger::open(path).expect("ledger");
-        TwilioSimulator::new(SecretString::from("sim-token"), reqwest::Client::new(), ledger)
-            .with_callback_delays(Duration::from_secs(60), Duration::from_secs(60))
-            .with_clock(clock)
+        TwilioSimulator::new(
+            SecretString::from("sim-token"),
+            crate::wiring::plain_http_client(),
+            ledger,
+        )
+        .with_callback_delays(Duration::from_secs(60), Duration::from_secs(60))
+        .with_clock(clock)
     }
 
     #[tokio::test]
