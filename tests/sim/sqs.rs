@@ -82,6 +82,20 @@ struct Queues {
     next_message: u64,
     next_receipt: u64,
     next_request: u64,
+    seen: Seen,
+}
+
+/// What the server did that only SQS's semantics make happen (for the run's report).
+#[derive(Default, Clone, Copy)]
+pub struct Seen {
+    /// Sends with a delay.
+    pub delayed_sends: u64,
+    /// Receives of a message received before (its visibility ran out undeleted).
+    pub redeliveries: u64,
+    /// Deletes by a handle a later receive superseded (succeeded, deleted nothing).
+    pub superseded_deletes: u64,
+    /// Messages moved to the dead-letter queue.
+    pub dead_lettered: u64,
 }
 
 struct Queue {
@@ -185,6 +199,11 @@ impl SqsServer {
     /// Requests answered so far.
     pub fn requests(&self) -> u64 {
         lock(&self.shared.state).next_request
+    }
+
+    /// What it did that only SQS's semantics make happen.
+    pub fn seen(&self) -> Seen {
+        lock(&self.shared.state).seen
     }
 }
 
@@ -299,7 +318,10 @@ async fn handle(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
         ),
     };
     if let Some(f) = &shared.faults {
-        f.sched.record(&["sqs", &target, status.as_str(), &text]);
+        // Queue URLs name the server's port, which is the OS's pick: not part of the run.
+        let endpoint = lock(&shared.state).endpoint.clone();
+        f.sched
+            .record(&["sqs", &target, status.as_str(), &text.replace(&endpoint, "<endpoint>")]);
     }
     let mut response = (status, text).into_response();
     let h = response.headers_mut();
@@ -521,8 +543,9 @@ impl Queues {
         let seq = self.next_message;
         let id = format!("00000000-0000-4000-8000-{seq:012x}");
         let md5 = crate::sqs::md5_hex(body.as_bytes());
+        let delay = delay.unwrap_or_else(|| i64::from(self.by_name.get(&name).map_or(0, |q| q.delay)));
+        self.seen.delayed_sends += u64::from(delay > 0);
         let q = self.queue(&name)?;
-        let delay = delay.unwrap_or_else(|| i64::from(q.delay));
         q.messages.insert(
             seq,
             Stored {
@@ -582,10 +605,12 @@ impl Queues {
                 m.receipt = None;
                 if let Some(d) = self.by_name.get_mut(dlq) {
                     d.messages.insert(seq, m);
+                    self.seen.dead_lettered += 1;
                 }
                 continue;
             }
             self.next_receipt += 1;
+            self.seen.redeliveries += u64::from(receives > 0);
             let receipt = self.next_receipt;
             let q = self.queue(&name)?;
             let Some(m) = q.messages.get_mut(&seq) else {
@@ -639,8 +664,10 @@ impl Queues {
             return Err(invalid());
         }
         let q = self.queue(&name)?;
-        if q.messages.get(&seq).is_some_and(|m| m.receipt == Some(receipt)) {
-            q.messages.remove(&seq);
+        match q.messages.get(&seq).map(|m| m.receipt == Some(receipt)) {
+            Some(true) => drop(q.messages.remove(&seq)),
+            Some(false) => self.seen.superseded_deletes += 1,
+            None => {}
         }
         // Gone already, or received again since (a superseded handle): success, nothing deleted.
         Ok(json!({}))

@@ -1003,6 +1003,13 @@ impl World {
         let landed = self.provider.landed();
         let n = |x: usize| u64::try_from(x).unwrap_or(u64::MAX);
         let mut f = self.flow_counts.clone();
+        if let BackendState::Dynamo(_, sqs) = &self.backend {
+            let seen = sqs.server.seen();
+            f.insert("sqs_delayed_sends", seen.delayed_sends);
+            f.insert("sqs_redeliveries", seen.redeliveries);
+            f.insert("sqs_superseded_deletes", seen.superseded_deletes);
+            f.insert("sqs_dead_lettered", seen.dead_lettered);
+        }
         f.insert("retell_chats", n(self.retell.chats.len()));
         f.insert("cancels_answered_canceled", n(self.oracle.canceled.len()));
         f.insert(
