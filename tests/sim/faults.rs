@@ -262,7 +262,9 @@ impl StorePlan {
             ("crash_before_store_call", 1),
             (CRASH_IN_FLIGHT, in_flight),
         ])?;
-        if method == "claim" {
+        // A claim whose write lands (in flight at the crash) cannot make an alert repeat: only
+        // the faults that keep it from the store or hide its answer count.
+        if method == "claim" && kind != CRASH_IN_FLIGHT {
             self.faults.claim_faults.fetch_add(1, Ordering::Relaxed);
         }
         match kind {

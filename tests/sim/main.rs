@@ -214,7 +214,9 @@ async fn crashes_with_a_store_call_in_flight_on_the_owner_thread_keep_every_inva
 async fn the_simulated_sqs_delays_redelivers_and_dead_letters_on_the_manual_clock() {
     use smsrelay::ports::{JobQueue, QueueStats};
     use std::time::Duration;
-    let clock = std::sync::Arc::new(smsrelay::testing::ManualClock::new(chrono::DateTime::from_timestamp(1_900_000_000, 0).expect("a time")));
+    let clock = std::sync::Arc::new(smsrelay::testing::ManualClock::new(
+        chrono::DateTime::from_timestamp(1_900_000_000, 0).expect("a time"),
+    ));
     let sqs = sqs::SimSqs::start(clock.clone(), None, 3).await;
     let queue = sqs.queue();
     let job = smsrelay::testing::queue_contract::job();
@@ -222,12 +224,18 @@ async fn the_simulated_sqs_delays_redelivers_and_dead_letters_on_the_manual_cloc
 
     queue.enqueue(&job, Duration::from_secs(10)).await.expect("enqueue");
     assert_eq!(queue.stats().await.expect("stats"), QueueStats { pending: 1, dead: 0 });
-    assert!(queue.receive(10, visibility).await.expect("receive").is_empty(), "seen before its delay");
+    assert!(
+        queue.receive(10, visibility).await.expect("receive").is_empty(),
+        "seen before its delay"
+    );
     clock.advance(Duration::from_secs(10));
     let first = queue.receive(10, visibility).await.expect("receive");
     assert_eq!(first.len(), 1);
     assert_eq!((first[0].receive_count, &first[0].payload), (1, &job));
-    assert!(queue.receive(10, visibility).await.expect("receive").is_empty(), "seen while in flight");
+    assert!(
+        queue.receive(10, visibility).await.expect("receive").is_empty(),
+        "seen while in flight"
+    );
 
     clock.advance(visibility);
     let second = queue.receive(10, visibility).await.expect("receive");
@@ -235,8 +243,15 @@ async fn the_simulated_sqs_delays_redelivers_and_dead_letters_on_the_manual_cloc
     assert_eq!(second[0].receive_count, 2);
     assert_eq!(second[0].message_id, first[0].message_id);
     assert_ne!(second[0].receipt, first[0].receipt);
-    queue.ack(&first[0].receipt).await.expect("a superseded handle succeeds");
-    assert_eq!(queue.stats().await.expect("stats").pending, 1, "a superseded handle deleted it");
+    queue
+        .ack(&first[0].receipt)
+        .await
+        .expect("a superseded handle succeeds");
+    assert_eq!(
+        queue.stats().await.expect("stats").pending,
+        1,
+        "a superseded handle deleted it"
+    );
     queue.ack(&second[0].receipt).await.expect("ack");
     assert_eq!(queue.stats().await.expect("stats"), QueueStats { pending: 0, dead: 0 });
     assert!(
@@ -250,7 +265,10 @@ async fn the_simulated_sqs_delays_redelivers_and_dead_letters_on_the_manual_cloc
         assert_eq!(got.iter().map(|j| j.receive_count).collect::<Vec<_>>(), [n]);
         clock.advance(visibility);
     }
-    assert!(queue.receive(10, visibility).await.expect("receive").is_empty(), "returned a 4th time");
+    assert!(
+        queue.receive(10, visibility).await.expect("receive").is_empty(),
+        "returned a 4th time"
+    );
     assert_eq!(queue.stats().await.expect("stats"), QueueStats { pending: 0, dead: 1 });
 }
 

@@ -257,9 +257,10 @@ pub const QUEUE: &str = "smsrelay-sim-retry";
 impl SimSqs {
     pub async fn start(clock: Arc<dyn Clock>, faults: Option<Arc<Faults>>, max_receives: u32) -> Self {
         let server = SqsServer::start(clock, faults).await;
-        let (url, dead_letter_url) = smsrelay::adapters::sqs_queue::create_queue_pair(&server.client(), QUEUE, max_receives)
-            .await
-            .unwrap_or_else(|e| panic!("create the queue pair on the simulation's SQS: {e:?}"));
+        let (url, dead_letter_url) =
+            smsrelay::adapters::sqs_queue::create_queue_pair(&server.client(), QUEUE, max_receives)
+                .await
+                .unwrap_or_else(|e| panic!("create the queue pair on the simulation's SQS: {e:?}"));
         Self {
             server,
             url,
@@ -425,7 +426,9 @@ impl Queues {
             && name.len() <= 80
             && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
         if !valid {
-            return Err(SqsError::invalid(format!("Can only include alphanumeric characters, hyphens, or underscores. 1 to 80 in length: {name}")));
+            return Err(SqsError::invalid(format!(
+                "Can only include alphanumeric characters, hyphens, or underscores. 1 to 80 in length: {name}"
+            )));
         }
         let empty = Map::new();
         let attrs = input.get("Attributes").and_then(Value::as_object).unwrap_or(&empty);
@@ -468,7 +471,8 @@ impl Queues {
                 Err(SqsError {
                     code: "QueueAlreadyExists",
                     shape: "QueueNameExists",
-                    message: "A queue already exists with the same name and a different value for attribute(s)".to_owned(),
+                    message: "A queue already exists with the same name and a different value for attribute(s)"
+                        .to_owned(),
                 })
             };
         }
@@ -579,7 +583,8 @@ impl Queues {
             (q.redrive.clone(), q.visibility)
         };
         let visibility = visibility.unwrap_or_else(|| i64::from(default_visibility));
-        let visible: Vec<u64> = self.queue(&name)?
+        let visible: Vec<u64> = self
+            .queue(&name)?
             .messages
             .iter()
             .filter(|(_, m)| m.visible_at <= now)
@@ -595,7 +600,9 @@ impl Queues {
                 .get(&name)
                 .and_then(|q| q.messages.get(&seq))
                 .map_or(0, |m| m.receives);
-            let spent = redrive.as_ref().is_some_and(|(_, max_receives)| receives >= *max_receives);
+            let spent = redrive
+                .as_ref()
+                .is_some_and(|(_, max_receives)| receives >= *max_receives);
             if let (true, Some((dlq, _))) = (spent, &redrive) {
                 // Received maxReceiveCount times and visible again: SQS moves it, not returns it.
                 let Some(mut m) = self.queue(&name)?.messages.remove(&seq) else {
@@ -701,7 +708,11 @@ pub fn md5_hex(data: &[u8]) -> String {
         20, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21, 6,
         10, 15, 21,
     ];
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss
+    )]
     let k: Vec<u32> = (0..64)
         .map(|i: i32| (f64::from(i + 1).sin().abs() * 4_294_967_296.0) as u32)
         .collect();
@@ -726,7 +737,11 @@ pub fn md5_hex(data: &[u8]) -> String {
                 2 => (b ^ c ^ d, (3 * i + 5) % 16),
                 _ => (c ^ (b | !d), (7 * i) % 16),
             };
-            let rotated = a.wrapping_add(f).wrapping_add(k[i]).wrapping_add(w[g]).rotate_left(S[i]);
+            let rotated = a
+                .wrapping_add(f)
+                .wrapping_add(k[i])
+                .wrapping_add(w[g])
+                .rotate_left(S[i]);
             (a, d, c) = (d, c, b);
             b = b.wrapping_add(rotated);
         }

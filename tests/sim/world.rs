@@ -1068,7 +1068,11 @@ fn build(
             let store = SqliteStore::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
             let queue = SqliteJobQueue::open(path, MAX_RECEIVES, clock.clone())
                 .unwrap_or_else(|e| panic!("open the queue: {e}"));
-            (CountingStore::new(Arc::new(store.clone())), Some(store), Arc::new(queue))
+            (
+                CountingStore::new(Arc::new(store.clone())),
+                Some(store),
+                Arc::new(queue),
+            )
         }
         BackendState::Dynamo(store, sqs) => (CountingStore::new(Arc::new(store.clone())), None, Arc::new(sqs.queue())),
     };

@@ -283,7 +283,9 @@ impl ConnectionHold {
 #[cfg(any(test, feature = "testing"))]
 impl std::fmt::Debug for ConnectionHold {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ConnectionHold").field("at_hold", &self.at_hold).finish_non_exhaustive()
+        f.debug_struct("ConnectionHold")
+            .field("at_hold", &self.at_hold)
+            .finish_non_exhaustive()
     }
 }
 
