@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 use tokio::sync::Notify;
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -47,6 +47,9 @@ pub struct Faults {
     pub sched: Scheduler,
     /// One suspension point of a crashable operation in this many is a crash.
     crash_at_await: u32,
+    /// SQLite's owner thread, held by a crash with a store call in flight until the driver has
+    /// dropped the operation ([`StorePlan`]).
+    pub held: Mutex<Option<smsrelay::adapters::sqlite::ConnectionHold>>,
 }
 
 impl Faults {
@@ -63,6 +66,7 @@ impl Faults {
             claim_faults: AtomicU64::new(0),
             sched: Scheduler::new(seed),
             crash_at_await: CRASH_AT_AWAIT,
+            held: Mutex::default(),
         }
     }
 
@@ -212,43 +216,67 @@ const WRITES: [&str; 28] = [
 ];
 
 /// The store side of the plan: an error or a crash before a call; after a write, an error (a
-/// timeout whose write landed) or a crash with the write landed.
-pub struct StorePlan(pub Arc<Faults>);
+/// timeout whose write landed) or a crash with the write landed. On SQLite also a crash with the
+/// call in flight on the connection's owner thread: the thread is held, the call goes on and
+/// queues its statement there, and the driver drops the operation while the statement is queued
+/// and unanswered; it then releases the thread and waits for it to drain (the write lands, as it
+/// would in a process killed after handing it over), and rebuilds the process.
+pub struct StorePlan {
+    pub faults: Arc<Faults>,
+    /// The SQLite store the calls reach (`None` on DynamoDB Local: no owner thread).
+    pub sqlite: Option<smsrelay::adapters::sqlite::SqliteStore>,
+}
 
 impl StoreFaults for StorePlan {
     fn turn(
         &self,
         method: &'static str,
     ) -> Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>>> {
-        Some(Box::pin(self.0.sched.turn(method)))
+        Some(Box::pin(self.faults.sched.turn(method)))
     }
 
     fn before(&self, method: &'static str) -> Option<StoreFault> {
-        self.0.sched.record(&["store", method]);
+        self.faults.sched.record(&["store", method]);
         let fault = self.fault_before(method);
         if fault.is_some() {
             // No call follows (an error, or a hang the driver drops).
-            self.0.sched.finish();
+            self.faults.sched.finish();
         }
         fault
     }
 
     fn after(&self, method: &'static str, ok: bool) -> Option<StoreFault> {
-        self.0.sched.finish();
+        self.faults.sched.finish();
         self.fault_after(method, ok)
     }
 }
 
+/// A crash with a store call in flight on SQLite's owner thread (see [`StorePlan`]).
+pub const CRASH_IN_FLIGHT: &str = "crash_with_store_call_in_flight";
+
 impl StorePlan {
     fn fault_before(&self, method: &'static str) -> Option<StoreFault> {
-        let kind = self
-            .0
-            .decide(&[("store_error_before_call", 40), ("crash_before_store_call", 1)])?;
-        if method == "claim" {
-            self.0.claim_faults.fetch_add(1, Ordering::Relaxed);
+        let in_flight = if self.sqlite.is_some() { 1 } else { 0 };
+        let kind = self.faults.decide(&[
+            ("store_error_before_call", 40),
+            ("crash_before_store_call", 1),
+            (CRASH_IN_FLIGHT, in_flight),
+        ])?;
+        // A claim whose write lands (in flight at the crash) cannot make an alert repeat: only
+        // the faults that keep it from the store or hide its answer count.
+        if method == "claim" && kind != CRASH_IN_FLIGHT {
+            self.faults.claim_faults.fetch_add(1, Ordering::Relaxed);
         }
         match kind {
             "crash_before_store_call" => Some(StoreFault::Hang),
+            CRASH_IN_FLIGHT => {
+                // The call goes on to the store and queues its statement behind the hold; the
+                // driver drops it there (`decide` has told it to).
+                if let Some(store) = &self.sqlite {
+                    *lock(&self.faults.held) = Some(store.hold_connection());
+                }
+                None
+            }
             _ => Some(StoreFault::Fail(injected("store error"))),
         }
     }
@@ -258,10 +286,10 @@ impl StorePlan {
             return None;
         }
         let kind = self
-            .0
+            .faults
             .decide(&[("store_timeout_after_write", 20), ("crash_after_store_write", 1)])?;
         if method == "claim" {
-            self.0.claim_faults.fetch_add(1, Ordering::Relaxed);
+            self.faults.claim_faults.fetch_add(1, Ordering::Relaxed);
         }
         match kind {
             "crash_after_store_write" => Some(StoreFault::Hang),

@@ -1,5 +1,6 @@
 //! One simulated run: the real router, use cases, processor and retry consumer on a real store
-//! (SQLite file or DynamoDB Local) and the SQLite retry queue, all on one manual clock, with the
+//! (SQLite file or DynamoDB Local) and a real retry queue (SQLite's with the SQLite store,
+//! `SqsJobQueue` on the in-process SQS of [`crate::sqs`] with DynamoDB Local), all on one manual clock, with the
 //! fault plan of [`crate::faults`] at every port. A seeded scheduler interleaves the operations a
 //! deployment sees; a crash drops the in-flight operation and rebuilds the process from the store.
 //! At the end the faults stop, the system is driven until nothing is due, and every invariant of
@@ -42,8 +43,9 @@ pub const ZONES: [&str; 3] = ["America/New_York", "America/Chicago", "America/Lo
 pub enum Backend {
     /// A SQLite file (the store and the queue share it, as in smsrelay-local).
     Sqlite,
-    /// A fresh table in DynamoDB Local (the queue is a SQLite file on the same clock: the SQS
-    /// emulator keeps real time).
+    /// A fresh table in DynamoDB Local, and the retry queue on SQS: the production
+    /// `SqsJobQueue` through the AWS SDK against the simulation's in-process SQS
+    /// ([`crate::sqs`]) on the same manual clock (moto keeps real time).
     Dynamo,
 }
 
@@ -138,9 +140,15 @@ pub struct Report {
     /// The plan's size (what `SIM_MESSAGES` replays).
     pub target: usize,
     pub store: &'static str,
+    /// Requests the simulation's SQS answered (0 on the SQLite queue).
+    pub sqs_requests: u64,
+    /// The retry queue's adapter: `sqlite`, or `sqs` (the simulation's SQS server).
+    pub queue: &'static str,
     pub messages: usize,
     pub ops: u64,
     pub crashes: u64,
+    /// Crashes with a store call queued and unanswered on SQLite's owner thread.
+    pub in_flight_crashes: u64,
     pub port_calls: u64,
     pub faults: u64,
     /// Port calls and faults while the faults were on (before the system is settled).
@@ -182,9 +190,11 @@ impl Report {
             share(self.chaos_faults, self.chaos_calls),
         );
         format!(
-            "sim store={} seed={} messages={} ops={} provider_sends={} port_calls={} faults={} ({share:.1}% of all port calls, {chaos:.1}% while faulting) \
-             crashes={} invariant_checks={} violations={} settle_rounds={} trace={:016x} ({} events) wall={:.1}s\n  faults by kind: {}\n  flows: {}",
+            "sim store={} queue={} (sqs requests: {}) seed={} messages={} ops={} provider_sends={} port_calls={} faults={} ({share:.1}% of all port calls, {chaos:.1}% while faulting) \
+             crashes={} (in flight on the owner thread: {}) invariant_checks={} violations={} settle_rounds={} trace={:016x} ({} events) wall={:.1}s\n  faults by kind: {}\n  flows: {}",
             self.store,
+            self.queue,
+            self.sqs_requests,
             self.seed,
             self.messages,
             self.ops,
@@ -192,6 +202,7 @@ impl Report {
             self.port_calls,
             self.faults,
             self.crashes,
+            self.in_flight_crashes,
             self.checks,
             self.violations.len(),
             self.settled_rounds,
@@ -247,6 +258,8 @@ pub struct World {
     inbound_retries: Vec<(String, String, String)>,
     next: u64,
     pub crashes: u64,
+    /// Crashes with a store call queued and unanswered on SQLite's owner thread.
+    pub in_flight_crashes: u64,
     pub ops: u64,
     /// The cheap check after every step: message ids seen at the provider so far.
     sent_ids: BTreeMap<String, u32>,
@@ -263,7 +276,7 @@ pub struct World {
 
 enum BackendState {
     Sqlite(PathBuf),
-    Dynamo(smsrelay::adapters::dynamodb::DynamoMessageStore, PathBuf),
+    Dynamo(smsrelay::adapters::dynamodb::DynamoMessageStore, crate::sqs::SimSqs),
 }
 
 fn config() -> Config {
@@ -296,12 +309,15 @@ impl World {
         smsrelay::domain::entropy::seed_thread(plan.seed);
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
         let db = dir.path().join("sim.db");
-        let backend = match plan.backend {
-            Backend::Sqlite => BackendState::Sqlite(db),
-            Backend::Dynamo => BackendState::Dynamo(smsrelay::testing::dynamodb_local_store().await, db),
-        };
         let clock = Arc::new(ManualClock::new(start()));
         let faults = Arc::new(Faults::new(plan.seed, plan.fault_rate).with_crash_at_await(plan.crash_at_await));
+        let backend = match plan.backend {
+            Backend::Sqlite => BackendState::Sqlite(db),
+            Backend::Dynamo => BackendState::Dynamo(
+                smsrelay::testing::dynamodb_local_store().await,
+                crate::sqs::SimSqs::start(clock.clone(), Some(faults.clone()), MAX_RECEIVES).await,
+            ),
+        };
         let pool = (plan.messages / 4).clamp(20, 3000);
         let phones: Vec<String> = (0..pool).map(|i| format!("+1415{:07}", 5_550_000 + i)).collect();
         let invalid: HashSet<String> = phones.iter().step_by(47).cloned().collect();
@@ -332,6 +348,7 @@ impl World {
             inbound_retries: Vec::new(),
             next: 0,
             crashes: 0,
+            in_flight_crashes: 0,
             ops: 0,
             sent_ids: BTreeMap::new(),
             checked_sends: 0,
@@ -401,6 +418,20 @@ impl World {
         };
         self.faults.sched.set_active(false);
         self.faults.set_crashable(false);
+        let held = crate::faults::lock(&self.faults.held).take();
+        if let Some(hold) = held {
+            if out.is_some() {
+                // The call never reached the owner thread and the operation ended in the same
+                // poll: the crash it signalled must not fall on the next operation.
+                let _stale = futures_util::FutureExt::now_or_never(self.faults.crashed.notified());
+            }
+            // The operation is gone with its store call queued on the owner thread and not
+            // answered; let the thread run what was queued (the write lands) before the next
+            // process opens the store, so every replay sees the same store.
+            let in_flight = hold.release().await;
+            self.in_flight_crashes += u64::from(out.is_none() && in_flight > 0);
+            self.faults.sched.record(&["in flight", &in_flight.to_string()]);
+        }
         if out.is_none() {
             self.faults.sched.record(&["crash"]);
             self.restart();
@@ -972,6 +1003,13 @@ impl World {
         let landed = self.provider.landed();
         let n = |x: usize| u64::try_from(x).unwrap_or(u64::MAX);
         let mut f = self.flow_counts.clone();
+        if let BackendState::Dynamo(_, sqs) = &self.backend {
+            let seen = sqs.server.seen();
+            f.insert("sqs_delayed_sends", seen.delayed_sends);
+            f.insert("sqs_redeliveries", seen.redeliveries);
+            f.insert("sqs_superseded_deletes", seen.superseded_deletes);
+            f.insert("sqs_dead_lettered", seen.dead_lettered);
+        }
         f.insert("retell_chats", n(self.retell.chats.len()));
         f.insert("cancels_answered_canceled", n(self.oracle.canceled.len()));
         f.insert(
@@ -1025,19 +1063,24 @@ fn build(
     provider: &Arc<SimProvider>,
     alerts: &Arc<RecordingAlerter>,
 ) -> Deps {
-    let plan: Arc<dyn smsrelay::testing::StoreFaults> = Arc::new(StorePlan(faults.clone()));
-    let (store, queue_file) = match backend {
-        BackendState::Sqlite(path) => (
-            CountingStore::new(Arc::new(
-                SqliteStore::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display())),
-            )),
-            path,
-        ),
-        BackendState::Dynamo(store, path) => (CountingStore::new(Arc::new(store.clone())), path),
+    let (store, sqlite, queue): (_, _, Arc<dyn JobQueue>) = match backend {
+        BackendState::Sqlite(path) => {
+            let store = SqliteStore::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+            let queue = SqliteJobQueue::open(path, MAX_RECEIVES, clock.clone())
+                .unwrap_or_else(|e| panic!("open the queue: {e}"));
+            (
+                CountingStore::new(Arc::new(store.clone())),
+                Some(store),
+                Arc::new(queue),
+            )
+        }
+        BackendState::Dynamo(store, sqs) => (CountingStore::new(Arc::new(store.clone())), None, Arc::new(sqs.queue())),
     };
-    let queue =
-        SqliteJobQueue::open(queue_file, MAX_RECEIVES, clock.clone()).unwrap_or_else(|e| panic!("open the queue: {e}"));
-    let queue: Arc<dyn JobQueue> = Arc::new(SimQueue::new(Arc::new(queue), faults.clone()));
+    let plan: Arc<dyn smsrelay::testing::StoreFaults> = Arc::new(StorePlan {
+        faults: faults.clone(),
+        sqlite,
+    });
+    let queue: Arc<dyn JobQueue> = Arc::new(SimQueue::new(queue, faults.clone()));
     let mut deps = Deps::new(
         config(),
         Arc::new(store.with_faults(plan)),
@@ -1085,9 +1128,18 @@ pub async fn run(plan: Plan) -> Report {
             Backend::Sqlite => "sqlite",
             Backend::Dynamo => "dynamodb",
         },
+        sqs_requests: match &world.backend {
+            BackendState::Dynamo(_, sqs) => sqs.server.requests(),
+            BackendState::Sqlite(_) => 0,
+        },
+        queue: match plan.backend {
+            Backend::Sqlite => "sqlite",
+            Backend::Dynamo => "sqs",
+        },
         messages: world.oracle.accepted.len(),
         ops: world.ops,
         crashes: world.crashes,
+        in_flight_crashes: world.in_flight_crashes,
         port_calls: world.faults.port_calls(),
         faults: world.faults.faulted(),
         chaos_calls,

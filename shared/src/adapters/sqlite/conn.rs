@@ -151,6 +151,9 @@ const GROUP_MAX: usize = 64;
 #[derive(Debug, Clone)]
 pub(crate) struct Db {
     jobs: std::sync::mpsc::Sender<Job>,
+    /// Calls queued so far (a [`ConnectionHold`] tells which were queued while it held).
+    #[cfg(any(test, feature = "testing"))]
+    queued: Arc<std::sync::atomic::AtomicU64>,
     /// The thread's connection, for tests that poke at rows.
     #[cfg_attr(not(test), allow(dead_code))]
     conn: Arc<Mutex<Connection>>,
@@ -179,7 +182,12 @@ impl Db {
                 }
             })
             .expect("spawn the SQLite connection thread");
-        Self { jobs, conn }
+        Self {
+            jobs,
+            #[cfg(any(test, feature = "testing"))]
+            queued: Arc::default(),
+            conn,
+        }
     }
 
     /// Queue `f` for the connection's thread now (calls run in the order they are made) and
@@ -206,9 +214,30 @@ impl Db {
             })
         });
         let queued = self.jobs.send(job);
+        #[cfg(any(test, feature = "testing"))]
+        self.queued.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         async move {
             queued.map_err(|_| E::from(TaskFailed::Lost))?;
             answer.await.map_err(|_| E::from(TaskFailed::Lost))?
+        }
+    }
+
+    /// Hold the connection's thread (tests, the simulation): a call queued from now on is
+    /// in flight, queued and not answered, until [`ConnectionHold::release`].
+    #[cfg(any(test, feature = "testing"))]
+    pub(crate) fn hold(&self) -> ConnectionHold {
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let at_hold = self.queued.load(std::sync::atomic::Ordering::SeqCst);
+        let held = self.call(move |_c| {
+            // Released, or the hold dropped: either ends the wait.
+            let _released_or_dropped = released.recv().is_ok();
+            Ok::<_, StoreError>(())
+        });
+        ConnectionHold {
+            release: Some(release),
+            held: Box::pin(held),
+            db: self.clone(),
+            at_hold,
         }
     }
 
@@ -216,6 +245,47 @@ impl Db {
     #[cfg(test)]
     pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The connection's thread held by [`Db::hold`] (tests, the simulation's crash with a store
+/// call in flight). Dropped without [`ConnectionHold::release`], it lets the thread go on.
+#[cfg(any(test, feature = "testing"))]
+pub struct ConnectionHold {
+    release: Option<std::sync::mpsc::Sender<()>>,
+    held: std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), StoreError>> + Send>>,
+    db: Db,
+    at_hold: u64,
+}
+
+#[cfg(any(test, feature = "testing"))]
+impl ConnectionHold {
+    /// Calls queued on the connection since the hold began: in flight (queued behind the hold,
+    /// not answered) for as long as it holds.
+    #[must_use]
+    pub fn in_flight(&self) -> u64 {
+        self.db.queued.load(std::sync::atomic::Ordering::SeqCst) - self.at_hold - 1
+    }
+
+    /// Let the thread go on, and wait until it has run every call queued before this returns
+    /// (their callers may be gone: the calls run, and their writes land, all the same). Returns
+    /// how many calls were queued while it held.
+    pub async fn release(mut self) -> u64 {
+        let in_flight = self.in_flight();
+        drop(self.release.take());
+        let _held = (&mut self.held).await;
+        // Calls run in the order they were queued: once this one is answered, all before it were.
+        let _drained = self.db.call(|_c| Ok::<_, StoreError>(())).await;
+        in_flight
+    }
+}
+
+#[cfg(any(test, feature = "testing"))]
+impl std::fmt::Debug for ConnectionHold {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectionHold")
+            .field("at_hold", &self.at_hold)
+            .finish_non_exhaustive()
     }
 }
 
@@ -439,5 +509,20 @@ mod tests {
         assert!(matches!(duplicate.await, Err(StoreError::ConditionFailed)));
         last.await.expect("last");
         assert_eq!(children(&db), [1, 3]);
+    }
+
+    #[tokio::test]
+    async fn a_held_call_is_in_flight_until_release_and_its_write_lands_though_its_caller_left() {
+        use std::future::Future as _;
+        let db = db();
+        let hold = db.hold();
+        let mut dropped = Box::pin(db.call(insert_child(1, 1)));
+        // Queued, not answered: the thread is held.
+        let pending = std::future::poll_fn(|cx| std::task::Poll::Ready(dropped.as_mut().poll(cx).is_pending())).await;
+        assert!(pending, "answered while the thread was held");
+        assert_eq!(hold.in_flight(), 1);
+        drop(dropped);
+        assert_eq!(hold.release().await, 1);
+        assert_eq!(children(&db), [1]);
     }
 }

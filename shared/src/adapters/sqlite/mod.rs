@@ -37,6 +37,8 @@ pub(crate) mod schema;
 pub mod simulator;
 pub(crate) mod time;
 
+#[cfg(any(test, feature = "testing"))]
+pub use conn::ConnectionHold;
 pub use conn::{work_done, WorkDone};
 pub use event_log::{EventLogError, LogEventPublisher};
 pub use queue::SqliteJobQueue;
@@ -98,6 +100,14 @@ impl SqliteStore {
     #[must_use]
     pub fn simulator_ledger(&self) -> SimulatorLedger {
         SimulatorLedger::on(self.db.clone())
+    }
+
+    /// Hold the connection's thread: a call made from now on is queued and not answered until
+    /// the hold is released (the simulation's crash with a store call in flight).
+    #[cfg(any(test, feature = "testing"))]
+    #[must_use]
+    pub fn hold_connection(&self) -> ConnectionHold {
+        self.db.hold()
     }
 
     /// Run `f` on the connection on tokio's blocking pool.
