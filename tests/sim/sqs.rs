@@ -187,6 +187,7 @@ impl SqsServer {
     pub fn client(&self) -> aws_sdk_sqs::Client {
         use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
         let config = aws_sdk_sqs::config::Builder::new()
+            .http_client(smsrelay::wiring::aws_http_client())
             .behavior_version(BehaviorVersion::latest())
             .endpoint_url(&self.endpoint)
             .region(Region::new(REGION))
