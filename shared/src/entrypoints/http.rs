@@ -67,10 +67,11 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut resp = error_response(&self.0);
         let severe = matches!(self.0, AppError::Transient(_) | AppError::Unexpected(_));
+        let message = self.0.to_string();
         resp.extensions_mut().insert(Refusal {
             severe,
-            message: self.0.to_string(),
-            chain: if severe { format!("{:?}", self.0) } else { String::new() },
+            message,
+            chain: Cause(severe.then(|| std::sync::Arc::new(self.0))),
         });
         resp
     }
@@ -83,8 +84,22 @@ pub struct Refusal {
     pub severe: bool,
     /// The error's text.
     pub message: String,
-    /// The `Debug` chain (severe only).
-    pub chain: String,
+    /// The error (severe only), logged as its `Debug` chain.
+    pub chain: Cause,
+}
+
+/// A severe error's cause, formatted (`Debug`: the error and its sources) only when its log line
+/// is written: a 503 per request while the store is down does not format a chain nobody reads.
+#[derive(Clone, Default)]
+pub struct Cause(Option<std::sync::Arc<AppError>>);
+
+impl std::fmt::Debug for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Some(e) => write!(f, "{e:?}"),
+            None => Ok(()),
+        }
+    }
 }
 
 /// A JSON response.
@@ -112,7 +127,7 @@ pub fn error_body(status: StatusCode, code: &str, message: &str, field: Option<&
     resp.extensions_mut().insert(Refusal {
         severe: status.is_server_error(),
         message: message.to_owned(),
-        chain: String::new(),
+        chain: Cause::default(),
     });
     resp
 }

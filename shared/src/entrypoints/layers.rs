@@ -157,10 +157,93 @@ pub async fn log_refusals(req: Request, next: Next) -> Response {
     let resp = next.run(req).await;
     if let Some(r) = resp.extensions().get::<Refusal>() {
         if r.severe {
-            tracing::error!(%method, path, status = resp.status().as_u16(), error.message = %r.message, error.cause_chain = %r.chain, "request failed");
+            tracing::error!(%method, path, status = resp.status().as_u16(), error.message = %r.message, error.cause_chain = ?r.chain, "request failed");
         } else {
             tracing::info!(%method, path, status = resp.status().as_u16(), error.message = %r.message, "request refused");
         }
     }
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    use tower::ServiceExt as _;
+
+    /// An error that counts how often it is formatted (anyhow's `Debug` shows its `Display`).
+    struct Counted(Arc<AtomicUsize>);
+    impl std::fmt::Display for Counted {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            f.write_str("the disk caught fire")
+        }
+    }
+    impl std::fmt::Debug for Counted {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            std::fmt::Display::fmt(self, f)
+        }
+    }
+    impl std::error::Error for Counted {}
+
+    #[derive(Clone, Default)]
+    struct Lines(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Lines {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .map_err(|_| std::io::Error::other("poisoned"))?
+                .extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A 500 through `log_refusals` under a subscriber at `level`: what it logged, and how often
+    /// the error was formatted.
+    async fn failed_request(level: tracing::level_filters::LevelFilter) -> (String, usize) {
+        let formatted = Arc::new(AtomicUsize::new(0));
+        let counter = formatted.clone();
+        let fail = move || {
+            let error = Counted(counter.clone());
+            async move { ApiError(AppError::Unexpected(anyhow::Error::new(error))) }
+        };
+        let app = axum::Router::new()
+            .route("/fail", axum::routing::get(fail))
+            .layer(axum::middleware::from_fn(log_refusals));
+        let lines = Lines::default();
+        let writer = lines.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(level)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let req = Request::builder().uri("/fail").body(Body::empty()).expect("request");
+        let resp = app.oneshot(req).await.expect("response");
+        assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let text = String::from_utf8_lossy(&lines.0.lock().map(|b| b.clone()).unwrap_or_default()).into_owned();
+        (text, formatted.load(Ordering::SeqCst))
+    }
+
+    #[tokio::test]
+    async fn a_failed_request_logs_its_cause_chain_once() {
+        let (text, formatted) = failed_request(tracing::level_filters::LevelFilter::INFO).await;
+        assert!(text.contains("request failed"), "{text}");
+        assert!(
+            text.contains("the disk caught fire"),
+            "the chain is in the line: {text}"
+        );
+        assert_eq!(formatted, 1, "{text}");
+    }
+
+    #[tokio::test]
+    async fn a_failed_request_formats_no_chain_when_errors_are_not_logged() {
+        let (text, formatted) = failed_request(tracing::level_filters::LevelFilter::OFF).await;
+        assert!(text.is_empty(), "{text}");
+        assert_eq!(formatted, 0, "a chain nobody reads is not formatted");
+    }
 }
