@@ -169,7 +169,7 @@ pub async fn log_refusals(req: Request, next: Next) -> Response {
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::{Arc, Mutex};
+    use std::sync::Arc;
     use tower::ServiceExt as _;
 
     /// An error that counts how often it is formatted (anyhow's `Debug` shows its `Display`).
@@ -187,21 +187,6 @@ mod tests {
     }
     impl std::error::Error for Counted {}
 
-    #[derive(Clone, Default)]
-    struct Lines(Arc<Mutex<Vec<u8>>>);
-    impl std::io::Write for Lines {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0
-                .lock()
-                .map_err(|_| std::io::Error::other("poisoned"))?
-                .extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
     /// A 500 through `log_refusals` under a subscriber at `level`: what it logged, and how often
     /// the error was formatted.
     async fn failed_request(level: tracing::level_filters::LevelFilter) -> (String, usize) {
@@ -214,7 +199,7 @@ mod tests {
         let app = axum::Router::new()
             .route("/fail", axum::routing::get(fail))
             .layer(axum::middleware::from_fn(log_refusals));
-        let lines = Lines::default();
+        let lines = crate::telemetry::Buffer::default();
         let writer = lines.clone();
         let subscriber = tracing_subscriber::fmt()
             .with_max_level(level)
@@ -225,8 +210,7 @@ mod tests {
         let req = Request::builder().uri("/fail").body(Body::empty()).expect("request");
         let resp = app.oneshot(req).await.expect("response");
         assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
-        let text = String::from_utf8_lossy(&lines.0.lock().map(|b| b.clone()).unwrap_or_default()).into_owned();
-        (text, formatted.load(Ordering::SeqCst))
+        (lines.text(), formatted.load(Ordering::SeqCst))
     }
 
     #[tokio::test]

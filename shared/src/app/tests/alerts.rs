@@ -12,10 +12,10 @@ use crate::app::send_batch::BatchRequest;
 use crate::app::Ctx;
 use crate::domain::MessageStatus;
 use crate::ports::{AlertKind, Alerter, ProviderError};
+use crate::telemetry::Buffer;
 use crate::testing::RecordingAlerter;
 use serde_json::{json, Value};
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 const BUDGET: Duration = Duration::from_secs(20);
@@ -176,23 +176,6 @@ async fn a_single_message_refused_as_an_invalid_number_is_reported_as_failed_not
     assert_eq!(alerts[0].counts["last_error_code"], 21211);
     assert!(alerts[0].summary.contains("error 21211"), "{}", alerts[0].summary);
     assert!(!alerts[0].summary.to_lowercase().contains("dead"));
-}
-
-/// A writer into a shared buffer.
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .map_err(|_| std::io::Error::other("poisoned"))?
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 #[tokio::test]
