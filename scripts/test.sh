@@ -12,20 +12,28 @@ start_dynamodb_local dynamodb.log
 start_moto
 cargo_lambda_on_path
 
-# Debian's Chromium and its WebDriver for the console's browser test (tests/e2e/browser.rs),
-# tolerating them installed. The test fails, never skips, when they are missing.
-if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
-  log "installing chromium and chromium-driver (apt)"
+# Debian's packages some tests run, tolerating them installed: Chromium and its WebDriver for the
+# console's browser test (tests/e2e/browser.rs), openssl for the TLS test's certificates
+# (shared/tests/tls.rs). The tests fail, never skip, when they are missing.
+declare -A package_of=([chromium]=chromium [chromedriver]=chromium-driver [openssl]=openssl)
+missing=()
+for command in "${!package_of[@]}"; do
+  command -v "$command" >/dev/null 2>&1 || missing+=("${package_of[$command]}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing ${missing[*]} (apt)"
   export DEBIAN_FRONTEND=noninteractive
   apt=(apt-get)
   if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1; then apt=(sudo -E apt-get); fi
-  { "${apt[@]}" install -y chromium chromium-driver ||
-    { "${apt[@]}" update && "${apt[@]}" install -y chromium chromium-driver; }; } >&2 || true
+  { "${apt[@]}" install -y "${missing[@]}" ||
+    { "${apt[@]}" update && "${apt[@]}" install -y "${missing[@]}"; }; } >&2 || true
 fi
-command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 || {
-  echo "chromium and chromedriver are needed for the console's browser test" >&2
-  exit 1
-}
+for command in "${!package_of[@]}"; do
+  command -v "$command" >/dev/null 2>&1 || {
+    echo "$command (Debian package ${package_of[$command]}) is needed by the tests and could not be installed" >&2
+    exit 1
+  }
+done
 
 # cfn-lint and the SAM CLI on PATH: the installed ones if present, else from PyPI into a virtualenv
 # under .test-services/ (so their pins cannot disturb an installed AWS CLI).
