@@ -81,7 +81,7 @@ where
 /// A log writer into a shared buffer (not a terminal), for tests that read what was logged.
 #[cfg(test)]
 #[derive(Clone, Default)]
-pub(crate) struct Buffer(pub(crate) std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+pub(crate) struct Buffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
 
 #[cfg(test)]
 impl Buffer {
@@ -116,8 +116,7 @@ mod tests {
         tracing::subscriber::with_default(subscriber, || {
             tracing::warn!(message_id = "msg_1", "something happened");
         });
-        let bytes = buffer.0.lock().map(|b| b.clone()).unwrap_or_default();
-        String::from_utf8_lossy(&bytes).into_owned()
+        buffer.text()
     }
 
     #[test]
@@ -129,8 +128,7 @@ mod tests {
             tracing::warn!(message_id = "msg_1", "something happened");
             tracing::debug!("below the filter");
         });
-        let bytes = buffer.0.lock().map(|b| b.clone()).unwrap_or_default();
-        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let text = buffer.text();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 1, "{text}");
         let line: serde_json::Value = serde_json::from_str(lines[0]).expect("a JSON line");
@@ -159,8 +157,7 @@ mod tests {
             }
             tracing::info!(target: "other", "info line");
         });
-        let bytes = buffer.0.lock().map(|b| b.clone()).unwrap_or_default();
-        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let text = buffer.text();
         (text.contains("debug line"), text.contains("info line"), unreadable)
     }
 

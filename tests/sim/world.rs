@@ -1109,7 +1109,6 @@ async fn call(app: axum::Router, req: http::Request<Body>) -> (u16, Value) {
     (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
 }
 
-/// Run `plan` to the end and check every invariant.
 /// Runs this large or larger have the machine to themselves: the test harness runs the others
 /// beside each other, and the 10,000-message run's wall time (the two minutes) is its
 /// own, not shared with them.
@@ -1118,6 +1117,7 @@ const ALONE_FROM_MESSAGES: usize = 1_000;
 /// Held shared by every smaller run and exclusively by a large one.
 static MACHINE: std::sync::RwLock<()> = std::sync::RwLock::new(());
 
+/// Run `plan` to the end and check every invariant.
 pub async fn run(plan: Plan) -> Report {
     // A run that panicked while holding it leaves it poisoned; the next run is unaffected.
     let (_shared, _alone) = if plan.messages >= ALONE_FROM_MESSAGES {

@@ -207,7 +207,7 @@ async fn an_alert_is_logged_once_by_the_log_channel() {
     };
     assert!(raised);
     assert_eq!(recorder.alerts().len(), 1);
-    let log = String::from_utf8_lossy(&buffer.0.lock().map(|b| b.clone()).unwrap_or_default()).into_owned();
+    let log = buffer.text();
     assert_eq!(
         log.matches("processor_not_running").count(),
         1,
